@@ -1,0 +1,115 @@
+/**
+ * A small UDP socket interface so that servers accept pre-bound sockets and
+ * tests can swap in an in-memory network. The Node implementation wraps
+ * node:dgram; send errors (EHOSTUNREACH and friends) are reported to the
+ * error handler, never thrown into the event loop.
+ */
+import dgram from 'node:dgram';
+
+export interface Remote {
+  readonly address: string;
+  readonly port: number;
+}
+
+export interface UdpSocket {
+  /** Sends to `to`, or to the connected peer when `to` is omitted. Never throws. */
+  send(data: Buffer | readonly Buffer[], to?: Remote): void;
+  onMessage(handler: (msg: Buffer, from: Remote) => void): void;
+  onError(handler: (err: Error) => void): void;
+  local(): Remote;
+  close(): void;
+}
+
+export interface BindOptions {
+  readonly address: string;
+  readonly port: number;
+  /** Connect to this peer (a TFTP transfer ID): the kernel then drops other sources. */
+  readonly connect?: Remote;
+  /** SO_BINDTODEVICE, so a DHCP socket on 0.0.0.0:67 hears one interface only (Linux). */
+  readonly device?: string;
+  readonly reuseAddr?: boolean;
+  readonly broadcast?: boolean;
+  readonly recvBufferBytes?: number;
+  readonly sendBufferBytes?: number;
+}
+
+export interface UdpSocketFactory {
+  bind(opts: BindOptions): Promise<UdpSocket>;
+}
+
+class NodeUdpSocket implements UdpSocket {
+  private errorHandler: (err: Error) => void = () => {};
+  private closed = false;
+
+  constructor(
+    private readonly sock: dgram.Socket,
+    private readonly connected: boolean,
+  ) {
+    sock.on('error', (err) => this.errorHandler(err));
+  }
+
+  send(data: Buffer | readonly Buffer[], to?: Remote): void {
+    if (this.closed) return;
+    try {
+      const msg = data as Buffer | Buffer[];
+      if (to === undefined || this.connected) this.sock.send(msg);
+      else this.sock.send(msg, to.port, to.address);
+    } catch (err) {
+      this.errorHandler(err as Error);
+    }
+  }
+
+  onMessage(handler: (msg: Buffer, from: Remote) => void): void {
+    this.sock.on('message', handler);
+  }
+
+  onError(handler: (err: Error) => void): void {
+    this.errorHandler = handler;
+  }
+
+  local(): Remote {
+    const a = this.sock.address();
+    return { address: a.address, port: a.port };
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.sock.close();
+    } catch {
+      // already closed by the runtime
+    }
+  }
+}
+
+export const nodeUdp: UdpSocketFactory = {
+  bind(opts) {
+    return new Promise((resolve, reject) => {
+      const sock = dgram.createSocket({
+        type: 'udp4',
+        reuseAddr: opts.reuseAddr ?? false,
+        ...(opts.recvBufferBytes ? { recvBufferSize: opts.recvBufferBytes } : {}),
+        ...(opts.sendBufferBytes ? { sendBufferSize: opts.sendBufferBytes } : {}),
+      });
+      const fail = (err: Error): void => {
+        try {
+          sock.close();
+        } catch {
+          /* not open */
+        }
+        reject(err);
+      };
+      sock.once('error', fail);
+      sock.bind({ address: opts.address, port: opts.port, exclusive: true }, () => {
+        if (opts.broadcast) sock.setBroadcast(true);
+        const done = (): void => {
+          sock.off('error', fail);
+          resolve(new NodeUdpSocket(sock, opts.connect !== undefined));
+        };
+        if (opts.connect) sock.connect(opts.connect.port, opts.connect.address, done);
+        else done();
+      });
+    });
+  },
+};

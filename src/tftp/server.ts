@@ -1,0 +1,277 @@
+/**
+ * The TFTP server: a decode, decide, dispatch loop on the listening socket.
+ * Each accepted request gets its own socket and transfer; everything about
+ * one transfer lives in transfer.ts and session.ts.
+ *
+ * Writes: the main port refuses WRQ with an access violation. A listener
+ * built with a `writes` policy (per-machine ports, a later issue) hands WRQs
+ * to it instead; the request path below is shared.
+ */
+import type { Clock } from '../net/clock.js';
+import type { MtuLookup } from '../net/mtu.js';
+import type { Remote, UdpSocket, UdpSocketFactory } from '../net/udp.js';
+import type { Logger } from '../log.js';
+import type { FileRoot } from './fileroot.js';
+import { toNetascii } from './netascii.js';
+import { blksizeForMtu, negotiate, MAX_BLKSIZE, MAX_WINDOWSIZE, type NegotiationLimits } from './options.js';
+import { ErrorCode, Opcode, TftpDecodeError, decodePacket, encodePacket, errorPacket, type RequestPacket } from './packet.js';
+import { ReadSession, type TimingConfig } from './session.js';
+import { BufferSource, type BlockSource, type FileCache } from './source.js';
+import { ReadTransfer, type TransferResult } from './transfer.js';
+
+/** Named defaults; every one is a `bootd serve` flag (see README). */
+export const TFTP_DEFAULTS = {
+  port: 69,
+  maxTransfers: 1000,
+  maxBlksize: MAX_BLKSIZE,
+  maxWindowsize: MAX_WINDOWSIZE,
+  timing: {
+    /** RFC 6298's initial RTO, also the fixed RTO when adaptive timing is off. */
+    initialMs: 1000,
+    /** Below this, event-loop jitter in a boot storm would fire spurious retransmissions. */
+    minMs: 10,
+    /** Ceiling for backoff when the client did not negotiate `timeout`. */
+    maxMs: 3000,
+    adaptive: true,
+    /** A transfer with no progress for this long is abandoned (frees its slot). */
+    giveUpMs: 30_000,
+  } satisfies TimingConfig,
+  /** Shared file cache budget; larger files are streamed. */
+  cacheBytes: 1024 * 1024 * 1024,
+  /** netascii is converted in memory; it is for text files. */
+  netasciiMaxBytes: 64 * 1024 * 1024,
+} as const;
+
+export interface TftpServerConfig {
+  readonly maxTransfers: number;
+  readonly maxBlksize: number;
+  readonly maxWindowsize: number;
+  readonly timing: TimingConfig;
+  /** Address transfer sockets bind to: the listen address, or 0.0.0.0. */
+  readonly transferAddress: string;
+}
+
+/** Per-client negotiation limits (firmware quirks from hosts/*.yaml, a later issue). */
+export type LimitsFor = (peer: Remote) => Partial<NegotiationLimits> | undefined;
+
+export interface TftpServerDeps {
+  readonly listener: UdpSocket;
+  readonly udp: UdpSocketFactory;
+  readonly clock: Clock;
+  readonly root: FileRoot;
+  readonly cache: FileCache;
+  readonly mtu: MtuLookup;
+  readonly log: Logger;
+  readonly config: TftpServerConfig;
+  readonly limitsFor?: LimitsFor;
+}
+
+export interface TftpStats {
+  requests: number;
+  malformed: number;
+  unexpected: number;
+  duplicateRequests: number;
+  refusedBusy: number;
+  refusedWrite: number;
+  notFound: number;
+  denied: number;
+  started: number;
+  completed: number;
+  probes: number;
+  failed: number;
+  bytesSent: number;
+  active: number;
+}
+
+export class TftpServer {
+  private readonly transfers = new Map<string, ReadTransfer | null>();
+  private readonly listeners: ((r: TransferResult) => void)[] = [];
+  private readonly idle: (() => void)[] = [];
+  private closing = false;
+  readonly counters: TftpStats = {
+    requests: 0,
+    malformed: 0,
+    unexpected: 0,
+    duplicateRequests: 0,
+    refusedBusy: 0,
+    refusedWrite: 0,
+    notFound: 0,
+    denied: 0,
+    started: 0,
+    completed: 0,
+    probes: 0,
+    failed: 0,
+    bytesSent: 0,
+    active: 0,
+  };
+
+  constructor(private readonly d: TftpServerDeps) {
+    d.listener.onMessage((msg, from) => this.onRequest(msg, from));
+    d.listener.onError((err) => d.log.warn({ err: err.message }, 'tftp listener send error'));
+  }
+
+  /** Called once per finished transfer (the per-host timeline subscribes here). */
+  onTransfer(fn: (r: TransferResult) => void): void {
+    this.listeners.push(fn);
+  }
+
+  get address(): Remote {
+    return this.d.listener.local();
+  }
+
+  private onRequest(msg: Buffer, from: Remote): void {
+    if (this.closing) return;
+    let req: RequestPacket;
+    try {
+      const p = decodePacket(msg);
+      if (p.opcode !== Opcode.RRQ && p.opcode !== Opcode.WRQ) {
+        this.counters.unexpected++; // a stray ACK/DATA on the request port: no transfer owns it
+        return;
+      }
+      req = p;
+    } catch (err) {
+      this.counters.malformed++;
+      if (this.d.log.isLevelEnabled('debug')) {
+        this.d.log.debug({ peer: from, err: (err as Error).message, hex: msg.subarray(0, 64).toString('hex') }, 'tftp malformed packet dropped');
+      }
+      // A broken request still deserves an answer so the client stops retrying.
+      const op = msg.length >= 2 ? msg.readUInt16BE(0) : 0;
+      if (err instanceof TftpDecodeError && (op === Opcode.RRQ || op === Opcode.WRQ)) {
+        this.d.listener.send(errorPacket(ErrorCode.ILLEGAL_OPERATION, 'Malformed request'), from);
+      }
+      return;
+    }
+    this.counters.requests++;
+    const key = `${from.address}:${from.port}`;
+    if (this.transfers.has(key)) {
+      // The client retransmitted its request before our first reply arrived:
+      // the running transfer retransmits by itself, a second one would double every packet.
+      this.counters.duplicateRequests++;
+      return;
+    }
+    if (req.opcode === Opcode.WRQ) {
+      this.counters.refusedWrite++;
+      this.refuse(from, req.filename, ErrorCode.ACCESS_VIOLATION, 'Writes are not allowed on this port', 'write refused');
+      return;
+    }
+    if (req.mode !== 'octet' && req.mode !== 'netascii') {
+      this.refuse(from, req.filename, ErrorCode.ILLEGAL_OPERATION, `Unsupported mode "${req.mode}"`, 'bad mode');
+      return;
+    }
+    if (this.transfers.size >= this.d.config.maxTransfers) {
+      this.counters.refusedBusy++;
+      this.refuse(from, req.filename, ErrorCode.NOT_DEFINED, `Server busy: ${this.d.config.maxTransfers} transfers in progress, retry later`, 'busy');
+      return;
+    }
+    this.transfers.set(key, null); // reserve the slot while the file is resolved
+    this.counters.active = this.transfers.size;
+    this.startRead(key, from, req).catch((err: unknown) => {
+      this.d.log.error({ peer: from, file: req.filename, err: String(err) }, 'tftp request failed');
+      this.d.listener.send(errorPacket(ErrorCode.NOT_DEFINED, 'Internal error'), from);
+      this.release(key);
+    });
+  }
+
+  private async startRead(key: string, peer: Remote, req: RequestPacket): Promise<void> {
+    const res = await this.d.root.resolve(req.filename, { peer });
+    if (!res.ok) {
+      if (res.code === ErrorCode.FILE_NOT_FOUND) this.counters.notFound++;
+      else this.counters.denied++;
+      this.refuse(peer, req.filename, res.code, res.message, res.reason);
+      this.release(key);
+      return;
+    }
+    let source: BlockSource;
+    if (res.kind === 'virtual') source = new BufferSource(req.mode === 'netascii' ? toNetascii(res.content) : res.content);
+    else if (req.mode === 'netascii') {
+      if (res.stat.size > TFTP_DEFAULTS.netasciiMaxBytes) {
+        this.refuse(peer, req.filename, ErrorCode.NOT_DEFINED, 'File too large for netascii mode, use octet', 'netascii too large');
+        this.release(key);
+        return;
+      }
+      const raw = await this.d.cache.open(res.realPath, res.stat);
+      const text = raw.read(0, raw.size);
+      source = new BufferSource(toNetascii(text instanceof Promise ? await text : text));
+      raw.release();
+    } else {
+      source = await this.d.cache.open(res.realPath, res.stat);
+    }
+    if (this.closing) {
+      source.release();
+      this.refuse(peer, req.filename, ErrorCode.NOT_DEFINED, 'Server shutting down', 'shutdown');
+      this.release(key);
+      return;
+    }
+    let socket: UdpSocket;
+    try {
+      socket = await this.d.udp.bind({ address: this.d.config.transferAddress, port: 0, connect: peer });
+    } catch (err) {
+      source.release();
+      throw err;
+    }
+    const quirks = this.d.limitsFor?.(peer) ?? {};
+    const limits: NegotiationLimits = {
+      maxBlksize: Math.min(this.d.config.maxBlksize, blksizeForMtu(this.d.mtu(socket.local().address)), quirks.maxBlksize ?? MAX_BLKSIZE),
+      maxWindowsize: Math.min(this.d.config.maxWindowsize, quirks.maxWindowsize ?? MAX_WINDOWSIZE),
+    };
+    const neg = negotiate({ options: req.options, size: source.size, write: false, limits });
+    const timing: TimingConfig =
+      neg.timeoutMs === null
+        ? this.d.config.timing
+        : // RFC 2349: the client's timeout bounds how long we wait; adaptive timing may retransmit sooner.
+          { ...this.d.config.timing, maxMs: neg.timeoutMs, initialMs: Math.min(this.d.config.timing.initialMs, neg.timeoutMs) };
+    const session = new ReadSession({ size: source.size, blksize: neg.blksize, windowsize: neg.windowsize, sendOack: neg.oack !== null, timing });
+    const transfer = new ReadTransfer({
+      socket,
+      clock: this.d.clock,
+      source,
+      session,
+      oack: neg.oack ? encodePacket({ opcode: Opcode.OACK, options: neg.oack }) : null,
+      peer,
+      file: res.path,
+      blksize: neg.blksize,
+      windowsize: neg.windowsize,
+      onDone: (r) => this.finished(key, r),
+    });
+    this.transfers.set(key, transfer);
+    this.counters.started++;
+    transfer.start();
+    if (this.closing) transfer.abort('shutdown', 'Server shutting down'); // close() ran while we were binding
+  }
+
+  private finished(key: string, r: TransferResult): void {
+    this.release(key);
+    this.counters.bytesSent += r.bytes;
+    if (r.outcome === 'complete') this.counters.completed++;
+    else if (r.outcome === 'probe-aborted') this.counters.probes++;
+    else this.counters.failed++;
+    const level = r.outcome === 'complete' || r.outcome === 'probe-aborted' || r.outcome === 'shutdown' ? 'info' : 'warn';
+    this.d.log[level]({ ...r, peer: `${r.peer.address}:${r.peer.port}` }, 'tftp transfer');
+    for (const fn of this.listeners) fn(r);
+  }
+
+  /** Answers a request with an ERROR from the listening port and logs one line. */
+  private refuse(peer: Remote, file: string, code: number, message: string, reason: string): void {
+    this.d.listener.send(errorPacket(code, message), peer);
+    this.d.log.info({ peer: `${peer.address}:${peer.port}`, file, outcome: 'refused', code, reason }, 'tftp request refused');
+  }
+
+  private release(key: string): void {
+    this.transfers.delete(key);
+    this.counters.active = this.transfers.size;
+    if (this.transfers.size === 0) for (const fn of this.idle.splice(0)) fn();
+  }
+
+  /**
+   * Stops accepting requests, ends every transfer in flight with an ERROR to
+   * its client, and resolves when all transfer sockets are closed.
+   */
+  async close(): Promise<void> {
+    if (!this.closing) {
+      this.closing = true;
+      this.d.listener.close();
+    }
+    for (const t of this.transfers.values()) t?.abort('shutdown', 'Server shutting down');
+    if (this.transfers.size > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
+  }
+}

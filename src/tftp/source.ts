@@ -1,0 +1,215 @@
+/**
+ * Byte sources for read transfers, and the shared file cache.
+ *
+ * Boot storms are the design case: a hundred machines fetch the same 100 MB
+ * initrd at once. The cache reads each file once (asynchronously, off the event
+ * loop) and every transfer sends slices of that one Buffer, so memory is one
+ * copy and a DATA packet costs no read at all. Files larger than the cache's
+ * budget are streamed in 1 MiB chunks with read-ahead instead. docs/performance.md
+ * has the measurement that chose this.
+ */
+import { promises as fs, type Stats } from 'node:fs';
+
+export interface BlockSource {
+  readonly size: number;
+  /** Bytes [start, end). Synchronous when the bytes are in memory. */
+  read(start: number, end: number): Buffer | Promise<Buffer>;
+  /** Gives the bytes back to the cache (or closes the file). Idempotent. */
+  release(): void;
+}
+
+export class BufferSource implements BlockSource {
+  constructor(
+    private readonly buf: Buffer,
+    private readonly onRelease: () => void = () => {},
+  ) {}
+  private released = false;
+  get size(): number {
+    return this.buf.length;
+  }
+  read(start: number, end: number): Buffer {
+    return this.buf.subarray(start, end);
+  }
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.onRelease();
+  }
+}
+
+export const STREAM_CHUNK_BYTES = 1 << 20;
+const STREAM_KEEP_CHUNKS = 4;
+
+/** Streams a file in fixed chunks with one chunk of read-ahead. */
+export class StreamSource implements BlockSource {
+  private readonly chunks = new Map<number, Promise<Buffer>>();
+  private readonly ready = new Map<number, Buffer>();
+  private closed = false;
+
+  private constructor(
+    private readonly fh: fs.FileHandle,
+    readonly size: number,
+  ) {}
+
+  static async open(realPath: string): Promise<StreamSource> {
+    const fh = await fs.open(realPath, 'r');
+    const st = await fh.stat();
+    return new StreamSource(fh, st.size);
+  }
+
+  read(start: number, end: number): Buffer | Promise<Buffer> {
+    const first = Math.floor(start / STREAM_CHUNK_BYTES);
+    const last = Math.floor(Math.max(start, end - 1) / STREAM_CHUNK_BYTES);
+    // read-ahead: once a transfer is in a chunk, fetch the next one
+    if ((last + 1) * STREAM_CHUNK_BYTES < this.size) void this.chunk(last + 1).catch(() => {});
+    if (first === last) {
+      const c = this.ready.get(first);
+      if (c) return c.subarray(start - first * STREAM_CHUNK_BYTES, end - first * STREAM_CHUNK_BYTES);
+    }
+    return (async () => {
+      const parts: Buffer[] = [];
+      for (let i = first; i <= last; i++) {
+        const c = await this.chunk(i);
+        const base = i * STREAM_CHUNK_BYTES;
+        parts.push(c.subarray(Math.max(0, start - base), Math.min(c.length, end - base)));
+      }
+      return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+    })();
+  }
+
+  private chunk(i: number): Promise<Buffer> {
+    let p = this.chunks.get(i);
+    if (p) return p;
+    if (this.closed) return Promise.reject(new Error('source released'));
+    const len = Math.max(0, Math.min(STREAM_CHUNK_BYTES, this.size - i * STREAM_CHUNK_BYTES));
+    p = (async () => {
+      const buf = Buffer.allocUnsafe(len);
+      let off = 0;
+      while (off < len) {
+        const { bytesRead } = await this.fh.read(buf, off, len - off, i * STREAM_CHUNK_BYTES + off);
+        if (bytesRead === 0) break; // file shrank under us: send what is there
+        off += bytesRead;
+      }
+      const b = buf.subarray(0, off);
+      this.ready.set(i, b);
+      return b;
+    })();
+    this.chunks.set(i, p);
+    // keep the window of chunks small: drop the oldest
+    while (this.chunks.size > STREAM_KEEP_CHUNKS) {
+      const oldest = Math.min(...this.chunks.keys());
+      this.chunks.delete(oldest);
+      this.ready.delete(oldest);
+    }
+    return p;
+  }
+
+  release(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.chunks.clear();
+    this.ready.clear();
+    void this.fh.close().catch(() => {});
+  }
+}
+
+interface CacheEntry {
+  readonly key: string;
+  readonly path: string;
+  buf: Buffer | null;
+  loading: Promise<Buffer> | null;
+  refs: number;
+  lastUsed: number;
+  readonly bytes: number;
+}
+
+export interface FileCacheStats {
+  readonly entries: number;
+  readonly bytes: number;
+  readonly hits: number;
+  readonly loads: number;
+  readonly streamed: number;
+}
+
+/**
+ * Whole-file cache shared by concurrent transfers, bounded in bytes. An entry
+ * is keyed by device, inode, size and mtime, so a replaced file is read anew
+ * while transfers of the old one finish from the old bytes. Entries in use are
+ * never evicted; when the budget is full of them, new files are streamed.
+ */
+export class FileCache {
+  private readonly entries = new Map<string, CacheEntry>();
+  private bytes = 0;
+  private hits = 0;
+  private loads = 0;
+  private streamed = 0;
+  private tick = 0;
+
+  constructor(private readonly maxBytes: number) {}
+
+  stats(): FileCacheStats {
+    return { entries: this.entries.size, bytes: this.bytes, hits: this.hits, loads: this.loads, streamed: this.streamed };
+  }
+
+  async open(realPath: string, stat: Stats): Promise<BlockSource> {
+    const key = `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeMs}`;
+    let e = this.entries.get(key);
+    if (e) {
+      this.hits++;
+    } else {
+      if (stat.size > this.maxBytes || !this.makeRoom(stat.size, realPath)) {
+        this.streamed++;
+        return StreamSource.open(realPath);
+      }
+      this.loads++;
+      e = { key, path: realPath, buf: null, loading: null, refs: 0, lastUsed: 0, bytes: stat.size };
+      const entry = e;
+      entry.loading = fs.readFile(realPath).then(
+        (buf) => {
+          entry.buf = buf;
+          entry.loading = null;
+          return buf;
+        },
+        (err: unknown) => {
+          this.drop(entry);
+          throw err;
+        },
+      );
+      this.entries.set(key, entry);
+      this.bytes += entry.bytes;
+    }
+    const entry = e;
+    entry.refs++;
+    entry.lastUsed = ++this.tick;
+    let buf: Buffer;
+    try {
+      buf = entry.buf ?? (await (entry.loading as Promise<Buffer>));
+    } catch (err) {
+      entry.refs--;
+      throw err;
+    }
+    return new BufferSource(buf, () => {
+      entry.refs--;
+      entry.lastUsed = ++this.tick;
+    });
+  }
+
+  /** Evicts unused entries (stale versions of `path` first, then least recently used) until `size` fits. */
+  private makeRoom(size: number, path: string): boolean {
+    for (const e of this.entries.values()) if (e.path === path && e.refs === 0) this.drop(e);
+    if (this.bytes + size <= this.maxBytes) return true;
+    const idle = [...this.entries.values()].filter((e) => e.refs === 0 && e.loading === null).sort((a, b) => a.lastUsed - b.lastUsed);
+    for (const e of idle) {
+      this.drop(e);
+      if (this.bytes + size <= this.maxBytes) return true;
+    }
+    return this.bytes + size <= this.maxBytes;
+  }
+
+  private drop(e: CacheEntry): void {
+    if (this.entries.get(e.key) === e) {
+      this.entries.delete(e.key);
+      this.bytes -= e.bytes;
+    }
+  }
+}
