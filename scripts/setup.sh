@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# setup.sh: make this machine ready to build, run and test bootd (Debian 12, as root).
+# Idempotent: installs only what is missing. Called by the README's commands and by .ci/run.
+#
+#   bash scripts/setup.sh            # Debian packages + Node.js + npm ci + build
+#   SETUP_SKIP_APT=1 bash scripts/setup.sh   # only npm ci + build (no root needed)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Every Debian package the tests and the demo use. Client packages only: no
+# server package (tftpd-hpa, dnsmasq, isc-dhcp-server) is installed, because
+# those start services in the root namespace.
+APT_PACKAGES=(
+  iproute2        # ip netns, veth, bridge: every network test runs in its own namespaces
+  ethtool         # turn off tx checksum offload on veths behind the impairing relay
+  procps          # ps/pkill for diagnostics in test logs
+  gcc libc6-dev   # builds test/tools/impair-relay.c, the lossy-link forwarder
+  tftp-hpa        # real TFTP clients for interop tests ...
+  atftp
+  curl
+  busybox
+  ca-certificates
+)
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+missing=()
+if [ "${SETUP_SKIP_APT:-0}" != 1 ]; then
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
+  if [ ${#missing[@]} -gt 0 ]; then
+    [ "$(id -u)" = 0 ] || { log "need root to install: ${missing[*]}"; exit 1; }
+    log "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+fi
+
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 18 ]; then log "Node.js >= 18.19 is required (found $(node --version))"; exit 1; fi
+
+# npm ci only when the lock file changed since the last install
+stamp=node_modules/.bootd-lock-sha
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  log "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" >"$stamp"
+fi
+log "build"
+npm run --silent build
+log "ready"
