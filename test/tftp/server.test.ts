@@ -1,0 +1,263 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../src/log.js';
+import { FileRoot, VirtualFileTable } from '../../src/tftp/fileroot.js';
+import { Opcode, encodePacket } from '../../src/tftp/packet.js';
+import { TFTP_DEFAULTS, TftpServer, type TftpServerConfig } from '../../src/tftp/server.js';
+import { FileCache } from '../../src/tftp/source.js';
+import type { TransferResult } from '../../src/tftp/transfer.js';
+import { ManualClock } from '../helpers/clock.js';
+import { MemoryNetwork } from '../helpers/memory-udp.js';
+import { TestClient } from '../helpers/tftp-client.js';
+
+const SERVER = { address: '10.0.0.1', port: 69 };
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+let dir: string;
+const files: Record<string, Buffer> = {};
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'bootd-server-'));
+  files['small.bin'] = randomBytes(3000);
+  files['big.bin'] = randomBytes(200_000);
+  files['rollover.bin'] = randomBytes(65536 * 8 + 5); // > 65535 blocks at blksize 8
+  files['text.txt'] = Buffer.from('line one\nline two\n');
+  for (const [name, data] of Object.entries(files)) await writeFile(path.join(dir, name), data);
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+interface Rig {
+  net: MemoryNetwork;
+  clock: ManualClock;
+  server: TftpServer;
+  results: TransferResult[];
+  client(addr?: string, drop?: (b: number) => boolean): TestClient;
+  /** Lets async steps (file resolution, socket binds) finish and delivers packets until quiet. */
+  settle(): Promise<void>;
+}
+
+async function rig(config: Partial<TftpServerConfig> = {}, mtu = 1500): Promise<Rig> {
+  const net = new MemoryNetwork();
+  const clock = new ManualClock();
+  const virtual = new VirtualFileTable();
+  virtual.set('pxelinux.cfg/01-52-54-00-00-00-01', 'DEFAULT buildos\n');
+  const server = new TftpServer({
+    listener: net.bindSync(SERVER),
+    udp: net,
+    clock,
+    root: await FileRoot.open(dir, [virtual]),
+    cache: new FileCache(64 << 20),
+    mtu: () => mtu,
+    log: silentLogger,
+    config: {
+      maxTransfers: 100,
+      maxBlksize: TFTP_DEFAULTS.maxBlksize,
+      maxWindowsize: TFTP_DEFAULTS.maxWindowsize,
+      timing: { ...TFTP_DEFAULTS.timing },
+      transferAddress: SERVER.address,
+      ...config,
+    },
+  });
+  const results: TransferResult[] = [];
+  server.onTransfer((r) => results.push(r));
+  let n = 2;
+  return {
+    net,
+    clock,
+    server,
+    results,
+    client: (addr = `10.0.0.${n++}`, drop) => new TestClient(net.bindSync({ address: addr, port: 2000 }), SERVER, drop),
+    async settle() {
+      // file reads go through libuv's thread pool: give them real (not manual) time
+      for (let quiet = 0; quiet < 4; ) {
+        await new Promise((r) => setTimeout(r, quiet === 0 ? 0 : 3));
+        quiet = net.flush() === 0 ? quiet + 1 : 0;
+      }
+    },
+  };
+}
+
+const o = (name: string, value: string) => ({ name, value });
+
+describe('TftpServer over an in-memory network', () => {
+  let r: Rig;
+  beforeEach(async () => {
+    r = await rig();
+  });
+
+  it('serves a file without options in 512-byte lock-step and logs the finished transfer', async () => {
+    const c = r.client();
+    c.request('small.bin');
+    await r.settle();
+    expect(c.done).toBe(true);
+    expect(sha(c.data)).toBe(sha(files['small.bin'] as Buffer));
+    expect(r.results).toMatchObject([{ file: 'small.bin', bytes: 3000, blksize: 512, windowsize: 1, outcome: 'complete' }]);
+    expect(r.net.openSockets).toBe(2); // listener + client; the transfer socket is closed
+  });
+
+  it('negotiates blksize, tsize and windowsize and serves intact data', async () => {
+    const c = r.client();
+    c.request('big.bin', [o('tsize', '0'), o('blksize', '1468'), o('windowsize', '8')]);
+    await r.settle();
+    expect(c.oack).toEqual({ tsize: '200000', blksize: '1468', windowsize: '8' });
+    expect(sha(c.data)).toBe(sha(files['big.bin'] as Buffer));
+    expect(r.results[0]).toMatchObject({ outcome: 'complete', blksize: 1468, windowsize: 8 });
+  });
+
+  it('clamps blksize to the path MTU of the interface', async () => {
+    r = await rig({}, 576);
+    const c = r.client();
+    c.request('small.bin', [o('blksize', '1468')]);
+    await r.settle();
+    expect(c.oack).toEqual({ blksize: '544' });
+    expect(sha(c.data)).toBe(sha(files['small.bin'] as Buffer));
+  });
+
+  it('transfers a file larger than 65535 blocks intact (block numbers roll over)', async () => {
+    const c = r.client();
+    c.request('rollover.bin', [o('blksize', '8'), o('windowsize', '16')]);
+    await r.settle();
+    expect(c.done).toBe(true);
+    expect(sha(c.data)).toBe(sha(files['rollover.bin'] as Buffer));
+  });
+
+  it('recovers from lost DATA and lost ACKs in a window and ends with an intact file', async () => {
+    let seed = 7;
+    const rnd = (): number => ((seed = (seed * 1103515245 + 12345) >>> 0) % 1000) / 1000;
+    r.net.filter = () => rnd() >= 0.05; // 5 % loss both ways
+    const c = r.client();
+    c.request('big.bin', [o('blksize', '1024'), o('windowsize', '8')]);
+    for (let i = 0; i < 2000 && !c.done; i++) {
+      await r.settle();
+      r.clock.advance(r.server.counters.active > 0 ? 50 : 0);
+      if (!c.done && i % 20 === 19) c.reack();
+    }
+    await r.settle();
+    expect(c.done).toBe(true);
+    expect(sha(c.data)).toBe(sha(files['big.bin'] as Buffer));
+    expect(r.results[0]?.retransmits).toBeGreaterThan(0);
+  });
+
+  it('treats EDK2 tsize probe then ERROR 8 as a probe, not a failure, and serves the real request', async () => {
+    const probe = r.client();
+    probe.ackOack = false; // EDK2 reads tsize from the OACK and never acknowledges it
+    probe.request('small.bin', [o('tsize', '0'), o('blksize', '1468'), o('windowsize', '4')]);
+    await r.settle();
+    expect(probe.oack?.tsize).toBe('3000');
+    probe.sendRaw(encodePacket({ opcode: Opcode.ERROR, code: 8, message: 'User aborted the transfer' }));
+    await r.settle();
+    const real = r.client();
+    real.request('small.bin', [o('blksize', '1468'), o('windowsize', '4')]);
+    await r.settle();
+    expect(sha(real.data)).toBe(sha(files['small.bin'] as Buffer));
+    expect(r.server.counters).toMatchObject({ probes: 1, completed: 1, failed: 0 });
+  });
+
+  it('answers a missing file with ERROR 1 at once', async () => {
+    const c = r.client();
+    c.request('pxelinux.cfg/0AD54D81');
+    await r.settle();
+    expect(c.error).toEqual({ code: 1, message: 'File not found' });
+    expect(r.server.counters.notFound).toBe(1);
+  });
+
+  it('serves registered virtual files', async () => {
+    const c = r.client();
+    c.request('/pxelinux.cfg/01-52-54-00-00-00-01', [o('tsize', '0'), o('blksize', '1408')]);
+    await r.settle();
+    expect(c.data.toString()).toBe('DEFAULT buildos\n');
+  });
+
+  it('converts to netascii on request', async () => {
+    const c = r.client();
+    c.request('text.txt', [], 'netascii');
+    await r.settle();
+    expect(c.data.toString()).toBe('line one\r\nline two\r\n');
+  });
+
+  it('refuses a write request on the main port with an access violation', async () => {
+    const c = r.client();
+    c.request('upload.bin', [o('tsize', '10')], 'octet', Opcode.WRQ);
+    await r.settle();
+    expect(c.error?.code).toBe(2);
+    expect(c.error?.message).toMatch(/not allowed/);
+  });
+
+  it.each([['mail'], ['binary'], ['bogus']])('refuses mode %j with ERROR 4', async (mode) => {
+    const c = r.client();
+    c.request('small.bin', [], mode);
+    await r.settle();
+    expect(c.error?.code).toBe(4);
+  });
+
+  it('counts and drops malformed packets, never crashes, and serves the next client', async () => {
+    const bad = r.net.bindSync({ address: '10.0.0.99', port: 5000 });
+    const garbage = ['', '00', '0001', '0001666f6f', '0007abcd', '0004', 'ffffffff', '0001666f6f006f6374657400626c6b73697a6500'];
+    for (const hex of garbage) bad.send(Buffer.from(hex, 'hex'), SERVER);
+    bad.send(encodePacket({ opcode: Opcode.ACK, block: 1 }), SERVER); // stray ACK on the request port
+    await r.settle();
+    expect(r.server.counters.malformed).toBe(garbage.length);
+    expect(r.server.counters.unexpected).toBe(1);
+    const c = r.client();
+    c.request('small.bin');
+    await r.settle();
+    expect(sha(c.data)).toBe(sha(files['small.bin'] as Buffer));
+  });
+
+  it('starts one transfer for a retransmitted RRQ, not two', async () => {
+    const c = r.client();
+    c.request('small.bin');
+    c.request('small.bin');
+    await r.settle();
+    expect(sha(c.data)).toBe(sha(files['small.bin'] as Buffer));
+    expect(r.server.counters).toMatchObject({ started: 1, duplicateRequests: 1 });
+  });
+
+  it('caps concurrent transfers with a clear ERROR beyond the cap', async () => {
+    r = await rig({ maxTransfers: 2 });
+    const drop = () => true; // these clients never ACK, so their transfers stay open
+    const a = r.client(undefined, drop);
+    const b = r.client(undefined, drop);
+    a.request('big.bin');
+    b.request('big.bin');
+    await r.settle();
+    const c = r.client();
+    c.request('small.bin');
+    await r.settle();
+    expect(c.error?.code).toBe(0);
+    expect(c.error?.message).toMatch(/busy/i);
+    expect(r.server.counters.refusedBusy).toBe(1);
+  });
+
+  it('retransmits to a silent client, then gives up, frees the slot and logs a timeout', async () => {
+    const c = r.client(undefined, () => true);
+    c.request('small.bin');
+    await r.settle();
+    for (let i = 0; i < 100 && r.server.counters.active > 0; i++) {
+      r.clock.advance(1000);
+      await r.settle();
+    }
+    expect(r.results).toMatchObject([{ outcome: 'timeout' }]);
+    expect(c.dataSeen).toBeGreaterThan(3);
+    expect(r.server.counters.active).toBe(0);
+  });
+
+  it('on close, ends transfers in flight with an ERROR, closes their sockets and resolves', async () => {
+    const c = r.client(undefined, () => true);
+    c.request('big.bin');
+    await r.settle();
+    expect(r.server.counters.active).toBe(1);
+    const closed = r.server.close();
+    await r.settle();
+    await closed;
+    expect(c.error).toEqual({ code: 0, message: 'Server shutting down' });
+    expect(r.results).toMatchObject([{ outcome: 'shutdown' }]);
+    expect(r.net.isOpen(SERVER)).toBe(false);
+    expect(r.net.openSockets).toBe(1); // only the client's own socket remains
+  });
+});
