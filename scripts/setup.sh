@@ -14,6 +14,7 @@ APT_PACKAGES=(
   iproute2        # ip netns, veth, bridge: every network test runs in its own namespaces
   ethtool         # turn off tx checksum offload on veths behind the impairing relay
   procps          # ps/pkill for diagnostics in test logs
+  iputils-ping    # reachability check when a test network comes up
   gcc libc6-dev   # builds test/tools/impair-relay.c, the lossy-link forwarder
   tftp-hpa        # real TFTP clients for interop tests ...
   atftp

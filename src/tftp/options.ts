@@ -82,7 +82,9 @@ export function negotiate(input: NegotiationInput): Negotiated {
         if (input.write) {
           announcedSize = n;
           oack.push({ name: opt.name, value: String(n) });
-        } else if (input.size !== null) {
+        } else if (input.size !== null && input.size > 0) {
+          // An empty file gets no tsize: curl (7.x and 8.x) rejects "tsize 0" in an
+          // OACK as invalid and aborts; without it every client just reads one empty block.
           oack.push({ name: opt.name, value: String(input.size) });
         }
         break;

@@ -11,6 +11,11 @@ describe('RFC 2347 option negotiation', () => {
     expect(n).toMatchObject({ blksize: 1468, windowsize: 4 });
   });
 
+  it('leaves tsize out for an empty file (curl rejects an OACK with tsize 0)', () => {
+    expect(negotiate({ options: opts(['tsize', '0']), size: 0, write: false, limits: open }).oack).toBeNull();
+    expect(negotiate({ options: opts(['tsize', '0'], ['blksize', '1408']), size: 0, write: false, limits: open }).oack).toEqual(opts(['blksize', '1408']));
+  });
+
   it('sends no OACK when nothing was asked, so the transfer starts with DATA 1 (RFC 1350 client)', () => {
     expect(negotiate({ options: [], size: 10, write: false, limits: open })).toMatchObject({ oack: null, blksize: 512, windowsize: 1 });
   });
