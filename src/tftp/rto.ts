@@ -24,15 +24,17 @@ const GRANULARITY_MS = 1;
 export class RtoEstimator {
   private srtt: number | null = null;
   private rttvar = 0;
-  private rto: number;
+  /** RTO from the estimator, before backoff. */
+  private base: number;
+  private factor = 1;
 
   constructor(private readonly cfg: RtoConfig) {
-    this.rto = clamp(cfg.initialMs, cfg.minMs, cfg.maxMs);
+    this.base = clamp(cfg.initialMs, cfg.minMs, cfg.maxMs);
   }
 
-  /** Current timeout in ms. */
+  /** Current timeout in ms, backoff included. */
   get current(): number {
-    return this.rto;
+    return Math.min(this.base * this.factor, Math.max(this.cfg.minMs, this.cfg.maxMs));
   }
 
   /** Feeds one RTT measurement from a block that was sent exactly once. */
@@ -45,13 +47,23 @@ export class RtoEstimator {
       this.rttvar = (1 - BETA) * this.rttvar + BETA * Math.abs(this.srtt - rttMs);
       this.srtt = (1 - ALPHA) * this.srtt + ALPHA * rttMs;
     }
-    this.rto = clamp(this.srtt + Math.max(GRANULARITY_MS, K * this.rttvar), this.cfg.minMs, this.cfg.maxMs);
+    this.base = clamp(this.srtt + Math.max(GRANULARITY_MS, K * this.rttvar), this.cfg.minMs, this.cfg.maxMs);
   }
 
   /** RFC 6298 section 5.5: double the timeout after it fired. */
   backoff(): void {
     if (!this.cfg.adaptive) return;
-    this.rto = Math.min(this.rto * 2, this.cfg.maxMs);
+    if (this.base * this.factor < this.cfg.maxMs) this.factor *= 2;
+  }
+
+  /**
+   * The peer acknowledged new data: drop the backoff, as Linux TCP does on
+   * forward progress. Karn's rule forbids sampling retransmitted blocks, so a
+   * link that loses something in every window would otherwise never leave
+   * backoff and crawl at the ceiling timeout.
+   */
+  progress(): void {
+    this.factor = 1;
   }
 }
 

@@ -109,6 +109,7 @@ export class ReadSession {
         return [];
       }
       if (this.sampleBlock === 0) this.rto.sample(now - this.sampleSentAt);
+      this.rto.progress();
       this.phase = 'data';
       this.lastProgressAt = now;
       return this.sendWindow(1, now, false);
@@ -134,6 +135,7 @@ export class ReadSession {
     }
     this.lastAcked = block;
     this.lastProgressAt = now;
+    this.rto.progress();
     if (block >= this.totalBlocks) {
       this.phase = 'done';
       return [{ kind: 'done', outcome: 'complete' }];

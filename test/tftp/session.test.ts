@@ -168,6 +168,16 @@ describe('ReadSession (server side of an RRQ)', () => {
     expect(rtos).toEqual([200, 400, 800, 1600, 3000, 3000, 3000]);
   });
 
+  it('drops the backoff as soon as an ACK makes progress, though Karn forbids a sample', () => {
+    const s = session({ size: 512 * 50, timing: { ...adaptive, initialMs: 100, giveUpMs: 60_000 } });
+    s.start(0);
+    s.onTimeout(100);
+    s.onTimeout(300);
+    expect(s.currentRtoMs).toBe(400);
+    s.onAck(1, 350);
+    expect(s.currentRtoMs).toBe(100);
+  });
+
   it('sends an ERROR and stops on abort (server shutdown)', () => {
     const s = session();
     s.start(0);

@@ -1,0 +1,105 @@
+/**
+ * The wiring with real sockets on 127.0.0.1 (no namespace needed: nothing
+ * leaves loopback and no DHCP is involved): the composition root serving a
+ * windowed transfer, and the CLI ending an in-flight transfer on SIGTERM.
+ */
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startApp, type App } from '../../src/app.js';
+import { silentLogger } from '../../src/log.js';
+import { systemClock } from '../../src/net/clock.js';
+import { linuxMtu } from '../../src/net/mtu.js';
+import { nodeUdp, type UdpSocket } from '../../src/net/udp.js';
+import { TFTP_DEFAULTS } from '../../src/tftp/server.js';
+import { BOOTD_BIN } from '../helpers/bootd.js';
+import { TestClient } from '../helpers/tftp-client.js';
+
+let dir: string;
+const data = randomBytes(3 * 1024 * 1024 + 77);
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+async function until(cond: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'bootd-loop-'));
+  await writeFile(path.join(dir, 'initrd.img'), data);
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('bootd on 127.0.0.1 with real sockets', () => {
+  it('serves a windowed transfer through the composition root, then stops cleanly on abort', async () => {
+    const ac = new AbortController();
+    const app: App = await startApp(
+      {
+        tftp: {
+          root: dir,
+          listen: '127.0.0.1',
+          port: 0,
+          maxTransfers: 10,
+          maxBlksize: TFTP_DEFAULTS.maxBlksize,
+          maxWindowsize: TFTP_DEFAULTS.maxWindowsize,
+          timing: TFTP_DEFAULTS.timing,
+          cacheBytes: 64 << 20,
+        },
+      },
+      { log: silentLogger, clock: systemClock, udp: nodeUdp, mtu: linuxMtu },
+      ac.signal,
+    );
+    const sock: UdpSocket = await nodeUdp.bind({ address: '127.0.0.1', port: 0 });
+    try {
+      const c = new TestClient(sock, app.tftp.address);
+      c.request('initrd.img', [
+        { name: 'tsize', value: '0' },
+        { name: 'blksize', value: '8192' },
+        { name: 'windowsize', value: '16' },
+      ]);
+      await until(() => c.done, 30_000);
+      expect(c.oack).toEqual({ tsize: String(data.length), blksize: '8192', windowsize: '16' });
+      expect(sha(c.data)).toBe(sha(data));
+      expect(app.tftp.counters.completed).toBe(1);
+    } finally {
+      sock.close();
+      ac.abort();
+      await app.stopped;
+    }
+  });
+
+  it('on SIGTERM ends an in-flight transfer with an ERROR to the client and exits 0', async () => {
+    const child = spawn(process.execPath, [BOOTD_BIN, 'serve', '--tftp-root', dir, '--listen', '127.0.0.1', '--tftp-port', '0', '--log-format', 'json'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    let log = '';
+    child.stderr.on('data', (d: Buffer) => (log += d.toString()));
+    const sock = await nodeUdp.bind({ address: '127.0.0.1', port: 0 });
+    try {
+      await until(() => /tftp listening/.test(log), 20_000);
+      const port = Number(/"listen":"127\.0\.0\.1:(\d+)"/.exec(log)?.[1]);
+      expect(port).toBeGreaterThan(0);
+      // a client that stops acknowledging after block 2 keeps the transfer in flight
+      const c = new TestClient(sock, { address: '127.0.0.1', port }, (block) => block > 2);
+      c.request('initrd.img');
+      await until(() => c.dataSeen >= 3, 10_000);
+      child.kill('SIGTERM');
+      await until(() => c.error !== null, 10_000);
+      expect(c.error).toEqual({ code: 0, message: 'Server shutting down' });
+      expect(await exited).toBe(0);
+      expect(log).toMatch(/"outcome":"shutdown"/);
+    } finally {
+      sock.close();
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+});
