@@ -45,12 +45,13 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
   const virtualFiles = new VirtualFileTable();
   const root = await FileRoot.open(cfg.tftp.root, [virtualFiles]);
   const listener = await deps.udp.bind({ address: cfg.tftp.listen, port: cfg.tftp.port, recvBufferBytes: 4 << 20 });
+  const cache = new FileCache(cfg.tftp.cacheBytes);
   const tftp = new TftpServer({
     listener,
     udp: deps.udp,
     clock: deps.clock,
     root,
-    cache: new FileCache(cfg.tftp.cacheBytes),
+    cache,
     mtu: cachedMtu(deps.mtu),
     log: log.child({ svc: 'tftp' }),
     config: {
@@ -68,7 +69,8 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
     const stop = (): void => {
       log.info({ active: tftp.counters.active }, 'stopping');
       void tftp.close().then(() => {
-        log.info({ stats: tftp.counters }, 'stopped');
+        // peak resident memory, for boot-storm measurements (docs/performance.md)
+        log.info({ stats: tftp.counters, cache: cache.stats(), maxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024) }, 'stopped');
         resolve();
       });
     };

@@ -84,7 +84,8 @@ export interface TftpStats {
 }
 
 export class TftpServer {
-  private readonly transfers = new Map<string, ReadTransfer | null>();
+  /** Running (or starting: null) transfers by client address:port, with the request that started each. */
+  private readonly transfers = new Map<string, { transfer: ReadTransfer | null; request: string }>();
   private readonly listeners: ((r: TransferResult) => void)[] = [];
   private readonly idle: (() => void)[] = [];
   private closing = false;
@@ -143,11 +144,17 @@ export class TftpServer {
     }
     this.counters.requests++;
     const key = `${from.address}:${from.port}`;
-    if (this.transfers.has(key)) {
-      // The client retransmitted its request before our first reply arrived:
-      // the running transfer retransmits by itself, a second one would double every packet.
-      this.counters.duplicateRequests++;
-      return;
+    const signature = requestSignature(req);
+    const running = this.transfers.get(key);
+    if (running) {
+      if (running.request === signature || running.transfer === null) {
+        // The client retransmitted its request before our first reply arrived:
+        // the running transfer retransmits by itself, a second one would double every packet.
+        this.counters.duplicateRequests++;
+        return;
+      }
+      // A different request from the same port: the client gave up on the old one.
+      running.transfer.supersede();
     }
     if (req.opcode === Opcode.WRQ) {
       this.counters.refusedWrite++;
@@ -163,7 +170,7 @@ export class TftpServer {
       this.refuse(from, req.filename, ErrorCode.NOT_DEFINED, `Server busy: ${this.d.config.maxTransfers} transfers in progress, retry later`, 'busy');
       return;
     }
-    this.transfers.set(key, null); // reserve the slot while the file is resolved
+    this.transfers.set(key, { transfer: null, request: signature }); // reserve the slot while the file is resolved
     this.counters.active = this.transfers.size;
     this.startRead(key, from, req).catch((err: unknown) => {
       this.d.log.error({ peer: from, file: req.filename, err: String(err) }, 'tftp request failed');
@@ -231,16 +238,16 @@ export class TftpServer {
       file: res.path,
       blksize: neg.blksize,
       windowsize: neg.windowsize,
-      onDone: (r) => this.finished(key, r),
+      onDone: (r) => this.finished(key, transfer, r),
     });
-    this.transfers.set(key, transfer);
+    this.transfers.set(key, { transfer, request: requestSignature(req) });
     this.counters.started++;
     transfer.start();
     if (this.closing) transfer.abort('shutdown', 'Server shutting down'); // close() ran while we were binding
   }
 
-  private finished(key: string, r: TransferResult): void {
-    this.release(key);
+  private finished(key: string, transfer: ReadTransfer, r: TransferResult): void {
+    this.release(key, transfer);
     this.counters.bytesSent += r.bytes;
     if (r.outcome === 'complete') this.counters.completed++;
     else if (r.outcome === 'probe-aborted') this.counters.probes++;
@@ -256,7 +263,9 @@ export class TftpServer {
     this.d.log.info({ peer: `${peer.address}:${peer.port}`, file, outcome: 'refused', code, reason }, 'tftp request refused');
   }
 
-  private release(key: string): void {
+  private release(key: string, transfer?: ReadTransfer): void {
+    // a superseded transfer finishes after its successor took the key
+    if (transfer && this.transfers.get(key)?.transfer !== transfer) return;
     this.transfers.delete(key);
     this.counters.active = this.transfers.size;
     if (this.transfers.size === 0) for (const fn of this.idle.splice(0)) fn();
@@ -271,7 +280,11 @@ export class TftpServer {
       this.closing = true;
       this.d.listener.close();
     }
-    for (const t of this.transfers.values()) t?.abort('shutdown', 'Server shutting down');
+    for (const t of this.transfers.values()) t.transfer?.abort('shutdown', 'Server shutting down');
     if (this.transfers.size > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
   }
+}
+
+function requestSignature(req: RequestPacket): string {
+  return [req.opcode, req.filename, req.mode, ...req.options.map((o) => `${o.name}=${o.value}`)].join('\0');
 }

@@ -177,6 +177,18 @@ export class ReadSession {
     return this.sendWindow(this.lastAcked + 1, now, true);
   }
 
+  /**
+   * The client sent a different request from the same address and port: it
+   * has moved on (EDK2 follows its tsize probe with the real RRQ, and the RRQ
+   * may overtake the ERROR 8 that ends the probe). End without an ERROR.
+   */
+  supersede(): Action[] {
+    if (this.phase === 'done') return [];
+    const wasOack = this.phase === 'oack' || this.phase === 'idle';
+    this.phase = 'done';
+    return [{ kind: 'done', outcome: wasOack ? 'probe-aborted' : 'client-error', detail: 'superseded by a new request from the same port' }];
+  }
+
   /** Ends the transfer from our side (shutdown, read error). */
   abort(outcome: Outcome, message: string): Action[] {
     if (this.phase === 'done') return [];

@@ -67,6 +67,11 @@ export class ReadTransfer {
     this.run(this.p.session.abort(outcome, message));
   }
 
+  /** A new, different request came from the same client port. */
+  supersede(): void {
+    this.run(this.p.session.supersede());
+  }
+
   private onPacket(msg: Buffer): void {
     if (this.finished || msg.length < 4) return;
     const op = msg.readUInt16BE(0);

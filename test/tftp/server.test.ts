@@ -158,6 +158,23 @@ describe('TftpServer over an in-memory network', () => {
     expect(r.server.counters).toMatchObject({ probes: 1, completed: 1, failed: 0 });
   });
 
+  it('lets a different RRQ from the same port supersede the running one (EDK2 RRQ overtaking its ERROR 8)', async () => {
+    const sock = r.net.bindSync({ address: '10.0.0.50', port: 3000 });
+    const probe = new TestClient(sock, SERVER);
+    probe.ackOack = false;
+    probe.request('small.bin', [o('tsize', '0'), o('blksize', '1468'), o('windowsize', '4')]);
+    await r.settle();
+    expect(probe.oack?.tsize).toBe('3000');
+    probe.done = true; // the probe is over for the client
+    const real = new TestClient(sock, SERVER);
+    real.request('small.bin', [o('blksize', '1468'), o('windowsize', '4')]);
+    await r.settle();
+    probe.sendRaw(encodePacket({ opcode: Opcode.ERROR, code: 8, message: 'User aborted the transfer' })); // arrives late
+    await r.settle();
+    expect(sha(real.data)).toBe(sha(files['small.bin'] as Buffer));
+    expect(r.server.counters).toMatchObject({ probes: 1, completed: 1, failed: 0, duplicateRequests: 0, active: 0 });
+  });
+
   it('answers a missing file with ERROR 1 at once', async () => {
     const c = r.client();
     c.request('pxelinux.cfg/0AD54D81');
