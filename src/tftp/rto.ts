@@ -32,6 +32,11 @@ export class RtoEstimator {
     this.base = clamp(cfg.initialMs, cfg.minMs, cfg.maxMs);
   }
 
+  /** Smoothed RTT in ms, or null before the first sample. */
+  get smoothed(): number | null {
+    return this.srtt;
+  }
+
   /** Current timeout in ms, backoff included. */
   get current(): number {
     return Math.min(this.base * this.factor, Math.max(this.cfg.minMs, this.cfg.maxMs));

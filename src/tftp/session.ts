@@ -62,6 +62,11 @@ export class ReadSession {
   /** Karn's rule: the block whose ACK yields an RTT sample; -1 when none is valid. */
   private sampleBlock = -1;
   private sampleSentAt = 0;
+  /** First block of the last window resent after a partial ACK, and when (0: none). */
+  private restartFrom = 0;
+  private restartAt = 0;
+  /** Timeouts since the last progress: the first one only probes. */
+  private consecutiveTimeouts = 0;
 
   constructor(private readonly cfg: ReadSessionConfig) {
     this.totalBlocks = Math.floor(cfg.size / cfg.blksize) + 1;
@@ -135,17 +140,40 @@ export class ReadSession {
     }
     this.lastAcked = block;
     this.lastProgressAt = now;
+    this.consecutiveTimeouts = 0;
     this.rto.progress();
     if (block >= this.totalBlocks) {
       this.phase = 'done';
       return [{ kind: 'done', outcome: 'complete' }];
     }
-    // RFC 7440 section 4: a receiver that sees a gap acknowledges the last
-    // block it got in order; the next window starts right after it. When the
-    // whole window was acknowledged this is simply the next window.
-    const resend = block < this.lastSent;
-    if (resend) this.stats.retransmits += this.lastSent - block;
-    return this.sendWindow(block + 1, now, resend);
+    if (block === this.lastSent) return this.sendWindow(block + 1, now, false);
+    // A partial ACK. RFC 7440 section 4: a receiver that sees a gap
+    // acknowledges the last block it got in order, and the next window starts
+    // right after it. But atftp answers a resent window with one "extra" ACK
+    // per stale block it sees, so ACKs for blocks of a window we restarted
+    // less than one RTT ago are the receiver catching up, not new gaps:
+    // restarting again for each would send every later window twice.
+    const srtt = this.rto.smoothed ?? this.rto.current;
+    if (this.restartFrom > 0 && block + 1 >= this.restartFrom && now - this.restartAt < srtt) {
+      return this.slide(block);
+    }
+    this.stats.retransmits += this.lastSent - block;
+    this.restartFrom = block + 1;
+    this.restartAt = now;
+    return this.sendWindow(block + 1, now, true);
+  }
+
+  /** Keeps `windowsize` blocks outstanding past `block` without resending any. */
+  private slide(block: number): Action[] {
+    const last = Math.min(block + this.cfg.windowsize, this.totalBlocks);
+    if (last <= this.lastSent) return [];
+    const first = this.lastSent + 1;
+    const actions: Action[] = [];
+    for (let b = first; b <= last; b++) actions.push({ kind: 'data', block: b });
+    this.lastSent = last;
+    this.sampleBlock = -1;
+    actions.push(this.timer());
+    return actions;
   }
 
   onError(code: number, message: string): Action[] {
@@ -169,9 +197,18 @@ export class ReadSession {
     }
     this.rto.backoff();
     this.sampleBlock = -1; // Karn: never sample across a retransmission
+    this.consecutiveTimeouts++;
     if (this.phase === 'oack') {
       this.stats.retransmits++;
       return [{ kind: 'oack' }, this.timer()];
+    }
+    if (this.consecutiveTimeouts === 1 && this.lastSent - this.lastAcked > 1) {
+      // Tail-loss probe: a window times out only when its ACK or its last
+      // blocks were lost (a gap earlier in the window draws an ACK). Resending
+      // just the last block settles both: the receiver acknowledges, or
+      // reports the gap. The whole window goes again only on a second timeout.
+      this.stats.retransmits++;
+      return [{ kind: 'data', block: this.lastSent }, this.timer()];
     }
     this.stats.retransmits += this.lastSent - this.lastAcked;
     return this.sendWindow(this.lastAcked + 1, now, true);

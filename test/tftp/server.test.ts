@@ -41,7 +41,7 @@ interface Rig {
   settle(): Promise<void>;
 }
 
-async function rig(config: Partial<TftpServerConfig> = {}, mtu = 1500): Promise<Rig> {
+async function rig(config: Partial<TftpServerConfig> = {}, mtu = 1500, cacheBytes = 64 << 20): Promise<Rig> {
   const net = new MemoryNetwork();
   const clock = new ManualClock();
   const virtual = new VirtualFileTable();
@@ -51,7 +51,7 @@ async function rig(config: Partial<TftpServerConfig> = {}, mtu = 1500): Promise<
     udp: net,
     clock,
     root: await FileRoot.open(dir, [virtual]),
-    cache: new FileCache(64 << 20),
+    cache: new FileCache(cacheBytes),
     mtu: () => mtu,
     log: silentLogger,
     config: {
@@ -123,6 +123,14 @@ describe('TftpServer over an in-memory network', () => {
     c.request('rollover.bin', [o('blksize', '8'), o('windowsize', '16')]);
     await r.settle();
     expect(c.done).toBe(true);
+    expect(sha(c.data)).toBe(sha(files['rollover.bin'] as Buffer));
+  });
+
+  it('serves intact data through the streaming source when the file exceeds the cache budget', async () => {
+    r = await rig({}, 1500, 1000);
+    const c = r.client();
+    c.request('rollover.bin', [o('blksize', '1468'), o('windowsize', '16')]);
+    for (let i = 0; i < 50 && !c.done; i++) await r.settle();
     expect(sha(c.data)).toBe(sha(files['rollover.bin'] as Buffer));
   });
 

@@ -109,11 +109,30 @@ describe('ReadSession (server side of an RRQ)', () => {
     expect(s.stats.retransmits).toBe(2);
   });
 
-  it('retransmits the window from the first unacknowledged block on timeout', () => {
+  it('on a window timeout first probes with the last block, then resends the window from the first unacknowledged block', () => {
     const s = session({ windowsize: 4, size: 20 * 512 });
     s.start(0);
     s.onAck(4, 1);
-    expect(blocks(s.onTimeout(1001))).toEqual([5, 6, 7, 8]);
+    expect(blocks(s.onTimeout(1001))).toEqual([8]);
+    expect(blocks(s.onTimeout(2001))).toEqual([5, 6, 7, 8]);
+  });
+
+  it('slides, not restarts, when a second partial ACK lands in a window restarted less than an RTT ago (atftp extra ACKs)', () => {
+    const s = session({ windowsize: 4, size: 40 * 512, timing: adaptive });
+    s.start(0);
+    expect(blocks(s.onAck(4, 10))).toEqual([5, 6, 7, 8]); // RTT sample: 10 ms
+    expect(blocks(s.onAck(6, 20))).toEqual([7, 8, 9, 10]); // a gap after 6: restart
+    expect(blocks(s.onAck(7, 21))).toEqual([11]); // catching up 1 ms later: only the new block
+    expect(blocks(s.onAck(11, 31))).toEqual([12, 13, 14, 15]);
+    expect(s.stats.retransmits).toBe(2);
+  });
+
+  it('restarts again for a partial ACK that comes an RTT or more after the last restart (a new gap)', () => {
+    const s = session({ windowsize: 4, size: 40 * 512, timing: adaptive });
+    s.start(0);
+    s.onAck(4, 10);
+    s.onAck(6, 20);
+    expect(blocks(s.onAck(8, 40))).toEqual([9, 10, 11, 12]);
   });
 
   it('rolls block numbers over past 65535 and still matches ACKs (lock-step)', () => {
