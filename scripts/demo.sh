@@ -22,7 +22,7 @@ echo "bootd is serving $ROOT on 127.0.0.1:$PORT (pid $PID)"
 OUT=$(mktemp -d)
 curl -sS -o "$OUT/hello.txt" "tftp://127.0.0.1:$PORT/hello.txt" && cat "$OUT/hello.txt"
 curl -sS --tftp-blksize 1468 -o "$OUT/initrd.img" "tftp://127.0.0.1:$PORT/initrd.img"
-atftp --option "blksize 1468" --option "windowsize 16" -g -r initrd.img -l "$OUT/initrd-w16.img" 127.0.0.1 "$PORT" >/dev/null
+atftp --option "blksize 1468" --option "windowsize 16" -g -r initrd.img -l "$OUT/initrd-w16.img" 127.0.0.1 "$PORT" >/dev/null 2>&1
 cmp "$OUT/initrd.img" "$ROOT/initrd.img" && cmp "$OUT/initrd-w16.img" "$ROOT/initrd.img" && echo "initrd.img (16 MiB) fetched intact by curl (lock-step) and atftp (windowsize 16)"
 curl -sS -o /dev/null "tftp://127.0.0.1:$PORT/pxelinux.cfg/0A000001" 2>/dev/null || echo "missing config name answered with ERROR 1, as PXELINUX expects"
 rm -rf "$OUT"
@@ -30,7 +30,8 @@ echo "--- bootd's transfer log:"
 grep -E '"msg":"tftp (transfer|request refused)"' "$LOG" | node -e '
   const lines = require("fs").readFileSync(0, "utf8").trim().split("\n");
   for (const l of lines) { const r = JSON.parse(l);
-    console.log(`${r.outcome.padEnd(9)} ${String(r.file).padEnd(24)} ${String(r.bytes ?? "").padStart(9)} B  blksize ${r.blksize ?? "-"} window ${r.windowsize ?? "-"} ${r.durationMs !== undefined ? r.durationMs + " ms" : r.reason}`); }'
+    const what = r.outcome === "refused" ? `ERROR ${r.code} (${r.reason})` : `${r.bytes} bytes, blksize ${r.blksize}, windowsize ${r.windowsize}, ${r.durationMs} ms`;
+    console.log(`${r.outcome.padEnd(9)} ${String(r.file).padEnd(24)} ${what}`); }'
 if [ "${DEMO_ONCE:-0}" = 1 ]; then exit 0; fi
 echo "--- still serving; try: curl tftp://127.0.0.1:$PORT/hello.txt   (Ctrl-C stops bootd)"
 wait $PID
