@@ -9,6 +9,8 @@ export default defineConfig({
     // Interop suites each create their own namespaces; running files in
     // parallel would oversubscribe a 2-core machine and skew retransmit timing.
     fileParallelism: false,
-    reporters: ['default'],
+    // the JSON report lets .ci/run print a plain "N passed, N failed" closing line
+    reporters: ['default', 'json'],
+    outputFile: { json: 'node_modules/.cache/bootd-vitest.json' },
   },
 });
