@@ -5,7 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -106,6 +106,23 @@ describe.skipIf(skip !== null)('real TFTP clients against bootd serve (network n
     const busybox = await net.run('client', ['busybox', 'tftp', '-g', '-r', missing, '-l', '/dev/null', s]);
     expect(busybox.exitCode).not.toBe(0);
     expect(busybox.stderr).toMatch(/not found/i);
+  });
+
+  it('listening on 0.0.0.0, clamps blksize to the MTU of the interface that carries the transfer', async () => {
+    const server = net.host('server');
+    const mtu = await net.run('server', ['ip', 'link', 'set', 'eth0', 'mtu', '1000']);
+    expect(mtu.exitCode).toBe(0);
+    const second = await startBootd(net, 'server', ['--tftp-root', path.join(dir, 'root'), '--tftp-port', '6969']);
+    try {
+      const out = path.join(dir, 'mtu.out');
+      const r = await net.run('client', ['atftp', '--trace', '--option', 'blksize 1468', '-g', '-r', 's513.bin', '-l', out, server.address, '6969']);
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(r.stdout + r.stderr).toMatch(/OACK <[^>]*blksize: 968/); // 1000 - 20 (IP) - 8 (UDP) - 4 (TFTP)
+      expect(createHash('sha256').update(await readFile(out)).digest('hex')).toBe(sums['s513.bin']);
+    } finally {
+      await second.stop();
+      await net.run('server', ['ip', 'link', 'set', 'eth0', 'mtu', '1500']);
+    }
   });
 
   it('refuses an upload on the main port with an access violation', async () => {
