@@ -1,0 +1,33 @@
+/**
+ * IPv4 addresses as dotted strings at the edges and 32-bit numbers inside.
+ * Pure.
+ */
+
+/** Parses a dotted quad; returns null for anything else (no shorthand, no leading zeros beyond "0"). */
+export function parseIpv4(s: string): number | null {
+  const parts = s.split('.');
+  if (parts.length !== 4) return null;
+  let n = 0;
+  for (const p of parts) {
+    if (!/^(0|[1-9][0-9]{0,2})$/.test(p)) return null;
+    const v = Number(p);
+    if (v > 255) return null;
+    n = n * 256 + v;
+  }
+  return n >>> 0;
+}
+
+export function formatIpv4(n: number): string {
+  return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+}
+
+export function readIpv4(buf: Buffer, offset: number): string {
+  return `${buf[offset]}.${buf[offset + 1]}.${buf[offset + 2]}.${buf[offset + 3]}`;
+}
+
+/** Writes a dotted quad; throws on an invalid address (a programmer error at encode time). */
+export function writeIpv4(buf: Buffer, offset: number, addr: string): void {
+  const n = parseIpv4(addr);
+  if (n === null) throw new Error(`not an IPv4 address: ${JSON.stringify(addr)}`);
+  buf.writeUInt32BE(n, offset);
+}
