@@ -19,7 +19,9 @@ APT_PACKAGES=(
   tftp-hpa        # real TFTP clients for interop tests ...
   atftp
   curl
-  busybox
+  busybox         # busybox tftp, and udhcpc as a DHCP client
+  isc-dhcp-client # dhclient (run with its own no-op script: it never touches the host's config)
+  dhcpcd-base     # dhcpcd binary only; the dhcpcd5 package would start a client service on the host
   ca-certificates
 )
 
