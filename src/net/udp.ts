@@ -5,6 +5,7 @@
  * error handler, never thrown into the event loop.
  */
 import dgram from 'node:dgram';
+import { bindToInterface } from './bind-device.js';
 
 export interface Remote {
   readonly address: string;
@@ -25,7 +26,7 @@ export interface BindOptions {
   readonly port: number;
   /** Connect to this peer (a TFTP transfer ID): the kernel then drops other sources. */
   readonly connect?: Remote;
-  /** SO_BINDTODEVICE, so a DHCP socket on 0.0.0.0:67 hears one interface only (Linux). */
+  /** Confine the socket to this interface (SO_BINDTOIFINDEX), so a DHCP socket on 0.0.0.0:67 hears one interface only. */
   readonly device?: string;
   readonly reuseAddr?: boolean;
   readonly broadcast?: boolean;
@@ -102,7 +103,13 @@ export const nodeUdp: UdpSocketFactory = {
       };
       sock.once('error', fail);
       sock.bind({ address: opts.address, port: opts.port, exclusive: true }, () => {
-        if (opts.broadcast) sock.setBroadcast(true);
+        try {
+          if (opts.device) bindToInterface(sock, opts.device);
+          if (opts.broadcast) sock.setBroadcast(true);
+        } catch (err) {
+          fail(err as Error);
+          return;
+        }
         const done = (): void => {
           sock.off('error', fail);
           resolve(new NodeUdpSocket(sock, opts.connect !== undefined));
