@@ -34,6 +34,6 @@ export function bindToInterface(sock: dgram.Socket, ifname: string): void {
   try {
     setsockopt(sock, SOL_SOCKET, SO_BINDTOIFINDEX, index);
   } finally {
-    process.noDeprecation = quiet;
+    process.noDeprecation = quiet === true;
   }
 }
