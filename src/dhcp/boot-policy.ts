@@ -1,0 +1,94 @@
+/**
+ * Which boot file a client gets. Pure policy, apart from the wire format:
+ * decided from option 93 (RFC 4578 client architecture, IANA "Processor
+ * Architecture Types"), option 77 (user class: iPXE says "iPXE") and option 60.
+ */
+import { Opt, decodeValue } from './options.js';
+import { getOption, type DhcpPacket } from './packet.js';
+
+export type Firmware = 'bios' | 'efi-ia32' | 'efi-x64' | 'efi-arm32' | 'efi-arm64' | 'efi-riscv64' | 'other';
+
+/** IANA processor architecture types: firmware family, and whether the client boots over HTTP. */
+export const ARCH_TABLE: ReadonlyMap<number, { readonly firmware: Firmware; readonly http: boolean; readonly name: string }> = new Map([
+  [0, { firmware: 'bios', http: false, name: 'x86 BIOS' }],
+  [6, { firmware: 'efi-ia32', http: false, name: 'x86 UEFI' }],
+  [7, { firmware: 'efi-x64', http: false, name: 'x64 UEFI' }],
+  // RFC 4578 errata 4596: 9 is x64 UEFI too (some firmware sends it)
+  [9, { firmware: 'efi-x64', http: false, name: 'x64 UEFI (EBC code)' }],
+  [10, { firmware: 'efi-arm32', http: false, name: 'ARM 32-bit UEFI' }],
+  [11, { firmware: 'efi-arm64', http: false, name: 'ARM 64-bit UEFI' }],
+  [15, { firmware: 'efi-ia32', http: true, name: 'x86 UEFI HTTP' }],
+  [16, { firmware: 'efi-x64', http: true, name: 'x64 UEFI HTTP' }],
+  [18, { firmware: 'efi-arm32', http: true, name: 'ARM 32-bit UEFI HTTP' }],
+  [19, { firmware: 'efi-arm64', http: true, name: 'ARM 64-bit UEFI HTTP' }],
+  [20, { firmware: 'bios', http: true, name: 'x86 BIOS HTTP' }],
+  [27, { firmware: 'efi-riscv64', http: false, name: 'RISC-V 64-bit UEFI' }],
+  [28, { firmware: 'efi-riscv64', http: true, name: 'RISC-V 64-bit UEFI HTTP' }],
+]);
+
+export interface BootFileNames {
+  readonly bios: string;
+  readonly efi: Partial<Record<Exclude<Firmware, 'bios' | 'other'>, string>>;
+  /** What a client that already runs iPXE gets: bootd's script, never another iPXE binary. */
+  readonly ipxe: string;
+  /** Base URL for UEFI HTTP boot clients (arch 15, 16, 18, 19, 20, 28); none: they get no boot file. */
+  readonly httpBase?: string;
+}
+
+export interface ClientFacts {
+  readonly arch: number | null;
+  readonly ipxe: boolean;
+  readonly pxe: boolean;
+  readonly vendorClass: string | null;
+}
+
+/** Reads the facts the policy needs; malformed options count as absent. */
+export function clientFacts(p: Pick<DhcpPacket, 'options'>): ClientFacts {
+  const raw93 = getOption(p, Opt.CLIENT_ARCH);
+  let arch: number | null = null;
+  if (raw93 && raw93.length >= 2) arch = raw93.readUInt16BE(0);
+  const uc = getOption(p, Opt.USER_CLASS);
+  // iPXE sends the bare string "iPXE"; RFC 3004 clients send length-prefixed strings
+  const ipxe = uc !== undefined && (uc.toString('latin1') === 'iPXE' || rfc3004(uc).includes('iPXE'));
+  const vc = getOption(p, Opt.VENDOR_CLASS);
+  let vendorClass: string | null = null;
+  if (vc) vendorClass = decodeValue(Opt.VENDOR_CLASS, vc) as string;
+  return { arch, ipxe, pxe: vendorClass?.startsWith('PXEClient') === true || vendorClass?.startsWith('HTTPClient') === true, vendorClass };
+}
+
+function rfc3004(b: Buffer): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < b.length; ) {
+    const len = b[i] as number;
+    if (i + 1 + len > b.length) return out;
+    out.push(b.toString('latin1', i + 1, i + 1 + len));
+    i += 1 + len;
+  }
+  return out;
+}
+
+export type BootDecision =
+  | { readonly kind: 'none'; readonly reason: string }
+  | { readonly kind: 'file'; readonly file: string; readonly ipxe: boolean; readonly http: boolean; readonly firmware: Firmware };
+
+/**
+ * A client with user class iPXE gets the iPXE script (no chain loops); a PXE
+ * client gets the NBP for its architecture; a client with none of 60, 93, 77
+ * (syslinux.efi's second exchange, Linux's udhcpc) gets a plain lease.
+ */
+export function chooseBoot(f: ClientFacts, names: BootFileNames): BootDecision {
+  if (f.ipxe) return { kind: 'file', file: names.ipxe, ipxe: true, http: false, firmware: f.arch === null ? 'other' : (ARCH_TABLE.get(f.arch)?.firmware ?? 'other') };
+  if (f.arch === null && !f.pxe) return { kind: 'none', reason: 'not a PXE client' };
+  // A PXEClient without option 93 is a legacy BIOS PXE ROM (RFC 4578 predates it).
+  const entry = f.arch === null ? ARCH_TABLE.get(0) : ARCH_TABLE.get(f.arch);
+  if (!entry) return { kind: 'none', reason: `unknown architecture ${f.arch}` };
+  if (entry.http) {
+    if (!names.httpBase) return { kind: 'none', reason: `${entry.name} needs an HTTP boot URL` };
+    const efi = entry.firmware === 'bios' || entry.firmware === 'other' ? undefined : names.efi[entry.firmware];
+    if (!efi) return { kind: 'none', reason: `no boot file for ${entry.name}` };
+    return { kind: 'file', file: `${names.httpBase.replace(/\/$/, '')}/${efi}`, ipxe: false, http: true, firmware: entry.firmware };
+  }
+  const file = entry.firmware === 'bios' ? names.bios : entry.firmware === 'other' ? undefined : names.efi[entry.firmware];
+  if (!file) return { kind: 'none', reason: `no boot file for ${entry.name}` };
+  return { kind: 'file', file, ipxe: false, http: false, firmware: entry.firmware };
+}

@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { chooseBoot, clientFacts, type BootFileNames } from '../../src/dhcp/boot-policy.js';
+import { Opt } from '../../src/dhcp/options.js';
+
+const names: BootFileNames = { bios: 'pxelinux.0', efi: { 'efi-x64': 'syslinux.efi', 'efi-arm64': 'grubaa64.efi' }, ipxe: 'boot.ipxe', httpBase: 'http://198.18.0.1:8080/' };
+const opts = (o: Record<number, Buffer>) => ({ options: Object.entries(o).map(([code, data]) => ({ code: Number(code), data })) });
+const arch = (n: number): Buffer => Buffer.from([n >> 8, n & 255]);
+
+describe('boot policy', () => {
+  it.each<[string, Record<number, Buffer>, string | null]>([
+    ['QEMU iPXE ROM, BIOS (user class iPXE)', { [Opt.CLIENT_ARCH]: arch(0), [Opt.USER_CLASS]: Buffer.from('iPXE'), [Opt.VENDOR_CLASS]: Buffer.from('PXEClient:Arch:00000:UNDI:002001') }, 'boot.ipxe'],
+    ['iPXE in OVMF (arch 7, user class iPXE)', { [Opt.CLIENT_ARCH]: arch(7), [Opt.USER_CLASS]: Buffer.from('iPXE') }, 'boot.ipxe'],
+    ['RFC 3004-style user class carrying iPXE', { [Opt.CLIENT_ARCH]: arch(0), [Opt.USER_CLASS]: Buffer.from('\x04iPXE', 'latin1') }, 'boot.ipxe'],
+    ['EDK2 PxeBcDxe (arch 7)', { [Opt.CLIENT_ARCH]: arch(7), [Opt.VENDOR_CLASS]: Buffer.from('PXEClient:Arch:00007:UNDI:003000') }, 'syslinux.efi'],
+    ['x64 UEFI with arch 9', { [Opt.CLIENT_ARCH]: arch(9), [Opt.VENDOR_CLASS]: Buffer.from('PXEClient') }, 'syslinux.efi'],
+    ['BIOS PXE ROM (arch 0)', { [Opt.CLIENT_ARCH]: arch(0), [Opt.VENDOR_CLASS]: Buffer.from('PXEClient:Arch:00000:UNDI:002001') }, 'pxelinux.0'],
+    ['legacy PXEClient without option 93', { [Opt.VENDOR_CLASS]: Buffer.from('PXEClient') }, 'pxelinux.0'],
+    ['ARM64 UEFI', { [Opt.CLIENT_ARCH]: arch(11), [Opt.VENDOR_CLASS]: Buffer.from('PXEClient') }, 'grubaa64.efi'],
+    ['x64 UEFI HTTP boot (16)', { [Opt.CLIENT_ARCH]: arch(16), [Opt.VENDOR_CLASS]: Buffer.from('HTTPClient:Arch:00016') }, 'http://198.18.0.1:8080/syslinux.efi'],
+    ['syslinux.efi second exchange (no 60, 93, 77)', {}, null],
+    ['udhcpc in Linux (vendor class, not PXE)', { [Opt.VENDOR_CLASS]: Buffer.from('e2e-initramfs') }, null],
+    ['ARM32 UEFI with no file configured', { [Opt.CLIENT_ARCH]: arch(10), [Opt.VENDOR_CLASS]: Buffer.from('PXEClient') }, null],
+    ['an architecture not in the table', { [Opt.CLIENT_ARCH]: arch(999), [Opt.VENDOR_CLASS]: Buffer.from('PXEClient') }, null],
+  ])('%s gets %s', (_name, options, want) => {
+    const d = chooseBoot(clientFacts(opts(options)), names);
+    if (want === null) expect(d.kind).toBe('none');
+    else expect(d).toMatchObject({ kind: 'file', file: want });
+  });
+
+  it('marks iPXE clients so the server adds option 175.176 (no proxy wait)', () => {
+    expect(chooseBoot(clientFacts(opts({ [Opt.USER_CLASS]: Buffer.from('iPXE') })), names)).toMatchObject({ ipxe: true });
+  });
+});
