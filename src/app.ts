@@ -7,6 +7,11 @@ import type { Clock } from './net/clock.js';
 import { cachedMtu, type MtuLookup } from './net/mtu.js';
 import type { UdpSocketFactory } from './net/udp.js';
 import type { Logger } from './log.js';
+import { probeForDhcpServers } from './dhcp/probe.js';
+import { DhcpServer, type DhcpServerConfig } from './dhcp/server.js';
+import { LeaseTable } from './dhcp/leases.js';
+import { parseIpv4 } from './net/ipv4.js';
+import { LeaseStore } from './state/lease-store.js';
 import { FileRoot, VirtualFileTable } from './tftp/fileroot.js';
 import { TftpServer } from './tftp/server.js';
 import { FileCache } from './tftp/source.js';
@@ -23,6 +28,20 @@ export interface AppConfig {
     readonly timing: TimingConfig;
     readonly cacheBytes: number;
   };
+  /** Absent: no DHCP at all (TFTP-only use). */
+  readonly dhcp?: {
+    /** The only interface DHCP is served on. */
+    readonly interface: string;
+    readonly server: DhcpServerConfig;
+    readonly rangeStart: string;
+    readonly rangeEnd: string;
+    /** Fixed addresses by MAC; these hosts count as known. */
+    readonly reservations: ReadonlyMap<string, string>;
+    readonly stateDir: string;
+    /** Skip the check for another DHCP server on the segment. */
+    readonly force: boolean;
+    readonly probeMs: number;
+  };
 }
 
 export interface AppDeps {
@@ -34,6 +53,7 @@ export interface AppDeps {
 
 export interface App {
   readonly tftp: TftpServer;
+  readonly dhcp: DhcpServer | null;
   /** Registered generated files (pxelinux configs, iPXE scripts) served over TFTP. */
   readonly virtualFiles: VirtualFileTable;
   /** Resolves when every server has stopped. */
@@ -65,17 +85,65 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
   const addr = tftp.address;
   log.info({ svc: 'tftp', listen: `${addr.address}:${addr.port}`, root: root.realRoot }, 'tftp listening');
 
+  let dhcp: DhcpServer | null = null;
+  if (cfg.dhcp) {
+    try {
+      dhcp = await startDhcp(cfg.dhcp, deps);
+    } catch (err) {
+      await tftp.close();
+      throw err;
+    }
+  }
+
   const stopped = new Promise<void>((resolve) => {
     const stop = (): void => {
       log.info({ active: tftp.counters.active }, 'stopping');
+      dhcp?.close();
       void tftp.close().then(() => {
         // peak resident memory, for boot-storm measurements (docs/performance.md)
-        log.info({ stats: tftp.counters, cache: cache.stats(), maxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024) }, 'stopped');
+        log.info({ stats: tftp.counters, dhcp: dhcp?.counters, cache: cache.stats(), maxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024) }, 'stopped');
         resolve();
       });
     };
     if (signal.aborted) stop();
     else signal.addEventListener('abort', stop, { once: true });
   });
-  return { tftp, virtualFiles, stopped };
+  return { tftp, dhcp, virtualFiles, stopped };
+}
+
+async function startDhcp(c: NonNullable<AppConfig['dhcp']>, deps: AppDeps): Promise<DhcpServer> {
+  const log = deps.log.child({ svc: 'dhcp' });
+  if (!c.force) {
+    const probe = await probeForDhcpServers(deps.udp, c.interface, c.probeMs);
+    if (probe.servers.length > 0) {
+      throw new Error(`another DHCP server answers on ${c.interface} (${probe.servers.join(', ')}); bootd will not serve DHCP beside it. Use --dhcp-mode proxy, or --force if you are sure`);
+    }
+  }
+  const store = await LeaseStore.open(c.stateDir);
+  const reservations = new Map<string, number>();
+  for (const [mac, ip] of c.reservations) reservations.set(mac, parseIpv4(ip) as number);
+  const leases = new LeaseTable(
+    {
+      rangeStart: parseIpv4(c.rangeStart) as number,
+      rangeEnd: parseIpv4(c.rangeEnd) as number,
+      leaseSeconds: c.server.leaseSeconds,
+      offerHoldMs: 30_000,
+      declineHoldMs: 10 * 60_000,
+      reservations,
+      excluded: new Set([c.server.serverIp, c.server.router].flatMap((a) => (a ? [parseIpv4(a) as number] : []))),
+    },
+    store.leases(),
+  );
+  const socket = await deps.udp.bind({ address: '0.0.0.0', port: 67, device: c.interface, broadcast: true, reuseAddr: true, recvBufferBytes: 4 << 20 });
+  const server = new DhcpServer({
+    socket,
+    clock: deps.clock,
+    leases,
+    store,
+    hosts: { isKnown: (mac) => reservations.has(mac) },
+    log,
+    config: c.server,
+  });
+  log.info({ interface: c.interface, server: c.server.serverIp, range: `${c.rangeStart}-${c.rangeEnd}`, leases: leases.size, unknownHosts: c.server.unknownHosts, state: store.file }, 'dhcp listening');
+  return server;
 }

@@ -2,7 +2,11 @@
  * The `bootd` command line. Each subcommand parses its flags into typed
  * configuration and hands over to the composition root in ../app.ts.
  */
+import os from 'node:os';
+import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { parseIpv4 } from '../net/ipv4.js';
+import type { UnknownHosts } from '../dhcp/server.js';
 import { startApp, type AppConfig } from '../app.js';
 import { createLogger, type LogFormat } from '../log.js';
 import { systemClock } from '../net/clock.js';
@@ -27,6 +31,31 @@ function ipv4(value: string): string {
   return value;
 }
 
+function ipRange(value: string): [string, string] {
+  const [a, b, ...rest] = value.split('-');
+  const sa = a === undefined ? null : parseIpv4(a);
+  const sb = b === undefined ? null : parseIpv4(b);
+  if (rest.length > 0 || sa === null || sb === null || sb < sa) {
+    throw new InvalidArgumentError(`expected START-END such as 198.18.0.100-198.18.0.199, got "${value}"`);
+  }
+  return [a as string, b as string];
+}
+
+function reservation(value: string, prev: Map<string, string>): Map<string, string> {
+  const m = /^([0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5})=(\S+)$/.exec(value);
+  if (!m || parseIpv4(m[2] as string) === null) throw new InvalidArgumentError(`expected MAC=IP such as 52:54:00:12:34:56=198.18.0.20, got "${value}"`);
+  return new Map(prev).set((m[1] as string).toLowerCase(), m[2] as string);
+}
+
+/** The IPv4 address and mask DHCP serves on `iface`: the --listen address if it is there, else the first. */
+function interfaceAddress(iface: string, listen: string): { address: string; netmask: string } {
+  const addrs = (os.networkInterfaces()[iface] ?? []).filter((a) => a.family === 'IPv4');
+  if (addrs.length === 0) throw new Error(`interface ${iface} does not exist or has no IPv4 address`);
+  const pick = listen === '0.0.0.0' ? addrs[0] : addrs.find((a) => a.address === listen);
+  if (!pick) throw new Error(`--listen ${listen} is not an address of ${iface} (it has ${addrs.map((a) => a.address).join(', ')})`);
+  return { address: pick.address, netmask: pick.netmask };
+}
+
 const program = new Command('bootd').description('Network-boot appliance: DHCP and TFTP in one process').version('0.1.0');
 
 program
@@ -44,11 +73,27 @@ program
   .option('--no-tftp-adaptive-rto', 'use a fixed retransmission timeout (--tftp-rto-ms) instead of one from measured RTT')
   .option('--tftp-give-up-ms <ms>', 'abandon a transfer with no progress for this long', int(100, 3600000), TFTP_DEFAULTS.timing.giveUpMs)
   .option('--cache-mb <mb>', 'memory for the shared file cache; larger files are streamed', int(0, 1 << 20), TFTP_DEFAULTS.cacheBytes / (1 << 20))
+  .option('--interface <iface>', 'serve DHCP on this interface, and on no other (no DHCP without it)')
+  .addOption(new Option('--dhcp-mode <mode>', 'full: addresses and boot files; proxy: boot files beside another server').choices(['full', 'proxy']).default('full'))
+  .option('--dhcp-range <start-end>', 'addresses handed out dynamically, e.g. 198.18.0.100-198.18.0.199', ipRange)
+  .addOption(new Option('--unknown-hosts <policy>', 'clients not in the host list: ignore them, lease an address, or lease and boot').choices(['ignore', 'lease', 'boot']).default('ignore'))
+  .option('--reserve <mac=ip>', 'fixed address for a MAC (repeatable); the host counts as known', reservation, new Map<string, string>())
+  .option('--router <addr>', 'router (option 3) given to clients', ipv4)
+  .option('--dns <addr>', 'DNS server (option 6) given to clients', ipv4)
+  .option('--lease-time <seconds>', 'lease length', int(10, 365 * 86400), 3600)
+  .option('--next-server <addr>', 'TFTP server for boot files (siaddr, option 66); default: this server', ipv4)
+  .option('--bios-boot-file <name>', 'boot file for BIOS PXE clients (option 93 = 0)', 'pxelinux.0')
+  .option('--efi-boot-file <name>', 'boot file for x64 UEFI PXE clients (option 93 = 7 or 9)', 'syslinux.efi')
+  .option('--arm64-efi-boot-file <name>', 'boot file for ARM64 UEFI PXE clients (option 93 = 11)')
+  .option('--ipxe-boot-file <name>', 'what clients already running iPXE get (user class iPXE)', 'boot.ipxe')
+  .option('--state <dir>', 'directory for leases and other state', '/var/lib/bootd')
+  .option('--force', 'serve DHCP even if another DHCP server answers on the interface')
+  .option('--dhcp-probe-ms <ms>', 'how long to listen for other DHCP servers before serving', int(100, 60000), 2000)
   .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
   .addOption(new Option('--log-format <format>', 'log format').choices(['auto', 'json', 'pretty']).default('auto'))
   .action(async (o: Record<string, unknown>) => {
     const log = createLogger({ level: String(o.logLevel), format: o.logFormat as LogFormat });
-    const cfg: AppConfig = {
+    let cfg: AppConfig = {
       tftp: {
         root: String(o.tftpRoot),
         listen: String(o.listen),
@@ -66,6 +111,50 @@ program
         cacheBytes: (o.cacheMb as number) * (1 << 20),
       },
     };
+    if (o.interface !== undefined) {
+      try {
+        if (o.dhcpMode === 'proxy') throw new Error('--dhcp-mode proxy is not implemented yet (issue 7)');
+        const range = o.dhcpRange as [string, string] | undefined;
+        if (!range) throw new Error('--interface needs --dhcp-range START-END in full mode');
+        const iface = interfaceAddress(String(o.interface), String(o.listen));
+        const mask = parseIpv4(iface.netmask) as number;
+        const net = (parseIpv4(iface.address) as number) & mask;
+        for (const a of range) {
+          if (((parseIpv4(a) as number) & mask) !== net) throw new Error(`--dhcp-range address ${a} is not on ${o.interface}'s network ${iface.address}/${iface.netmask}`);
+        }
+        const arm64 = o.arm64EfiBootFile as string | undefined;
+        cfg = {
+          ...cfg,
+          dhcp: {
+            interface: String(o.interface),
+            rangeStart: range[0],
+            rangeEnd: range[1],
+            reservations: o.reserve as Map<string, string>,
+            stateDir: path.resolve(String(o.state)),
+            force: o.force === true,
+            probeMs: o.dhcpProbeMs as number,
+            server: {
+              serverIp: iface.address,
+              subnetMask: iface.netmask,
+              ...(o.router ? { router: String(o.router) } : {}),
+              ...(o.dns ? { dns: [String(o.dns)] } : {}),
+              ...(o.nextServer ? { nextServer: String(o.nextServer) } : {}),
+              leaseSeconds: o.leaseTime as number,
+              unknownHosts: o.unknownHosts as UnknownHosts,
+              bootFiles: {
+                bios: String(o.biosBootFile),
+                efi: { 'efi-x64': String(o.efiBootFile), ...(arm64 ? { 'efi-arm64': arm64 } : {}) },
+                ipxe: String(o.ipxeBootFile),
+              },
+            },
+          },
+        };
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'cannot start');
+        process.exitCode = 1;
+        return;
+      }
+    }
     const ac = new AbortController();
     const onSignal = (sig: string) => () => {
       log.info({ signal: sig }, 'signal received');

@@ -1,0 +1,314 @@
+/**
+ * The DHCP server, full mode: decode, decide, encode, send. Address
+ * bookkeeping is in leases.ts, the boot file choice in boot-policy.ts, the
+ * wire format in packet.ts. An ACK leaves only after its lease is on disk.
+ */
+import type { Clock } from '../net/clock.js';
+import { formatIpv4, parseIpv4 } from '../net/ipv4.js';
+import type { Remote, UdpSocket } from '../net/udp.js';
+import type { Logger } from '../log.js';
+import type { LeaseStore } from '../state/lease-store.js';
+import { chooseBoot, clientFacts, type BootDecision, type BootFileNames } from './boot-policy.js';
+import type { LeaseTable } from './leases.js';
+import { IpxeSub, MessageType, Opt, decodeValue, encodeValue } from './options.js';
+import { BOOTREPLY, BOOTREQUEST, DEFAULT_MAX_BYTES, DhcpDecodeError, FLAG_BROADCAST, decodeDhcp, encodeDhcp, getOption, hardwareAddress, type DhcpOption, type DhcpPacket } from './packet.js';
+
+export type UnknownHosts = 'ignore' | 'lease' | 'boot';
+
+export interface DhcpServerConfig {
+  /** This server's address on the served interface: option 54 and the default next server. */
+  readonly serverIp: string;
+  readonly subnetMask: string;
+  readonly router?: string;
+  readonly dns?: readonly string[];
+  readonly leaseSeconds: number;
+  /** What clients not in hosts/*.yaml get: nothing (default), a lease, or a lease and a boot file. */
+  readonly unknownHosts: UnknownHosts;
+  readonly bootFiles: BootFileNames;
+  /** siaddr and option 66 (next server); defaults to serverIp. */
+  readonly nextServer?: string;
+}
+
+export interface DhcpStats {
+  received: number;
+  malformed: number;
+  ignored: number;
+  offers: number;
+  acks: number;
+  naks: number;
+  declines: number;
+  releases: number;
+  informs: number;
+  poolExhausted: number;
+}
+
+/** The server sees a host directory through this: "not found" is a normal answer. */
+export interface HostLookup {
+  isKnown(mac: string): boolean;
+  /** May this host netboot at all? (a host set to local boot gets a plain lease) */
+  mayNetboot?(mac: string): boolean;
+}
+
+export interface DhcpServerDeps {
+  readonly socket: UdpSocket;
+  readonly clock: Clock;
+  readonly leases: LeaseTable;
+  readonly store: LeaseStore;
+  readonly hosts: HostLookup;
+  readonly log: Logger;
+  readonly config: DhcpServerConfig;
+}
+
+const CLIENT_PORT = 68;
+const SERVER_PORT = 67;
+const BROADCAST = '255.255.255.255';
+const ZERO = '0.0.0.0';
+
+export class DhcpServer {
+  readonly counters: DhcpStats = { received: 0, malformed: 0, ignored: 0, offers: 0, acks: 0, naks: 0, declines: 0, releases: 0, informs: 0, poolExhausted: 0 };
+  private readonly serverIpNum: number;
+  private readonly maskNum: number;
+  private closed = false;
+
+  constructor(private readonly d: DhcpServerDeps) {
+    this.serverIpNum = parseIpv4(d.config.serverIp) ?? 0;
+    this.maskNum = parseIpv4(d.config.subnetMask) ?? 0;
+    d.socket.onMessage((msg, from) => {
+      void this.onMessage(msg, from).catch((err: unknown) => d.log.error({ err: String(err) }, 'dhcp handler failed'));
+    });
+    d.socket.onError((err) => d.log.warn({ err: err.message }, 'dhcp socket error'));
+  }
+
+  close(): void {
+    this.closed = true;
+    this.d.socket.close();
+  }
+
+  private inSubnet(ip: number): boolean {
+    return ((ip ^ this.serverIpNum) & this.maskNum) >>> 0 === 0;
+  }
+
+  private async onMessage(msg: Buffer, from: Remote): Promise<void> {
+    if (this.closed) return;
+    this.counters.received++;
+    let p: DhcpPacket;
+    try {
+      p = decodeDhcp(msg);
+    } catch (err) {
+      this.counters.malformed++;
+      if (this.d.log.isLevelEnabled('debug')) {
+        this.d.log.debug({ peer: from, err: (err as Error).message, code: err instanceof DhcpDecodeError ? err.code : undefined, hex: msg.subarray(0, 64).toString('hex') }, 'dhcp malformed packet dropped');
+      }
+      return;
+    }
+    const typeRaw = getOption(p, Opt.MESSAGE_TYPE);
+    if (p.op !== BOOTREQUEST || !typeRaw || typeRaw.length !== 1 || p.htype !== 1 || p.hlen !== 6) {
+      this.counters.ignored++; // plain BOOTP, non-Ethernet, or a reply from another server
+      return;
+    }
+    const type = typeRaw[0] as number;
+    const mac = hardwareAddress(p);
+    if (p.giaddr !== ZERO && !this.inSubnet(parseIpv4(p.giaddr) ?? 0)) {
+      this.counters.ignored++; // relayed from a subnet this server does not serve
+      return;
+    }
+    const known = this.d.hosts.isKnown(mac);
+    if (!known && this.d.config.unknownHosts === 'ignore') {
+      this.counters.ignored++;
+      if (this.d.log.isLevelEnabled('debug')) this.d.log.debug({ mac, type }, 'dhcp: unknown client ignored');
+      return;
+    }
+    const now = this.d.clock.wallNow();
+    switch (type) {
+      case MessageType.DISCOVER:
+        return this.discover(p, mac, known, now);
+      case MessageType.REQUEST:
+        return this.request(p, mac, known, now);
+      case MessageType.DECLINE:
+        return this.decline(p, mac, now);
+      case MessageType.RELEASE:
+        return this.release(p, mac, now);
+      case MessageType.INFORM:
+        return this.inform(p, mac, known);
+      default:
+        this.counters.ignored++;
+    }
+  }
+
+  private requestedIp(p: DhcpPacket): number | null {
+    const r = getOption(p, Opt.REQUESTED_IP);
+    return r && r.length === 4 ? r.readUInt32BE(0) : null;
+  }
+
+  private discover(p: DhcpPacket, mac: string, known: boolean, now: number): void {
+    const ip = this.d.leases.offer(mac, this.requestedIp(p), now);
+    if (ip === null) {
+      this.counters.poolExhausted++;
+      this.d.log.warn({ mac }, 'dhcp: no free address to offer');
+      return;
+    }
+    this.counters.offers++;
+    this.reply(p, MessageType.OFFER, formatIpv4(ip), known, true);
+    this.d.log.info({ mac, ip: formatIpv4(ip), vendorClass: clientFacts(p).vendorClass, arch: clientFacts(p).arch }, 'dhcp offer');
+  }
+
+  private async request(p: DhcpPacket, mac: string, known: boolean, now: number): Promise<void> {
+    const sid = getOption(p, Opt.SERVER_ID);
+    const ciaddr = parseIpv4(p.ciaddr) ?? 0;
+    if (sid) {
+      // SELECTING (RFC 2131 section 4.3.2): the client named the server it chose
+      if (sid.length !== 4 || sid.readUInt32BE(0) !== this.serverIpNum) {
+        this.d.leases.forgetOffer(mac);
+        this.counters.ignored++;
+        return;
+      }
+    }
+    const ip = this.requestedIp(p) ?? (ciaddr !== 0 ? ciaddr : null);
+    if (ip === null) {
+      this.counters.ignored++;
+      return;
+    }
+    if (!this.inSubnet(ip)) {
+      // INIT-REBOOT on the wrong network, or a bogus request: tell the client to start over
+      this.nak(p, mac, `${formatIpv4(ip)} is not on this network`);
+      return;
+    }
+    const rebinding = !sid && ciaddr !== 0 && p.giaddr === ZERO && (p.flags & FLAG_BROADCAST) !== 0;
+    const hostname = getOption(p, Opt.HOSTNAME);
+    const result = this.d.leases.request(mac, ip, now, hostname ? (decodeValue(Opt.HOSTNAME, hostname) as string) : undefined);
+    if (!result.ok) {
+      // REBINDING with no record of the client: another server may own it; stay silent (RFC 2131 section 4.3.2)
+      if (rebinding && !this.d.leases.lease(mac)) {
+        this.counters.ignored++;
+        return;
+      }
+      this.nak(p, mac, result.reason);
+      return;
+    }
+    await this.d.store.commit(() => this.d.leases.all());
+    this.counters.acks++;
+    this.reply(p, MessageType.ACK, result.lease.ip, known, true);
+    this.d.log.info({ mac, ip: result.lease.ip, expiresAt: new Date(result.lease.expiresAt).toISOString() }, 'dhcp ack');
+  }
+
+  private async decline(p: DhcpPacket, mac: string, now: number): Promise<void> {
+    const ip = this.requestedIp(p);
+    if (ip === null) return;
+    this.counters.declines++;
+    this.d.leases.decline(mac, ip, now);
+    this.d.log.warn({ mac, ip: formatIpv4(ip) }, 'dhcp decline: address in use on the network');
+    await this.d.store.commit(() => this.d.leases.all());
+  }
+
+  private async release(p: DhcpPacket, mac: string, now: number): Promise<void> {
+    const ip = parseIpv4(p.ciaddr) ?? 0;
+    if (this.d.leases.release(mac, ip, now)) {
+      this.counters.releases++;
+      this.d.log.info({ mac, ip: p.ciaddr }, 'dhcp release');
+      await this.d.store.commit(() => this.d.leases.all());
+    }
+  }
+
+  private inform(p: DhcpPacket, _mac: string, known: boolean): void {
+    this.counters.informs++;
+    this.reply(p, MessageType.ACK, ZERO, known, false);
+  }
+
+  private nak(p: DhcpPacket, mac: string, reason: string): void {
+    this.counters.naks++;
+    this.d.log.info({ mac, reason }, 'dhcp nak');
+    const options: DhcpOption[] = [opt(Opt.MESSAGE_TYPE, MessageType.NAK), opt(Opt.SERVER_ID, this.d.config.serverIp), opt(Opt.MESSAGE, reason.slice(0, 200))];
+    const relay = getOption(p, Opt.RELAY_AGENT);
+    if (relay) options.push({ code: Opt.RELAY_AGENT, data: relay });
+    // RFC 2131 section 4.1: a NAK goes to the relay, else is broadcast
+    this.send(p, { ...replyBase(p), ciaddr: ZERO, options }, p.giaddr !== ZERO ? { address: p.giaddr, port: SERVER_PORT } : { address: BROADCAST, port: CLIENT_PORT });
+  }
+
+  private reply(p: DhcpPacket, type: MessageType, yiaddr: string, known: boolean, withLease: boolean): void {
+    const c = this.d.config;
+    const options: DhcpOption[] = [opt(Opt.MESSAGE_TYPE, type), opt(Opt.SERVER_ID, c.serverIp)];
+    if (withLease) {
+      options.push(opt(Opt.LEASE_TIME, c.leaseSeconds), opt(Opt.RENEWAL_TIME, Math.floor(c.leaseSeconds / 2)), opt(Opt.REBINDING_TIME, Math.floor((c.leaseSeconds * 7) / 8)));
+    }
+    options.push(opt(Opt.SUBNET_MASK, c.subnetMask));
+    if (c.router) options.push(opt(Opt.ROUTER, [c.router]));
+    if (c.dns && c.dns.length > 0) options.push(opt(Opt.DNS, [...c.dns]));
+    const lease = this.d.leases.lease(hardwareAddress(p));
+    if (lease?.hostname && withLease) options.push(opt(Opt.HOSTNAME, lease.hostname));
+
+    // BOOTP's siaddr is the next server for any client (RFC 951); options 66/67 only for boot clients
+    const next = c.nextServer ?? c.serverIp;
+    const siaddr = withLease ? next : ZERO;
+    let file = '';
+    const boot = this.bootFor(p, known);
+    if (boot.kind === 'file') {
+      // WIRE.md: every client tested takes option 67 with siaddr; `file` too when it fits
+      options.push(opt(Opt.TFTP_SERVER, next), opt(Opt.BOOTFILE, boot.file));
+      if (boot.file.length < 128) file = boot.file;
+      if (boot.ipxe) options.push(opt(Opt.IPXE, [{ code: IpxeSub.NO_PXEDHCP, data: Buffer.from([1]) }])); // skip iPXE's 3 s ProxyDHCP wait
+      if (boot.http) options.push(opt(Opt.VENDOR_CLASS, 'HTTPClient')); // UEFI HTTP boot wants it echoed
+    }
+    const uuid = getOption(p, Opt.CLIENT_UUID);
+    if (uuid && boot.kind === 'file') options.push({ code: Opt.CLIENT_UUID, data: uuid }); // RFC 4578: echo 97
+    const relay = getOption(p, Opt.RELAY_AGENT);
+    if (relay) options.push({ code: Opt.RELAY_AGENT, data: relay }); // RFC 3046: echo 82 unchanged
+
+    // RFC 2131 table 3: ciaddr is 0 in an OFFER, the client's in an ACK
+    const out: DhcpPacket = { ...replyBase(p), ciaddr: type === MessageType.OFFER ? ZERO : p.ciaddr, yiaddr, siaddr, file, options };
+    this.send(p, out, this.destination(p, type));
+  }
+
+  private bootFor(p: DhcpPacket, known: boolean): BootDecision {
+    if (!known && this.d.config.unknownHosts !== 'boot') return { kind: 'none', reason: 'unknown host gets a plain lease' };
+    const mac = hardwareAddress(p);
+    if (known && this.d.hosts.mayNetboot && !this.d.hosts.mayNetboot(mac)) return { kind: 'none', reason: 'netboot disabled for this host' };
+    return chooseBoot(clientFacts(p), this.d.config.bootFiles);
+  }
+
+  /** RFC 2131 section 4.1 reply addressing. */
+  private destination(p: DhcpPacket, type: MessageType): Remote {
+    if (p.giaddr !== ZERO) return { address: p.giaddr, port: SERVER_PORT };
+    if (p.ciaddr !== ZERO && type !== MessageType.OFFER) return { address: p.ciaddr, port: CLIENT_PORT };
+    // Unicast to yiaddr would need an ARP entry the client cannot answer yet,
+    // which node:dgram cannot install; broadcasting works with every client
+    // tested (WIRE.md, checklist 1).
+    return { address: BROADCAST, port: CLIENT_PORT };
+  }
+
+  private send(req: DhcpPacket, reply: DhcpPacket, to: Remote): void {
+    const max = getOption(req, Opt.MAX_MESSAGE_SIZE);
+    const maxBytes = max && max.length === 2 ? Math.max(DEFAULT_MAX_BYTES, max.readUInt16BE(0) - 28) : DEFAULT_MAX_BYTES;
+    let wire: Buffer;
+    try {
+      wire = encodeDhcp(reply, { maxBytes });
+    } catch (err) {
+      this.d.log.error({ err: (err as Error).message }, 'dhcp reply does not fit the client');
+      return;
+    }
+    this.d.socket.send(wire, to);
+  }
+}
+
+function opt(code: number, value: Parameters<typeof encodeValue>[1]): DhcpOption {
+  return { code, data: encodeValue(code, value) };
+}
+
+function replyBase(p: DhcpPacket): DhcpPacket {
+  return {
+    op: BOOTREPLY,
+    htype: p.htype,
+    hlen: p.hlen,
+    hops: 0,
+    xid: p.xid,
+    secs: 0,
+    flags: p.flags,
+    ciaddr: p.ciaddr,
+    yiaddr: ZERO,
+    siaddr: ZERO,
+    giaddr: p.giaddr,
+    chaddr: p.chaddr,
+    sname: '',
+    file: '',
+    options: [],
+  };
+}
