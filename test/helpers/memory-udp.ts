@@ -48,6 +48,11 @@ export class MemoryNetwork implements UdpSocketFactory {
       const d = this.queue.shift() as Delivery;
       n++;
       if (!this.filter(d)) continue;
+      if (d.to.address === '255.255.255.255') {
+        // a limited broadcast reaches every socket on that port but the sender
+        for (const s of this.sockets.values()) if (s.addr.port === d.to.port && s !== this.sockets.get(`${d.from.address}:${d.from.port}`)) s.deliver(d.data, d.from);
+        continue;
+      }
       const s = this.sockets.get(`${d.to.address}:${d.to.port}`);
       s?.deliver(d.data, d.from);
     }

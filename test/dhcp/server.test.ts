@@ -1,0 +1,252 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { LeaseTable } from '../../src/dhcp/leases.js';
+import { IpxeSub, MessageType, Opt, decodeSubOptions, decodeValue, encodeValue } from '../../src/dhcp/options.js';
+import { BOOTREQUEST, FLAG_BROADCAST, decodeDhcp, encodeDhcp, getOption, type DhcpOption, type DhcpPacket } from '../../src/dhcp/packet.js';
+import { DhcpServer, type DhcpServerConfig } from '../../src/dhcp/server.js';
+import { silentLogger } from '../../src/log.js';
+import { parseIpv4 } from '../../src/net/ipv4.js';
+import { LeaseStore } from '../../src/state/lease-store.js';
+import { ManualClock } from '../helpers/clock.js';
+import { MemoryNetwork, type MemorySocket } from '../helpers/memory-udp.js';
+
+const SERVER_IP = '198.18.0.1';
+const MAC = '52:54:00:12:34:56';
+const KNOWN = '52:54:00:00:00:99';
+let dir: string;
+
+const o = (code: number, value: Parameters<typeof encodeValue>[1]): DhcpOption => ({ code, data: encodeValue(code, value) });
+function request(type: number, extra: DhcpOption[] = [], over: Partial<DhcpPacket> = {}, mac = MAC): Buffer {
+  const chaddr = Buffer.alloc(16);
+  Buffer.from(mac.replace(/:/g, ''), 'hex').copy(chaddr);
+  return encodeDhcp({
+    op: BOOTREQUEST, htype: 1, hlen: 6, hops: 0, xid: 0x1234, secs: 0, flags: 0,
+    ciaddr: '0.0.0.0', yiaddr: '0.0.0.0', siaddr: '0.0.0.0', giaddr: '0.0.0.0', chaddr, sname: '', file: '',
+    options: [o(Opt.MESSAGE_TYPE, type), ...extra],
+    ...over,
+  });
+}
+
+interface Rig {
+  net: MemoryNetwork;
+  client: MemorySocket;
+  relay: MemorySocket;
+  server: DhcpServer;
+  store: LeaseStore;
+  replies(): { to: string; p: DhcpPacket }[];
+  settle(): Promise<void>;
+}
+
+async function rig(over: Partial<DhcpServerConfig> = {}): Promise<Rig> {
+  const net = new MemoryNetwork();
+  const clock = new ManualClock();
+  const store = await LeaseStore.open(dir);
+  const leases = new LeaseTable({
+    rangeStart: parseIpv4('198.18.0.100') as number,
+    rangeEnd: parseIpv4('198.18.0.110') as number,
+    leaseSeconds: 600,
+    offerHoldMs: 30_000,
+    declineHoldMs: 600_000,
+    reservations: new Map([[KNOWN, parseIpv4('198.18.0.42') as number]]),
+    excluded: new Set(),
+  });
+  const server = new DhcpServer({
+    socket: net.bindSync({ address: '0.0.0.0', port: 67 }),
+    clock,
+    leases,
+    store,
+    hosts: { isKnown: (mac) => mac === KNOWN },
+    log: silentLogger,
+    config: {
+      serverIp: SERVER_IP, subnetMask: '255.255.255.0', router: '198.18.0.254', leaseSeconds: 600, unknownHosts: 'lease',
+      bootFiles: { bios: 'pxelinux.0', efi: { 'efi-x64': 'syslinux.efi' }, ipxe: 'boot.ipxe' },
+      ...over,
+    },
+  });
+  const client = net.bindSync({ address: '0.0.0.0', port: 68 });
+  const relay = net.bindSync({ address: '198.18.0.2', port: 67 });
+  return {
+    net, client, relay, server, store,
+    replies: () => net.log.filter((d) => d.from.port === 67 && d.from.address === '10.0.0.1').map((d) => ({ to: `${d.to.address}:${d.to.port}`, p: decodeDhcp(d.data) })),
+    async settle() {
+      for (let quiet = 0; quiet < 4; ) {
+        await new Promise((r) => setTimeout(r, quiet === 0 ? 0 : 5));
+        quiet = net.flush() === 0 ? quiet + 1 : 0;
+      }
+    },
+  };
+}
+
+const type = (p: DhcpPacket): number => getOption(p, Opt.MESSAGE_TYPE)?.[0] ?? 0;
+const SERVER = { address: '255.255.255.255', port: 67 };
+
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'bootd-dhcpsrv-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('DhcpServer (full mode) over an in-memory network', () => {
+  it('runs DISCOVER/OFFER/REQUEST/ACK, broadcasts the replies, and writes the lease before the ACK', async () => {
+    const r = await rig();
+    r.client.send(request(MessageType.DISCOVER), SERVER);
+    await r.settle();
+    const offer = r.replies()[0];
+    expect(offer?.to).toBe('255.255.255.255:68');
+    expect(offer && type(offer.p)).toBe(MessageType.OFFER);
+    expect(offer?.p).toMatchObject({ yiaddr: '198.18.0.100', siaddr: SERVER_IP, ciaddr: '0.0.0.0', xid: 0x1234 });
+    expect(decodeValue(Opt.ROUTER, getOption(offer?.p as DhcpPacket, Opt.ROUTER) as Buffer)).toEqual(['198.18.0.254']);
+    expect(r.store.writes).toBe(0); // an offer is not a lease
+    r.client.send(request(MessageType.REQUEST, [o(Opt.SERVER_ID, SERVER_IP), o(Opt.REQUESTED_IP, '198.18.0.100')]), SERVER);
+    await r.settle();
+    const ack = r.replies()[1];
+    expect(ack && type(ack.p)).toBe(MessageType.ACK);
+    expect(decodeValue(Opt.LEASE_TIME, getOption(ack?.p as DhcpPacket, Opt.LEASE_TIME) as Buffer)).toBe(600);
+    expect(r.store.writes).toBe(1);
+    expect((await LeaseStore.open(dir)).leases()).toMatchObject([{ mac: MAC, ip: '198.18.0.100' }]);
+  });
+
+  it('forgets its offer when the client chose another server (SELECTING with a foreign option 54)', async () => {
+    const r = await rig();
+    r.client.send(request(MessageType.DISCOVER), SERVER);
+    r.client.send(request(MessageType.REQUEST, [o(Opt.SERVER_ID, '198.18.0.9'), o(Opt.REQUESTED_IP, '198.18.0.100')]), SERVER);
+    await r.settle();
+    expect(r.replies().map((x) => type(x.p))).toEqual([MessageType.OFFER]);
+    expect(r.server.counters.ignored).toBe(1);
+  });
+
+  it('NAKs an INIT-REBOOT request for an address on another network', async () => {
+    const r = await rig();
+    r.client.send(request(MessageType.REQUEST, [o(Opt.REQUESTED_IP, '10.9.9.9')]), SERVER);
+    await r.settle();
+    const nak = r.replies()[0];
+    expect(nak && type(nak.p)).toBe(MessageType.NAK);
+    expect(nak?.to).toBe('255.255.255.255:68');
+  });
+
+  it('NAKs a request for an address leased to another MAC', async () => {
+    const r = await rig();
+    r.client.send(request(MessageType.REQUEST, [o(Opt.REQUESTED_IP, '198.18.0.100')]), SERVER);
+    await r.settle();
+    r.client.send(request(MessageType.REQUEST, [o(Opt.REQUESTED_IP, '198.18.0.100')], {}, '52:54:00:00:00:77'), SERVER);
+    await r.settle();
+    expect(r.replies().map((x) => type(x.p))).toEqual([MessageType.ACK, MessageType.NAK]);
+  });
+
+  it('answers a RENEWING request by unicast to ciaddr', async () => {
+    const r = await rig();
+    r.client.send(request(MessageType.REQUEST, [o(Opt.REQUESTED_IP, '198.18.0.100')]), SERVER);
+    await r.settle();
+    r.client.send(request(MessageType.REQUEST, [], { ciaddr: '198.18.0.100' }), SERVER);
+    await r.settle();
+    expect(r.replies()[1]).toMatchObject({ to: '198.18.0.100:68' });
+    expect(r.replies()[1]?.p.ciaddr).toBe('198.18.0.100');
+  });
+
+  it('stays silent in REBINDING for a client it has no record of', async () => {
+    const r = await rig();
+    r.client.send(request(MessageType.REQUEST, [], { ciaddr: '198.18.0.200', flags: FLAG_BROADCAST }), SERVER);
+    await r.settle();
+    // 198.18.0.200 is on our network but outside the range and unknown: not ours to NAK
+    expect(r.replies()).toEqual([]);
+  });
+
+  it('sends relayed replies to the relay on port 67 and echoes option 82 unchanged (RFC 3046)', async () => {
+    const r = await rig();
+    const agent = Buffer.from('0106657468302f31', 'hex');
+    r.relay.send(request(MessageType.DISCOVER, [{ code: Opt.RELAY_AGENT, data: agent }], { giaddr: '198.18.0.2', hops: 1 }), { address: '10.0.0.1', port: 67 });
+    await r.settle();
+    const offer = r.replies()[0];
+    expect(offer?.to).toBe('198.18.0.2:67');
+    expect(getOption(offer?.p as DhcpPacket, Opt.RELAY_AGENT)?.equals(agent)).toBe(true);
+  });
+
+  it('ignores a relayed request from a subnet it does not serve', async () => {
+    const r = await rig();
+    r.relay.send(request(MessageType.DISCOVER, [], { giaddr: '10.20.30.1' }), { address: '10.0.0.1', port: 67 });
+    await r.settle();
+    expect(r.replies()).toEqual([]);
+  });
+
+  it('gives a known PXE client its boot file: siaddr, 66, 67, file, and echoes 97', async () => {
+    const r = await rig();
+    const uuid = Buffer.concat([Buffer.from([0]), Buffer.alloc(16, 0xab)]);
+    r.client.send(
+      request(MessageType.DISCOVER, [o(Opt.CLIENT_ARCH, [7]), o(Opt.VENDOR_CLASS, 'PXEClient:Arch:00007:UNDI:003000'), { code: Opt.CLIENT_UUID, data: uuid }], { flags: FLAG_BROADCAST }, KNOWN),
+      SERVER,
+    );
+    await r.settle();
+    const offer = r.replies()[0]?.p as DhcpPacket;
+    expect(offer).toMatchObject({ yiaddr: '198.18.0.42', siaddr: SERVER_IP, file: 'syslinux.efi' });
+    expect(decodeValue(Opt.BOOTFILE, getOption(offer, Opt.BOOTFILE) as Buffer)).toBe('syslinux.efi');
+    expect(decodeValue(Opt.TFTP_SERVER, getOption(offer, Opt.TFTP_SERVER) as Buffer)).toBe(SERVER_IP);
+    expect(getOption(offer, Opt.CLIENT_UUID)?.equals(uuid)).toBe(true);
+  });
+
+  it('gives iPXE the script and option 175.176 = 1, so it does not wait for proxy offers', async () => {
+    const r = await rig();
+    r.client.send(request(MessageType.DISCOVER, [o(Opt.CLIENT_ARCH, [0]), { code: Opt.USER_CLASS, data: Buffer.from('iPXE') }], {}, KNOWN), SERVER);
+    await r.settle();
+    const offer = r.replies()[0]?.p as DhcpPacket;
+    expect(offer.file).toBe('boot.ipxe');
+    expect(decodeSubOptions(Opt.IPXE, getOption(offer, Opt.IPXE) as Buffer)).toEqual([{ code: IpxeSub.NO_PXEDHCP, data: Buffer.from([1]) }]);
+  });
+
+  it('gives an unknown PXE client a plain lease when the policy is "lease", and a boot file when it is "boot"', async () => {
+    const pxe = [o(Opt.CLIENT_ARCH, [0]), o(Opt.VENDOR_CLASS, 'PXEClient')];
+    let r = await rig({ unknownHosts: 'lease' });
+    r.client.send(request(MessageType.DISCOVER, pxe), SERVER);
+    await r.settle();
+    expect(getOption(r.replies()[0]?.p as DhcpPacket, Opt.BOOTFILE)).toBeUndefined();
+    r = await rig({ unknownHosts: 'boot' });
+    r.client.send(request(MessageType.DISCOVER, pxe), SERVER);
+    await r.settle();
+    expect(r.replies()[0]?.p.file).toBe('pxelinux.0');
+  });
+
+  it('ignores unknown clients by default, and answers known ones', async () => {
+    const r = await rig({ unknownHosts: 'ignore' });
+    r.client.send(request(MessageType.DISCOVER), SERVER);
+    r.client.send(request(MessageType.DISCOVER, [], {}, KNOWN), SERVER);
+    await r.settle();
+    expect(r.replies().map((x) => x.p.yiaddr)).toEqual(['198.18.0.42']);
+  });
+
+  it('marks a declined address unusable and offers another', async () => {
+    const r = await rig();
+    r.client.send(request(MessageType.REQUEST, [o(Opt.REQUESTED_IP, '198.18.0.100')]), SERVER);
+    await r.settle();
+    r.client.send(request(MessageType.DECLINE, [o(Opt.REQUESTED_IP, '198.18.0.100'), o(Opt.SERVER_ID, SERVER_IP)]), SERVER);
+    await r.settle();
+    r.client.send(request(MessageType.DISCOVER), SERVER);
+    await r.settle();
+    expect(r.replies().at(-1)?.p.yiaddr).toBe('198.18.0.101');
+  });
+
+  it('answers INFORM with configuration but no address or lease time', async () => {
+    const r = await rig();
+    r.client.send(request(MessageType.INFORM, [], { ciaddr: '198.18.0.77' }), SERVER);
+    await r.settle();
+    const ack = r.replies()[0];
+    expect(ack?.to).toBe('198.18.0.77:68');
+    expect(ack?.p.yiaddr).toBe('0.0.0.0');
+    expect(getOption(ack?.p as DhcpPacket, Opt.LEASE_TIME)).toBeUndefined();
+  });
+
+  it('counts and drops malformed packets, BOOTP requests and replies from other servers, and keeps serving', async () => {
+    const r = await rig();
+    for (const junk of [Buffer.alloc(10), Buffer.alloc(300, 0xff)]) r.client.send(junk, SERVER);
+    const bootp = request(MessageType.DISCOVER);
+    bootp.fill(0, 240); // no options at all: plain BOOTP
+    r.client.send(bootp, SERVER);
+    const reply = request(MessageType.OFFER);
+    reply[0] = 2;
+    r.client.send(reply, SERVER);
+    r.client.send(request(MessageType.DISCOVER), SERVER);
+    await r.settle();
+    expect(r.server.counters).toMatchObject({ malformed: 2, ignored: 2, offers: 1 });
+  });
+});
