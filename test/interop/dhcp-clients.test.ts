@@ -9,7 +9,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBootd, type RunningBootd } from '../helpers/bootd.js';
+import { REPO, startBootd, type RunningBootd } from '../helpers/bootd.js';
 import { TestNet, netnsUnavailable } from '../helpers/netns.js';
 
 const skip = netnsUnavailable();
@@ -41,7 +41,7 @@ describe.skipIf(skip !== null)('real DHCP clients against bootd serve (full mode
     await writeFile(path.join(dir, 'dhclient.sh'), `#!/bin/sh\necho "$reason ip=$new_ip_address mask=$new_subnet_mask routers=$new_routers server=$new_dhcp_server_identifier" >> "${dir}/dhclient.events"\n`);
     await writeFile(path.join(dir, 'dhcpcd.sh'), `#!/bin/sh\necho "$reason ip=$new_ip_address mask=$new_subnet_mask routers=$new_routers server=$new_dhcp_server_identifier" >> "${dir}/dhcpcd.events"\n`);
     for (const f of ['udhcpc.sh', 'dhclient.sh', 'dhcpcd.sh']) await chmod(path.join(dir, f), 0o755);
-    net = await TestNet.create({ hosts: ['server', 'udhcpc', 'dhclient', 'dhcpcd', 'reserved'] });
+    net = await TestNet.create({ hosts: ['server', 'udhcpc', 'dhclient', 'dhcpcd', 'reserved', 'second'] });
     const macs: Record<string, string> = { udhcpc: '52:54:00:aa:00:01', dhclient: '52:54:00:aa:00:02', dhcpcd: '52:54:00:aa:00:03', reserved: RESERVED_MAC };
     for (const [host, mac] of Object.entries(macs)) {
       // clients start with no address: DHCP must give them one
@@ -111,6 +111,17 @@ describe.skipIf(skip !== null)('real DHCP clients against bootd serve (full mode
     const r = await net.run('reserved', ['busybox', 'udhcpc', '-f', '-q', '-n', '-i', 'eth0', '-t', '5', '-T', '1', '-s', path.join(dir, 'udhcpc.sh')], { timeoutMs: 30_000 });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(await events('udhcpc')).toMatch(/bound ip=198\.18\.0\.42 /);
+  });
+
+  it('a second bootd in full mode on the same segment refuses to start, naming the server that answered', async () => {
+    const r = await net.run(
+      'second',
+      [process.execPath, path.join(REPO, 'bin/bootd'), 'serve', '--log-format', 'json', '--tftp-root', path.join(dir, 'root'), '--listen', net.host('second').address, '--tftp-port', '6969',
+        '--interface', 'eth0', '--dhcp-range', '198.18.0.200-198.18.0.210', '--unknown-hosts', 'lease', '--state', path.join(dir, 'state2'), '--dhcp-probe-ms', '1500'],
+      { timeoutMs: 30_000 },
+    );
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/another DHCP server answers on eth0 \(198\.18\.0\.1\)/);
   });
 
   it('gives each client a different address and keeps every ACKed lease on disk', async () => {
