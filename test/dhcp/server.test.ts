@@ -36,7 +36,8 @@ interface Rig {
   server: DhcpServer;
   store: LeaseStore;
   replies(): { to: string; p: DhcpPacket }[];
-  settle(): Promise<void>;
+  /** Delivers packets until quiet (80 ms with nothing to deliver), or until `done()` holds (at most 10 s). */
+  settle(done?: () => boolean): Promise<void>;
 }
 
 async function rig(over: Partial<DhcpServerConfig> = {}): Promise<Rig> {
@@ -70,11 +71,15 @@ async function rig(over: Partial<DhcpServerConfig> = {}): Promise<Rig> {
   return {
     net, client, relay, server, store,
     replies: () => net.log.filter((d) => d.from.port === 67 && d.from.address === '10.0.0.1').map((d) => ({ to: `${d.to.address}:${d.to.port}`, p: decodeDhcp(d.data) })),
-    async settle() {
-      for (let quiet = 0; quiet < 4; ) {
-        await new Promise((r) => setTimeout(r, quiet === 0 ? 0 : 5));
+    async settle(done?: () => boolean) {
+      // lease commits fsync through libuv's thread pool, which a loaded CI machine slows down
+      const end = Date.now() + 10_000;
+      for (let quiet = 0; done ? !done() : quiet < 8; ) {
+        if (Date.now() > end) throw new Error('settle: condition not met within 10 s');
+        await new Promise((r) => setTimeout(r, quiet === 0 ? 0 : 10));
         quiet = net.flush() === 0 ? quiet + 1 : 0;
       }
+      net.flush();
     },
   };
 }
@@ -101,7 +106,7 @@ describe('DhcpServer (full mode) over an in-memory network', () => {
     expect(decodeValue(Opt.ROUTER, getOption(offer?.p as DhcpPacket, Opt.ROUTER) as Buffer)).toEqual(['198.18.0.254']);
     expect(r.store.writes).toBe(0); // an offer is not a lease
     r.client.send(request(MessageType.REQUEST, [o(Opt.SERVER_ID, SERVER_IP), o(Opt.REQUESTED_IP, '198.18.0.100')]), SERVER);
-    await r.settle();
+    await r.settle(() => r.replies().length === 2);
     const ack = r.replies()[1];
     expect(ack && type(ack.p)).toBe(MessageType.ACK);
     expect(decodeValue(Opt.LEASE_TIME, getOption(ack?.p as DhcpPacket, Opt.LEASE_TIME) as Buffer)).toBe(600);
@@ -130,18 +135,18 @@ describe('DhcpServer (full mode) over an in-memory network', () => {
   it('NAKs a request for an address leased to another MAC', async () => {
     const r = await rig();
     r.client.send(request(MessageType.REQUEST, [o(Opt.REQUESTED_IP, '198.18.0.100')]), SERVER);
-    await r.settle();
+    await r.settle(() => r.replies().length === 1);
     r.client.send(request(MessageType.REQUEST, [o(Opt.REQUESTED_IP, '198.18.0.100')], {}, '52:54:00:00:00:77'), SERVER);
-    await r.settle();
+    await r.settle(() => r.replies().length === 2);
     expect(r.replies().map((x) => type(x.p))).toEqual([MessageType.ACK, MessageType.NAK]);
   });
 
   it('answers a RENEWING request by unicast to ciaddr', async () => {
     const r = await rig();
     r.client.send(request(MessageType.REQUEST, [o(Opt.REQUESTED_IP, '198.18.0.100')]), SERVER);
-    await r.settle();
+    await r.settle(() => r.replies().length === 1);
     r.client.send(request(MessageType.REQUEST, [], { ciaddr: '198.18.0.100' }), SERVER);
-    await r.settle();
+    await r.settle(() => r.replies().length === 2);
     expect(r.replies()[1]).toMatchObject({ to: '198.18.0.100:68' });
     expect(r.replies()[1]?.p.ciaddr).toBe('198.18.0.100');
   });
@@ -218,7 +223,7 @@ describe('DhcpServer (full mode) over an in-memory network', () => {
   it('marks a declined address unusable and offers another', async () => {
     const r = await rig();
     r.client.send(request(MessageType.REQUEST, [o(Opt.REQUESTED_IP, '198.18.0.100')]), SERVER);
-    await r.settle();
+    await r.settle(() => r.replies().length === 1);
     r.client.send(request(MessageType.DECLINE, [o(Opt.REQUESTED_IP, '198.18.0.100'), o(Opt.SERVER_ID, SERVER_IP)]), SERVER);
     await r.settle();
     r.client.send(request(MessageType.DISCOVER), SERVER);

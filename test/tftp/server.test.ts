@@ -38,7 +38,8 @@ interface Rig {
   results: TransferResult[];
   client(addr?: string, drop?: (b: number) => boolean): TestClient;
   /** Lets async steps (file resolution, socket binds) finish and delivers packets until quiet. */
-  settle(): Promise<void>;
+  /** Delivers packets until quiet (80 ms with nothing to deliver), or until `done()` holds (at most 10 s). */
+  settle(done?: () => boolean): Promise<void>;
 }
 
 async function rig(config: Partial<TftpServerConfig> = {}, mtu = 1500, cacheBytes = 64 << 20): Promise<Rig> {
@@ -72,12 +73,15 @@ async function rig(config: Partial<TftpServerConfig> = {}, mtu = 1500, cacheByte
     server,
     results,
     client: (addr = `10.0.0.${n++}`, drop) => new TestClient(net.bindSync({ address: addr, port: 2000 }), SERVER, drop),
-    async settle() {
-      // file reads go through libuv's thread pool: give them real (not manual) time
-      for (let quiet = 0; quiet < 4; ) {
-        await new Promise((r) => setTimeout(r, quiet === 0 ? 0 : 3));
+    async settle(done?: () => boolean) {
+      // file reads and fsyncs go through libuv's thread pool, which a loaded CI machine slows down
+      const end = Date.now() + 10_000;
+      for (let quiet = 0; done ? !done() : quiet < 8; ) {
+        if (Date.now() > end) throw new Error('settle: condition not met within 10 s');
+        await new Promise((r) => setTimeout(r, quiet === 0 ? 0 : 10));
         quiet = net.flush() === 0 ? quiet + 1 : 0;
       }
+      net.flush();
     },
   };
 }
@@ -93,7 +97,7 @@ describe('TftpServer over an in-memory network', () => {
   it('serves a file without options in 512-byte lock-step and logs the finished transfer', async () => {
     const c = r.client();
     c.request('small.bin');
-    await r.settle();
+    await r.settle(() => c.done && r.results.length === 1);
     expect(c.done).toBe(true);
     expect(sha(c.data)).toBe(sha(files['small.bin'] as Buffer));
     expect(r.results).toMatchObject([{ file: 'small.bin', bytes: 3000, blksize: 512, windowsize: 1, outcome: 'complete' }]);
