@@ -37,6 +37,8 @@ export class LeaseTable {
   private readonly byMac = new Map<string, { ip: number; expiresAt: number; hostname?: string }>();
   private readonly owner = new Map<number, string>();
   private readonly offers = new Map<string, { ip: number; until: number }>();
+  /** Offered address -> MAC it is held for (an index over `offers`, so availability is O(1)). */
+  private readonly offeredTo = new Map<number, string>();
   private readonly declined = new Map<number, number>();
   private readonly reservedIps = new Map<number, string>();
   private cursor: number;
@@ -93,7 +95,8 @@ export class LeaseTable {
       const l = this.byMac.get(other);
       if (l && l.expiresAt > now) return false;
     }
-    for (const [m, o] of this.offers) if (m !== mac && o.ip === ip && o.until > now) return false;
+    const offeredTo = this.offeredTo.get(ip);
+    if (offeredTo !== undefined && offeredTo !== mac && (this.offers.get(offeredTo)?.until ?? 0) > now) return false;
     return true;
   }
 
@@ -105,8 +108,19 @@ export class LeaseTable {
    */
   offer(mac: string, requested: number | null, now: number): number | null {
     const pick = this.pick(mac, requested, now);
-    if (pick !== null) this.offers.set(mac, { ip: pick, until: now + this.cfg.offerHoldMs });
+    if (pick !== null) {
+      this.dropOffer(mac);
+      this.offers.set(mac, { ip: pick, until: now + this.cfg.offerHoldMs });
+      this.offeredTo.set(pick, mac);
+    }
     return pick;
+  }
+
+  private dropOffer(mac: string): void {
+    const o = this.offers.get(mac);
+    if (!o) return;
+    this.offers.delete(mac);
+    if (this.offeredTo.get(o.ip) === mac) this.offeredTo.delete(o.ip);
   }
 
   private pick(mac: string, requested: number | null, now: number): number | null {
@@ -149,14 +163,14 @@ export class LeaseTable {
     const name = hostname ?? old?.hostname;
     this.byMac.set(mac, { ip, expiresAt, ...(name ? { hostname: name } : {}) });
     this.owner.set(ip, mac);
-    this.offers.delete(mac);
+    this.dropOffer(mac);
     this.changed.add(mac);
     return { ok: true, lease: this.lease(mac) as Lease };
   }
 
   /** The client chose another server (SELECTING with a foreign server id): free our offer. */
   forgetOffer(mac: string): void {
-    this.offers.delete(mac);
+    this.dropOffer(mac);
   }
 
   /** DHCPDECLINE (RFC 2131 section 4.3.3): the address is in use by someone else. */
@@ -168,7 +182,7 @@ export class LeaseTable {
       this.owner.delete(ip);
       this.changed.add(mac);
     }
-    this.offers.delete(mac);
+    this.dropOffer(mac);
   }
 
   /** DHCPRELEASE: the lease ends now; the MAC keeps its claim on the address for next time. */
