@@ -84,6 +84,14 @@ export class DhcpServer {
     this.d.socket.close();
   }
 
+  /** Waits until every change so far is on disk. */
+  private persist(): Promise<void> {
+    return this.d.store.commit({
+      changes: () => this.d.leases.takeChanged().map((mac) => ({ mac, lease: this.d.leases.lease(mac) })),
+      all: () => this.d.leases.all(),
+    });
+  }
+
   private inSubnet(ip: number): boolean {
     return ((ip ^ this.serverIpNum) & this.maskNum) >>> 0 === 0;
   }
@@ -185,7 +193,7 @@ export class DhcpServer {
       this.nak(p, mac, result.reason);
       return;
     }
-    await this.d.store.commit(() => this.d.leases.all());
+    await this.persist();
     this.counters.acks++;
     this.reply(p, MessageType.ACK, result.lease.ip, known, true);
     this.d.log.info({ mac, ip: result.lease.ip, expiresAt: new Date(result.lease.expiresAt).toISOString() }, 'dhcp ack');
@@ -197,7 +205,7 @@ export class DhcpServer {
     this.counters.declines++;
     this.d.leases.decline(mac, ip, now);
     this.d.log.warn({ mac, ip: formatIpv4(ip) }, 'dhcp decline: address in use on the network');
-    await this.d.store.commit(() => this.d.leases.all());
+    await this.persist();
   }
 
   private async release(p: DhcpPacket, mac: string, now: number): Promise<void> {
@@ -205,7 +213,7 @@ export class DhcpServer {
     if (this.d.leases.release(mac, ip, now)) {
       this.counters.releases++;
       this.d.log.info({ mac, ip: p.ciaddr }, 'dhcp release');
-      await this.d.store.commit(() => this.d.leases.all());
+      await this.persist();
     }
   }
 

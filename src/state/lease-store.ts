@@ -1,10 +1,20 @@
 /**
- * Leases on disk (lowdb over DurableJsonFile). `commit()` resolves once the
- * current leases are durable; commits made in the same moment share one
- * write, so a burst of a thousand ACKs costs a few fsyncs, not a thousand.
- * The DHCP server sends an ACK only after its commit resolved.
+ * Leases on disk: a snapshot (lowdb over DurableJsonFile: temp file, fsync,
+ * rename) plus an append-only journal of changes since it.
+ *
+ * `commit()` resolves once the changes of this moment are durable: they are
+ * appended to the journal as JSON lines and fdatasynced, so a batch of a
+ * thousand ACKs costs one small write and one sync, not a rewrite of every
+ * lease. When the journal grows past `compactAfter` records, the full set is
+ * written as a new snapshot and the journal truncated.
+ *
+ * Recovery reads the snapshot, then replays the journal in order. Replay is
+ * idempotent (each record is a lease's full state, or its removal), so a
+ * crash between the snapshot's rename and the journal's truncation is
+ * harmless. A torn last line, from a crash in the middle of an append, was
+ * never synced and so never acknowledged: it is skipped.
  */
-import { mkdir } from 'node:fs/promises';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Low } from 'lowdb';
 import type { Lease } from '../dhcp/leases.js';
@@ -15,47 +25,110 @@ interface LeaseDoc {
   leases: Lease[];
 }
 
+/** One journal record: the lease as it now is, or its removal. */
+export interface LeaseChange {
+  readonly mac: string;
+  readonly lease: Lease | undefined;
+}
+
+export interface CommitSource {
+  /** Changes since the previous write; called once, just before the write starts. */
+  readonly changes: () => LeaseChange[];
+  /** Every current lease, for compaction. */
+  readonly all: () => Lease[];
+}
+
+export const DEFAULT_COMPACT_AFTER = 50_000;
+
 export class LeaseStore {
   private next: Promise<void> | null = null;
   private current: Promise<void> = Promise.resolve();
-  /** Number of writes done, for tests and stats. */
+  private journalRecords = 0;
+  /** Number of journal appends and snapshot rewrites, for tests and stats. */
   writes = 0;
+  compactions = 0;
 
   private constructor(
     private readonly db: Low<LeaseDoc>,
     readonly file: string,
+    private readonly journal: fs.FileHandle,
+    private readonly loaded: Lease[],
+    private readonly compactAfter: number,
   ) {}
 
-  static async open(stateDir: string): Promise<LeaseStore> {
-    await mkdir(stateDir, { recursive: true });
+  static async open(stateDir: string, compactAfter = DEFAULT_COMPACT_AFTER): Promise<LeaseStore> {
+    await fs.mkdir(stateDir, { recursive: true });
     const file = path.join(stateDir, 'leases.json');
     const db = new Low<LeaseDoc>(new DurableJsonFile<LeaseDoc>(file), { version: 1, leases: [] });
     await db.read();
     if (!Array.isArray(db.data.leases)) db.data = { version: 1, leases: [] };
-    return new LeaseStore(db, file);
+    const byMac = new Map(db.data.leases.map((l) => [l.mac, l]));
+    const journalFile = path.join(stateDir, 'leases.journal');
+    let records = 0;
+    const text = await fs.readFile(journalFile, 'utf8').catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? '' : Promise.reject(err)));
+    for (const line of text.split('\n')) {
+      if (line === '') continue;
+      let rec: LeaseChange;
+      try {
+        rec = JSON.parse(line) as LeaseChange;
+      } catch {
+        continue; // a torn append: never synced, never acknowledged
+      }
+      if (rec.lease) byMac.set(rec.mac, rec.lease);
+      else byMac.delete(rec.mac);
+      records++;
+    }
+    const journal = await fs.open(journalFile, 'a', 0o600);
+    const store = new LeaseStore(db, file, journal, [...byMac.values()], compactAfter);
+    store.journalRecords = records;
+    return store;
   }
 
+  /** The leases as recovered at open. */
   leases(): Lease[] {
-    return this.db.data.leases;
+    return this.loaded;
   }
 
-  /**
-   * Writes `snapshot()` (taken just before the write starts, so it includes
-   * every change made until then) and resolves when it is on disk.
-   */
-  commit(snapshot: () => Lease[]): Promise<void> {
+  get journalFile(): string {
+    return path.join(path.dirname(this.file), 'leases.journal');
+  }
+
+  /** Makes this moment's changes durable; commits in the same moment share one write. */
+  commit(src: CommitSource): Promise<void> {
     if (this.next) return this.next;
     const run = async (): Promise<void> => {
       await this.current.catch(() => {});
       await new Promise<void>((r) => setImmediate(r)); // let this moment's other changes join
       this.next = null; // changes from here on go into the following write
-      this.db.data = { version: 1, leases: snapshot() };
-      this.writes++;
-      const w = this.db.write();
+      const changes = src.changes();
+      const w = this.write(changes, src.all);
       this.current = w;
       await w;
     };
     this.next = run();
     return this.next;
+  }
+
+  private async write(changes: LeaseChange[], all: () => Lease[]): Promise<void> {
+    if (changes.length > 0) {
+      await this.journal.appendFile(changes.map((c) => JSON.stringify(c)).join('\n') + '\n');
+      await this.journal.datasync();
+      this.journalRecords += changes.length;
+      this.writes++;
+    }
+    if (this.journalRecords >= this.compactAfter) {
+      // the snapshot holds everything the journal says; then the journal can go
+      this.db.data = { version: 1, leases: all() };
+      await this.db.write();
+      await this.journal.truncate(0);
+      await this.journal.datasync();
+      this.journalRecords = 0;
+      this.compactions++;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.current.catch(() => {});
+    await this.journal.close();
   }
 }

@@ -9,6 +9,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LeaseStore } from '../../src/state/lease-store.js';
 import { REPO, startBootd, type RunningBootd } from '../helpers/bootd.js';
 import { TestNet, netnsUnavailable } from '../helpers/netns.js';
 
@@ -125,9 +126,11 @@ describe.skipIf(skip !== null)('real DHCP clients against bootd serve (full mode
   });
 
   it('gives each client a different address and keeps every ACKed lease on disk', async () => {
-    const doc = JSON.parse(await readFile(path.join(dir, 'state', 'leases.json'), 'utf8')) as { leases: { mac: string; ip: string }[] };
-    const ips = doc.leases.map((l) => l.ip);
+    const store = await LeaseStore.open(path.join(dir, 'state')); // snapshot + journal, as bootd recovers them
+    const leases = store.leases();
+    await store.close();
+    const ips = leases.map((l) => l.ip);
     expect(new Set(ips).size).toBe(ips.length);
-    expect(doc.leases.map((l) => l.mac).sort()).toEqual(['52:54:00:aa:00:01', '52:54:00:aa:00:02', '52:54:00:aa:00:03', RESERVED_MAC]);
+    expect(leases.map((l) => l.mac).sort()).toEqual(['52:54:00:aa:00:01', '52:54:00:aa:00:02', '52:54:00:aa:00:03', RESERVED_MAC]);
   });
 });

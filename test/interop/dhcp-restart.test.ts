@@ -7,6 +7,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LeaseStore } from '../../src/state/lease-store.js';
 import { REPO, startBootd, type RunningBootd } from '../helpers/bootd.js';
 import { TestNet, netnsUnavailable } from '../helpers/netns.js';
 
@@ -56,8 +57,9 @@ describe.skipIf(skip !== null)('DHCP leases survive kill -9', () => {
     expect(lines.length).toBeGreaterThanOrEqual(40);
     const ackedLeases = new Map(lines.map((l) => l.split(' ') as [string, string]));
 
-    const doc = JSON.parse(await readFile(path.join(dir, 'state', 'leases.json'), 'utf8')) as { leases: { mac: string; ip: string }[] };
-    const onDisk = new Map(doc.leases.map((l) => [l.mac, l.ip]));
+    const store = await LeaseStore.open(path.join(dir, 'state')); // snapshot + journal, as bootd recovers them
+    const onDisk = new Map(store.leases().map((l) => [l.mac, l.ip]));
+    await store.close();
     for (const [mac, ip] of ackedLeases) expect(onDisk.get(mac), `lease of ${mac}`).toBe(ip);
 
     // the restarted server honours them: the same MACs get the same addresses
