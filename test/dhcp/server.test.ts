@@ -10,6 +10,7 @@ import { silentLogger } from '../../src/log.js';
 import { parseIpv4 } from '../../src/net/ipv4.js';
 import { LeaseStore } from '../../src/state/lease-store.js';
 import { ManualClock } from '../helpers/clock.js';
+import { settle } from '../helpers/settle.js';
 import { MemoryNetwork, type MemorySocket } from '../helpers/memory-udp.js';
 
 const SERVER_IP = '198.18.0.1';
@@ -71,16 +72,7 @@ async function rig(over: Partial<DhcpServerConfig> = {}): Promise<Rig> {
   return {
     net, client, relay, server, store,
     replies: () => net.log.filter((d) => d.from.port === 67 && d.from.address === '10.0.0.1').map((d) => ({ to: `${d.to.address}:${d.to.port}`, p: decodeDhcp(d.data) })),
-    async settle(done?: () => boolean) {
-      // lease commits fsync through libuv's thread pool, which a loaded CI machine slows down
-      const end = Date.now() + 10_000;
-      for (let quiet = 0; done ? !done() : quiet < 8; ) {
-        if (Date.now() > end) throw new Error('settle: condition not met within 10 s');
-        await new Promise((r) => setTimeout(r, quiet === 0 ? 0 : 10));
-        quiet = net.flush() === 0 ? quiet + 1 : 0;
-      }
-      net.flush();
-    },
+    settle: (done?: () => boolean) => settle(net, done),
   };
 }
 

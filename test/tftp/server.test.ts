@@ -10,6 +10,7 @@ import { TFTP_DEFAULTS, TftpServer, type TftpServerConfig } from '../../src/tftp
 import { FileCache } from '../../src/tftp/source.js';
 import type { TransferResult } from '../../src/tftp/transfer.js';
 import { ManualClock } from '../helpers/clock.js';
+import { settle } from '../helpers/settle.js';
 import { MemoryNetwork } from '../helpers/memory-udp.js';
 import { TestClient } from '../helpers/tftp-client.js';
 
@@ -73,16 +74,7 @@ async function rig(config: Partial<TftpServerConfig> = {}, mtu = 1500, cacheByte
     server,
     results,
     client: (addr = `10.0.0.${n++}`, drop) => new TestClient(net.bindSync({ address: addr, port: 2000 }), SERVER, drop),
-    async settle(done?: () => boolean) {
-      // file reads and fsyncs go through libuv's thread pool, which a loaded CI machine slows down
-      const end = Date.now() + 10_000;
-      for (let quiet = 0; done ? !done() : quiet < 8; ) {
-        if (Date.now() > end) throw new Error('settle: condition not met within 10 s');
-        await new Promise((r) => setTimeout(r, quiet === 0 ? 0 : 10));
-        quiet = net.flush() === 0 ? quiet + 1 : 0;
-      }
-      net.flush();
-    },
+    settle: (done?: () => boolean) => settle(net, done),
   };
 }
 
