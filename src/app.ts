@@ -35,6 +35,8 @@ export interface AppConfig {
     readonly server: DhcpServerConfig;
     readonly rangeStart: string;
     readonly rangeEnd: string;
+    /** Ranges of the relayed subnets, in the order of `server.relayed`. */
+    readonly relayedRanges?: readonly { readonly start: string; readonly end: string }[];
     /** Fixed addresses by MAC; these hosts count as known. */
     readonly reservations: ReadonlyMap<string, string>;
     readonly stateDir: string;
@@ -124,8 +126,10 @@ async function startDhcp(c: NonNullable<AppConfig['dhcp']>, deps: AppDeps): Prom
   for (const [mac, ip] of c.reservations) reservations.set(mac, parseIpv4(ip) as number);
   const leases = new LeaseTable(
     {
-      rangeStart: parseIpv4(c.rangeStart) as number,
-      rangeEnd: parseIpv4(c.rangeEnd) as number,
+      ranges: [
+        { start: parseIpv4(c.rangeStart) as number, end: parseIpv4(c.rangeEnd) as number },
+        ...(c.relayedRanges ?? []).map((r) => ({ start: parseIpv4(r.start) as number, end: parseIpv4(r.end) as number })),
+      ],
       leaseSeconds: c.server.leaseSeconds,
       offerHoldMs: 30_000,
       declineHoldMs: 10 * 60_000,

@@ -41,6 +41,33 @@ function ipRange(value: string): [string, string] {
   return [a as string, b as string];
 }
 
+interface RelaySubnetArg {
+  readonly network: string;
+  readonly mask: string;
+  readonly start: string;
+  readonly end: string;
+  readonly router?: string;
+}
+
+/** NETWORK/PREFIX=START-END[@ROUTER], e.g. 198.18.5.0/24=198.18.5.100-198.18.5.150@198.18.5.1 */
+function relaySubnet(value: string, prev: RelaySubnetArg[]): RelaySubnetArg[] {
+  const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d{1,2})=(\d+\.\d+\.\d+\.\d+)-(\d+\.\d+\.\d+\.\d+)(?:@(\d+\.\d+\.\d+\.\d+))?$/.exec(value);
+  const bad = (): never => {
+    throw new InvalidArgumentError(`expected NETWORK/PREFIX=START-END[@ROUTER] such as 198.18.5.0/24=198.18.5.100-198.18.5.150@198.18.5.1, got "${value}"`);
+  };
+  if (!m) return bad();
+  const prefix = Number(m[2]);
+  const [net, start, end] = [m[1], m[3], m[4]].map((a) => parseIpv4(a as string));
+  if (prefix < 8 || prefix > 30 || net === null || start === null || end === null || net === undefined || start === undefined || end === undefined || end < start) return bad();
+  if (m[5] !== undefined && parseIpv4(m[5]) === null) return bad();
+  const maskNum = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+  if (((start & maskNum) >>> 0) !== ((net & maskNum) >>> 0) || ((end & maskNum) >>> 0) !== ((net & maskNum) >>> 0)) {
+    throw new InvalidArgumentError(`range ${m[3]}-${m[4]} is not inside ${m[1]}/${prefix} in "${value}"`);
+  }
+  const mask = [24, 16, 8, 0].map((s) => (maskNum >>> s) & 255).join('.');
+  return [...prev, { network: m[1] as string, mask, start: m[3] as string, end: m[4] as string, ...(m[5] ? { router: m[5] } : {}) }];
+}
+
 function reservation(value: string, prev: Map<string, string>): Map<string, string> {
   const m = /^([0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5})=(\S+)$/.exec(value);
   if (!m || parseIpv4(m[2] as string) === null) throw new InvalidArgumentError(`expected MAC=IP such as 52:54:00:12:34:56=198.18.0.20, got "${value}"`);
@@ -76,6 +103,7 @@ program
   .option('--interface <iface>', 'serve DHCP on this interface, and on no other (no DHCP without it)')
   .addOption(new Option('--dhcp-mode <mode>', 'full: addresses and boot files; proxy: boot files beside another server').choices(['full', 'proxy']).default('full'))
   .option('--dhcp-range <start-end>', 'addresses handed out dynamically, e.g. 198.18.0.100-198.18.0.199', ipRange)
+  .option('--relay-subnet <net=range[@router]>', 'a subnet served through a relay agent (chosen by giaddr), repeatable: 198.18.5.0/24=198.18.5.100-198.18.5.150@198.18.5.1', relaySubnet, [] as RelaySubnetArg[])
   .addOption(new Option('--unknown-hosts <policy>', 'clients not in the host list: ignore them, lease an address, or lease and boot').choices(['ignore', 'lease', 'boot']).default('ignore'))
   .option('--reserve <mac=ip>', 'fixed address for a MAC (repeatable); the host counts as known', reservation, new Map<string, string>())
   .option('--router <addr>', 'router (option 3) given to clients', ipv4)
@@ -123,6 +151,7 @@ program
           if (((parseIpv4(a) as number) & mask) !== net) throw new Error(`--dhcp-range address ${a} is not on ${o.interface}'s network ${iface.address}/${iface.netmask}`);
         }
         const arm64 = o.arm64EfiBootFile as string | undefined;
+        const relayed = o.relaySubnet as RelaySubnetArg[];
         cfg = {
           ...cfg,
           dhcp: {
@@ -133,7 +162,9 @@ program
             stateDir: path.resolve(String(o.state)),
             force: o.force === true,
             probeMs: o.dhcpProbeMs as number,
+            relayedRanges: relayed.map((r) => ({ start: r.start, end: r.end })),
             server: {
+              relayed: relayed.map((r) => ({ network: r.network, mask: r.mask, ...(r.router ? { router: r.router } : {}) })),
               serverIp: iface.address,
               subnetMask: iface.netmask,
               ...(o.router ? { router: String(o.router) } : {}),

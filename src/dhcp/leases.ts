@@ -16,10 +16,15 @@ export interface Lease {
   readonly hostname?: string;
 }
 
-export interface PoolConfig {
+export interface AddressRange {
   /** First and last address handed out dynamically (host order numbers). */
-  readonly rangeStart: number;
-  readonly rangeEnd: number;
+  readonly start: number;
+  readonly end: number;
+}
+
+export interface PoolConfig {
+  /** One range per served subnet; the server passes the index of the request's subnet. */
+  readonly ranges: readonly AddressRange[];
   readonly leaseSeconds: number;
   /** How long an OFFER holds its address for the client that got it. */
   readonly offerHoldMs: number;
@@ -41,14 +46,15 @@ export class LeaseTable {
   private readonly offeredTo = new Map<number, string>();
   private readonly declined = new Map<number, number>();
   private readonly reservedIps = new Map<number, string>();
-  private cursor: number;
+  private readonly cursors: number[];
   private readonly changed = new Set<string>();
 
   constructor(
     private readonly cfg: PoolConfig,
     initial: readonly Lease[] = [],
   ) {
-    if (cfg.rangeEnd < cfg.rangeStart) throw new Error('DHCP range end is before its start');
+    if (cfg.ranges.length === 0) throw new Error('no DHCP range');
+    for (const r of cfg.ranges) if (r.end < r.start) throw new Error('DHCP range end is before its start');
     for (const [mac, ip] of cfg.reservations) this.reservedIps.set(ip, mac);
     for (const l of initial) {
       const ip = parseIpv4(l.ip);
@@ -56,7 +62,7 @@ export class LeaseTable {
       this.byMac.set(l.mac, { ip, expiresAt: l.expiresAt, ...(l.hostname ? { hostname: l.hostname } : {}) });
       this.owner.set(ip, l.mac);
     }
-    this.cursor = cfg.rangeStart;
+    this.cursors = cfg.ranges.map((r) => r.start);
   }
 
   get size(): number {
@@ -80,7 +86,7 @@ export class LeaseTable {
   }
 
   inRange(ip: number): boolean {
-    return ip >= this.cfg.rangeStart && ip <= this.cfg.rangeEnd;
+    return this.cfg.ranges.some((r) => ip >= r.start && ip <= r.end);
   }
 
   /** Can `mac` have `ip` right now? */
@@ -106,8 +112,8 @@ export class LeaseTable {
    * lease, the address it asks for, then a free address (never-used before
    * expired ones). null when the pool is exhausted.
    */
-  offer(mac: string, requested: number | null, now: number): number | null {
-    const pick = this.pick(mac, requested, now);
+  offer(mac: string, requested: number | null, now: number, range = 0): number | null {
+    const pick = this.pick(mac, requested, now, range);
     if (pick !== null) {
       this.dropOffer(mac);
       this.offers.set(mac, { ip: pick, until: now + this.cfg.offerHoldMs });
@@ -123,20 +129,24 @@ export class LeaseTable {
     if (this.offeredTo.get(o.ip) === mac) this.offeredTo.delete(o.ip);
   }
 
-  private pick(mac: string, requested: number | null, now: number): number | null {
+  /** Candidates outside `range` (another subnet's addresses) are never offered. */
+  private pick(mac: string, requested: number | null, now: number, rangeIndex: number): number | null {
+    const range = this.cfg.ranges[rangeIndex];
+    if (!range) return null;
+    const within = (ip: number): boolean => (ip >= range.start && ip <= range.end) || this.reservedIps.get(ip) === mac;
     const reserved = this.cfg.reservations.get(mac);
     if (reserved !== undefined) return this.available(reserved, mac, now) ? reserved : null;
     const held = this.offers.get(mac);
-    if (held && held.until > now && this.available(held.ip, mac, now)) return held.ip;
+    if (held && held.until > now && within(held.ip) && this.available(held.ip, mac, now)) return held.ip;
     const current = this.byMac.get(mac);
-    if (current && this.available(current.ip, mac, now)) return current.ip;
-    if (requested !== null && this.available(requested, mac, now)) return requested;
-    const n = this.cfg.rangeEnd - this.cfg.rangeStart + 1;
+    if (current && within(current.ip) && this.available(current.ip, mac, now)) return current.ip;
+    if (requested !== null && within(requested) && this.available(requested, mac, now)) return requested;
+    const n = range.end - range.start + 1;
     // first pass: addresses nobody ever had; second: expired leases of others
     for (let pass = 0; pass < 2; pass++) {
       for (let i = 0; i < n; i++) {
-        const ip = this.cursor;
-        this.cursor = ip >= this.cfg.rangeEnd ? this.cfg.rangeStart : ip + 1;
+        const ip = this.cursors[rangeIndex] as number;
+        this.cursors[rangeIndex] = ip >= range.end ? range.start : ip + 1;
         if (pass === 0 && this.owner.has(ip)) continue;
         if (this.available(ip, mac, now)) return ip;
       }

@@ -15,11 +15,20 @@ import { BOOTREPLY, BOOTREQUEST, DEFAULT_MAX_BYTES, DhcpDecodeError, FLAG_BROADC
 
 export type UnknownHosts = 'ignore' | 'lease' | 'boot';
 
+/** A subnet reached through a relay agent (RFC 2131 section 4.3.1: chosen by giaddr). */
+export interface RelayedSubnet {
+  readonly network: string;
+  readonly mask: string;
+  readonly router?: string;
+}
+
 export interface DhcpServerConfig {
   /** This server's address on the served interface: option 54 and the default next server. */
   readonly serverIp: string;
   readonly subnetMask: string;
   readonly router?: string;
+  /** Further subnets served through relays; lease range i + 1 belongs to relayed subnet i. */
+  readonly relayed?: readonly RelayedSubnet[];
   readonly dns?: readonly string[];
   readonly leaseSeconds: number;
   /** What clients not in hosts/*.yaml get: nothing (default), a lease, or a lease and a boot file. */
@@ -64,15 +73,32 @@ const SERVER_PORT = 67;
 const BROADCAST = '255.255.255.255';
 const ZERO = '0.0.0.0';
 
+interface Subnet {
+  readonly net: number;
+  readonly mask: number;
+  readonly maskText: string;
+  readonly router?: string;
+  /** Index of this subnet's range in the LeaseTable. */
+  readonly range: number;
+}
+
 export class DhcpServer {
   readonly counters: DhcpStats = { received: 0, malformed: 0, ignored: 0, offers: 0, acks: 0, naks: 0, declines: 0, releases: 0, informs: 0, poolExhausted: 0 };
   private readonly serverIpNum: number;
-  private readonly maskNum: number;
+  /** The local subnet first, then the relayed ones. */
+  private readonly subnets: Subnet[];
   private closed = false;
 
   constructor(private readonly d: DhcpServerDeps) {
     this.serverIpNum = parseIpv4(d.config.serverIp) ?? 0;
-    this.maskNum = parseIpv4(d.config.subnetMask) ?? 0;
+    const mask = parseIpv4(d.config.subnetMask) ?? 0;
+    this.subnets = [
+      { net: (this.serverIpNum & mask) >>> 0, mask, maskText: d.config.subnetMask, ...(d.config.router ? { router: d.config.router } : {}), range: 0 },
+      ...(d.config.relayed ?? []).map((r, i) => {
+        const m = parseIpv4(r.mask) ?? 0;
+        return { net: ((parseIpv4(r.network) ?? 0) & m) >>> 0, mask: m, maskText: r.mask, ...(r.router ? { router: r.router } : {}), range: i + 1 };
+      }),
+    ];
     d.socket.onMessage((msg, from) => {
       void this.onMessage(msg, from).catch((err: unknown) => d.log.error({ err: String(err) }, 'dhcp handler failed'));
     });
@@ -92,8 +118,15 @@ export class DhcpServer {
     });
   }
 
-  private inSubnet(ip: number): boolean {
-    return ((ip ^ this.serverIpNum) & this.maskNum) >>> 0 === 0;
+  /** RFC 2131 section 4.3.1: the subnet of a relayed request is the one holding giaddr; else the local one. */
+  private subnetOf(p: DhcpPacket): Subnet | undefined {
+    if (p.giaddr === ZERO) return this.subnets[0];
+    const g = parseIpv4(p.giaddr) ?? 0;
+    return this.subnets.find((s) => ((g & s.mask) >>> 0) === s.net);
+  }
+
+  private static contains(s: Subnet, ip: number): boolean {
+    return ((ip & s.mask) >>> 0) === s.net;
   }
 
   private async onMessage(msg: Buffer, from: Remote): Promise<void> {
@@ -116,7 +149,8 @@ export class DhcpServer {
     }
     const type = typeRaw[0] as number;
     const mac = hardwareAddress(p);
-    if (p.giaddr !== ZERO && !this.inSubnet(parseIpv4(p.giaddr) ?? 0)) {
+    const subnet = this.subnetOf(p);
+    if (!subnet) {
       this.counters.ignored++; // relayed from a subnet this server does not serve
       return;
     }
@@ -129,15 +163,15 @@ export class DhcpServer {
     const now = this.d.clock.wallNow();
     switch (type) {
       case MessageType.DISCOVER:
-        return this.discover(p, mac, known, now);
+        return this.discover(p, mac, known, now, subnet);
       case MessageType.REQUEST:
-        return this.request(p, mac, known, now);
+        return this.request(p, mac, known, now, subnet);
       case MessageType.DECLINE:
         return this.decline(p, mac, now);
       case MessageType.RELEASE:
         return this.release(p, mac, now);
       case MessageType.INFORM:
-        return this.inform(p, mac, known);
+        return this.inform(p, known, subnet);
       default:
         this.counters.ignored++;
     }
@@ -148,19 +182,20 @@ export class DhcpServer {
     return r && r.length === 4 ? r.readUInt32BE(0) : null;
   }
 
-  private discover(p: DhcpPacket, mac: string, known: boolean, now: number): void {
-    const ip = this.d.leases.offer(mac, this.requestedIp(p), now);
-    if (ip === null) {
+  private discover(p: DhcpPacket, mac: string, known: boolean, now: number, subnet: Subnet): void {
+    const ip = this.d.leases.offer(mac, this.requestedIp(p), now, subnet.range);
+    if (ip === null || !DhcpServer.contains(subnet, ip)) {
+      // pool exhausted, or a reservation that belongs to another subnet than the client is on
       this.counters.poolExhausted++;
-      this.d.log.warn({ mac }, 'dhcp: no free address to offer');
+      this.d.log.warn({ mac, giaddr: p.giaddr }, 'dhcp: no address to offer on this subnet');
       return;
     }
     this.counters.offers++;
-    this.reply(p, MessageType.OFFER, formatIpv4(ip), known, true);
+    this.reply(p, MessageType.OFFER, formatIpv4(ip), known, true, subnet);
     this.d.log.info({ mac, ip: formatIpv4(ip), vendorClass: clientFacts(p).vendorClass, arch: clientFacts(p).arch }, 'dhcp offer');
   }
 
-  private async request(p: DhcpPacket, mac: string, known: boolean, now: number): Promise<void> {
+  private async request(p: DhcpPacket, mac: string, known: boolean, now: number, subnet: Subnet): Promise<void> {
     const sid = getOption(p, Opt.SERVER_ID);
     const ciaddr = parseIpv4(p.ciaddr) ?? 0;
     if (sid) {
@@ -176,7 +211,7 @@ export class DhcpServer {
       this.counters.ignored++;
       return;
     }
-    if (!this.inSubnet(ip)) {
+    if (!DhcpServer.contains(subnet, ip)) {
       // INIT-REBOOT on the wrong network, or a bogus request: tell the client to start over
       this.nak(p, mac, `${formatIpv4(ip)} is not on this network`);
       return;
@@ -195,7 +230,7 @@ export class DhcpServer {
     }
     await this.persist();
     this.counters.acks++;
-    this.reply(p, MessageType.ACK, result.lease.ip, known, true);
+    this.reply(p, MessageType.ACK, result.lease.ip, known, true, subnet);
     this.d.log.info({ mac, ip: result.lease.ip, expiresAt: new Date(result.lease.expiresAt).toISOString() }, 'dhcp ack');
   }
 
@@ -217,9 +252,9 @@ export class DhcpServer {
     }
   }
 
-  private inform(p: DhcpPacket, _mac: string, known: boolean): void {
+  private inform(p: DhcpPacket, known: boolean, subnet: Subnet): void {
     this.counters.informs++;
-    this.reply(p, MessageType.ACK, ZERO, known, false);
+    this.reply(p, MessageType.ACK, ZERO, known, false, subnet);
   }
 
   private nak(p: DhcpPacket, mac: string, reason: string): void {
@@ -232,14 +267,14 @@ export class DhcpServer {
     this.send(p, { ...replyBase(p), ciaddr: ZERO, options }, p.giaddr !== ZERO ? { address: p.giaddr, port: SERVER_PORT } : { address: BROADCAST, port: CLIENT_PORT });
   }
 
-  private reply(p: DhcpPacket, type: MessageType, yiaddr: string, known: boolean, withLease: boolean): void {
+  private reply(p: DhcpPacket, type: MessageType, yiaddr: string, known: boolean, withLease: boolean, subnet: Subnet): void {
     const c = this.d.config;
     const options: DhcpOption[] = [opt(Opt.MESSAGE_TYPE, type), opt(Opt.SERVER_ID, c.serverIp)];
     if (withLease) {
       options.push(opt(Opt.LEASE_TIME, c.leaseSeconds), opt(Opt.RENEWAL_TIME, Math.floor(c.leaseSeconds / 2)), opt(Opt.REBINDING_TIME, Math.floor((c.leaseSeconds * 7) / 8)));
     }
-    options.push(opt(Opt.SUBNET_MASK, c.subnetMask));
-    if (c.router) options.push(opt(Opt.ROUTER, [c.router]));
+    options.push(opt(Opt.SUBNET_MASK, subnet.maskText));
+    if (subnet.router) options.push(opt(Opt.ROUTER, [subnet.router]));
     if (c.dns && c.dns.length > 0) options.push(opt(Opt.DNS, [...c.dns]));
     const lease = this.d.leases.lease(hardwareAddress(p));
     if (lease?.hostname && withLease) options.push(opt(Opt.HOSTNAME, lease.hostname));

@@ -7,8 +7,7 @@ const A = '52:54:00:00:00:0a';
 const B = '52:54:00:00:00:0b';
 const C = '52:54:00:00:00:0c';
 const cfg = (over: Partial<PoolConfig> = {}): PoolConfig => ({
-  rangeStart: ip('198.18.0.100'),
-  rangeEnd: ip('198.18.0.102'),
+  ranges: [{ start: ip('198.18.0.100'), end: ip('198.18.0.102') }],
   leaseSeconds: 3600,
   offerHoldMs: 30_000,
   declineHoldMs: 600_000,
@@ -85,6 +84,14 @@ describe('LeaseTable', () => {
     expect(fmt(t.offer(A, null, 0))).toBe('198.18.0.101');
     expect(t.request(B, ip('198.18.0.101'), 0)).toMatchObject({ ok: false });
     expect(fmt(t.offer(B, null, 0))).toBe('198.18.0.100');
+  });
+
+  it('offers from the range of the request\'s subnet only', () => {
+    const t = new LeaseTable(cfg({ ranges: [{ start: ip('198.18.0.100'), end: ip('198.18.0.102') }, { start: ip('198.18.5.100'), end: ip('198.18.5.101') }] }));
+    expect(fmt(t.offer(A, null, 0, 1))).toBe('198.18.5.100');
+    t.request(A, ip('198.18.5.100'), 0);
+    // the same MAC moved to the local subnet: its old address is not offered there
+    expect(fmt(t.offer(A, ip('198.18.5.100'), 1, 0))).toBe('198.18.0.100');
   });
 
   it('reports which MACs changed, once', () => {

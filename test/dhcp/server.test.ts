@@ -46,8 +46,10 @@ async function rig(over: Partial<DhcpServerConfig> = {}): Promise<Rig> {
   const clock = new ManualClock();
   const store = await LeaseStore.open(dir);
   const leases = new LeaseTable({
-    rangeStart: parseIpv4('198.18.0.100') as number,
-    rangeEnd: parseIpv4('198.18.0.110') as number,
+    ranges: [
+      { start: parseIpv4('198.18.0.100') as number, end: parseIpv4('198.18.0.110') as number },
+      { start: parseIpv4('198.18.5.100') as number, end: parseIpv4('198.18.5.110') as number },
+    ],
     leaseSeconds: 600,
     offerHoldMs: 30_000,
     declineHoldMs: 600_000,
@@ -63,6 +65,7 @@ async function rig(over: Partial<DhcpServerConfig> = {}): Promise<Rig> {
     log: silentLogger,
     config: {
       serverIp: SERVER_IP, subnetMask: '255.255.255.0', router: '198.18.0.254', leaseSeconds: 600, unknownHosts: 'lease',
+      relayed: [{ network: '198.18.5.0', mask: '255.255.255.0', router: '198.18.5.1' }],
       bootFiles: { bios: 'pxelinux.0', efi: { 'efi-x64': 'syslinux.efi' }, ipxe: 'boot.ipxe' },
       ...over,
     },
@@ -159,6 +162,29 @@ describe('DhcpServer (full mode) over an in-memory network', () => {
     const offer = r.replies()[0];
     expect(offer?.to).toBe('198.18.0.2:67');
     expect(getOption(offer?.p as DhcpPacket, Opt.RELAY_AGENT)?.equals(agent)).toBe(true);
+  });
+
+  it('leases from the relayed subnet that holds giaddr, with that subnet\'s mask and router (RFC 2131 section 4.3.1)', async () => {
+    const r = await rig();
+    const relay5 = r.net.bindSync({ address: '198.18.5.1', port: 67 });
+    relay5.send(request(MessageType.DISCOVER, [], { giaddr: '198.18.5.1', hops: 1 }), { address: '10.0.0.1', port: 67 });
+    await r.settle(() => r.replies().length === 1);
+    const offer = r.replies()[0];
+    expect(offer?.to).toBe('198.18.5.1:67');
+    expect(offer?.p.yiaddr).toBe('198.18.5.100');
+    expect(decodeValue(Opt.ROUTER, getOption(offer?.p as DhcpPacket, Opt.ROUTER) as Buffer)).toEqual(['198.18.5.1']);
+    relay5.send(request(MessageType.REQUEST, [o(Opt.SERVER_ID, SERVER_IP), o(Opt.REQUESTED_IP, '198.18.5.100')], { giaddr: '198.18.5.1', hops: 1 }), { address: '10.0.0.1', port: 67 });
+    await r.settle(() => r.replies().length === 2);
+    expect(r.replies()[1] && type(r.replies()[1]?.p as DhcpPacket)).toBe(MessageType.ACK);
+  });
+
+  it('NAKs a relayed request for an address of another subnet than the relay\'s', async () => {
+    const r = await rig();
+    const relay5 = r.net.bindSync({ address: '198.18.5.1', port: 67 });
+    relay5.send(request(MessageType.REQUEST, [o(Opt.REQUESTED_IP, '198.18.0.100')], { giaddr: '198.18.5.1' }), { address: '10.0.0.1', port: 67 });
+    await r.settle(() => r.replies().length === 1);
+    expect(type(r.replies()[0]?.p as DhcpPacket)).toBe(MessageType.NAK);
+    expect(r.replies()[0]?.to).toBe('198.18.5.1:67');
   });
 
   it('ignores a relayed request from a subnet it does not serve', async () => {
