@@ -22,6 +22,7 @@ APT_PACKAGES=(
   busybox         # busybox tftp, and udhcpc as a DHCP client
   isc-dhcp-client # dhclient (run with its own no-op script: it never touches the host's config)
   dhcpcd-base     # dhcpcd binary only; the dhcpcd5 package would start a client service on the host
+  dnsmasq-base    # dnsmasq as a DHCP relay in the relay test (the dnsmasq package would start a service)
   ca-certificates
 )
 

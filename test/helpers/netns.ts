@@ -123,6 +123,23 @@ export class TestNet {
     }
   }
 
+  /**
+   * Adds a host on a segment of its own, joined by one veth to `via` (which
+   * gets `viaIfname` with `viaCidr`): a client behind a relay, say. The new
+   * host's eth0 has no address.
+   */
+  async addHostBehind(name: string, via: string, viaIfname: string, viaCidr: string): Promise<TestHost> {
+    const ns = `${this.id}-${name}`;
+    await this.addNs(ns);
+    await ip('-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', viaIfname, 'netns', this.host(via).ns);
+    await ip('-n', this.host(via).ns, 'addr', 'add', viaCidr, 'dev', viaIfname);
+    await ip('-n', this.host(via).ns, 'link', 'set', viaIfname, 'up');
+    await ip('-n', ns, 'link', 'set', 'eth0', 'up');
+    const h: TestHost = { name, ns, ifname: 'eth0', address: '' };
+    this.hosts[name] = h;
+    return h;
+  }
+
   host(name: string): TestHost {
     const h = this.hosts[name];
     if (!h) throw new Error(`no host ${name} in ${this.id}`);
