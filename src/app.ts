@@ -115,7 +115,9 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
 
 async function startDhcp(c: NonNullable<AppConfig['dhcp']>, deps: AppDeps): Promise<DhcpServer> {
   const log = deps.log.child({ svc: 'dhcp' });
-  if (!c.force) {
+  const proxy = c.server.mode === 'proxy';
+  // proxyDHCP exists to run beside another server; full mode must not
+  if (!c.force && !proxy) {
     const probe = await probeForDhcpServers(deps.udp, c.interface, c.probeMs);
     if (probe.servers.length > 0) {
       throw new Error(`another DHCP server answers on ${c.interface} (${probe.servers.join(', ')}); bootd will not serve DHCP beside it. Use --dhcp-mode proxy, or --force if you are sure`);
@@ -139,8 +141,10 @@ async function startDhcp(c: NonNullable<AppConfig['dhcp']>, deps: AppDeps): Prom
     store.leases(),
   );
   const socket = await deps.udp.bind({ address: '0.0.0.0', port: 67, device: c.interface, broadcast: true, reuseAddr: true, recvBufferBytes: 4 << 20 });
+  const pxeSocket = proxy ? await deps.udp.bind({ address: '0.0.0.0', port: 4011, device: c.interface, reuseAddr: true }) : undefined;
   const server = new DhcpServer({
     socket,
+    ...(pxeSocket ? { pxeSocket } : {}),
     clock: deps.clock,
     leases,
     store,
@@ -148,6 +152,6 @@ async function startDhcp(c: NonNullable<AppConfig['dhcp']>, deps: AppDeps): Prom
     log,
     config: c.server,
   });
-  log.info({ interface: c.interface, server: c.server.serverIp, range: `${c.rangeStart}-${c.rangeEnd}`, leases: leases.size, unknownHosts: c.server.unknownHosts, state: store.file }, 'dhcp listening');
+  log.info({ interface: c.interface, mode: proxy ? 'proxy' : 'full', server: c.server.serverIp, range: proxy ? null : `${c.rangeStart}-${c.rangeEnd}`, leases: leases.size, unknownHosts: c.server.unknownHosts, state: store.file }, 'dhcp listening');
   return server;
 }

@@ -141,10 +141,11 @@ program
     };
     if (o.interface !== undefined) {
       try {
-        if (o.dhcpMode === 'proxy') throw new Error('--dhcp-mode proxy is not implemented yet (issue 7)');
-        const range = o.dhcpRange as [string, string] | undefined;
-        if (!range) throw new Error('--interface needs --dhcp-range START-END in full mode');
+        const proxy = o.dhcpMode === 'proxy';
         const iface = interfaceAddress(String(o.interface), String(o.listen));
+        // proxy mode leases nothing; the range only sizes an unused pool
+        const range = (o.dhcpRange as [string, string] | undefined) ?? (proxy ? [iface.address, iface.address] : undefined);
+        if (!range) throw new Error('--interface needs --dhcp-range START-END in full mode');
         const mask = parseIpv4(iface.netmask) as number;
         const net = (parseIpv4(iface.address) as number) & mask;
         for (const a of range) {
@@ -164,6 +165,7 @@ program
             probeMs: o.dhcpProbeMs as number,
             relayedRanges: relayed.map((r) => ({ start: r.start, end: r.end })),
             server: {
+              mode: proxy ? 'proxy' : 'full',
               relayed: relayed.map((r) => ({ network: r.network, mask: r.mask, ...(r.router ? { router: r.router } : {}) })),
               serverIp: iface.address,
               subnetMask: iface.netmask,

@@ -23,6 +23,11 @@ export interface RelayedSubnet {
 }
 
 export interface DhcpServerConfig {
+  /**
+   * full: addresses and boot files. proxy: boot files only, beside another
+   * DHCP server (PXE spec 2.1 "proxyDHCP"); no leases, nothing written.
+   */
+  readonly mode?: 'full' | 'proxy';
   /** This server's address on the served interface: option 54 and the default next server. */
   readonly serverIp: string;
   readonly subnetMask: string;
@@ -60,6 +65,8 @@ export interface HostLookup {
 
 export interface DhcpServerDeps {
   readonly socket: UdpSocket;
+  /** Proxy mode: the PXE boot-server port 4011, where clients may ask again for boot information. */
+  readonly pxeSocket?: UdpSocket;
   readonly clock: Clock;
   readonly leases: LeaseTable;
   readonly store: LeaseStore;
@@ -103,11 +110,18 @@ export class DhcpServer {
       void this.onMessage(msg, from).catch((err: unknown) => d.log.error({ err: String(err) }, 'dhcp handler failed'));
     });
     d.socket.onError((err) => d.log.warn({ err: err.message }, 'dhcp socket error'));
+    d.pxeSocket?.onMessage((msg, from) => this.onPxePort(msg, from));
+    d.pxeSocket?.onError((err) => d.log.warn({ err: err.message }, 'pxe 4011 socket error'));
+  }
+
+  private get proxy(): boolean {
+    return this.d.config.mode === 'proxy';
   }
 
   close(): void {
     this.closed = true;
     this.d.socket.close();
+    this.d.pxeSocket?.close();
   }
 
   /** Waits until every change so far is on disk. */
@@ -160,6 +174,12 @@ export class DhcpServer {
       if (this.d.log.isLevelEnabled('debug')) this.d.log.debug({ mac, type }, 'dhcp: unknown client ignored');
       return;
     }
+    if (this.proxy) {
+      // proxyDHCP answers DISCOVERs only; the real server handles REQUESTs on port 67
+      if (type === MessageType.DISCOVER) this.proxyOffer(p, known, { address: BROADCAST, port: CLIENT_PORT });
+      else this.counters.ignored++;
+      return;
+    }
     const now = this.d.clock.wallNow();
     switch (type) {
       case MessageType.DISCOVER:
@@ -175,6 +195,70 @@ export class DhcpServer {
       default:
         this.counters.ignored++;
     }
+  }
+
+  /**
+   * A proxyDHCP offer (PXE spec 2.1, section 2.2.5): no address, only boot
+   * information. Option 60 "PXEClient" marks it as PXE; it always goes with
+   * option 43 sub-option 6 = 8 ("use the boot file in this offer, no boot
+   * server discovery"): EDK2 given 60 without 43 asks port 4011 and fails with
+   * PXE-E16 when that does not answer (shared/WIRE.md).
+   */
+  private proxyOffer(p: DhcpPacket, known: boolean, to: Remote, type: MessageType = MessageType.OFFER): void {
+    const facts = clientFacts(p);
+    if (!facts.pxe && !facts.ipxe) {
+      this.counters.ignored++; // not a PXE client: the real server serves it
+      return;
+    }
+    const boot = this.bootFor(p, known);
+    if (boot.kind !== 'file') {
+      this.counters.ignored++;
+      return;
+    }
+    const c = this.d.config;
+    const next = c.nextServer ?? c.serverIp;
+    const options: DhcpOption[] = [
+      opt(Opt.MESSAGE_TYPE, type),
+      opt(Opt.SERVER_ID, c.serverIp),
+      opt(Opt.VENDOR_CLASS, 'PXEClient'),
+      opt(Opt.VENDOR_SPECIFIC, [{ code: 6, data: Buffer.from([8]) }]),
+      opt(Opt.TFTP_SERVER, next),
+      opt(Opt.BOOTFILE, boot.file),
+    ];
+    if (boot.ipxe) options.push(opt(Opt.IPXE, [{ code: IpxeSub.NO_PXEDHCP, data: Buffer.from([1]) }]));
+    const uuid = getOption(p, Opt.CLIENT_UUID);
+    if (uuid) options.push({ code: Opt.CLIENT_UUID, data: uuid });
+    const out: DhcpPacket = { ...replyBase(p), ciaddr: type === MessageType.ACK ? p.ciaddr : ZERO, siaddr: next, file: boot.file.length < 128 ? boot.file : '', options };
+    this.counters.offers++;
+    this.send(p, out, p.giaddr !== ZERO ? { address: p.giaddr, port: SERVER_PORT } : to);
+    this.d.log.info({ mac: hardwareAddress(p), file: boot.file, arch: facts.arch, port: to.port === CLIENT_PORT ? 67 : 4011 }, type === MessageType.ACK ? 'dhcp proxy ack' : 'dhcp proxy offer');
+  }
+
+  /** Port 4011: a PXE client asks the boot server for its boot file (REQUEST, unicast, ciaddr set). */
+  private onPxePort(msg: Buffer, from: Remote): void {
+    if (this.closed) return;
+    this.counters.received++;
+    let p: DhcpPacket;
+    try {
+      p = decodeDhcp(msg);
+    } catch {
+      this.counters.malformed++;
+      return;
+    }
+    const type = getOption(p, Opt.MESSAGE_TYPE)?.[0];
+    const subnet = this.subnetOf(p);
+    if (p.op !== BOOTREQUEST || type !== MessageType.REQUEST || p.hlen !== 6 || !subnet) {
+      this.counters.ignored++;
+      return;
+    }
+    const mac = hardwareAddress(p);
+    const known = this.d.hosts.isKnown(mac);
+    if (!known && this.d.config.unknownHosts === 'ignore') {
+      this.counters.ignored++;
+      return;
+    }
+    // the answer goes back where the request came from (the client's address and port)
+    this.proxyOffer(p, known, from, MessageType.ACK);
   }
 
   private requestedIp(p: DhcpPacket): number | null {

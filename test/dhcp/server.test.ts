@@ -58,6 +58,7 @@ async function rig(over: Partial<DhcpServerConfig> = {}): Promise<Rig> {
   });
   const server = new DhcpServer({
     socket: net.bindSync({ address: '0.0.0.0', port: 67 }),
+    ...(over.mode === 'proxy' ? { pxeSocket: net.bindSync({ address: '0.0.0.0', port: 4011 }) } : {}),
     clock,
     leases,
     store,
@@ -74,7 +75,7 @@ async function rig(over: Partial<DhcpServerConfig> = {}): Promise<Rig> {
   const relay = net.bindSync({ address: '198.18.0.2', port: 67 });
   return {
     net, client, relay, server, store,
-    replies: () => net.log.filter((d) => d.from.port === 67 && d.from.address === '10.0.0.1').map((d) => ({ to: `${d.to.address}:${d.to.port}`, p: decodeDhcp(d.data) })),
+    replies: () => net.log.filter((d) => (d.from.port === 67 || d.from.port === 4011) && d.from.address === '10.0.0.1').map((d) => ({ to: `${d.to.address}:${d.to.port}`, p: decodeDhcp(d.data) })),
     settle: (done?: () => boolean) => settle(net, done),
   };
 }
@@ -271,5 +272,44 @@ describe('DhcpServer (full mode) over an in-memory network', () => {
     r.client.send(request(MessageType.DISCOVER), SERVER);
     await r.settle();
     expect(r.server.counters).toMatchObject({ malformed: 2, ignored: 2, offers: 1 });
+  });
+});
+
+describe('DhcpServer (proxy mode)', () => {
+  const pxe = [o(Opt.CLIENT_ARCH, [7]), o(Opt.VENDOR_CLASS, 'PXEClient:Arch:00007:UNDI:003000'), { code: Opt.CLIENT_UUID, data: Buffer.alloc(17, 1) }];
+
+  it('answers a PXE DISCOVER with boot information only: no address, 60 PXEClient with 43.6 = 8, the boot file', async () => {
+    const r = await rig({ mode: 'proxy', unknownHosts: 'boot' });
+    r.client.send(request(MessageType.DISCOVER, pxe, { flags: FLAG_BROADCAST }), SERVER);
+    await r.settle(() => r.replies().length === 1);
+    const offer = r.replies()[0];
+    expect(offer?.to).toBe('255.255.255.255:68');
+    const p = offer?.p as DhcpPacket;
+    expect(type(p)).toBe(MessageType.OFFER);
+    expect(p).toMatchObject({ yiaddr: '0.0.0.0', siaddr: SERVER_IP, file: 'syslinux.efi' });
+    expect(decodeValue(Opt.VENDOR_CLASS, getOption(p, Opt.VENDOR_CLASS) as Buffer)).toBe('PXEClient');
+    expect(getOption(p, Opt.VENDOR_SPECIFIC)?.toString('hex')).toBe('060108');
+    expect(getOption(p, Opt.LEASE_TIME)).toBeUndefined();
+    expect(getOption(p, Opt.CLIENT_UUID)?.length).toBe(17);
+    expect(r.store.writes).toBe(0);
+  });
+
+  it('stays silent for non-PXE clients and for REQUESTs on port 67 (the real server answers those)', async () => {
+    const r = await rig({ mode: 'proxy', unknownHosts: 'boot' });
+    r.client.send(request(MessageType.DISCOVER, [o(Opt.VENDOR_CLASS, 'udhcp 1.35.0')]), SERVER);
+    r.client.send(request(MessageType.REQUEST, [...pxe, o(Opt.REQUESTED_IP, '198.18.0.100'), o(Opt.SERVER_ID, '198.18.0.9')]), SERVER);
+    await r.settle();
+    expect(r.replies()).toEqual([]);
+  });
+
+  it('answers a REQUEST on port 4011 with an ACK carrying the boot file, back to the asking address and port', async () => {
+    const r = await rig({ mode: 'proxy', unknownHosts: 'boot' });
+    const c = r.net.bindSync({ address: '198.18.0.100', port: 4011 });
+    c.send(request(MessageType.REQUEST, pxe, { ciaddr: '198.18.0.100' }), { address: '10.0.0.1', port: 4011 });
+    await r.settle(() => r.replies().length === 1);
+    const ack = r.replies()[0];
+    expect(ack?.to).toBe('198.18.0.100:4011');
+    expect(type(ack?.p as DhcpPacket)).toBe(MessageType.ACK);
+    expect(ack?.p.file).toBe('syslinux.efi');
   });
 });
