@@ -24,8 +24,7 @@ function int(min: number, max: number) {
 }
 
 function ipv4(value: string): string {
-  const parts = value.split('.');
-  if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) {
+  if (parseIpv4(value) === null) {
     throw new InvalidArgumentError(`expected an IPv4 address such as 0.0.0.0 or 127.0.0.1, got "${value}"`);
   }
   return value;
@@ -60,7 +59,7 @@ function relaySubnet(value: string, prev: RelaySubnetArg[]): RelaySubnetArg[] {
   const [net, start, end] = [m[1], m[3], m[4]].map((a) => parseIpv4(a as string));
   if (prefix < 8 || prefix > 30 || net === null || start === null || end === null || net === undefined || start === undefined || end === undefined || end < start) return bad();
   if (m[5] !== undefined && parseIpv4(m[5]) === null) return bad();
-  const maskNum = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+  const maskNum = (0xffffffff << (32 - prefix)) >>> 0;
   if (((start & maskNum) >>> 0) !== ((net & maskNum) >>> 0) || ((end & maskNum) >>> 0) !== ((net & maskNum) >>> 0)) {
     throw new InvalidArgumentError(`range ${m[3]}-${m[4]} is not inside ${m[1]}/${prefix} in "${value}"`);
   }

@@ -224,6 +224,40 @@ function encodeOverloaded(head: Buffer, tlvs: Buffer[], maxBytes: number, fileFr
   return body.length >= MIN_PACKET_BYTES ? body : Buffer.concat([body, Buffer.alloc(MIN_PACKET_BYTES - body.length)]);
 }
 
+export interface ClientRequest {
+  /** Hardware address as six bytes or `52:54:00:12:34:56`. */
+  readonly mac: Buffer | string;
+  readonly xid: number;
+  readonly options: readonly DhcpOption[];
+  readonly flags?: number;
+  readonly ciaddr?: string;
+  readonly giaddr?: string;
+  readonly hops?: number;
+}
+
+/** A BOOTREQUEST from an Ethernet client (the probe, test clients), with every other field zero. */
+export function clientRequest(r: ClientRequest): DhcpPacket {
+  const chaddr = Buffer.alloc(16);
+  (typeof r.mac === 'string' ? Buffer.from(r.mac.replace(/:/g, ''), 'hex') : r.mac).copy(chaddr, 0, 0, 6);
+  return {
+    op: BOOTREQUEST,
+    htype: 1,
+    hlen: 6,
+    hops: r.hops ?? 0,
+    xid: r.xid >>> 0,
+    secs: 0,
+    flags: r.flags ?? 0,
+    ciaddr: r.ciaddr ?? '0.0.0.0',
+    yiaddr: '0.0.0.0',
+    siaddr: '0.0.0.0',
+    giaddr: r.giaddr ?? '0.0.0.0',
+    chaddr,
+    sname: '',
+    file: '',
+    options: r.options,
+  };
+}
+
 /** The first value of an option, or undefined. */
 export function getOption(p: Pick<DhcpPacket, 'options'>, code: number): Buffer | undefined {
   return p.options.find((o) => o.code === code)?.data;

@@ -4,9 +4,10 @@
  * when one answers (two servers handing out addresses break clients).
  */
 import { randomBytes } from 'node:crypto';
+import { readIpv4 } from '../net/ipv4.js';
 import type { UdpSocketFactory } from '../net/udp.js';
 import { MessageType, Opt, encodeValue } from './options.js';
-import { BOOTREQUEST, FLAG_BROADCAST, decodeDhcp, encodeDhcp, getOption } from './packet.js';
+import { FLAG_BROADCAST, clientRequest, decodeDhcp, encodeDhcp, getOption } from './packet.js';
 
 export interface ProbeResult {
   /** Addresses of servers that offered (option 54, else the source). */
@@ -24,33 +25,22 @@ export async function probeForDhcpServers(udp: UdpSocketFactory, device: string,
       const p = decodeDhcp(msg);
       if (p.xid !== xid || !p.chaddr.subarray(0, 6).equals(mac)) return;
       const sid = getOption(p, Opt.SERVER_ID);
-      servers.add(sid && sid.length === 4 ? `${sid[0]}.${sid[1]}.${sid[2]}.${sid[3]}` : from.address);
+      servers.add(sid && sid.length === 4 ? readIpv4(sid, 0) : from.address);
     } catch {
       // not a DHCP reply
     }
   });
-  const chaddr = Buffer.alloc(16);
-  mac.copy(chaddr);
-  const discover = encodeDhcp({
-    op: BOOTREQUEST,
-    htype: 1,
-    hlen: 6,
-    hops: 0,
-    xid,
-    secs: 0,
-    flags: FLAG_BROADCAST,
-    ciaddr: '0.0.0.0',
-    yiaddr: '0.0.0.0',
-    siaddr: '0.0.0.0',
-    giaddr: '0.0.0.0',
-    chaddr,
-    sname: '',
-    file: '',
-    options: [
-      { code: Opt.MESSAGE_TYPE, data: encodeValue(Opt.MESSAGE_TYPE, MessageType.DISCOVER) },
-      { code: Opt.PARAMETER_LIST, data: encodeValue(Opt.PARAMETER_LIST, [1, 3, 54]) },
-    ],
-  });
+  const discover = encodeDhcp(
+    clientRequest({
+      mac,
+      xid,
+      flags: FLAG_BROADCAST,
+      options: [
+        { code: Opt.MESSAGE_TYPE, data: encodeValue(Opt.MESSAGE_TYPE, MessageType.DISCOVER) },
+        { code: Opt.PARAMETER_LIST, data: encodeValue(Opt.PARAMETER_LIST, [1, 3, 54]) },
+      ],
+    }),
+  );
   sock.send(discover, { address: '255.255.255.255', port: 67 });
   await new Promise((r) => setTimeout(r, waitMs));
   sock.close();

@@ -8,7 +8,7 @@ import { formatIpv4, parseIpv4 } from '../net/ipv4.js';
 import type { Remote, UdpSocket } from '../net/udp.js';
 import type { Logger } from '../log.js';
 import type { LeaseStore } from '../state/lease-store.js';
-import { chooseBoot, clientFacts, type BootDecision, type BootFileNames } from './boot-policy.js';
+import { chooseBoot, clientFacts, type BootDecision, type BootFileNames, type ClientFacts } from './boot-policy.js';
 import type { LeaseTable } from './leases.js';
 import { IpxeSub, MessageType, Opt, decodeValue, encodeValue } from './options.js';
 import { BOOTREPLY, BOOTREQUEST, DEFAULT_MAX_BYTES, DhcpDecodeError, FLAG_BROADCAST, decodeDhcp, encodeDhcp, getOption, hardwareAddress, type DhcpOption, type DhcpPacket } from './packet.js';
@@ -210,7 +210,7 @@ export class DhcpServer {
       this.counters.ignored++; // not a PXE client: the real server serves it
       return;
     }
-    const boot = this.bootFor(p, known);
+    const boot = this.bootFor(p, known, facts);
     if (boot.kind !== 'file') {
       this.counters.ignored++;
       return;
@@ -276,7 +276,10 @@ export class DhcpServer {
     }
     this.counters.offers++;
     this.reply(p, MessageType.OFFER, formatIpv4(ip), known, true, subnet);
-    this.d.log.info({ mac, ip: formatIpv4(ip), vendorClass: clientFacts(p).vendorClass, arch: clientFacts(p).arch }, 'dhcp offer');
+    if (this.d.log.isLevelEnabled('info')) {
+      const facts = clientFacts(p);
+      this.d.log.info({ mac, ip: formatIpv4(ip), vendorClass: facts.vendorClass, arch: facts.arch }, 'dhcp offer');
+    }
   }
 
   private async request(p: DhcpPacket, mac: string, known: boolean, now: number, subnet: Subnet): Promise<void> {
@@ -385,11 +388,11 @@ export class DhcpServer {
     this.send(p, out, this.destination(p, type));
   }
 
-  private bootFor(p: DhcpPacket, known: boolean): BootDecision {
+  private bootFor(p: DhcpPacket, known: boolean, facts?: ClientFacts): BootDecision {
     if (!known && this.d.config.unknownHosts !== 'boot') return { kind: 'none', reason: 'unknown host gets a plain lease' };
     const mac = hardwareAddress(p);
     if (known && this.d.hosts.mayNetboot && !this.d.hosts.mayNetboot(mac)) return { kind: 'none', reason: 'netboot disabled for this host' };
-    return chooseBoot(clientFacts(p), this.d.config.bootFiles);
+    return chooseBoot(facts ?? clientFacts(p), this.d.config.bootFiles);
   }
 
   /** RFC 2131 section 4.1 reply addressing. */

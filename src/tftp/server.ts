@@ -172,14 +172,14 @@ export class TftpServer {
     }
     this.transfers.set(key, { transfer: null, request: signature }); // reserve the slot while the file is resolved
     this.counters.active = this.transfers.size;
-    this.startRead(key, from, req).catch((err: unknown) => {
+    this.startRead(key, from, req, signature).catch((err: unknown) => {
       this.d.log.error({ peer: from, file: req.filename, err: String(err) }, 'tftp request failed');
       this.d.listener.send(errorPacket(ErrorCode.NOT_DEFINED, 'Internal error'), from);
       this.release(key);
     });
   }
 
-  private async startRead(key: string, peer: Remote, req: RequestPacket): Promise<void> {
+  private async startRead(key: string, peer: Remote, req: RequestPacket, signature: string): Promise<void> {
     const res = await this.d.root.resolve(req.filename, { peer });
     if (!res.ok) {
       if (res.code === ErrorCode.FILE_NOT_FOUND) this.counters.notFound++;
@@ -240,7 +240,7 @@ export class TftpServer {
       windowsize: neg.windowsize,
       onDone: (r) => this.finished(key, transfer, r),
     });
-    this.transfers.set(key, { transfer, request: requestSignature(req) });
+    this.transfers.set(key, { transfer, request: signature });
     this.counters.started++;
     transfer.start();
     if (this.closing) transfer.abort('shutdown', 'Server shutting down'); // close() ran while we were binding

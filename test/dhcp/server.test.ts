@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LeaseTable } from '../../src/dhcp/leases.js';
 import { IpxeSub, MessageType, Opt, decodeSubOptions, decodeValue, encodeValue } from '../../src/dhcp/options.js';
-import { BOOTREQUEST, FLAG_BROADCAST, decodeDhcp, encodeDhcp, getOption, type DhcpOption, type DhcpPacket } from '../../src/dhcp/packet.js';
+import { FLAG_BROADCAST, clientRequest, decodeDhcp, encodeDhcp, getOption, type ClientRequest, type DhcpOption, type DhcpPacket } from '../../src/dhcp/packet.js';
 import { DhcpServer, type DhcpServerConfig } from '../../src/dhcp/server.js';
 import { silentLogger } from '../../src/log.js';
 import { parseIpv4 } from '../../src/net/ipv4.js';
@@ -19,15 +19,8 @@ const KNOWN = '52:54:00:00:00:99';
 let dir: string;
 
 const o = (code: number, value: Parameters<typeof encodeValue>[1]): DhcpOption => ({ code, data: encodeValue(code, value) });
-function request(type: number, extra: DhcpOption[] = [], over: Partial<DhcpPacket> = {}, mac = MAC): Buffer {
-  const chaddr = Buffer.alloc(16);
-  Buffer.from(mac.replace(/:/g, ''), 'hex').copy(chaddr);
-  return encodeDhcp({
-    op: BOOTREQUEST, htype: 1, hlen: 6, hops: 0, xid: 0x1234, secs: 0, flags: 0,
-    ciaddr: '0.0.0.0', yiaddr: '0.0.0.0', siaddr: '0.0.0.0', giaddr: '0.0.0.0', chaddr, sname: '', file: '',
-    options: [o(Opt.MESSAGE_TYPE, type), ...extra],
-    ...over,
-  });
+function request(type: number, extra: DhcpOption[] = [], over: Partial<ClientRequest> = {}, mac = MAC): Buffer {
+  return encodeDhcp(clientRequest({ mac, xid: 0x1234, options: [o(Opt.MESSAGE_TYPE, type), ...extra], ...over }));
 }
 
 interface Rig {

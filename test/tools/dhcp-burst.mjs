@@ -5,7 +5,7 @@
 // usage: node dhcp-burst.mjs SERVER_ADDR COUNT OUT [SECONDS]
 import dgram from 'node:dgram';
 import { appendFileSync } from 'node:fs';
-import { decodeDhcp, encodeDhcp, getOption } from '../../dist/dhcp/packet.js';
+import { clientRequest, decodeDhcp, encodeDhcp, getOption } from '../../dist/dhcp/packet.js';
 
 const [server, countArg, out, secondsArg] = process.argv.slice(2);
 const count = Number(countArg);
@@ -15,13 +15,7 @@ const hex = (b) => [...b.subarray(0, 6)].map((x) => x.toString(16).padStart(2, '
 const state = new Map(); // xid -> { i, phase }
 
 function packet(i, type, extra = []) {
-  const chaddr = Buffer.alloc(16);
-  macOf(i).copy(chaddr);
-  return encodeDhcp({
-    op: 1, htype: 1, hlen: 6, hops: 0, xid: 0x10000000 + i, secs: 0, flags: 0x8000,
-    ciaddr: '0.0.0.0', yiaddr: '0.0.0.0', siaddr: '0.0.0.0', giaddr: '0.0.0.0', chaddr, sname: '', file: '',
-    options: [{ code: 53, data: Buffer.from([type]) }, ...extra],
-  });
+  return encodeDhcp(clientRequest({ mac: macOf(i), xid: 0x10000000 + i, flags: 0x8000, options: [{ code: 53, data: Buffer.from([type]) }, ...extra] }));
 }
 
 const sock = dgram.createSocket({ type: 'udp4', reuseAddr: true });

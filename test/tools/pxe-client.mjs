@@ -4,13 +4,10 @@
 // and prints one JSON object: { offers: [...], acks: [...] }.
 // usage: node pxe-client.mjs BROADCAST_ADDR MAC WAIT_MS
 import dgram from 'node:dgram';
-import { decodeDhcp, encodeDhcp, getOption } from '../../dist/dhcp/packet.js';
+import { clientRequest, decodeDhcp, encodeDhcp, getOption } from '../../dist/dhcp/packet.js';
 
 const [bcast, macText, waitArg] = process.argv.slice(2);
 const wait = Number(waitArg ?? 3000);
-const mac = Buffer.from(macText.replace(/:/g, ''), 'hex');
-const chaddr = Buffer.alloc(16);
-mac.copy(chaddr);
 const xid = 0x5a5a0001;
 const opts = (type) => [
   { code: 53, data: Buffer.from([type]) },
@@ -18,8 +15,7 @@ const opts = (type) => [
   { code: 60, data: Buffer.from('PXEClient:Arch:00000:UNDI:002001') },
   { code: 97, data: Buffer.concat([Buffer.from([0]), Buffer.alloc(16, 0x42)]) },
 ];
-const packet = (type, ciaddr = '0.0.0.0') =>
-  encodeDhcp({ op: 1, htype: 1, hlen: 6, hops: 0, xid, secs: 0, flags: 0x8000, ciaddr, yiaddr: '0.0.0.0', siaddr: '0.0.0.0', giaddr: '0.0.0.0', chaddr, sname: '', file: '', options: opts(type) });
+const packet = (type, ciaddr = '0.0.0.0') => encodeDhcp(clientRequest({ mac: macText, xid, flags: 0x8000, ciaddr, options: opts(type) }));
 const summary = (p, from) => ({
   from: from.address,
   type: getOption(p, 53)?.[0],
