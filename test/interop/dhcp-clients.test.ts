@@ -5,24 +5,16 @@
  * releases; a reserved MAC gets its reserved address. Client scripts only
  * record what they got and set the address inside the client's namespace.
  */
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseStore } from '../../src/state/lease-store.js';
 import { REPO, startBootd, type RunningBootd } from '../helpers/bootd.js';
 import { TestNet, netnsUnavailable } from '../helpers/netns.js';
+import { makeWorkDir, until } from '../helpers/workdir.js';
 
 const skip = netnsUnavailable();
 if (skip) console.warn(`SKIPPED dhcp interop tests: ${skip}`);
-
-async function until(cond: () => Promise<boolean> | boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe.skipIf(skip !== null)('real DHCP clients against bootd serve (full mode, network namespaces)', () => {
   let net: TestNet;
@@ -31,9 +23,7 @@ describe.skipIf(skip !== null)('real DHCP clients against bootd serve (full mode
   const RESERVED_MAC = '52:54:00:aa:00:05';
 
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'bootd-dhcp-'));
-    await chmod(dir, 0o755);
-    await mkdir(path.join(dir, 'root'));
+    dir = await makeWorkDir('dhcp');
     // udhcpc's script: record the event, and (inside the client namespace only) set the address so renewals can be unicast
     await writeFile(
       path.join(dir, 'udhcpc.sh'),

@@ -4,12 +4,12 @@
  * receives both offers and then gets the boot file from bootd's port 4011.
  * The firmware proof (iPXE, OVMF) comes with the QEMU lab.
  */
-import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO, startBootd, type RunningBootd } from '../helpers/bootd.js';
 import { TestNet, netnsUnavailable } from '../helpers/netns.js';
+import { makeWorkDir } from '../helpers/workdir.js';
 
 const skip = netnsUnavailable();
 if (skip) console.warn(`SKIPPED dhcp proxy test: ${skip}`);
@@ -32,9 +32,7 @@ describe.skipIf(skip !== null)('proxyDHCP beside dnsmasq', () => {
   let dir: string;
 
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'bootd-proxy-'));
-    await chmod(dir, 0o755);
-    await mkdir(path.join(dir, 'root'));
+    dir = await makeWorkDir('proxy');
     net = await TestNet.create({ hosts: ['server', 'dhcp', 'client'] });
     const dnsmasq = net.spawn('dhcp', ['dnsmasq', '--no-daemon', '--conf-file=/dev/null', '--port=0', '--user=root', '--group=root', '--interface=eth0', '--bind-interfaces',
       '--dhcp-range=198.18.0.100,198.18.0.150,255.255.255.0,10m', '--no-ping', `--dhcp-leasefile=${dir}/dnsmasq.leases`, `--pid-file=${dir}/dnsmasq.pid`]);

@@ -3,12 +3,12 @@
  * namespace) gets an address from the relay's subnet, chosen by giaddr, with
  * that subnet's router. The client's segment has no path to bootd but the relay.
  */
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBootd, type RunningBootd } from '../helpers/bootd.js';
 import { TestNet, netnsUnavailable } from '../helpers/netns.js';
+import { makeWorkDir } from '../helpers/workdir.js';
 
 const skip = netnsUnavailable();
 if (skip) console.warn(`SKIPPED dhcp relay test: ${skip}`);
@@ -19,9 +19,7 @@ describe.skipIf(skip !== null)('DHCP through a relay agent', () => {
   let dir: string;
 
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'bootd-relay-'));
-    await chmod(dir, 0o755);
-    await mkdir(path.join(dir, 'root'));
+    dir = await makeWorkDir('relay');
     await writeFile(path.join(dir, 'udhcpc.sh'), `#!/bin/sh\necho "$1 ip=$ip subnet=$subnet router=$router serverid=$serverid" >> "${dir}/events"\n`);
     await chmod(path.join(dir, 'udhcpc.sh'), 0o755);
     // server 198.18.0.1 and relay 198.18.0.2 share a segment; the client sits behind the relay on 198.18.5.0/24

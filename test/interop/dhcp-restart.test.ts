@@ -3,13 +3,13 @@
  * is on disk afterwards, and the same MAC gets the same address from the
  * restarted server (ACKs leave only after their lease is durable).
  */
-import { chmod, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseStore } from '../../src/state/lease-store.js';
 import { REPO, startBootd, type RunningBootd } from '../helpers/bootd.js';
 import { TestNet, netnsUnavailable } from '../helpers/netns.js';
+import { makeWorkDir } from '../helpers/workdir.js';
 
 const skip = netnsUnavailable();
 if (skip) console.warn(`SKIPPED dhcp restart test: ${skip}`);
@@ -29,9 +29,7 @@ describe.skipIf(skip !== null)('DHCP leases survive kill -9', () => {
   ];
 
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'bootd-restart-'));
-    await chmod(dir, 0o755);
-    await mkdir(path.join(dir, 'root'));
+    dir = await makeWorkDir('restart');
     net = await TestNet.create({ hosts: ['server', 'client'] });
   });
   afterAll(async () => {

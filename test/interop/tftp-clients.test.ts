@@ -5,12 +5,12 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBootd, type RunningBootd } from '../helpers/bootd.js';
 import { TestNet, netnsUnavailable } from '../helpers/netns.js';
+import { makeWorkDir } from '../helpers/workdir.js';
 
 const skip = netnsUnavailable();
 if (skip) console.warn(`SKIPPED tftp interop tests: ${skip}`);
@@ -46,10 +46,8 @@ describe.skipIf(skip !== null)('real TFTP clients against bootd serve (network n
   const sums: Record<string, string> = {};
 
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'bootd-interop-'));
-    await chmod(dir, 0o755);
+    dir = await makeWorkDir('interop');
     const root = path.join(dir, 'root');
-    await mkdir(root);
     for (const [name, size] of Object.entries(SIZES)) {
       const data = randomBytes(size);
       await writeFile(path.join(root, name), data);

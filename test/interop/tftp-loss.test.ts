@@ -5,13 +5,13 @@
  * (this kernel has no sch_netem).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO, startBootd, type RunningBootd } from '../helpers/bootd.js';
 import { TestNet, netnsUnavailable } from '../helpers/netns.js';
+import { makeWorkDir } from '../helpers/workdir.js';
 
 const skip = netnsUnavailable();
 if (skip) console.warn(`SKIPPED tftp loss tests: ${skip}`);
@@ -26,12 +26,10 @@ describe.skipIf(skip !== null)('TFTP over a link with 1 % loss each way', () => 
   let sum: string;
 
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'bootd-loss-'));
-    await chmod(dir, 0o755);
+    dir = await makeWorkDir('loss');
     const relay = path.join(dir, 'impair-relay');
     await execa('gcc', ['-O2', '-o', relay, path.join(REPO, 'test/tools/impair-relay.c')]);
     const root = path.join(dir, 'root');
-    await mkdir(root);
     const data = randomBytes(SIZE);
     sum = createHash('sha256').update(data).digest('hex');
     await writeFile(path.join(root, 'lossy.bin'), data);

@@ -17,18 +17,11 @@ import { nodeUdp, type UdpSocket } from '../../src/net/udp.js';
 import { TFTP_DEFAULTS } from '../../src/tftp/server.js';
 import { BOOTD_BIN } from '../helpers/bootd.js';
 import { TestClient } from '../helpers/tftp-client.js';
+import { until } from '../helpers/workdir.js';
 
 let dir: string;
 const data = randomBytes(3 * 1024 * 1024 + 77);
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-
-async function until(cond: () => boolean, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'bootd-loop-'));
@@ -65,10 +58,10 @@ describe('bootd on 127.0.0.1 with real sockets', () => {
         { name: 'blksize', value: '8192' },
         { name: 'windowsize', value: '16' },
       ]);
-      await until(() => c.done, 30_000);
+      await until(() => c.done, 30_000, 'the windowed transfer', 10);
       expect(c.oack).toEqual({ tsize: String(data.length), blksize: '8192', windowsize: '16' });
       expect(sha(c.data)).toBe(sha(data));
-      await until(() => app.tftp.counters.completed === 1, 5000); // the server may not have read the final ACK yet
+      await until(() => app.tftp.counters.completed === 1, 5000, 'the server to count the transfer', 10); // the server may not have read the final ACK yet
     } finally {
       sock.close();
       ac.abort();
@@ -85,15 +78,15 @@ describe('bootd on 127.0.0.1 with real sockets', () => {
     child.stderr.on('data', (d: Buffer) => (log += d.toString()));
     const sock = await nodeUdp.bind({ address: '127.0.0.1', port: 0 });
     try {
-      await until(() => /tftp listening/.test(log), 20_000);
+      await until(() => /tftp listening/.test(log), 20_000, 'bootd to listen', 10);
       const port = Number(/"listen":"127\.0\.0\.1:(\d+)"/.exec(log)?.[1]);
       expect(port).toBeGreaterThan(0);
       // a client that stops acknowledging after block 2 keeps the transfer in flight
       const c = new TestClient(sock, { address: '127.0.0.1', port }, (block) => block > 2);
       c.request('initrd.img');
-      await until(() => c.dataSeen >= 3, 10_000);
+      await until(() => c.dataSeen >= 3, 10_000, 'a transfer in flight', 10);
       child.kill('SIGTERM');
-      await until(() => c.error !== null, 10_000);
+      await until(() => c.error !== null, 10_000, 'the shutdown ERROR', 10);
       expect(c.error).toEqual({ code: 0, message: 'Server shutting down' });
       expect(await exited).toBe(0);
       expect(log).toMatch(/"outcome":"shutdown"/);
