@@ -10,12 +10,20 @@ import type { Logger } from './log.js';
 import { probeForDhcpServers } from './dhcp/probe.js';
 import { DhcpServer, type DhcpServerConfig } from './dhcp/server.js';
 import { LeaseTable } from './dhcp/leases.js';
+import { HostSet } from './hosts/directory.js';
 import { parseIpv4 } from './net/ipv4.js';
 import { LeaseStore } from './state/lease-store.js';
 import { FileRoot, VirtualFileTable } from './tftp/fileroot.js';
 import { TftpServer } from './tftp/server.js';
 import { FileCache } from './tftp/source.js';
 import type { TimingConfig } from './tftp/session.js';
+import { BootFiles } from './bootconfig/files.js';
+import { BootTemplates } from './bootconfig/render.js';
+import { formatIssue } from './config/yaml-config.js';
+import { HostDirectory } from './hosts/loader.js';
+import type { ImageRef } from './hosts/types.js';
+import { ImageCatalog } from './images/catalog.js';
+import type { Remote } from './net/udp.js';
 
 export interface AppConfig {
   readonly tftp: {
@@ -27,6 +35,21 @@ export interface AppConfig {
     readonly maxWindowsize: number;
     readonly timing: TimingConfig;
     readonly cacheBytes: number;
+  };
+  /** hosts/*.yaml; absent: no host directory (only --reserve hosts are known). */
+  readonly hosts?: { readonly dir: string };
+  /** The image catalog (recipes and built versions); default `images` in the working directory. */
+  readonly images?: { readonly dir: string };
+  /** What goes into generated boot configs; default: the listen address, nothing extra. */
+  readonly boot?: {
+    /** bootd's address as clients reach it. */
+    readonly serverAddress: string;
+    readonly kernelArgs: readonly string[];
+    readonly reportTftpPort?: number;
+    /** What unknown machines boot (with unknownHosts: boot); absent: their disk. */
+    readonly unknownImage?: ImageRef;
+    /** The iPXE script name handed to iPXE clients (DHCP option 67). */
+    readonly ipxeBootFile: string;
   };
   /** Absent: no DHCP at all (TFTP-only use). */
   readonly dhcp?: {
@@ -56,8 +79,10 @@ export interface AppDeps {
 export interface App {
   readonly tftp: TftpServer;
   readonly dhcp: DhcpServer | null;
-  /** Registered generated files (pxelinux configs, iPXE scripts) served over TFTP. */
+  /** Extra generated files served over TFTP (tests and future modules register here). */
   readonly virtualFiles: VirtualFileTable;
+  readonly hosts: HostDirectory | null;
+  readonly catalog: ImageCatalog;
   /** Resolves when every server has stopped. */
   readonly stopped: Promise<void>;
 }
@@ -65,7 +90,48 @@ export interface App {
 export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSignal): Promise<App> {
   const log = deps.log;
   const virtualFiles = new VirtualFileTable();
-  const root = await FileRoot.open(cfg.tftp.root, [virtualFiles]);
+  const catalog = new ImageCatalog(cfg.images?.dir ?? 'images');
+  const boot = cfg.boot ?? { serverAddress: cfg.tftp.listen, kernelArgs: [], ipxeBootFile: 'boot.ipxe' };
+  const hosts = cfg.hosts ? new HostDirectory(cfg.hosts.dir, { clock: deps.clock, images: catalog, onReload: (a, changed) => {
+    for (const i of a.issues) log.warn({ svc: 'hosts', file: i.file, line: i.line, col: i.col, key: i.path }, formatIssue(i));
+    log.info({ svc: 'hosts', hosts: a.set.size, errors: a.issues.length, stale: a.files.filter((f) => f.stale).map((f) => f.file), ...changed }, 'hosts loaded');
+    onHostsChanged();
+  } }) : null;
+  let onHostsChanged = (): void => {};
+  if (hosts) {
+    await hosts.reload();
+    hosts.watch(signal);
+  }
+  const templates = BootTemplates.load();
+  const bootPolicy = {
+    serverIp: boot.serverAddress,
+    kernelArgs: boot.kernelArgs,
+    ...(boot.reportTftpPort !== undefined ? { reportTftpPort: boot.reportTftpPort } : {}),
+    ...(boot.unknownImage !== undefined && cfg.dhcp?.server.unknownHosts === 'boot' ? { unknownImage: boot.unknownImage } : {}),
+  };
+  const bootFiles = new BootFiles({
+    hosts: () => hosts?.current ?? HostSet.empty,
+    images: catalog,
+    templates,
+    policy: () => bootPolicy,
+    ipxeBootFile: boot.ipxeBootFile,
+  });
+  const root = await FileRoot.open(cfg.tftp.root, [virtualFiles, bootFiles]);
+  let leasesRef: LeaseTable | null = null;
+  /** Firmware quirks of the host at `peer` (known by its reserved IP or its lease). */
+  const limitsFor = (peer: Remote) => {
+    const set = hosts?.current;
+    if (!set) return undefined;
+    let host = set.byIp(peer.address);
+    if (!host && leasesRef) {
+      const ip = parseIpv4(peer.address);
+      const mac = ip === null ? undefined : leasesRef.macOf(ip, deps.clock.wallNow());
+      if (mac) host = set.byMac(mac);
+    }
+    const q = host?.quirks;
+    if (!q) return undefined;
+    return { ...(q.tftpMaxBlksize !== undefined ? { maxBlksize: q.tftpMaxBlksize } : {}), ...(q.tftpNoWindowsize ? { maxWindowsize: 1 } : {}) };
+  };
   const listener = await deps.udp.bind({ address: cfg.tftp.listen, port: cfg.tftp.port, recvBufferBytes: 4 << 20 });
   const cache = new FileCache(cfg.tftp.cacheBytes);
   const tftp = new TftpServer({
@@ -76,6 +142,7 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
     cache,
     mtu: cachedMtu(deps.mtu),
     log: log.child({ svc: 'tftp' }),
+    limitsFor,
     config: {
       maxTransfers: cfg.tftp.maxTransfers,
       maxBlksize: cfg.tftp.maxBlksize,
@@ -90,7 +157,10 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
   let dhcp: DhcpServer | null = null;
   if (cfg.dhcp) {
     try {
-      dhcp = await startDhcp(cfg.dhcp, deps);
+      const started = await startDhcp(cfg.dhcp, deps, hosts);
+      dhcp = started.server;
+      leasesRef = started.leases;
+      onHostsChanged = started.onHostsChanged;
     } catch (err) {
       await tftp.close();
       throw err;
@@ -110,10 +180,10 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
     if (signal.aborted) stop();
     else signal.addEventListener('abort', stop, { once: true });
   });
-  return { tftp, dhcp, virtualFiles, stopped };
+  return { tftp, dhcp, virtualFiles, hosts, catalog, stopped };
 }
 
-async function startDhcp(c: NonNullable<AppConfig['dhcp']>, deps: AppDeps): Promise<DhcpServer> {
+async function startDhcp(c: NonNullable<AppConfig['dhcp']>, deps: AppDeps, hosts: HostDirectory | null): Promise<{ server: DhcpServer; leases: LeaseTable; onHostsChanged: () => void }> {
   const log = deps.log.child({ svc: 'dhcp' });
   const proxy = c.server.mode === 'proxy';
   // proxyDHCP exists to run beside another server; full mode must not
@@ -124,8 +194,14 @@ async function startDhcp(c: NonNullable<AppConfig['dhcp']>, deps: AppDeps): Prom
     }
   }
   const store = await LeaseStore.open(c.stateDir);
-  const reservations = new Map<string, number>();
-  for (const [mac, ip] of c.reservations) reservations.set(mac, parseIpv4(ip) as number);
+  // --reserve flags first, then hosts/*.yaml (the loader already refused duplicate IPs between files)
+  const reservationsNow = (): Map<string, number> => {
+    const out = new Map<string, number>();
+    for (const [mac, ip] of c.reservations) out.set(mac, parseIpv4(ip) as number);
+    for (const [mac, ip] of hosts?.current.reservations() ?? []) if (!out.has(mac)) out.set(mac, parseIpv4(ip) as number);
+    return out;
+  };
+  const reservations = reservationsNow();
   const leases = new LeaseTable(
     {
       ranges: [
@@ -148,10 +224,15 @@ async function startDhcp(c: NonNullable<AppConfig['dhcp']>, deps: AppDeps): Prom
     clock: deps.clock,
     leases,
     store,
-    hosts: { isKnown: (mac) => reservations.has(mac) },
+    hosts: {
+      isKnown: (mac) => c.reservations.has(mac) || hosts?.current.byMac(mac) !== undefined,
+      mayNetboot: (mac) => hosts?.current.byMac(mac)?.netboot ?? true,
+      hostname: (mac) => hosts?.current.byMac(mac)?.hostname,
+      replyDelayMs: (mac) => hosts?.current.byMac(mac)?.quirks.dhcpReplyDelayMs ?? 0,
+    },
     log,
     config: c.server,
   });
   log.info({ interface: c.interface, mode: proxy ? 'proxy' : 'full', server: c.server.serverIp, range: proxy ? null : `${c.rangeStart}-${c.rangeEnd}`, leases: leases.size, unknownHosts: c.server.unknownHosts, state: store.file }, 'dhcp listening');
-  return server;
+  return { server, leases, onHostsChanged: () => leases.setReservations(reservationsNow()) };
 }

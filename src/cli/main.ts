@@ -14,6 +14,14 @@ import { linuxMtu } from '../net/mtu.js';
 import { nodeUdp } from '../net/udp.js';
 import { TFTP_DEFAULTS } from '../tftp/server.js';
 import { MAX_BLKSIZE, MAX_WINDOWSIZE, MIN_BLKSIZE } from '../tftp/options.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { loadApplianceConfig } from '../config/appliance.js';
+import { formatIssue } from '../config/yaml-config.js';
+import { kernelArgsField } from '../config/fields.js';
+import { IMAGE_NAME_RE, VERSION_RE } from '../hosts/schema.js';
+import type { ImageRef } from '../hosts/types.js';
+import { BOOT_LOADERS, placeBootLoaders } from '../bootconfig/bootloaders.js';
+import { addHostCommands } from './hosts.js';
 
 function int(min: number, max: number) {
   return (value: string): number => {
@@ -67,6 +75,20 @@ function relaySubnet(value: string, prev: RelaySubnetArg[]): RelaySubnetArg[] {
   return [...prev, { network: m[1] as string, mask, start: m[3] as string, end: m[4] as string, ...(m[5] ? { router: m[5] } : {}) }];
 }
 
+function imageRef(value: string): ImageRef {
+  const [name, version, ...rest] = value.split('@');
+  if (rest.length > 0 || name === undefined || !IMAGE_NAME_RE.test(name) || (version !== undefined && !VERSION_RE.test(version))) {
+    throw new InvalidArgumentError(`expected an image like bee or bee@<version>, got "${value}"`);
+  }
+  return version === undefined ? { name } : { name, version };
+}
+
+function kernelArgList(value: string): string[] {
+  const r = kernelArgsField.safeParse(value);
+  if (!r.success) throw new InvalidArgumentError(`${r.error.issues[0]?.message ?? 'invalid kernel arguments'}, got "${value}"`);
+  return r.data;
+}
+
 function reservation(value: string, prev: Map<string, string>): Map<string, string> {
   const m = /^([0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5})=(\S+)$/.exec(value);
   if (!m || parseIpv4(m[2] as string) === null) throw new InvalidArgumentError(`expected MAC=IP such as 52:54:00:12:34:56=198.18.0.20, got "${value}"`);
@@ -84,9 +106,42 @@ function interfaceAddress(iface: string, listen: string): { address: string; net
 
 const program = new Command('bootd').description('Network-boot appliance: DHCP and TFTP in one process').version('0.1.0');
 
+/** Keys whose values are paths: relative ones in a config file are relative to that file. */
+const PATH_OPTIONS = ['hosts', 'images', 'state', 'tftpRoot'] as const;
+
+/** Options from --config, for every option not given on the command line. */
+function mergeConfigFile(o: Record<string, unknown>, cmd: Command): void {
+  if (o.config === undefined) return;
+  const file = String(o.config);
+  const r = loadApplianceConfig(file, readFileSync(file, 'utf8'), { ipRange, relaySubnet: (s) => relaySubnet(s, [])[0], image: imageRef });
+  if (!r.ok) throw new Error(`invalid config file:\n${r.issues.map(formatIssue).join('\n')}`);
+  for (const [k, v] of Object.entries(r.options)) {
+    if (cmd.getOptionValueSource(k) === 'cli') continue;
+    o[k] = (PATH_OPTIONS as readonly string[]).includes(k) ? path.resolve(path.dirname(file), String(v)) : v;
+    cmd.setOptionValueWithSource(k, o[k], 'config');
+  }
+}
+
+/** Where clients reach bootd, for URLs in boot configs: explicit, the DHCP address, the listen address, or the first external IPv4. */
+function serverAddress(o: Record<string, unknown>, dhcpIp: string | undefined): string {
+  if (o.serverAddress !== undefined) return String(o.serverAddress);
+  if (o.nextServer !== undefined) return String(o.nextServer);
+  if (dhcpIp !== undefined) return dhcpIp;
+  if (o.listen !== '0.0.0.0') return String(o.listen);
+  for (const addrs of Object.values(os.networkInterfaces())) for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  return '127.0.0.1';
+}
+
 program
   .command('serve')
   .description('run the boot servers until SIGINT/SIGTERM')
+  .option('--config <file>', 'appliance config file (YAML, docs/configuration.md); flags given here win over it')
+  .option('--hosts <dir>', 'hosts/*.yaml directory, watched for changes', 'hosts')
+  .option('--images <dir>', 'image catalog (recipes and built versions)', 'images')
+  .option('--server-address <addr>', 'address clients reach bootd at, for generated configs (default: the DHCP interface address)', ipv4)
+  .option('--kernel-args <args>', 'kernel arguments for every netbooted host, e.g. "console=ttyS0,115200"', kernelArgList)
+  .option('--report-tftp-port <port>', 'write-enabled TFTP port the audit image uploads its report to', int(1, 65535))
+  .option('--unknown-image <image>', 'what machines not in hosts/ boot with --unknown-hosts boot (default: their local disk)', imageRef)
   .option('--tftp-root <dir>', 'directory served over TFTP (read-only)', '/var/lib/bootd/tftp')
   .option('--tftp-port <port>', 'UDP port for TFTP requests', int(0, 65535), TFTP_DEFAULTS.port)
   .option('--listen <addr>', 'IPv4 address TFTP listens on', ipv4, '0.0.0.0')
@@ -118,8 +173,24 @@ program
   .option('--dhcp-probe-ms <ms>', 'how long to listen for other DHCP servers before serving', int(100, 60000), 2000)
   .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
   .addOption(new Option('--log-format <format>', 'log format').choices(['auto', 'json', 'pretty']).default('auto'))
-  .action(async (o: Record<string, unknown>) => {
-    const log = createLogger({ level: String(o.logLevel), format: o.logFormat as LogFormat });
+  .action(async (o: Record<string, unknown>, cmd: Command) => {
+    let log = createLogger({ level: String(o.logLevel), format: o.logFormat as LogFormat });
+    try {
+      mergeConfigFile(o, cmd);
+      log = createLogger({ level: String(o.logLevel), format: o.logFormat as LogFormat });
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'cannot start');
+      process.exitCode = 1;
+      return;
+    }
+    // the default hosts/ may be absent (TFTP-only use); a directory named by the operator must exist
+    const hostsDir = String(o.hosts);
+    const hostsGiven = cmd.getOptionValueSource('hosts') !== 'default';
+    if (!existsSync(hostsDir) && hostsGiven) {
+      log.error({ hosts: hostsDir }, 'cannot start: the hosts directory does not exist');
+      process.exitCode = 1;
+      return;
+    }
     let cfg: AppConfig = {
       tftp: {
         root: String(o.tftpRoot),
@@ -137,6 +208,8 @@ program
         },
         cacheBytes: (o.cacheMb as number) * (1 << 20),
       },
+      ...(existsSync(hostsDir) ? { hosts: { dir: path.resolve(hostsDir) } } : {}),
+      images: { dir: path.resolve(String(o.images)) },
     };
     if (o.interface !== undefined) {
       try {
@@ -187,6 +260,17 @@ program
         return;
       }
     }
+    cfg = {
+      ...cfg,
+      boot: {
+        serverAddress: serverAddress(o, cfg.dhcp?.server.serverIp),
+        kernelArgs: (o.kernelArgs as string[] | undefined) ?? [],
+        ...(o.reportTftpPort !== undefined ? { reportTftpPort: o.reportTftpPort as number } : {}),
+        ...(o.unknownImage !== undefined ? { unknownImage: o.unknownImage as ImageRef } : {}),
+        ipxeBootFile: String(o.ipxeBootFile),
+      },
+    };
+    if (!cfg.hosts) log.info({ hosts: hostsDir }, 'no hosts directory: only --reserve hosts are known');
     const ac = new AbortController();
     const onSignal = (sig: string) => () => {
       log.info({ signal: sig }, 'signal received');
@@ -204,6 +288,21 @@ program
     }
     await app.stopped;
     process.exitCode = 0;
+  });
+
+addHostCommands(program);
+
+program
+  .command('setup')
+  .description('place the boot loaders from Debian packages (pxelinux, syslinux-efi, syslinux-common, ipxe) into the TFTP root')
+  .option('--tftp-root <dir>', 'TFTP root to fill', '/var/lib/bootd/tftp')
+  .action(async (o: { tftpRoot: string }) => {
+    const r = await placeBootLoaders(o.tftpRoot);
+    for (const f of r.placed) process.stdout.write(`placed    ${f}\n`);
+    for (const f of r.unchanged) process.stdout.write(`unchanged ${f}\n`);
+    for (const m of r.missing) process.stderr.write(`missing   ${m.name}: ${m.source} (apt-get install ${m.pkg})\n`);
+    process.stdout.write(`${r.placed.length + r.unchanged.length} of ${BOOT_LOADERS.length} boot loaders in ${o.tftpRoot}\n`);
+    process.exitCode = r.missing.length === 0 ? 0 : 1;
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

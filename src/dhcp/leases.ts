@@ -45,7 +45,8 @@ export class LeaseTable {
   /** Offered address -> MAC it is held for (an index over `offers`, so availability is O(1)). */
   private readonly offeredTo = new Map<number, string>();
   private readonly declined = new Map<number, number>();
-  private readonly reservedIps = new Map<number, string>();
+  private reservedIps = new Map<number, string>();
+  private reservations: ReadonlyMap<string, number>;
   private readonly cursors: number[];
   private readonly changed = new Set<string>();
 
@@ -55,6 +56,7 @@ export class LeaseTable {
   ) {
     if (cfg.ranges.length === 0) throw new Error('no DHCP range');
     for (const r of cfg.ranges) if (r.end < r.start) throw new Error('DHCP range end is before its start');
+    this.reservations = cfg.reservations;
     for (const [mac, ip] of cfg.reservations) this.reservedIps.set(ip, mac);
     for (const l of initial) {
       const ip = parseIpv4(l.ip);
@@ -63,6 +65,26 @@ export class LeaseTable {
       this.owner.set(ip, l.mac);
     }
     this.cursors = cfg.ranges.map((r) => r.start);
+  }
+
+  /**
+   * Replaces the fixed addresses (hosts/*.yaml was edited). Existing leases
+   * stay; a client whose reservation changed gets a NAK on its next
+   * REQUEST and moves to the new address (RFC 2131 section 4.3.2).
+   */
+  setReservations(reservations: ReadonlyMap<string, number>): void {
+    this.reservations = reservations;
+    const byIp = new Map<number, string>();
+    for (const [mac, ip] of reservations) byIp.set(ip, mac);
+    this.reservedIps = byIp;
+  }
+
+  /** The MAC holding an unexpired lease on `ip` (which host is asking, for TFTP quirks). */
+  macOf(ip: number, now: number): string | undefined {
+    const mac = this.owner.get(ip);
+    if (mac === undefined) return undefined;
+    const l = this.byMac.get(mac);
+    return l && l.expiresAt > now ? mac : undefined;
   }
 
   get size(): number {
@@ -134,7 +156,7 @@ export class LeaseTable {
     const range = this.cfg.ranges[rangeIndex];
     if (!range) return null;
     const within = (ip: number): boolean => (ip >= range.start && ip <= range.end) || this.reservedIps.get(ip) === mac;
-    const reserved = this.cfg.reservations.get(mac);
+    const reserved = this.reservations.get(mac);
     if (reserved !== undefined) return this.available(reserved, mac, now) ? reserved : null;
     const held = this.offers.get(mac);
     if (held && held.until > now && within(held.ip) && this.available(held.ip, mac, now)) return held.ip;
@@ -159,7 +181,7 @@ export class LeaseTable {
    * extends the lease, or says why it must be NAKed.
    */
   request(mac: string, ip: number, now: number, hostname?: string): RequestResult {
-    const reserved = this.cfg.reservations.get(mac);
+    const reserved = this.reservations.get(mac);
     if (reserved !== undefined && reserved !== ip) return { ok: false, reason: `${mac} is reserved ${formatIpv4(reserved)}` };
     if (!this.available(ip, mac, now)) return { ok: false, reason: `${formatIpv4(ip)} is not available to ${mac}` };
     const old = this.byMac.get(mac);

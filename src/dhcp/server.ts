@@ -61,6 +61,10 @@ export interface HostLookup {
   isKnown(mac: string): boolean;
   /** May this host netboot at all? (a host set to local boot gets a plain lease) */
   mayNetboot?(mac: string): boolean;
+  /** The host name to give (option 12), overriding what the client asked for. */
+  hostname?(mac: string): string | undefined;
+  /** Per-host quirk: wait this long before answering (a PXE ROM that listens late). */
+  replyDelayMs?(mac: string): number;
 }
 
 export interface DhcpServerDeps {
@@ -363,8 +367,9 @@ export class DhcpServer {
     options.push(opt(Opt.SUBNET_MASK, subnet.maskText));
     if (subnet.router) options.push(opt(Opt.ROUTER, [subnet.router]));
     if (c.dns && c.dns.length > 0) options.push(opt(Opt.DNS, [...c.dns]));
-    const lease = this.d.leases.lease(hardwareAddress(p));
-    if (lease?.hostname && withLease) options.push(opt(Opt.HOSTNAME, lease.hostname));
+    const mac = hardwareAddress(p);
+    const hostname = (known ? this.d.hosts.hostname?.(mac) : undefined) ?? this.d.leases.lease(mac)?.hostname;
+    if (hostname && withLease) options.push(opt(Opt.HOSTNAME, hostname));
 
     // BOOTP's siaddr is the next server for any client (RFC 951); options 66/67 only for boot clients
     const next = c.nextServer ?? c.serverIp;
@@ -415,7 +420,9 @@ export class DhcpServer {
       this.d.log.error({ err: (err as Error).message }, 'dhcp reply does not fit the client');
       return;
     }
-    this.d.socket.send(wire, to);
+    const delay = this.d.hosts.replyDelayMs?.(hardwareAddress(req)) ?? 0;
+    if (delay > 0) this.d.clock.setTimer(delay, () => this.closed || this.d.socket.send(wire, to));
+    else this.d.socket.send(wire, to);
   }
 }
 

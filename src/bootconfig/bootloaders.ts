@@ -1,0 +1,69 @@
+/**
+ * `bootd setup`: places the boot loaders from Debian packages into the TFTP
+ * root. Never committed as binaries; the setup script installs the packages.
+ *
+ * Everything goes to the root itself: PXELINUX derives its path prefix from
+ * the boot file's folder and then looks for ldlinux.c32 and pxelinux.cfg/
+ * there (WIRE.md: `boot/pxelinux.0` sends it to `boot//boot/isolinux/...`).
+ * With the NBP at the root no option 210 is needed.
+ */
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+
+export interface BootLoaderFile {
+  /** Name in the TFTP root. */
+  readonly name: string;
+  readonly source: string;
+  readonly pkg: string;
+  readonly what: string;
+}
+
+/** Debian 12 package paths. */
+export const BOOT_LOADERS: readonly BootLoaderFile[] = [
+  { name: 'pxelinux.0', source: '/usr/lib/PXELINUX/pxelinux.0', pkg: 'pxelinux', what: 'BIOS NBP (option 93 = 0)' },
+  { name: 'ldlinux.c32', source: '/usr/lib/syslinux/modules/bios/ldlinux.c32', pkg: 'syslinux-common', what: "pxelinux.0's core module" },
+  { name: 'syslinux.efi', source: '/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi', pkg: 'syslinux-efi', what: 'x64 UEFI NBP (option 93 = 7, 9)' },
+  { name: 'ldlinux.e64', source: '/usr/lib/syslinux/modules/efi64/ldlinux.e64', pkg: 'syslinux-common', what: "syslinux.efi's core module" },
+  { name: 'undionly.kpxe', source: '/usr/lib/ipxe/undionly.kpxe', pkg: 'ipxe', what: 'iPXE for BIOS, on the PXE ROM (--bios-boot-file undionly.kpxe)' },
+  { name: 'snponly.efi', source: '/usr/lib/ipxe/snponly.efi', pkg: 'ipxe', what: 'iPXE for UEFI, on the firmware NIC driver (--efi-boot-file snponly.efi)' },
+];
+
+export interface SetupResult {
+  readonly placed: string[];
+  readonly unchanged: string[];
+  /** Missing sources, with the package that provides each. */
+  readonly missing: { readonly name: string; readonly source: string; readonly pkg: string }[];
+}
+
+async function digest(file: string): Promise<string | null> {
+  try {
+    return createHash('sha256').update(await fs.readFile(file)).digest('hex');
+  } catch {
+    return null;
+  }
+}
+
+/** Copies each loader into `root` (write to a temporary name, then rename: a running server never serves half a file). */
+export async function placeBootLoaders(root: string, files: readonly BootLoaderFile[] = BOOT_LOADERS): Promise<SetupResult> {
+  await fs.mkdir(root, { recursive: true });
+  const r: SetupResult = { placed: [], unchanged: [], missing: [] };
+  for (const f of files) {
+    const src = await digest(f.source);
+    if (src === null) {
+      r.missing.push({ name: f.name, source: f.source, pkg: f.pkg });
+      continue;
+    }
+    const dest = path.join(root, f.name);
+    if ((await digest(dest)) === src) {
+      r.unchanged.push(f.name);
+      continue;
+    }
+    const tmp = `${dest}.tmp-${process.pid}`;
+    await fs.copyFile(f.source, tmp);
+    await fs.chmod(tmp, 0o644);
+    await fs.rename(tmp, dest);
+    r.placed.push(f.name);
+  }
+  return r;
+}

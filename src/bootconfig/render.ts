@@ -1,0 +1,151 @@
+/**
+ * From a host (or an unknown MAC) to the boot config files its firmware
+ * reads: the typed view model (BootTarget), the kernel command line, and the
+ * templates in boot/templates/ that turn a target into PXELINUX or iPXE text.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import type { Resolve, ResolvedImage } from '../images/catalog.js';
+import { formatImageRef, type Host, type ImageRef, type Mac } from '../hosts/types.js';
+import { render, type View } from './template.js';
+
+/** Network-wide settings the configs depend on (from the appliance config). */
+export interface BootPolicy {
+  /** bootd's address as the clients see it (TFTP server, report uploads). */
+  readonly serverIp: string;
+  /** Kernel arguments every netbooted host gets (a serial console, say). */
+  readonly kernelArgs: readonly string[];
+  /** Write-enabled TFTP port where the audit image uploads its report; absent: no upload parameter. */
+  readonly reportTftpPort?: number;
+  /** What machines that are not in hosts/ boot: an image (with unknown_hosts: boot), or their disk. */
+  readonly unknownImage?: ImageRef;
+}
+
+export interface ImageResolver {
+  resolve(ref: ImageRef): Promise<Resolve>;
+}
+
+interface Described {
+  /** Who the file is for, in its header comment. */
+  readonly subject: string;
+  /** Where the operator changes it. */
+  readonly source: string;
+}
+
+export type BootTarget =
+  | (Described & {
+      readonly kind: 'boot';
+      readonly image: ResolvedImage;
+      /** Kernel arguments, without initrd= (the loaders differ there). */
+      readonly args: readonly string[];
+      /** PXELINUX should append BOOTIF itself (unknown machine: the MAC is not in the file name). */
+      readonly ipappend: boolean;
+    })
+  | (Described & { readonly kind: 'local'; readonly reason: string });
+
+/** Linux's x86 COMMAND_LINE_SIZE, including the terminating NUL. */
+export const MAX_CMDLINE = 2047;
+
+/** `52-54-00-12-34-56`, the form PXELINUX and iPXE's ${mac:hexhyp} use in file names. */
+export function macHyphen(mac: string): string {
+  return mac.toLowerCase().replace(/:/g, '-');
+}
+
+/**
+ * Kernel arguments in a fixed order, so later ones win where the kernel or
+ * the image reads the last occurrence: the image's own (manifest), the
+ * appliance's, what bootd adds (BOOTIF, bootd.server, the image's upload
+ * target), the host's image parameters, the host's extra arguments.
+ */
+export function kernelArgs(image: ResolvedImage, host: Host | undefined, mac: Mac | undefined, policy: BootPolicy): string[] {
+  const args = [...(image.manifest.cmdline ?? []), ...policy.kernelArgs];
+  // pxelinux's IPAPPEND 2 form (01 = Ethernet): which NIC booted, for images that pick it
+  if (mac !== undefined) args.push(`BOOTIF=01-${macHyphen(mac)}`);
+  args.push(`bootd.server=${policy.serverIp}`);
+  if (image.name === 'bee' && policy.reportTftpPort !== undefined) {
+    const who = host?.name ?? (mac !== undefined ? macHyphen(mac) : 'unknown');
+    args.push(`bee.report=tftp://${policy.serverIp}:${policy.reportTftpPort}/${who}/bee-audit.json`);
+  }
+  if (host) for (const [k, v] of Object.entries(host.params)) args.push(`${image.name}.${k}=${v}`);
+  if (host) args.push(...host.kernelArgs);
+  return args;
+}
+
+/**
+ * What `mac` boots. `host` is its hosts/*.yaml entry, undefined when unknown.
+ * Problems never yield a broken config: they yield local boot with a reason.
+ */
+export async function targetFor(mac: Mac, host: Host | undefined, policy: BootPolicy, images: ImageResolver, opts: { ipappend?: boolean } = {}): Promise<BootTarget> {
+  const subject = host ? `host ${host.name} (${mac})` : opts.ipappend ? 'machines not in hosts/' : `unknown machine ${mac}`;
+  const source = host ? host.file : 'the appliance config (unknown_hosts)';
+  const local = (reason: string): BootTarget => ({ kind: 'local', subject, source, reason });
+  if (host && !host.netboot) return local('netboot is off for this host');
+  const ref = host ? host.image : policy.unknownImage;
+  if (!ref) return local('machines not in hosts/ do not netboot');
+  const r = await images.resolve(ref);
+  if (!r.ok) return local(r.reason);
+  const args = kernelArgs(r.image, host, opts.ipappend ? undefined : mac, policy);
+  const line = [`initrd=${r.image.initrdPaths.join(',')}`, ...args].join(' ');
+  if (line.length > MAX_CMDLINE) return local(`kernel command line for ${formatImageRef(ref)} is ${line.length} bytes, over Linux's ${MAX_CMDLINE}`);
+  return { kind: 'boot', subject, source, image: r.image, args, ipappend: opts.ipappend === true };
+}
+
+export type TemplateName = 'pxelinux-boot.cfg' | 'pxelinux-local.cfg' | 'ipxe-boot.ipxe' | 'ipxe-local.ipxe' | 'ipxe-dispatch.ipxe';
+const TEMPLATE_NAMES: readonly TemplateName[] = ['pxelinux-boot.cfg', 'pxelinux-local.cfg', 'ipxe-boot.ipxe', 'ipxe-local.ipxe', 'ipxe-dispatch.ipxe'];
+
+/** boot/templates/ of this checkout (dist/bootconfig/ and src/bootconfig/ are both two levels down). */
+export const DEFAULT_TEMPLATE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../boot/templates');
+
+/** The loaded templates and the renderers built on them. */
+export class BootTemplates {
+  private constructor(private readonly t: ReadonlyMap<TemplateName, string>) {}
+
+  /** Reads every template once; a missing one fails at startup, not at boot time. */
+  static load(dir = DEFAULT_TEMPLATE_DIR): BootTemplates {
+    return new BootTemplates(new Map(TEMPLATE_NAMES.map((n) => [n, readFileSync(path.join(dir, n), 'utf8')])));
+  }
+
+  private render(name: TemplateName, view: View): string {
+    return render(this.t.get(name) as string, view, name);
+  }
+
+  /** PXELINUX / syslinux.efi config (pxelinux.cfg/01-<mac> or default). */
+  pxelinux(target: BootTarget): string {
+    if (target.kind === 'local') return this.render('pxelinux-local.cfg', { subject: target.subject, source: target.source, reason: target.reason });
+    const img = target.image;
+    return this.render('pxelinux-boot.cfg', {
+      subject: target.subject,
+      source: target.source,
+      image: `${img.name}@${img.version}`,
+      label: img.name,
+      menuLabel: `${img.name} ${img.version}`,
+      kernel: img.kernelPath,
+      // PXELINUX loads every initrd in the comma-separated list, in order (seed 001 style)
+      initrdList: img.initrdPaths.join(','),
+      append: target.args.join(' '),
+      ipappend: target.ipappend,
+    });
+  }
+
+  /** iPXE script for one machine (ipxe/<mac>.ipxe). */
+  ipxe(target: BootTarget): string {
+    if (target.kind === 'local') return this.render('ipxe-local.ipxe', { subject: target.subject, source: target.source, reason: target.reason });
+    const img = target.image;
+    const initrds = img.initrdPaths.map((p) => ({ name: path.posix.basename(p), path: p }));
+    return this.render('ipxe-boot.ipxe', {
+      subject: target.subject,
+      source: target.source,
+      image: `${img.name}@${img.version}`,
+      kernel: img.kernelPath,
+      initrdArgs: initrds.map((i) => `initrd=${i.name}`).join(' '),
+      append: target.args.join(' '),
+      initrds,
+    });
+  }
+
+  /** The script every iPXE client gets first (DHCP boot file for user class iPXE). */
+  ipxeDispatch(): string {
+    return this.render('ipxe-dispatch.ipxe', {});
+  }
+}

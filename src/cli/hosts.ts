@@ -1,0 +1,134 @@
+/**
+ * `bootd hosts check|list|show` and `bootd images list`: read-only views of
+ * hosts/*.yaml and the image catalog, for operators and for the hosts
+ * repository's own CI (`bootd hosts check` exits non-zero on any error).
+ */
+import { existsSync } from 'node:fs';
+import type { Command } from 'commander';
+import { BootTemplates, macHyphen, targetFor } from '../bootconfig/render.js';
+import { formatIssue } from '../config/yaml-config.js';
+import type { Assembly } from '../hosts/directory.js';
+import { loadHosts } from '../hosts/loader.js';
+import { formatImageRef, type Host } from '../hosts/types.js';
+import { ImageCatalog } from '../images/catalog.js';
+
+function out(line = ''): void {
+  process.stdout.write(`${line}\n`);
+}
+
+function hostJson(h: Host): Record<string, unknown> {
+  return { ...h, image: formatImageRef(h.image) };
+}
+
+async function load(dir: string, imagesDir: string | null): Promise<Assembly> {
+  if (!existsSync(dir)) throw new Error(`hosts directory ${dir} does not exist`);
+  return loadHosts(dir, imagesDir === null ? undefined : new ImageCatalog(imagesDir));
+}
+
+function table(rows: string[][]): void {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  for (const r of rows) out(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  '));
+}
+
+function bytes(n: number): string {
+  return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`;
+}
+
+export function addHostCommands(program: Command): void {
+  const hosts = program.command('hosts').description('validate and inspect hosts/*.yaml');
+
+  hosts
+    .command('check [dir]')
+    .description('validate every host file; exit 1 on any error (run it in the hosts repository CI)')
+    .option('--images <dir>', 'image catalog that image: references must exist in', 'images')
+    .option('--skip-image-check', 'do not check that images exist (the catalog is not available here)')
+    .option('--json', 'print the result as JSON')
+    .action(async (dir: string | undefined, o: { images: string; skipImageCheck?: boolean; json?: boolean }) => {
+      const a = await load(dir ?? 'hosts', o.skipImageCheck ? null : o.images);
+      if (o.json) out(JSON.stringify({ ok: a.issues.length === 0, hosts: a.set.size, issues: a.issues }, null, 2));
+      else {
+        for (const i of a.issues) process.stderr.write(`${formatIssue(i)}\n`);
+        const bad = new Set(a.issues.map((i) => i.file)).size;
+        out(a.issues.length === 0 ? `${a.set.size} hosts, no errors` : `${a.issues.length} error(s) in ${bad} file(s); ${a.files.length - bad} of ${a.files.length} files are valid`);
+      }
+      process.exitCode = a.issues.length === 0 ? 0 : 1;
+    });
+
+  hosts
+    .command('list')
+    .description('list the hosts that load (errors go to stderr)')
+    .option('--hosts <dir>', 'hosts directory', 'hosts')
+    .option('--images <dir>', 'image catalog', 'images')
+    .option('--json', 'print JSON')
+    .action(async (o: { hosts: string; images: string; json?: boolean }) => {
+      const a = await load(o.hosts, o.images);
+      for (const i of a.issues) process.stderr.write(`${formatIssue(i)}\n`);
+      if (o.json) return out(JSON.stringify(a.set.hosts.map(hostJson), null, 2));
+      table([
+        ['NAME', 'MAC', 'IP', 'IMAGE', 'NETBOOT', 'BUILD'],
+        ...a.set.hosts.map((h) => [h.name, h.macs.join(','), h.ip ?? '-', h.netboot ? formatImageRef(h.image) : '-', h.netboot ? 'yes' : 'no', h.build ? bytes(h.build.quotaBytes) : 'no']),
+      ]);
+    });
+
+  hosts
+    .command('show <name>')
+    .description('one host in full, with what it boots now and its generated configs')
+    .option('--hosts <dir>', 'hosts directory', 'hosts')
+    .option('--images <dir>', 'image catalog', 'images')
+    .option('--server-address <addr>', 'bootd address to render configs with', '0.0.0.0')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: { hosts: string; images: string; serverAddress: string; json?: boolean }) => {
+      const a = await load(o.hosts, o.images);
+      const h = a.set.byName(name);
+      const issues = a.issues.filter((i) => i.file.endsWith(`/${name}.yaml`) || i.file.endsWith(`/${name}.yml`));
+      for (const i of issues) process.stderr.write(`${formatIssue(i)}\n`);
+      if (!h) {
+        process.stderr.write(`bootd: no valid host ${name} in ${o.hosts}\n`);
+        process.exitCode = 1;
+        return;
+      }
+      const catalog = new ImageCatalog(o.images);
+      const templates = BootTemplates.load();
+      const mac = h.macs[0] as Host['macs'][number];
+      const target = await targetFor(mac, h, { serverIp: o.serverAddress, kernelArgs: [] }, catalog);
+      const files = h.macs.map((m) => ({ pxelinux: `pxelinux.cfg/01-${macHyphen(m)}`, ipxe: `ipxe/${macHyphen(m)}.ipxe` }));
+      const boots = target.kind === 'boot' ? `${target.image.name}@${target.image.version}` : `local disk (${target.reason})`;
+      if (o.json) return out(JSON.stringify({ host: hostJson(h), boots, files, pxelinux: templates.pxelinux(target), ipxe: templates.ipxe(target) }, null, 2));
+      out(`name:      ${h.name} (${h.file})`);
+      out(`macs:      ${h.macs.join(', ')}`);
+      out(`ip:        ${h.ip ?? 'from the pool'}`);
+      out(`hostname:  ${h.hostname}`);
+      out(`image:     ${h.netboot ? formatImageRef(h.image) : '(netboot off)'}`);
+      out(`boots:     ${boots}`);
+      out(`build:     ${h.build ? `yes, quota ${bytes(h.build.quotaBytes)}` : 'no'}`);
+      out(`smoke:     ${h.smoke.user}@:${h.smoke.port}${h.smoke.identityFile ? ` key ${h.smoke.identityFile}` : ''}, timeout ${h.smoke.timeoutSeconds} s`);
+      out(`quirks:    ${JSON.stringify(h.quirks)}`);
+      out(`files:     ${files.flatMap((f) => [f.pxelinux, f.ipxe]).join(', ')}`);
+      out();
+      out(`--- ${files[0]?.pxelinux ?? ''}`);
+      process.stdout.write(templates.pxelinux(target));
+    });
+
+  const images = program.command('images').description('the image catalog');
+  images
+    .command('list')
+    .description('images, their versions and sizes, current, and which hosts use each')
+    .option('--images <dir>', 'image catalog', 'images')
+    .option('--hosts <dir>', 'hosts directory (for "used by")', 'hosts')
+    .option('--json', 'print JSON')
+    .action(async (o: { images: string; hosts: string; json?: boolean }) => {
+      const catalog = new ImageCatalog(o.images);
+      const hostSet = existsSync(o.hosts) ? (await loadHosts(o.hosts, catalog)).set : null;
+      const usedBy = (name: string): string[] => (hostSet?.hosts ?? []).filter((h) => h.netboot && h.image.name === name).map((h) => (h.image.version ? `${h.name}@${h.image.version}` : h.name));
+      const list = catalog.list().map((i) => ({ ...i, usedBy: usedBy(i.name) }));
+      if (o.json) return out(JSON.stringify(list, null, 2));
+      table([
+        ['IMAGE', 'VERSION', 'CURRENT', 'SIZE', 'KERNEL', 'BUILT', 'USED BY'],
+        ...list.flatMap((i) =>
+          i.versions.length === 0
+            ? [[i.name, '(not built)', '-', '-', '-', '-', i.usedBy.join(',') || '-']]
+            : i.versions.map((v) => [i.name, v.version, v.version === i.current ? '*' : '', v.valid ? bytes(v.bytes) : 'invalid manifest', v.kernelVersion ?? '-', v.builtAt ?? '-', i.usedBy.join(',') || '-']),
+        ),
+      ]);
+    });
+}

@@ -1,0 +1,147 @@
+/**
+ * YAML + zod validation with positions. Every problem becomes a ConfigIssue
+ * that names the file, line and column, the key path, what was expected and
+ * the value found, so an operator can fix a file without reading code:
+ *
+ *   hosts/build-01.yaml:2:6: mac: expected a MAC address like 52:54:00:12:34:56, got "52:54:00:zz"
+ *
+ * Pure: text in, typed value or issues out. Reading files is the caller's job.
+ */
+import { LineCounter, isMap, isScalar, parseDocument, type Document, type Node } from 'yaml';
+import type { z } from 'zod';
+
+export interface ConfigIssue {
+  readonly file: string;
+  readonly line: number;
+  readonly col: number;
+  /** Dotted key path (`quirks.tftp_max_blksize`, `macs[1]`); empty for the whole file. */
+  readonly path: string;
+  /** What is wrong, ending with what was found where that helps. */
+  readonly message: string;
+}
+
+/** `file:line:col: path: message`, the form compilers use, so editors can jump to it. */
+export function formatIssue(i: ConfigIssue): string {
+  return `${i.file}:${i.line}:${i.col}: ${i.path === '' ? '' : `${i.path}: `}${i.message}`;
+}
+
+export class ConfigError extends Error {
+  readonly code = 'ERR_CONFIG_INVALID';
+  constructor(readonly issues: readonly ConfigIssue[]) {
+    super(issues.map(formatIssue).join('\n'));
+    this.name = 'ConfigError';
+  }
+}
+
+export type Parsed<T> = { readonly ok: true; readonly value: T; readonly doc: YamlSource } | { readonly ok: false; readonly issues: readonly ConfigIssue[] };
+
+/** A parsed document and a way back from key paths to positions in it. */
+export class YamlSource {
+  constructor(
+    readonly file: string,
+    private readonly doc: Document,
+    private readonly lines: LineCounter,
+  ) {}
+
+  /** Position of the deepest node on `path` that exists; the key itself when `atKey`. */
+  position(path: readonly PropertyKey[], atKey = false): { line: number; col: number } {
+    let node: unknown = this.doc.contents;
+    let offset = rangeStart(node) ?? 0;
+    for (const seg of path) {
+      if (!isMap(node) && !(node && typeof node === 'object' && 'items' in node)) break;
+      const coll = node as { items: unknown[] };
+      if (isMap(node)) {
+        const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
+        if (!pair) break;
+        const keyStart = rangeStart(pair.key);
+        node = pair.value;
+        const valueStart = rangeStart(node);
+        offset = atKey && seg === path[path.length - 1] ? (keyStart ?? offset) : (valueStart ?? keyStart ?? offset);
+      } else {
+        const item = typeof seg === 'number' ? coll.items[seg] : undefined;
+        if (item === undefined) break;
+        node = item;
+        offset = rangeStart(node) ?? offset;
+      }
+    }
+    return this.lines.linePos(offset);
+  }
+
+  issue(path: readonly PropertyKey[], message: string, atKey = false): ConfigIssue {
+    const pos = this.position(path, atKey);
+    return { file: this.file, line: pos.line, col: pos.col, path: formatPath(path), message };
+  }
+
+  /** The value at `path` as written, for "got ..." in messages; undefined when absent. */
+  valueAt(path: readonly PropertyKey[]): unknown {
+    return this.doc.getIn(path as unknown[]);
+  }
+}
+
+function rangeStart(n: unknown): number | undefined {
+  const r = (n as Node | null | undefined)?.range;
+  return r ? r[0] : undefined;
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const seg of path) out += typeof seg === 'number' ? `[${seg}]` : out === '' ? String(seg) : `.${String(seg)}`;
+  return out;
+}
+
+/** How a found value is quoted in messages: JSON, shortened. */
+export function describeValue(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  let s: string;
+  try {
+    s = JSON.stringify(v) ?? String(v);
+  } catch {
+    s = String(v);
+  }
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+/**
+ * Parses YAML text and validates it with `schema`. Schema messages say what
+ * was expected ("expected a MAC address like ..."); this adds where, and what
+ * was found.
+ */
+export function parseYaml<S extends z.ZodType>(file: string, text: string, schema: S): Parsed<z.output<S>> {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    return {
+      ok: false,
+      issues: doc.errors.map((e) => {
+        const pos = lines.linePos(e.pos[0]);
+        return { file, line: pos.line, col: pos.col, path: '', message: `not valid YAML: ${e.message.split('\n')[0] ?? e.code}` };
+      }),
+    };
+  }
+  const src = new YamlSource(file, doc, lines);
+  const data: unknown = doc.toJS() ?? {};
+  const r = schema.safeParse(data, { reportInput: true });
+  if (r.success) return { ok: true, value: r.data, doc: src };
+  return { ok: false, issues: r.error.issues.flatMap((i) => zodIssue(src, i)).sort((a, b) => a.line - b.line || a.col - b.col) };
+}
+
+function zodIssue(src: YamlSource, i: z.core.$ZodIssue): ConfigIssue[] {
+  const path = i.path as PropertyKey[];
+  if (i.code === 'unrecognized_keys') {
+    const expected = (i as { keys: string[] }).keys;
+    return expected.map((k) => src.issue([...path, k], `unknown key${knownKeysHint(i.message)}`, true));
+  }
+  // the value as zod saw it (after transforms such as splitting kernel_args), else as written
+  const found = 'input' in i && i.input !== undefined ? i.input : src.valueAt(path);
+  if (found === undefined && i.code === 'invalid_type') {
+    // a required key is missing: point at the map that should hold it
+    return [src.issue(path, `missing; ${i.message}`, true)];
+  }
+  return [src.issue(path, `${i.message}, got ${describeValue(found)}`)];
+}
+
+function knownKeysHint(message: string): string {
+  // our schemas put "; expected one of ..." into the strict-object error message
+  const at = message.indexOf('; expected');
+  return at >= 0 ? message.slice(at) : '';
+}

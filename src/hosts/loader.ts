@@ -1,0 +1,144 @@
+/**
+ * Reads hosts/*.yaml from disk, keeps the current HostSet, and reloads it
+ * when the directory changes. Reload is all files at once (they are small),
+ * which also covers editors that save by writing a temporary file and
+ * renaming it over the original.
+ */
+import { watch, type FSWatcher } from 'node:fs';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { Clock, TimerHandle } from '../net/clock.js';
+import type { ConfigIssue } from '../config/yaml-config.js';
+import { assemble, HostSet, type Assembly, type ImageIndex } from './directory.js';
+import { parseHostFile, type HostFileResult } from './schema.js';
+import type { Host } from './types.js';
+
+/** Host files: `name.yaml` or `name.yml`; dot files and editor leftovers are not hosts. */
+export function isHostFileName(entry: string): boolean {
+  return /\.ya?ml$/.test(entry) && !entry.startsWith('.');
+}
+
+export function hostNameOf(entry: string): string {
+  return entry.replace(/\.ya?ml$/, '');
+}
+
+/** Parses every host file in `dir`; a file that cannot be read becomes an issue. */
+export async function readHostFiles(dir: string): Promise<Map<string, HostFileResult>> {
+  const entries = (await fs.readdir(dir, { withFileTypes: true })).filter((e) => e.isFile() && isHostFileName(e.name)).map((e) => e.name).sort();
+  const out = new Map<string, HostFileResult>();
+  await Promise.all(
+    entries.map(async (e) => {
+      const file = path.join(dir, e);
+      let text: string;
+      try {
+        text = await fs.readFile(file, 'utf8');
+      } catch (err) {
+        // deleted between readdir and read: the next change event reloads again
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+        out.set(file, { ok: false, issues: [{ file, line: 1, col: 1, path: '', message: `cannot read: ${(err as Error).message}` }] });
+        return;
+      }
+      out.set(file, parseHostFile(file, hostNameOf(e), text));
+    }),
+  );
+  return out;
+}
+
+/** Loads a directory once, with no history: what `bootd hosts check` runs. */
+export async function loadHosts(dir: string, images?: ImageIndex): Promise<Assembly> {
+  return assemble(await readHostFiles(dir), new Map(), images);
+}
+
+export interface HostDirectoryEvents {
+  /** After every reload, with what changed and every issue still standing. */
+  onReload?(a: Assembly, changed: { added: string[]; removed: string[]; updated: string[] }): void;
+}
+
+/**
+ * The live host directory. `current` is always a complete, valid HostSet;
+ * readers never see a half-applied reload.
+ */
+export class HostDirectory {
+  private set: HostSet = HostSet.empty;
+  private lastGood = new Map<string, Host>();
+  private issuesNow: readonly ConfigIssue[] = [];
+  private watcher: FSWatcher | null = null;
+  private timer: TimerHandle | null = null;
+  private reloading: Promise<void> | null = null;
+  private again = false;
+
+  constructor(
+    readonly dir: string,
+    private readonly deps: { readonly clock: Clock; readonly images?: ImageIndex; readonly debounceMs?: number } & HostDirectoryEvents,
+  ) {}
+
+  get current(): HostSet {
+    return this.set;
+  }
+
+  get issues(): readonly ConfigIssue[] {
+    return this.issuesNow;
+  }
+
+  /** Reads the directory now. Concurrent calls coalesce into one more pass. */
+  async reload(): Promise<void> {
+    if (this.reloading) {
+      this.again = true;
+      return this.reloading;
+    }
+    this.reloading = (async () => {
+      do {
+        this.again = false;
+        await this.reloadOnce();
+      } while (this.again);
+    })().finally(() => {
+      this.reloading = null;
+    });
+    return this.reloading;
+  }
+
+  private async reloadOnce(): Promise<void> {
+    const results = await readHostFiles(this.dir);
+    const a = assemble(results, this.lastGood, this.deps.images);
+    const before = this.set;
+    const next = new Map<string, Host>();
+    for (const f of a.files) if (f.host) next.set(f.file, f.host);
+    this.lastGood = next;
+    this.set = a.set;
+    this.issuesNow = a.issues;
+    const names = (s: HostSet): Map<string, string> => new Map(s.hosts.map((h) => [h.name, JSON.stringify(h)]));
+    const b = names(before);
+    const n = names(a.set);
+    this.deps.onReload?.(a, {
+      added: [...n.keys()].filter((k) => !b.has(k)),
+      removed: [...b.keys()].filter((k) => !n.has(k)),
+      updated: [...n.keys()].filter((k) => b.has(k) && b.get(k) !== n.get(k)),
+    });
+  }
+
+  /** Reloads on every change in the directory until `signal` aborts. */
+  watch(signal: AbortSignal): void {
+    if (this.watcher || signal.aborted) return;
+    this.watcher = watch(this.dir, { persistent: false }, () => this.schedule());
+    this.watcher.on('error', () => this.schedule());
+    signal.addEventListener(
+      'abort',
+      () => {
+        this.watcher?.close();
+        this.watcher = null;
+        this.timer?.cancel();
+        this.timer = null;
+      },
+      { once: true },
+    );
+  }
+
+  /** Waits for a quiet moment: a save is often several events (write, rename, chmod). */
+  private schedule(): void {
+    this.timer?.cancel();
+    this.timer = this.deps.clock.setTimer(this.deps.debounceMs ?? 150, () => {
+      this.timer = null;
+      void this.reload();
+    });
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * A host as the rest of bootd sees it: typed values only. The raw YAML never
+ * leaves src/hosts/ (the loader turns it into these, or into ConfigIssues).
+ */
+
+/** Lower-case, colon-separated: `52:54:00:12:34:56`. */
+export type Mac = string & { readonly __mac: unique symbol };
+
+/** `bee` (whatever `current` points at when a config is rendered) or `bee@2026.11.22-1` (pinned). */
+export interface ImageRef {
+  readonly name: string;
+  readonly version?: string;
+}
+
+export function formatImageRef(r: ImageRef): string {
+  return r.version === undefined ? r.name : `${r.name}@${r.version}`;
+}
+
+/** Per-host firmware workarounds. */
+export interface HostQuirks {
+  /** Largest TFTP blksize offered to this host (firmware that mishandles large blocks). */
+  readonly tftpMaxBlksize?: number;
+  /** Never acknowledge RFC 7440 windowsize (firmware with broken windowed reads). */
+  readonly tftpNoWindowsize?: boolean;
+  /** Wait before answering DHCP (PXE ROMs that are not listening yet when the offer comes). */
+  readonly dhcpReplyDelayMs?: number;
+}
+
+export interface SmokeSettings {
+  readonly user: string;
+  readonly port: number;
+  /** Private key file; absent: bootd's own key from its state directory. */
+  readonly identityFile?: string;
+  readonly timeoutSeconds: number;
+}
+
+export interface BuildMachine {
+  /** Upload quota of the host's write-enabled TFTP directory, in bytes. */
+  readonly quotaBytes: number;
+}
+
+export interface Host {
+  /** The file name without `.yaml`: the host's identity in commands and logs. */
+  readonly name: string;
+  /** The file it came from (as given to the loader). */
+  readonly file: string;
+  readonly macs: readonly Mac[];
+  /** Reserved IPv4 address, dotted. */
+  readonly ip?: string;
+  /** Sent as DHCP option 12. */
+  readonly hostname: string;
+  readonly image: ImageRef;
+  /** false: the host boots from its disk (PXELINUX `localboot`, iPXE `exit 1`, no boot file in DHCP). */
+  readonly netboot: boolean;
+  /** Appended to the kernel command line after everything bootd puts there. */
+  readonly kernelArgs: readonly string[];
+  /** Image parameters, rendered as `<image>.<key>=<value>` (`buildos.toolchain_url=...`). */
+  readonly params: Readonly<Record<string, string>>;
+  readonly build: BuildMachine | null;
+  readonly smoke: SmokeSettings;
+  readonly quirks: HostQuirks;
+}

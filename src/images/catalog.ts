@@ -1,0 +1,185 @@
+/**
+ * The image catalog: `<dir>/<name>/recipe.yaml` says an image exists (issue
+ * 4 builds it), `<dir>/<name>/<version>/` holds a built version with its
+ * manifest.json, and `<dir>/<name>/current` is a symlink to the version new
+ * boots get. Versions are immutable once published; switching `current` is
+ * one rename(2), so a reader sees the old or the new version, never neither.
+ *
+ * Over TFTP a version's files are `images/<name>/<version>/<file>`: stable
+ * paths, and only files the manifest lists. Rendered boot configs name the
+ * concrete version, so a host that fetched its config keeps a consistent
+ * kernel + initrd set even if `current` moves mid-download.
+ */
+import { existsSync, promises as fs, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { ConfigIssue } from '../config/yaml-config.js';
+import type { ImageIndex } from '../hosts/directory.js';
+import { IMAGE_NAME_RE, VERSION_RE } from '../hosts/schema.js';
+import type { ImageRef } from '../hosts/types.js';
+import { MANIFEST_FILE, parseManifest, type Manifest } from './manifest.js';
+
+export const RECIPE_FILE = 'recipe.yaml';
+export const CURRENT_LINK = 'current';
+/** TFTP prefix under which versions are served. */
+export const TFTP_PREFIX = 'images';
+
+export interface ResolvedImage {
+  readonly name: string;
+  readonly version: string;
+  readonly dir: string;
+  readonly manifest: Manifest;
+  /** TFTP paths (absolute, leading slash) of the kernel and the initrds. */
+  readonly kernelPath: string;
+  readonly initrdPaths: readonly string[];
+}
+
+export type Resolve = { readonly ok: true; readonly image: ResolvedImage } | { readonly ok: false; readonly reason: string; readonly issues?: readonly ConfigIssue[] };
+
+export interface VersionSummary {
+  readonly version: string;
+  readonly bytes: number;
+  readonly kernelVersion: string | null;
+  readonly builtAt: string | null;
+  readonly valid: boolean;
+}
+
+export interface ImageSummary {
+  readonly name: string;
+  readonly recipe: boolean;
+  readonly current: string | null;
+  readonly versions: readonly VersionSummary[];
+}
+
+export class ImageCatalog implements ImageIndex {
+  private readonly manifests = new Map<string, { mtimeMs: number; result: ReturnType<typeof parseManifest> }>();
+
+  constructor(readonly dir: string) {}
+
+  /** Image names: folders with a recipe or at least one built version. */
+  names(): string[] {
+    let entries: string[];
+    try {
+      entries = readdirSync(this.dir);
+    } catch {
+      return [];
+    }
+    return entries.filter((n) => IMAGE_NAME_RE.test(n) && this.knows(n)).sort();
+  }
+
+  knows(name: string): boolean {
+    if (!IMAGE_NAME_RE.test(name)) return false;
+    return existsSync(path.join(this.dir, name, RECIPE_FILE)) || this.versions(name).length > 0;
+  }
+
+  hasVersion(name: string, version: string): boolean {
+    return IMAGE_NAME_RE.test(name) && VERSION_RE.test(version) && existsSync(path.join(this.dir, name, version, MANIFEST_FILE));
+  }
+
+  /** Built versions, oldest name first (folders with a manifest.json). */
+  versions(name: string): string[] {
+    let entries: string[];
+    try {
+      entries = readdirSync(path.join(this.dir, name));
+    } catch {
+      return [];
+    }
+    return entries.filter((v) => VERSION_RE.test(v) && this.hasVersion(name, v)).sort();
+  }
+
+  /** The version `current` points at, or null when there is none (or it points nowhere valid). */
+  current(name: string): string | null {
+    let target: string;
+    try {
+      target = readlinkSync(path.join(this.dir, name, CURRENT_LINK));
+    } catch {
+      return null;
+    }
+    return VERSION_RE.test(target) && this.hasVersion(name, target) ? target : null;
+  }
+
+  /** A reference to a complete, validated version; `current` is read once. */
+  async resolve(ref: ImageRef): Promise<Resolve> {
+    if (!IMAGE_NAME_RE.test(ref.name)) return { ok: false, reason: `invalid image name ${ref.name}` };
+    const version = ref.version ?? this.current(ref.name);
+    if (version === null) return { ok: false, reason: this.knows(ref.name) ? `image ${ref.name} has no current version (not built yet?)` : `image ${ref.name} does not exist` };
+    const dir = path.join(this.dir, ref.name, version);
+    const m = await this.manifest(ref.name, version);
+    if (!m.ok) return { ok: false, reason: `image ${ref.name}@${version}: invalid manifest`, issues: m.issues };
+    const base = `/${TFTP_PREFIX}/${ref.name}/${version}`;
+    return {
+      ok: true,
+      image: { name: ref.name, version, dir, manifest: m.manifest, kernelPath: `${base}/${m.manifest.kernel}`, initrdPaths: m.manifest.initrds.map((f) => `${base}/${f}`) },
+    };
+  }
+
+  private async manifest(name: string, version: string): Promise<ReturnType<typeof parseManifest>> {
+    const file = path.join(this.dir, name, version, MANIFEST_FILE);
+    let st;
+    try {
+      st = await fs.stat(file);
+    } catch {
+      return { ok: false, issues: [{ file, line: 1, col: 1, path: '', message: 'missing' }] };
+    }
+    const key = `${name}@${version}`;
+    const hit = this.manifests.get(key);
+    if (hit && hit.mtimeMs === st.mtimeMs) return hit.result;
+    const result = parseManifest(file, await fs.readFile(file, 'utf8'), { name, version });
+    this.manifests.set(key, { mtimeMs: st.mtimeMs, result });
+    return result;
+  }
+
+  /**
+   * Points `current` at `version`, atomically: a new symlink under a
+   * temporary name renamed over the old one (rename(2) replaces in one
+   * step, as `mv -T` does in the buildos manual's machine upgrade).
+   */
+  async setCurrent(name: string, version: string): Promise<void> {
+    if (!this.hasVersion(name, version)) throw new Error(`image ${name} has no version ${version}`);
+    const m = await this.manifest(name, version);
+    if (!m.ok) throw new Error(`image ${name}@${version} has an invalid manifest`);
+    const tmp = path.join(this.dir, name, `.${CURRENT_LINK}.${process.pid}.${randomBytes(4).toString('hex')}`);
+    await fs.symlink(version, tmp);
+    try {
+      await fs.rename(tmp, path.join(this.dir, name, CURRENT_LINK));
+    } catch (err) {
+      await fs.rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  /**
+   * The real file behind a TFTP path `images/<name>/<version>/<file>`, when
+   * the version exists and its manifest lists the file; else undefined.
+   */
+  async servePath(relPath: string): Promise<string | undefined> {
+    const parts = relPath.split('/');
+    if (parts.length !== 4 || parts[0] !== TFTP_PREFIX) return undefined;
+    const [, name, version, file] = parts as [string, string, string, string];
+    if (!IMAGE_NAME_RE.test(name) || !VERSION_RE.test(version) || !this.hasVersion(name, version)) return undefined;
+    const m = await this.manifest(name, version);
+    if (!m.ok || !Object.hasOwn(m.manifest.files, file)) return undefined;
+    return path.join(this.dir, name, version, file);
+  }
+
+  list(): ImageSummary[] {
+    return this.names().map((name) => ({
+      name,
+      recipe: existsSync(path.join(this.dir, name, RECIPE_FILE)),
+      current: this.current(name),
+      versions: this.versions(name).map((version) => this.summary(name, version)),
+    }));
+  }
+
+  private summary(name: string, version: string): VersionSummary {
+    const file = path.join(this.dir, name, version, MANIFEST_FILE);
+    try {
+      const r = parseManifest(file, readFileSync(file, 'utf8'), { name, version });
+      if (!r.ok) return { version, bytes: 0, kernelVersion: null, builtAt: null, valid: false };
+      const bytes = Object.values(r.manifest.files).reduce((a, f) => a + f.size, 0);
+      return { version, bytes, kernelVersion: r.manifest.kernel_version, builtAt: r.manifest.built_at, valid: true };
+    } catch {
+      return { version, bytes: 0, kernelVersion: null, builtAt: null, valid: false };
+    }
+  }
+}

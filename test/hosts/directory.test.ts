@@ -1,0 +1,122 @@
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { formatIssue } from '../../src/config/yaml-config.js';
+import { assemble, type ImageIndex } from '../../src/hosts/directory.js';
+import { HostDirectory, loadHosts } from '../../src/hosts/loader.js';
+import { parseHostFile, type HostFileResult } from '../../src/hosts/schema.js';
+import type { Host } from '../../src/hosts/types.js';
+import { systemClock } from '../../src/net/clock.js';
+import { makeWorkDir, until } from '../helpers/workdir.js';
+
+const images: ImageIndex = {
+  knows: (n) => n === 'bee' || n === 'buildos',
+  hasVersion: (n, v) => n === 'bee' && v === '1.0',
+};
+
+function files(entries: Record<string, string>): Map<string, HostFileResult> {
+  return new Map(Object.entries(entries).map(([name, text]) => [`hosts/${name}.yaml`, parseHostFile(`hosts/${name}.yaml`, name, text)]));
+}
+
+describe('the host set across files', () => {
+  it('reports a duplicate MAC naming both files, and keeps serving the first', () => {
+    const a = assemble(files({ a: 'mac: 52:54:00:00:00:01\nimage: bee\n', b: 'ip: 198.18.0.9\nmac: 52:54:00:00:00:01\nimage: bee\n' }), new Map(), images);
+    expect(a.issues.map(formatIssue)).toEqual(['hosts/b.yaml:2:6: mac: duplicate MAC 52:54:00:00:00:01: also in hosts/a.yaml']);
+    expect(a.set.byMac('52:54:00:00:00:01')?.name).toBe('a');
+    expect(a.set.byName('b')).toBeUndefined();
+  });
+
+  it('reports a duplicate IP naming both files', () => {
+    const a = assemble(files({ a: 'mac: 52:54:00:00:00:01\nip: 198.18.0.9\nimage: bee\n', b: 'mac: 52:54:00:00:00:02\nimage: bee\nip: 198.18.0.9\n' }), new Map(), images);
+    expect(a.issues.map(formatIssue)).toEqual(['hosts/b.yaml:3:5: ip: duplicate IP 198.18.0.9: also in hosts/a.yaml']);
+  });
+
+  it('reports a MAC shared through a macs list at its list position', () => {
+    const a = assemble(files({ a: 'mac: 52:54:00:00:00:01\nimage: bee\n', b: 'macs: [52:54:00:00:00:03, 52:54:00:00:00:01]\nimage: bee\n' }), new Map(), images);
+    expect(a.issues.map(formatIssue)).toEqual(['hosts/b.yaml:1:27: macs[1]: duplicate MAC 52:54:00:00:00:01: also in hosts/a.yaml']);
+  });
+
+  it.each([
+    ['an image with no recipe and no build', 'image: nope', 'hosts/a.yaml:2:8: image: image nope does not exist (no recipe and no built version)'],
+    ['a pinned version that was never built', 'image: bee@2.0', 'hosts/a.yaml:2:8: image: image bee@2.0 does not exist (image bee has no version 2.0)'],
+  ])('reports %s', (_what, line, message) => {
+    const a = assemble(files({ a: `mac: 52:54:00:00:00:01\n${line}\n` }), new Map(), images);
+    expect(a.issues.map(formatIssue)).toEqual([message]);
+    expect(a.set.size).toBe(0);
+  });
+
+  it('accepts an image that has a recipe but no build yet, and a pinned version that exists', () => {
+    const a = assemble(files({ a: 'mac: 52:54:00:00:00:01\nimage: buildos\n', b: 'mac: 52:54:00:00:00:02\nimage: bee@1.0\n' }), new Map(), images);
+    expect(a.issues).toEqual([]);
+    expect(a.set.size).toBe(2);
+  });
+
+  it('keeps the last good version of a file that breaks, and marks it stale', () => {
+    const first = assemble(files({ a: 'mac: 52:54:00:00:00:01\nimage: bee\n', b: 'mac: 52:54:00:00:00:02\nimage: bee\n' }), new Map(), images);
+    const prev = new Map<string, Host>(first.files.flatMap((f) => (f.host ? [[f.file, f.host]] : [])));
+    const second = assemble(files({ a: 'mac: 52:54:00:00:00:01\nimage: [oops\n', b: 'mac: 52:54:00:00:00:02\nimage: buildos\n' }), prev, images);
+    expect(second.files.find((f) => f.file === 'hosts/a.yaml')).toMatchObject({ stale: true, host: { image: { name: 'bee' } } });
+    expect(second.set.byName('b')?.image).toEqual({ name: 'buildos' });
+    expect(second.issues).toHaveLength(1);
+  });
+
+  it('rejects the edited file, not the unchanged one, when an edit steals a MAC', () => {
+    const first = assemble(files({ a: 'mac: 52:54:00:00:00:01\nimage: bee\n', z: 'mac: 52:54:00:00:00:09\nimage: bee\n' }), new Map(), images);
+    const prev = new Map<string, Host>(first.files.flatMap((f) => (f.host ? [[f.file, f.host]] : [])));
+    // "a" is edited to take z's MAC; z did not change, so z keeps it and a keeps its old version
+    const second = assemble(files({ a: 'mac: 52:54:00:00:00:09\nimage: bee\n', z: 'mac: 52:54:00:00:00:09\nimage: bee\n' }), prev, images);
+    expect(second.issues.map(formatIssue)).toEqual(['hosts/a.yaml:1:6: mac: duplicate MAC 52:54:00:00:00:09: also in hosts/z.yaml']);
+    expect(second.set.byMac('52:54:00:00:00:09')?.name).toBe('z');
+    expect(second.set.byMac('52:54:00:00:00:01')?.name).toBe('a');
+  });
+});
+
+describe('HostDirectory on a real folder', () => {
+  let dir: string;
+  let abort: AbortController;
+
+  beforeEach(async () => {
+    dir = path.join(await makeWorkDir('hosts'), 'hosts');
+    await mkdir(dir);
+    abort = new AbortController();
+  });
+  afterEach(async () => {
+    abort.abort();
+    await rm(path.dirname(dir), { recursive: true, force: true });
+  });
+
+  it('ignores files that are not host files', async () => {
+    await writeFile(path.join(dir, 'a.yaml'), 'mac: 52:54:00:00:00:01\nimage: bee\n');
+    await writeFile(path.join(dir, 'README.md'), '# not a host\n');
+    await writeFile(path.join(dir, '.a.yaml.swp'), 'junk');
+    await writeFile(path.join(dir, 'b.yml'), 'mac: 52:54:00:00:00:02\nimage: bee\n');
+    const a = await loadHosts(dir, images);
+    expect(a.issues).toEqual([]);
+    expect(a.set.hosts.map((h) => h.name)).toEqual(['a', 'b']);
+  });
+
+  it('picks up an edit, keeps the old version while the file is broken, and drops a deleted file', async () => {
+    const file = path.join(dir, 'web.yaml');
+    await writeFile(file, 'mac: 52:54:00:00:00:01\nimage: bee\n');
+    const reloads: number[] = [];
+    const d = new HostDirectory(dir, { clock: systemClock, images, debounceMs: 50, onReload: (a) => reloads.push(a.issues.length) });
+    await d.reload();
+    d.watch(abort.signal);
+    expect(d.current.byName('web')?.image.name).toBe('bee');
+
+    // an editor's atomic save: write a temporary file, rename it over the original
+    await writeFile(`${file}.tmp`, 'mac: 52:54:00:00:00:01\nimage: buildos\n');
+    await rename(`${file}.tmp`, file);
+    await until(() => d.current.byName('web')?.image.name === 'buildos', 5000, 'edit applied');
+
+    await writeFile(file, 'mac: 52:54:00:00:00:01\nimage: buildos\nnetboot: perhaps\n');
+    await until(() => d.issues.length === 1, 5000, 'broken file reported');
+    expect(formatIssue(d.issues[0] as (typeof d.issues)[number])).toBe(`${file}:3:10: netboot: expected true or false, got "perhaps"`);
+    expect(d.current.byName('web')?.image.name).toBe('buildos');
+
+    await rm(file);
+    await until(() => d.current.size === 0, 5000, 'deleted host dropped');
+    expect(d.issues).toEqual([]);
+    expect(reloads.length).toBeGreaterThanOrEqual(3);
+  });
+});
