@@ -23,6 +23,10 @@ APT_PACKAGES=(
   isc-dhcp-client # dhclient (run with its own no-op script: it never touches the host's config)
   dhcpcd-base     # dhcpcd binary only; the dhcpcd5 package would start a client service on the host
   dnsmasq-base    # dnsmasq as a DHCP relay in the relay test (the dnsmasq package would start a service)
+  pxelinux        # BIOS boot loader placed by `bootd setup` (firmware-path tests)
+  syslinux-common # ldlinux.c32 / ldlinux.e64
+  syslinux-efi    # x64 UEFI boot loader
+  ipxe            # undionly.kpxe, snponly.efi
   ca-certificates
 )
 
