@@ -19,7 +19,8 @@ import { linuxMtu } from '../../src/net/mtu.js';
 import { nodeUdp } from '../../src/net/udp.js';
 import { TFTP_DEFAULTS } from '../../src/tftp/server.js';
 import { addVersion } from '../helpers/catalog.js';
-import { makeWorkDir } from '../helpers/workdir.js';
+import { makeWorkDir, until } from '../helpers/workdir.js';
+import { TestClient } from '../helpers/tftp-client.js';
 
 const run = promisify(execFile);
 const MAC = '52:54:00:f1:00:01';
@@ -40,7 +41,8 @@ describe('every file a firmware path asks for is served', () => {
     expect(setup.missing, 'run scripts/setup.sh (it installs pxelinux, syslinux-efi, syslinux-common, ipxe)').toEqual([]);
     await addVersion(images(), { name: 'bee', version: '1.0', files: { vmlinuz: 'kernel bytes', 'initrd.img': 'initrd bytes', 'overlay.img': 'overlay bytes' }, current: true });
     await mkdir(path.join(dir, 'hosts'));
-    await writeFile(path.join(dir, 'hosts', 'fw-01.yaml'), `mac: ${MAC}\nimage: bee\n`);
+    // reserved 127.0.0.1: the test's own requests come from this host, so its quirks apply to them
+    await writeFile(path.join(dir, 'hosts', 'fw-01.yaml'), `mac: ${MAC}\nip: 127.0.0.1\nimage: bee\nquirks: { tftp_max_blksize: 512, tftp_no_windowsize: true }\n`);
     app = await startApp(
       {
         tftp: { root: path.join(dir, 'root'), listen: '127.0.0.1', port: 0, maxTransfers: 10, maxBlksize: TFTP_DEFAULTS.maxBlksize, maxWindowsize: TFTP_DEFAULTS.maxWindowsize, timing: TFTP_DEFAULTS.timing, cacheBytes: 16 << 20 },
@@ -110,6 +112,23 @@ describe('every file a firmware path asks for is served', () => {
     // each initrd is named on the kernel line for the EFI stub
     for (const i of initrds) expect(script).toMatch(new RegExp(`^kernel .* initrd=${i.name.replace('.', '\\.')} `, 'm'));
     for (const f of [kernel, ...initrds.map((i) => i.path)]) expect(await fetch(f)).toEqual(await catalogFile(f));
+  });
+
+  it("applies the host's TFTP quirks: blksize capped, windowsize not acknowledged", async () => {
+    const sock = await nodeUdp.bind({ address: '127.0.0.1', port: 0 });
+    try {
+      const c = new TestClient(sock, app.tftp.address);
+      c.request('images/bee/1.0/vmlinuz', [
+        { name: 'tsize', value: '0' },
+        { name: 'blksize', value: '1468' },
+        { name: 'windowsize', value: '4' },
+      ]);
+      await until(() => c.done, 10_000, 'the transfer', 10);
+      expect(c.oack).toEqual({ tsize: '12', blksize: '512' });
+      expect(c.data.toString()).toBe('kernel bytes');
+    } finally {
+      sock.close();
+    }
   });
 
   it('a machine not in hosts/ finds no 01-<mac> file and falls to pxelinux.cfg/default', async () => {

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LeaseTable } from '../../src/dhcp/leases.js';
 import { IpxeSub, MessageType, Opt, decodeSubOptions, decodeValue, encodeValue } from '../../src/dhcp/options.js';
 import { FLAG_BROADCAST, clientRequest, decodeDhcp, encodeDhcp, getOption, type ClientRequest, type DhcpOption, type DhcpPacket } from '../../src/dhcp/packet.js';
-import { DhcpServer, type DhcpServerConfig } from '../../src/dhcp/server.js';
+import { DhcpServer, type DhcpServerConfig, type HostLookup } from '../../src/dhcp/server.js';
 import { silentLogger } from '../../src/log.js';
 import { parseIpv4 } from '../../src/net/ipv4.js';
 import { LeaseStore } from '../../src/state/lease-store.js';
@@ -29,12 +29,13 @@ interface Rig {
   relay: MemorySocket;
   server: DhcpServer;
   store: LeaseStore;
+  clock: ManualClock;
   replies(): { to: string; p: DhcpPacket }[];
   /** Delivers packets until quiet (80 ms with nothing to deliver), or until `done()` holds (at most 10 s). */
   settle(done?: () => boolean): Promise<void>;
 }
 
-async function rig(over: Partial<DhcpServerConfig> = {}): Promise<Rig> {
+async function rig(over: Partial<DhcpServerConfig> = {}, hosts: HostLookup = { isKnown: (mac) => mac === KNOWN }): Promise<Rig> {
   const net = new MemoryNetwork();
   const clock = new ManualClock();
   const store = await LeaseStore.open(dir);
@@ -55,7 +56,7 @@ async function rig(over: Partial<DhcpServerConfig> = {}): Promise<Rig> {
     clock,
     leases,
     store,
-    hosts: { isKnown: (mac) => mac === KNOWN },
+    hosts,
     log: silentLogger,
     config: {
       serverIp: SERVER_IP, subnetMask: '255.255.255.0', router: '198.18.0.254', leaseSeconds: 600, unknownHosts: 'lease',
@@ -67,7 +68,7 @@ async function rig(over: Partial<DhcpServerConfig> = {}): Promise<Rig> {
   const client = net.bindSync({ address: '0.0.0.0', port: 68 });
   const relay = net.bindSync({ address: '198.18.0.2', port: 67 });
   return {
-    net, client, relay, server, store,
+    net, client, relay, server, store, clock,
     replies: () => net.log.filter((d) => (d.from.port === 67 || d.from.port === 4011) && d.from.address === '10.0.0.1').map((d) => ({ to: `${d.to.address}:${d.to.port}`, p: decodeDhcp(d.data) })),
     settle: (done?: () => boolean) => settle(net, done),
   };
@@ -84,6 +85,25 @@ afterEach(async () => {
 });
 
 describe('DhcpServer (full mode) over an in-memory network', () => {
+  it('gives a known host its configured name (option 12) and waits its reply delay (hosts/*.yaml quirk)', async () => {
+    const r = await rig({}, { isKnown: (mac) => mac === KNOWN, hostname: (mac) => (mac === KNOWN ? 'web-01' : undefined), replyDelayMs: (mac) => (mac === KNOWN ? 500 : 0) });
+    r.client.send(request(MessageType.DISCOVER, [], {}, KNOWN), SERVER);
+    await r.settle();
+    expect(r.replies()).toHaveLength(0); // held back
+    r.clock.advance(499);
+    await r.settle();
+    expect(r.replies()).toHaveLength(0);
+    r.clock.advance(1);
+    await r.settle(() => r.replies().length === 1);
+    const offer = r.replies()[0]?.p as DhcpPacket;
+    expect(offer.yiaddr).toBe('198.18.0.42');
+    expect(decodeValue(Opt.HOSTNAME, getOption(offer, Opt.HOSTNAME) as Buffer)).toBe('web-01');
+    // another client is answered at once
+    r.client.send(request(MessageType.DISCOVER), SERVER);
+    await r.settle(() => r.replies().length === 2);
+    expect(r.replies()).toHaveLength(2);
+  });
+
   it('runs DISCOVER/OFFER/REQUEST/ACK, broadcasts the replies, and writes the lease before the ACK', async () => {
     const r = await rig();
     r.client.send(request(MessageType.DISCOVER), SERVER);
