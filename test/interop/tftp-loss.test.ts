@@ -11,7 +11,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO, startBootd, type RunningBootd } from '../helpers/bootd.js';
 import { TestNet, netnsUnavailable } from '../helpers/netns.js';
-import { makeWorkDir } from '../helpers/workdir.js';
+import { makeWorkDir, until } from '../helpers/workdir.js';
 
 const skip = netnsUnavailable();
 if (skip) console.warn(`SKIPPED tftp loss tests: ${skip}`);
@@ -34,7 +34,8 @@ describe.skipIf(skip !== null)('TFTP over a link with 1 % loss each way', () => 
     sum = createHash('sha256').update(data).digest('hex');
     await writeFile(path.join(root, 'lossy.bin'), data);
     net = await TestNet.create({ hosts: ['server', 'client'], link: { kind: 'impaired', loss: LOSS, delayUs: 200, seed: 42, relayBinary: relay } });
-    bootd = await startBootd(net, 'server', ['--tftp-root', root, '--tftp-port', '69', '--listen', net.host('server').address]);
+    // a lost final ACK leaves the server waiting (clients do not dally); give up sooner than the default 30 s so the log line comes in time
+    bootd = await startBootd(net, 'server', ['--tftp-root', root, '--tftp-port', '69', '--listen', net.host('server').address, '--tftp-give-up-ms', '8000']);
   });
 
   afterAll(async () => {
@@ -60,7 +61,9 @@ describe.skipIf(skip !== null)('TFTP over a link with 1 % loss each way', () => 
     });
   }
 
-  it('really lost packets: bootd retransmitted during these transfers', () => {
+  it('really lost packets: bootd retransmitted during these transfers', async () => {
+    // a client is done when it has the last DATA; the server logs once it sees the final ACK (or gives up waiting for a lost one)
+    await until(() => bootd.logs.filter((l) => l.msg === 'tftp transfer').length >= cases.length, 20_000, 'every transfer to be logged').catch(() => undefined);
     const transfers = bootd.logs.filter((l) => l.msg === 'tftp transfer');
     expect(transfers.length).toBe(cases.length);
     const retransmits = transfers.reduce((n, l) => n + Number(l.retransmits ?? 0), 0);
