@@ -92,12 +92,13 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
   const virtualFiles = new VirtualFileTable();
   const catalog = new ImageCatalog(cfg.images?.dir ?? 'images');
   const boot = cfg.boot ?? { serverAddress: cfg.tftp.listen, kernelArgs: [], ipxeBootFile: 'boot.ipxe' };
+  /** Set once DHCP runs: pushes reservations into the lease table after each reload. */
+  let onHostsChanged = (): void => {};
   const hosts = cfg.hosts ? new HostDirectory(cfg.hosts.dir, { clock: deps.clock, images: catalog, onReload: (a, changed) => {
     for (const i of a.issues) log.warn({ svc: 'hosts', file: i.file, line: i.line, col: i.col, key: i.path }, formatIssue(i));
     log.info({ svc: 'hosts', hosts: a.set.size, errors: a.issues.length, stale: a.files.filter((f) => f.stale).map((f) => f.file), ...changed }, 'hosts loaded');
     onHostsChanged();
   } }) : null;
-  let onHostsChanged = (): void => {};
   if (hosts) {
     await hosts.reload();
     hosts.watch(signal);

@@ -37,7 +37,7 @@ export class BootFiles implements VirtualFiles {
   async get(relPath: string, _ctx?: RequestContext): Promise<Provided> {
     if (relPath === this.d.ipxeBootFile) return Buffer.from(this.d.templates.ipxeDispatch());
     if (relPath === 'pxelinux.cfg/default') {
-      const t = await targetFor('00:00:00:00:00:00' as Mac, undefined, this.d.policy(), this.d.images, { ipappend: true });
+      const t = await targetFor(undefined, undefined, this.d.policy(), this.d.images);
       return Buffer.from(this.d.templates.pxelinux(t));
     }
     let m = PXELINUX_MAC.exec(relPath);

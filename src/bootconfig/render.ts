@@ -74,10 +74,12 @@ export function kernelArgs(image: ResolvedImage, host: Host | undefined, mac: Ma
 
 /**
  * What `mac` boots. `host` is its hosts/*.yaml entry, undefined when unknown.
+ * `mac` undefined: the shared config of every unknown machine
+ * (pxelinux.cfg/default), where PXELINUX appends BOOTIF itself.
  * Problems never yield a broken config: they yield local boot with a reason.
  */
-export async function targetFor(mac: Mac, host: Host | undefined, policy: BootPolicy, images: ImageResolver, opts: { ipappend?: boolean } = {}): Promise<BootTarget> {
-  const subject = host ? `host ${host.name} (${mac})` : opts.ipappend ? 'machines not in hosts/' : `unknown machine ${mac}`;
+export async function targetFor(mac: Mac | undefined, host: Host | undefined, policy: BootPolicy, images: ImageResolver): Promise<BootTarget> {
+  const subject = host ? `host ${host.name} (${mac ?? host.macs[0]})` : mac === undefined ? 'machines not in hosts/' : `unknown machine ${mac}`;
   const source = host ? host.file : 'the appliance config (unknown_hosts)';
   const local = (reason: string): BootTarget => ({ kind: 'local', subject, source, reason });
   if (host && !host.netboot) return local('netboot is off for this host');
@@ -85,10 +87,10 @@ export async function targetFor(mac: Mac, host: Host | undefined, policy: BootPo
   if (!ref) return local('machines not in hosts/ do not netboot');
   const r = await images.resolve(ref);
   if (!r.ok) return local(r.reason);
-  const args = kernelArgs(r.image, host, opts.ipappend ? undefined : mac, policy);
+  const args = kernelArgs(r.image, host, mac, policy);
   const line = [`initrd=${r.image.initrdPaths.join(',')}`, ...args].join(' ');
   if (line.length > MAX_CMDLINE) return local(`kernel command line for ${formatImageRef(ref)} is ${line.length} bytes, over Linux's ${MAX_CMDLINE}`);
-  return { kind: 'boot', subject, source, image: r.image, args, ipappend: opts.ipappend === true };
+  return { kind: 'boot', subject, source, image: r.image, args, ipappend: mac === undefined };
 }
 
 export type TemplateName = 'pxelinux-boot.cfg' | 'pxelinux-local.cfg' | 'ipxe-boot.ipxe' | 'ipxe-local.ipxe' | 'ipxe-dispatch.ipxe';

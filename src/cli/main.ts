@@ -18,7 +18,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { loadApplianceConfig } from '../config/appliance.js';
 import { formatIssue } from '../config/yaml-config.js';
 import { kernelArgsField } from '../config/fields.js';
-import { IMAGE_NAME_RE, VERSION_RE } from '../hosts/schema.js';
+import { parseImageRef } from '../hosts/schema.js';
 import type { ImageRef } from '../hosts/types.js';
 import { BOOT_LOADERS, placeBootLoaders } from '../bootconfig/bootloaders.js';
 import { addHostCommands } from './hosts.js';
@@ -76,11 +76,9 @@ function relaySubnet(value: string, prev: RelaySubnetArg[]): RelaySubnetArg[] {
 }
 
 function imageRef(value: string): ImageRef {
-  const [name, version, ...rest] = value.split('@');
-  if (rest.length > 0 || name === undefined || !IMAGE_NAME_RE.test(name) || (version !== undefined && !VERSION_RE.test(version))) {
-    throw new InvalidArgumentError(`expected an image like bee or bee@<version>, got "${value}"`);
-  }
-  return version === undefined ? { name } : { name, version };
+  const ref = parseImageRef(value);
+  if (ref === null) throw new InvalidArgumentError(`expected an image like bee or bee@<version>, got "${value}"`);
+  return ref;
 }
 
 function kernelArgList(value: string): string[] {

@@ -7,7 +7,7 @@
  *
  * Pure: text in, typed value or issues out. Reading files is the caller's job.
  */
-import { LineCounter, isMap, isScalar, parseDocument, type Document, type Node } from 'yaml';
+import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 
 export interface ConfigIssue {
@@ -48,8 +48,6 @@ export class YamlSource {
     let node: unknown = this.doc.contents;
     let offset = rangeStart(node) ?? 0;
     for (const seg of path) {
-      if (!isMap(node) && !(node && typeof node === 'object' && 'items' in node)) break;
-      const coll = node as { items: unknown[] };
       if (isMap(node)) {
         const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
         if (!pair) break;
@@ -57,12 +55,12 @@ export class YamlSource {
         node = pair.value;
         const valueStart = rangeStart(node);
         offset = atKey && seg === path[path.length - 1] ? (keyStart ?? offset) : (valueStart ?? keyStart ?? offset);
-      } else {
-        const item = typeof seg === 'number' ? coll.items[seg] : undefined;
+      } else if (isSeq(node)) {
+        const item = typeof seg === 'number' ? node.items[seg] : undefined;
         if (item === undefined) break;
         node = item;
         offset = rangeStart(node) ?? offset;
-      }
+      } else break;
     }
     return this.lines.linePos(offset);
   }
@@ -128,8 +126,9 @@ export function parseYaml<S extends z.ZodType>(file: string, text: string, schem
 function zodIssue(src: YamlSource, i: z.core.$ZodIssue): ConfigIssue[] {
   const path = i.path as PropertyKey[];
   if (i.code === 'unrecognized_keys') {
-    const expected = (i as { keys: string[] }).keys;
-    return expected.map((k) => src.issue([...path, k], `unknown key${knownKeysHint(i.message)}`, true));
+    // strictObject() (config/fields.ts) words it "unknown key; expected one of ..."
+    const message = i.message.startsWith('unknown key') ? i.message : 'unknown key';
+    return (i as { keys: string[] }).keys.map((k) => src.issue([...path, k], message, true));
   }
   // the value as zod saw it (after transforms such as splitting kernel_args), else as written
   const found = 'input' in i && i.input !== undefined ? i.input : src.valueAt(path);
@@ -138,10 +137,4 @@ function zodIssue(src: YamlSource, i: z.core.$ZodIssue): ConfigIssue[] {
     return [src.issue(path, `missing; ${i.message}`, true)];
   }
   return [src.issue(path, `${i.message}, got ${describeValue(found)}`)];
-}
-
-function knownKeysHint(message: string): string {
-  // our schemas put "; expected one of ..." into the strict-object error message
-  const at = message.indexOf('; expected');
-  return at >= 0 ? message.slice(at) : '';
 }

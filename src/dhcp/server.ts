@@ -180,7 +180,7 @@ export class DhcpServer {
     }
     if (this.proxy) {
       // proxyDHCP answers DISCOVERs only; the real server handles REQUESTs on port 67
-      if (type === MessageType.DISCOVER) this.proxyOffer(p, known, { address: BROADCAST, port: CLIENT_PORT });
+      if (type === MessageType.DISCOVER) this.proxyOffer(p, mac, known, { address: BROADCAST, port: CLIENT_PORT });
       else this.counters.ignored++;
       return;
     }
@@ -195,7 +195,7 @@ export class DhcpServer {
       case MessageType.RELEASE:
         return this.release(p, mac, now);
       case MessageType.INFORM:
-        return this.inform(p, known, subnet);
+        return this.inform(p, mac, known, subnet);
       default:
         this.counters.ignored++;
     }
@@ -208,13 +208,13 @@ export class DhcpServer {
    * server discovery"): EDK2 given 60 without 43 asks port 4011 and fails with
    * PXE-E16 when that does not answer (shared/WIRE.md).
    */
-  private proxyOffer(p: DhcpPacket, known: boolean, to: Remote, type: MessageType = MessageType.OFFER): void {
+  private proxyOffer(p: DhcpPacket, mac: string, known: boolean, to: Remote, type: MessageType = MessageType.OFFER): void {
     const facts = clientFacts(p);
     if (!facts.pxe && !facts.ipxe) {
       this.counters.ignored++; // not a PXE client: the real server serves it
       return;
     }
-    const boot = this.bootFor(p, known, facts);
+    const boot = this.bootFor(p, mac, known, facts);
     if (boot.kind !== 'file') {
       this.counters.ignored++;
       return;
@@ -234,8 +234,8 @@ export class DhcpServer {
     if (uuid) options.push({ code: Opt.CLIENT_UUID, data: uuid });
     const out: DhcpPacket = { ...replyBase(p), ciaddr: type === MessageType.ACK ? p.ciaddr : ZERO, siaddr: next, file: boot.file.length < 128 ? boot.file : '', options };
     this.counters.offers++;
-    this.send(p, out, p.giaddr !== ZERO ? { address: p.giaddr, port: SERVER_PORT } : to);
-    this.d.log.info({ mac: hardwareAddress(p), file: boot.file, arch: facts.arch, port: to.port === CLIENT_PORT ? 67 : 4011 }, type === MessageType.ACK ? 'dhcp proxy ack' : 'dhcp proxy offer');
+    this.send(p, mac, out, p.giaddr !== ZERO ? { address: p.giaddr, port: SERVER_PORT } : to);
+    this.d.log.info({ mac, file: boot.file, arch: facts.arch, port: to.port === CLIENT_PORT ? 67 : 4011 }, type === MessageType.ACK ? 'dhcp proxy ack' : 'dhcp proxy offer');
   }
 
   /** Port 4011: a PXE client asks the boot server for its boot file (REQUEST, unicast, ciaddr set). */
@@ -262,7 +262,7 @@ export class DhcpServer {
       return;
     }
     // the answer goes back where the request came from (the client's address and port)
-    this.proxyOffer(p, known, from, MessageType.ACK);
+    this.proxyOffer(p, mac, known, from, MessageType.ACK);
   }
 
   private requestedIp(p: DhcpPacket): number | null {
@@ -279,7 +279,7 @@ export class DhcpServer {
       return;
     }
     this.counters.offers++;
-    this.reply(p, MessageType.OFFER, formatIpv4(ip), known, true, subnet);
+    this.reply(p, mac, MessageType.OFFER, formatIpv4(ip), known, true, subnet);
     if (this.d.log.isLevelEnabled('info')) {
       const facts = clientFacts(p);
       this.d.log.info({ mac, ip: formatIpv4(ip), vendorClass: facts.vendorClass, arch: facts.arch }, 'dhcp offer');
@@ -321,7 +321,7 @@ export class DhcpServer {
     }
     await this.persist();
     this.counters.acks++;
-    this.reply(p, MessageType.ACK, result.lease.ip, known, true, subnet);
+    this.reply(p, mac, MessageType.ACK, result.lease.ip, known, true, subnet);
     this.d.log.info({ mac, ip: result.lease.ip, expiresAt: new Date(result.lease.expiresAt).toISOString() }, 'dhcp ack');
   }
 
@@ -343,9 +343,9 @@ export class DhcpServer {
     }
   }
 
-  private inform(p: DhcpPacket, known: boolean, subnet: Subnet): void {
+  private inform(p: DhcpPacket, mac: string, known: boolean, subnet: Subnet): void {
     this.counters.informs++;
-    this.reply(p, MessageType.ACK, ZERO, known, false, subnet);
+    this.reply(p, mac, MessageType.ACK, ZERO, known, false, subnet);
   }
 
   private nak(p: DhcpPacket, mac: string, reason: string): void {
@@ -355,10 +355,10 @@ export class DhcpServer {
     const relay = getOption(p, Opt.RELAY_AGENT);
     if (relay) options.push({ code: Opt.RELAY_AGENT, data: relay });
     // RFC 2131 section 4.1: a NAK goes to the relay, else is broadcast
-    this.send(p, { ...replyBase(p), ciaddr: ZERO, options }, p.giaddr !== ZERO ? { address: p.giaddr, port: SERVER_PORT } : { address: BROADCAST, port: CLIENT_PORT });
+    this.send(p, mac, { ...replyBase(p), ciaddr: ZERO, options }, p.giaddr !== ZERO ? { address: p.giaddr, port: SERVER_PORT } : { address: BROADCAST, port: CLIENT_PORT });
   }
 
-  private reply(p: DhcpPacket, type: MessageType, yiaddr: string, known: boolean, withLease: boolean, subnet: Subnet): void {
+  private reply(p: DhcpPacket, mac: string, type: MessageType, yiaddr: string, known: boolean, withLease: boolean, subnet: Subnet): void {
     const c = this.d.config;
     const options: DhcpOption[] = [opt(Opt.MESSAGE_TYPE, type), opt(Opt.SERVER_ID, c.serverIp)];
     if (withLease) {
@@ -367,7 +367,6 @@ export class DhcpServer {
     options.push(opt(Opt.SUBNET_MASK, subnet.maskText));
     if (subnet.router) options.push(opt(Opt.ROUTER, [subnet.router]));
     if (c.dns && c.dns.length > 0) options.push(opt(Opt.DNS, [...c.dns]));
-    const mac = hardwareAddress(p);
     const hostname = (known ? this.d.hosts.hostname?.(mac) : undefined) ?? this.d.leases.lease(mac)?.hostname;
     if (hostname && withLease) options.push(opt(Opt.HOSTNAME, hostname));
 
@@ -375,7 +374,7 @@ export class DhcpServer {
     const next = c.nextServer ?? c.serverIp;
     const siaddr = withLease ? next : ZERO;
     let file = '';
-    const boot = this.bootFor(p, known);
+    const boot = this.bootFor(p, mac, known);
     if (boot.kind === 'file') {
       // WIRE.md: every client tested takes option 67 with siaddr; `file` too when it fits
       options.push(opt(Opt.TFTP_SERVER, next), opt(Opt.BOOTFILE, boot.file));
@@ -390,12 +389,11 @@ export class DhcpServer {
 
     // RFC 2131 table 3: ciaddr is 0 in an OFFER, the client's in an ACK
     const out: DhcpPacket = { ...replyBase(p), ciaddr: type === MessageType.OFFER ? ZERO : p.ciaddr, yiaddr, siaddr, file, options };
-    this.send(p, out, this.destination(p, type));
+    this.send(p, mac, out, this.destination(p, type));
   }
 
-  private bootFor(p: DhcpPacket, known: boolean, facts?: ClientFacts): BootDecision {
+  private bootFor(p: DhcpPacket, mac: string, known: boolean, facts?: ClientFacts): BootDecision {
     if (!known && this.d.config.unknownHosts !== 'boot') return { kind: 'none', reason: 'unknown host gets a plain lease' };
-    const mac = hardwareAddress(p);
     if (known && this.d.hosts.mayNetboot && !this.d.hosts.mayNetboot(mac)) return { kind: 'none', reason: 'netboot disabled for this host' };
     return chooseBoot(facts ?? clientFacts(p), this.d.config.bootFiles);
   }
@@ -410,7 +408,7 @@ export class DhcpServer {
     return { address: BROADCAST, port: CLIENT_PORT };
   }
 
-  private send(req: DhcpPacket, reply: DhcpPacket, to: Remote): void {
+  private send(req: DhcpPacket, mac: string, reply: DhcpPacket, to: Remote): void {
     const max = getOption(req, Opt.MAX_MESSAGE_SIZE);
     const maxBytes = max && max.length === 2 ? Math.max(DEFAULT_MAX_BYTES, max.readUInt16BE(0) - 28) : DEFAULT_MAX_BYTES;
     let wire: Buffer;
@@ -420,7 +418,7 @@ export class DhcpServer {
       this.d.log.error({ err: (err as Error).message }, 'dhcp reply does not fit the client');
       return;
     }
-    const delay = this.d.hosts.replyDelayMs?.(hardwareAddress(req)) ?? 0;
+    const delay = this.d.hosts.replyDelayMs?.(mac) ?? 0;
     if (delay > 0) this.d.clock.setTimer(delay, () => this.closed || this.d.socket.send(wire, to));
     else this.d.socket.send(wire, to);
   }

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { hostnameField, intField, ipv4Field, kernelArgsField, macField, sizeField, strictObject, wordField } from '../config/fields.js';
 import { parseYaml, type ConfigIssue, type YamlSource } from '../config/yaml-config.js';
-import type { Host, Mac } from './types.js';
+import type { Host, ImageRef, Mac } from './types.js';
 
 export const IMAGE_NAME_RE = /^[a-z][a-z0-9-]{0,31}$/;
 /** Versions start with a digit, so a version folder never clashes with a recipe's own folders. */
@@ -14,15 +14,22 @@ export const VERSION_RE = /^[0-9][0-9A-Za-z._-]{0,63}$/;
 /** A host's name is its file name; it goes into logs, paths and commands. */
 export const HOST_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
+/** `bee` or `bee@<version>`; null when malformed. Shared by host files and `--unknown-image`. */
+export function parseImageRef(s: string): ImageRef | null {
+  const [name, version, ...rest] = s.split('@');
+  if (rest.length > 0 || name === undefined || !IMAGE_NAME_RE.test(name) || (version !== undefined && !VERSION_RE.test(version))) return null;
+  return version === undefined ? { name } : { name, version };
+}
+
 const imageField = z
   .string({ error: 'expected an image like bee, buildos or bee@<version>' })
   .transform((s, ctx) => {
-    const [name, version, ...rest] = s.split('@');
-    if (rest.length > 0 || name === undefined || !IMAGE_NAME_RE.test(name) || (version !== undefined && !VERSION_RE.test(version))) {
+    const ref = parseImageRef(s);
+    if (ref === null) {
       ctx.addIssue({ code: 'custom', message: 'expected an image like bee, buildos or bee@<version>' });
       return z.NEVER;
     }
-    return version === undefined ? { name } : { name, version };
+    return ref;
   });
 
 const quirksSchema = strictObject({
