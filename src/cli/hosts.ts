@@ -34,7 +34,7 @@ function bytes(n: number): string {
   return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`;
 }
 
-export function addHostCommands(program: Command): void {
+export function addHostCommands(program: Command): Command {
   const hosts = program.command('hosts').description('validate and inspect hosts/*.yaml');
 
   hosts
@@ -131,4 +131,5 @@ export function addHostCommands(program: Command): void {
         ),
       ]);
     });
+  return images;
 }

@@ -21,6 +21,7 @@ import { kernelArgsField } from '../config/fields.js';
 import { parseImageRef } from '../hosts/schema.js';
 import type { ImageRef } from '../hosts/types.js';
 import { BOOT_LOADERS, placeBootLoaders } from '../bootconfig/bootloaders.js';
+import { addImageBuildCommand } from './images.js';
 import { addHostCommands } from './hosts.js';
 
 function int(min: number, max: number) {
@@ -288,7 +289,7 @@ program
     process.exitCode = 0;
   });
 
-addHostCommands(program);
+addImageBuildCommand(addHostCommands(program));
 
 program
   .command('setup')
