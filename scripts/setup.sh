@@ -28,6 +28,13 @@ APT_PACKAGES=(
   syslinux-efi    # x64 UEFI boot loader
   ipxe            # undionly.kpxe, snponly.efi
   ca-certificates
+  # The image builder (bootd images build; test/images/real-build.test.ts):
+  debootstrap     # buildos root (minbase)
+  cpio            # packs initrds (newc)
+  kmod            # depmod at image-build time
+  zstd xz-utils   # initrd compression
+  openssh-client  # ssh-keygen for bootd's own key pair (smoke-test login)
+  git             # recipe_commit in manifest.json
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }
