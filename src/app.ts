@@ -22,6 +22,7 @@ import { BootTemplates } from './bootconfig/render.js';
 import { formatIssue } from './config/yaml-config.js';
 import { HostDirectory } from './hosts/loader.js';
 import type { ImageRef } from './hosts/types.js';
+import { MissingImageBuilder } from './images/auto-build.js';
 import { ImageCatalog } from './images/catalog.js';
 import type { Remote } from './net/udp.js';
 
@@ -39,7 +40,11 @@ export interface AppConfig {
   /** hosts/*.yaml; absent: no host directory (only --reserve hosts are known). */
   readonly hosts?: { readonly dir: string };
   /** The image catalog (recipes and built versions); default `images` in the working directory. */
-  readonly images?: { readonly dir: string };
+  readonly images?: {
+    readonly dir: string;
+    /** Build images that hosts reference but that were never built (--build-missing). */
+    readonly buildMissing?: { readonly stateDir: string; readonly authorizedKeys?: string };
+  };
   /** What goes into generated boot configs; default: the listen address, nothing extra. */
   readonly boot?: {
     /** bootd's address as clients reach it. */
@@ -94,7 +99,10 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
   const boot = cfg.boot ?? { serverAddress: cfg.tftp.listen, kernelArgs: [], ipxeBootFile: 'boot.ipxe' };
   /** Set once DHCP runs: pushes reservations into the lease table after each reload. */
   let onHostsChanged = (): void => {};
+  const bm = cfg.images?.buildMissing;
+  const autoBuild = bm ? new MissingImageBuilder(catalog, { stateDir: bm.stateDir, ...(bm.authorizedKeys ? { authorizedKeys: bm.authorizedKeys } : {}) }, log) : null;
   const hosts = cfg.hosts ? new HostDirectory(cfg.hosts.dir, { clock: deps.clock, images: catalog, onReload: (a, changed) => {
+    autoBuild?.request([...a.set.hosts.filter((h) => h.netboot).map((h) => h.image.name), ...(cfg.boot?.unknownImage ? [cfg.boot.unknownImage.name] : [])]);
     for (const i of a.issues) log.warn({ svc: 'hosts', file: i.file, line: i.line, col: i.col, key: i.path }, formatIssue(i));
     log.info({ svc: 'hosts', hosts: a.set.size, errors: a.issues.length, stale: a.files.filter((f) => f.stale).map((f) => f.file), ...changed }, 'hosts loaded');
     onHostsChanged();

@@ -22,6 +22,7 @@ import { parseImageRef } from '../hosts/schema.js';
 import type { ImageRef } from '../hosts/types.js';
 import { BOOT_LOADERS, placeBootLoaders } from '../bootconfig/bootloaders.js';
 import { addImageBuildCommand } from './images.js';
+import { ensureKeyPair } from '../images/ssh-key.js';
 import { addHostCommands } from './hosts.js';
 
 function int(min: number, max: number) {
@@ -168,6 +169,7 @@ program
   .option('--arm64-efi-boot-file <name>', 'boot file for ARM64 UEFI PXE clients (option 93 = 11)')
   .option('--ipxe-boot-file <name>', 'what clients already running iPXE get (user class iPXE)', 'boot.ipxe')
   .option('--state <dir>', 'directory for leases and other state', '/var/lib/bootd')
+  .option('--build-missing', 'build images that hosts reference but that were never built (downloads packages; buildos needs root)')
   .option('--force', 'serve DHCP even if another DHCP server answers on the interface')
   .option('--dhcp-probe-ms <ms>', 'how long to listen for other DHCP servers before serving', int(100, 60000), 2000)
   .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
@@ -208,7 +210,10 @@ program
         cacheBytes: (o.cacheMb as number) * (1 << 20),
       },
       ...(existsSync(hostsDir) ? { hosts: { dir: path.resolve(hostsDir) } } : {}),
-      images: { dir: path.resolve(String(o.images)) },
+      images: {
+        dir: path.resolve(String(o.images)),
+        ...(o.buildMissing === true ? { buildMissing: { stateDir: path.resolve(String(o.state)), authorizedKeys: (await ensureKeyPair(path.resolve(String(o.state)))).publicKey } } : {}),
+      },
     };
     if (o.interface !== undefined) {
       try {
