@@ -36,6 +36,8 @@ export interface RunOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** Sees each output line (stdout and stderr), for progress. */
   readonly onLine?: (line: string) => void;
+  /** Leave output lines out of the log (progress chatter such as cpio -v); failures still quote the last ones. */
+  readonly unlogged?: boolean;
   /** Returns stdout instead of logging it line by line (stderr is still logged). */
   readonly capture?: boolean;
 }
@@ -68,7 +70,7 @@ export async function run(log: BuildLog, cmd: string, args: readonly string[], o
   const p = execa(cmd, args, { ...(o.cwd === undefined ? {} : { cwd: o.cwd }), env, stdin: 'ignore', all: true, buffer: false, reject: false });
   try {
     for await (const line of p.iterable({ from: 'all' })) {
-      log.write(line);
+      if (!o.unlogged) log.write(line);
       keep(line);
       o.onLine?.(line);
     }

@@ -387,8 +387,18 @@ const STEPS: readonly Step[] = [
       // Sorted names and --reproducible make the archive depend only on the tree;
       // built as non-root the files belong to the builder, so they are made root's.
       const owner = isRoot() ? '' : '--owner=0:0';
-      const script = `set -o pipefail; cd "$1" && find . -mindepth 1 -print0 | LC_ALL=C sort -z | cpio --null --create --format=newc --reproducible --quiet ${owner} | ${COMPRESSORS[compression](level)} > "$2"`;
-      await run(c.log, 'bash', ['-c', script, 'pack', c.root, path.join(c.out, INITRD_FILE)]);
+      const total = Number((await run(c.log, 'bash', ['-c', 'cd "$1" && find . -mindepth 1 | wc -l', 'count', c.root], { capture: true })).trim());
+      c.log.write(`packing ${total} files`);
+      // cpio -v names each file on stderr as it goes: the progress counter.
+      const script = `set -o pipefail; cd "$1" && find . -mindepth 1 -print0 | LC_ALL=C sort -z | cpio --null --create --format=newc --reproducible --quiet -v ${owner} | ${COMPRESSORS[compression](level)} > "$2"`;
+      let done = 0;
+      await run(c.log, 'bash', ['-c', script, 'pack', c.root, path.join(c.out, INITRD_FILE)], {
+        unlogged: true,
+        onLine: () => {
+          done++;
+          if (done % 200 === 0 || done === total) c.progress.count(done, total, 'files');
+        },
+      });
     },
   },
   {

@@ -124,6 +124,7 @@ describe('image builder (tiny recipe, no network)', () => {
     expect(first.steps.map((s) => s.name)).toEqual(STEP_NAMES);
     expect(progress.events.filter((e) => e.startsWith('step ')).map((e) => e.slice(5))).toEqual(STEP_NAMES);
     expect(progress.events).toContain('count 3/3 packages');
+    expect(progress.events.some((e) => /^count (\d+)\/\1 files$/.test(e))).toBe(true);
     // Nothing was visible before publish; after it, current points at the new version.
     expect(seenAtPublish).toEqual([{ current: null, versions: [] }]);
     expect(catalog.current('tiny')).toBe(first.version);
