@@ -6,21 +6,19 @@
  */
 import path from 'node:path';
 import type { Command } from 'commander';
+import { bytes } from './hosts.js';
 import { BuildError, buildImage, type BuildResult } from '../images/builder.js';
 import { LineProgress, TtyProgress } from '../images/progress.js';
 import { ensureKeyPair } from '../images/ssh-key.js';
 
-function mib(n: number): string {
-  return `${(n / (1 << 20)).toFixed(1)} MiB`;
-}
 
 export function summary(r: BuildResult): string[] {
   const secs = r.steps.reduce((a, s) => a + s.ms, 0) / 1000;
   return [
     `built ${r.name}@${r.version} in ${secs.toFixed(1)} s (current -> ${r.version})`,
-    ...Object.entries(r.manifest.files).map(([f, x]) => `  ${f.padEnd(12)} ${mib(x.size).padStart(10)}  sha256 ${x.sha256.slice(0, 16)}…`),
+    ...Object.entries(r.manifest.files).map(([f, x]) => `  ${f.padEnd(12)} ${bytes(x.size).padStart(10)}  sha256 ${x.sha256.slice(0, 16)}…`),
     `  kernel ${r.manifest.kernel_version}; ${String(r.manifest.inputs?.modules ?? 0)} modules; ${Object.keys((r.manifest.inputs?.packages as object | undefined) ?? {}).length} packages`,
-    `  downloads: ${r.downloads.downloaded} packages (${mib(r.downloads.bytes)}), ${r.downloads.cached} from the cache`,
+    `  downloads: ${r.downloads.downloaded} packages (${bytes(r.downloads.bytes)}), ${r.downloads.cached} from the cache`,
     `  steps: ${r.steps.map((s) => `${s.name} ${(s.ms / 1000).toFixed(1)}s`).join(', ')}`,
     `  log: ${r.logFile}`,
   ];

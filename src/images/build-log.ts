@@ -57,6 +57,9 @@ export async function run(log: BuildLog, cmd: string, args: readonly string[], o
     tail.push(line);
     if (tail.length > TAIL) tail.shift();
   };
+  const check = (r: { exitCode?: number | undefined; failed: boolean; message?: string | undefined }): void => {
+    if (r.exitCode !== 0 || r.failed) throw new CommandError(shown, r.exitCode, r.exitCode === undefined ? [String(r.message)] : tail);
+  };
   const env = { LC_ALL: 'C.UTF-8', DEBIAN_FRONTEND: 'noninteractive', ...o.env };
   if (o.capture) {
     const r = await execa(cmd, args, { ...(o.cwd === undefined ? {} : { cwd: o.cwd }), env, stdin: 'ignore', reject: false, stripFinalNewline: false });
@@ -64,7 +67,7 @@ export async function run(log: BuildLog, cmd: string, args: readonly string[], o
       log.write(l);
       keep(l);
     }
-    if (r.exitCode !== 0 || r.failed) throw new CommandError(shown, r.exitCode, r.exitCode === undefined ? [String(r.message)] : tail);
+    check(r);
     return String(r.stdout);
   }
   const p = execa(cmd, args, { ...(o.cwd === undefined ? {} : { cwd: o.cwd }), env, stdin: 'ignore', all: true, buffer: false, reject: false });
@@ -77,7 +80,6 @@ export async function run(log: BuildLog, cmd: string, args: readonly string[], o
   } catch {
     // The stream ends with the process; its result below says what happened.
   }
-  const r = await p;
-  if (r.exitCode !== 0 || r.failed) throw new CommandError(shown, r.exitCode, r.exitCode === undefined ? [String(r.message)] : tail);
+  check(await p);
   return '';
 }

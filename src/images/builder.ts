@@ -18,7 +18,7 @@ import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { BuildLog, run } from './build-log.js';
-import { CURRENT_LINK, ImageCatalog } from './catalog.js';
+import { ImageCatalog, isRecipeEntry } from './catalog.js';
 import { CopyExec, realInside } from './copy-exec.js';
 import { MANIFEST_FILE, parseManifest, type Manifest } from './manifest.js';
 import { parseModulesDep, selectModules } from './modules.js';
@@ -103,6 +103,8 @@ interface Ctx {
   readonly progress: BuildProgress;
   readonly builtAt: Date;
   readonly flavour: string;
+  /** The recipe's git commit, read once in prepare for /etc/bootd-release and the manifest. */
+  recipeCommit: string;
   kernelRef?: DebRef | undefined;
   rootRefs: DebRef[];
   kernelVersion?: string;
@@ -165,9 +167,9 @@ async function recipeDigest(dir: string): Promise<string> {
   const walk = async (rel: string): Promise<void> => {
     const entries = (await fs.readdir(path.join(dir, rel), { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));
     for (const e of entries) {
+      if (rel === '' && !isRecipeEntry(e.name)) continue; // built versions, not recipe
       const r = path.posix.join(rel, e.name);
       if (e.isDirectory()) {
-        if (/^[0-9]/.test(e.name) || e.name.startsWith('.') || e.name === CURRENT_LINK) continue; // built versions, not recipe
         await walk(r);
       } else if (e.isFile()) {
         h.update(`${r}\0`);
@@ -199,7 +201,8 @@ const STEPS: readonly Step[] = [
       await removeTree(c.work);
       await fs.mkdir(c.root, { recursive: true });
       await fs.mkdir(c.out, { recursive: true });
-      c.log.write(`image ${c.loaded.name} version ${c.version}; recipe ${c.loaded.file}; kernel flavour ${c.flavour}`);
+      c.recipeCommit = await recipeCommit(c.loaded.dir);
+      c.log.write(`image ${c.loaded.name} version ${c.version}; recipe ${c.loaded.file} at ${c.recipeCommit}; kernel flavour ${c.flavour}`);
     },
   },
   {
@@ -340,7 +343,7 @@ const STEPS: readonly Step[] = [
         `IMAGE=${c.loaded.name}`,
         `VERSION=${c.version}`,
         `KERNEL_VERSION=${c.kernelVersion}`,
-        `RECIPE_COMMIT=${await recipeCommit(c.loaded.dir)}`,
+        `RECIPE_COMMIT=${c.recipeCommit}`,
         `BUILT_AT=${c.builtAt.toISOString()}`,
       ];
       await fs.writeFile(await inRoot(c.root, '/etc/bootd-release'), `${release.join('\n')}\n`);
@@ -417,7 +420,7 @@ const STEPS: readonly Step[] = [
         initrds: [INITRD_FILE],
         kernel_version: c.kernelVersion,
         built_at: c.builtAt.toISOString(),
-        recipe_commit: await recipeCommit(c.loaded.dir),
+        recipe_commit: c.recipeCommit,
         ...(c.recipe.cmdline.length > 0 ? { cmdline: c.recipe.cmdline } : {}),
         files,
         inputs: {
@@ -506,6 +509,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
       progress: opts.progress ?? silentProgress,
       builtAt,
       flavour: opts.kernelFlavour ?? loaded.recipe.kernel.flavour,
+      recipeCommit: '',
       rootRefs: [],
       packages: {},
       downloads: { downloaded: 0, cached: 0, bytes: 0 },

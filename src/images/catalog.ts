@@ -21,6 +21,15 @@ import { MANIFEST_FILE, parseManifest, type Manifest } from './manifest.js';
 
 export const RECIPE_FILE = 'recipe.yaml';
 export const CURRENT_LINK = 'current';
+/**
+ * Whether a top-level entry of an image folder belongs to the recipe (recipe.yaml,
+ * overlay/, hooks/) rather than to the builds: versions start with a digit,
+ * `current` and hidden entries (.build.lock, .<version>.partial) are the builder's.
+ */
+export function isRecipeEntry(name: string): boolean {
+  return !VERSION_RE.test(name) && name !== CURRENT_LINK && !name.startsWith('.');
+}
+
 /** TFTP prefix under which versions are served. */
 export const TFTP_PREFIX = 'images';
 

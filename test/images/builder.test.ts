@@ -165,6 +165,21 @@ describe('image builder (tiny recipe, no network)', () => {
     expect(new ImageCatalog(imagesDir).current('tiny')).toBe(second.version);
   });
 
+  it('the recipe digest covers every recipe file, hidden ones in subfolders too, and no built version', async () => {
+    const before = (first.manifest.inputs as { recipe_sha256: string }).recipe_sha256;
+    const same = await buildImage(opts());
+    expect((same.manifest.inputs as { recipe_sha256: string }).recipe_sha256).toBe(before);
+    const hidden = path.join(imagesDir, 'tiny', 'overlay', 'root', '.profile');
+    mkdirSync(path.dirname(hidden), { recursive: true });
+    writeFileSync(hidden, 'export PS1=tiny\n');
+    try {
+      const changed = await buildImage(opts());
+      expect((changed.manifest.inputs as { recipe_sha256: string }).recipe_sha256).not.toBe(before);
+    } finally {
+      rmSync(hidden);
+    }
+  });
+
   it('a failing step names itself and its log, and current does not move', async () => {
     const catalog = new ImageCatalog(imagesDir);
     const current = catalog.current('tiny');

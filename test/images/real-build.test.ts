@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildImage, type BuildResult } from '../../src/images/builder.js';
-import { ImageCatalog } from '../../src/images/catalog.js';
+import { ImageCatalog, isRecipeEntry } from '../../src/images/catalog.js';
 import { ensureKeyPair } from '../../src/images/ssh-key.js';
 
 const REPO = path.resolve(__dirname, '../..');
@@ -52,7 +52,7 @@ describe.skipIf(skip !== null)('real image builds (Debian packages)', () => {
     for (const name of ['bee', 'buildos']) {
       // The recipe folders only, not versions built in the working tree.
       const from = path.join(REPO, 'images', name);
-      cpSync(from, path.join(imagesDir, name), { recursive: true, filter: (src) => !/^(\d[^/]*|current|\..*)$/.test(path.relative(from, src)) });
+      cpSync(from, path.join(imagesDir, name), { recursive: true, filter: (src) => { const rel = path.relative(from, src); return rel === '' || rel.includes('/') || isRecipeEntry(rel); } });
     }
     pubKey = (await ensureKeyPair(stateDir)).publicKey;
   });
