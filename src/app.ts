@@ -16,12 +16,15 @@ import { LeaseStore } from './state/lease-store.js';
 import { FileRoot, VirtualFileTable } from './tftp/fileroot.js';
 import { TftpServer } from './tftp/server.js';
 import { FileCache } from './tftp/source.js';
+import { HttpFileServer } from './http/server.js';
 import type { TimingConfig } from './tftp/session.js';
 import { BootFiles } from './bootconfig/files.js';
-import { BootTemplates } from './bootconfig/render.js';
+import { BootTemplates, macHyphen } from './bootconfig/render.js';
 import { formatIssue } from './config/yaml-config.js';
 import { HostDirectory } from './hosts/loader.js';
-import type { ImageRef } from './hosts/types.js';
+import type { Host, ImageRef } from './hosts/types.js';
+import { promises as fs } from 'node:fs';
+import { HostUploadDirs } from './uploads/host-dirs.js';
 import { MissingImageBuilder } from './images/auto-build.js';
 import { ImageCatalog } from './images/catalog.js';
 import type { Remote } from './net/udp.js';
@@ -37,6 +40,13 @@ export interface AppConfig {
     readonly timing: TimingConfig;
     readonly cacheBytes: number;
   };
+  /** The file tree over HTTP too (iPXE, UEFI HTTP boot); absent: no HTTP. */
+  readonly http?: { readonly listen: string; readonly port: number };
+  /**
+   * The write-enabled TFTP port (bee.report= uploads): each host writes only
+   * into `<dir>/<host>/`, known by its address. Absent: no uploads.
+   */
+  readonly uploads?: { readonly port: number; readonly dir: string; readonly quotaBytes: number };
   /** hosts/*.yaml; absent: no host directory (only --reserve hosts are known). */
   readonly hosts?: { readonly dir: string };
   /** The image catalog (recipes and built versions); default `images` in the working directory. */
@@ -84,6 +94,8 @@ export interface AppDeps {
 export interface App {
   readonly tftp: TftpServer;
   readonly dhcp: DhcpServer | null;
+  readonly http: HttpFileServer | null;
+  readonly uploads: TftpServer | null;
   /** Extra generated files served over TFTP (tests and future modules register here). */
   readonly virtualFiles: VirtualFileTable;
   readonly hosts: HostDirectory | null;
@@ -127,17 +139,20 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
   });
   const root = await FileRoot.open(cfg.tftp.root, [virtualFiles, bootFiles]);
   let leasesRef: LeaseTable | null = null;
+  /** The host at an address: by its reserved IP, else by the MAC its lease belongs to. */
+  const hostAt = (address: string): { host?: Host; mac?: string } => {
+    const set = hosts?.current;
+    const reserved = set?.byIp(address);
+    if (reserved) return { host: reserved };
+    const ip = parseIpv4(address);
+    const mac = ip === null || !leasesRef ? undefined : leasesRef.macOf(ip, deps.clock.wallNow());
+    if (!mac) return {};
+    const host = set?.byMac(mac);
+    return host ? { host, mac } : { mac };
+  };
   /** Firmware quirks of the host at `peer` (known by its reserved IP or its lease). */
   const limitsFor = (peer: Remote) => {
-    const set = hosts?.current;
-    if (!set) return undefined;
-    let host = set.byIp(peer.address);
-    if (!host && leasesRef) {
-      const ip = parseIpv4(peer.address);
-      const mac = ip === null ? undefined : leasesRef.macOf(ip, deps.clock.wallNow());
-      if (mac) host = set.byMac(mac);
-    }
-    const q = host?.quirks;
+    const q = hostAt(peer.address).host?.quirks;
     if (!q) return undefined;
     return { ...(q.tftpMaxBlksize !== undefined ? { maxBlksize: q.tftpMaxBlksize } : {}), ...(q.tftpNoWindowsize ? { maxWindowsize: 1 } : {}) };
   };
@@ -163,6 +178,44 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
   const addr = tftp.address;
   log.info({ svc: 'tftp', listen: `${addr.address}:${addr.port}`, root: root.realRoot }, 'tftp listening');
 
+  let uploads: TftpServer | null = null;
+  if (cfg.uploads) {
+    const u = cfg.uploads;
+    await fs.mkdir(u.dir, { recursive: true });
+    const policy = new HostUploadDirs(u.dir, {
+      // the same names bee.report= carries (render.ts): the host's name, or the MAC of an unknown machine
+      whoIs: (address) => {
+        const at = hostAt(address);
+        return at.host?.name ?? (at.mac ? macHyphen(at.mac) : undefined);
+      },
+      quotaBytes: (name) => hosts?.current.byName(name)?.build?.quotaBytes ?? u.quotaBytes,
+    });
+    uploads = new TftpServer({
+      listener: await deps.udp.bind({ address: cfg.tftp.listen, port: u.port }),
+      udp: deps.udp,
+      clock: deps.clock,
+      root: await FileRoot.open(u.dir),
+      cache: new FileCache(0),
+      mtu: cachedMtu(deps.mtu),
+      log: log.child({ svc: 'uploads' }),
+      writes: policy,
+      config: { maxTransfers: 64, maxBlksize: cfg.tftp.maxBlksize, maxWindowsize: cfg.tftp.maxWindowsize, timing: cfg.tftp.timing, transferAddress: cfg.tftp.listen },
+    });
+    log.info({ svc: 'uploads', listen: `${uploads.address.address}:${uploads.address.port}`, dir: u.dir }, 'tftp uploads listening');
+  }
+
+  let http: HttpFileServer | null = null;
+  if (cfg.http) {
+    try {
+      http = await HttpFileServer.start({ root, clock: deps.clock, log: log.child({ svc: 'http' }) }, cfg.http.listen, cfg.http.port);
+    } catch (err) {
+      await Promise.all([tftp.close(), uploads?.close()]);
+      throw new Error(`cannot listen for HTTP on ${cfg.http.listen}:${cfg.http.port}: ${(err as Error).message}`);
+    }
+    const ha = http.address;
+    log.info({ svc: 'http', listen: `${ha.address}:${ha.port}` }, 'http listening');
+  }
+
   let dhcp: DhcpServer | null = null;
   if (cfg.dhcp) {
     try {
@@ -171,7 +224,7 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
       leasesRef = started.leases;
       onHostsChanged = started.onHostsChanged;
     } catch (err) {
-      await tftp.close();
+      await Promise.all([tftp.close(), uploads?.close(), http?.close()]);
       throw err;
     }
   }
@@ -180,16 +233,16 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
     const stop = (): void => {
       log.info({ active: tftp.counters.active }, 'stopping');
       dhcp?.close();
-      void tftp.close().then(() => {
+      void Promise.all([tftp.close(), uploads?.close(), http?.close()]).then(() => {
         // peak resident memory, for boot-storm measurements (docs/performance.md)
-        log.info({ stats: tftp.counters, dhcp: dhcp?.counters, cache: cache.stats(), maxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024) }, 'stopped');
+        log.info({ stats: tftp.counters, dhcp: dhcp?.counters, http: http?.counters, uploads: uploads?.counters, cache: cache.stats(), maxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024) }, 'stopped');
         resolve();
       });
     };
     if (signal.aborted) stop();
     else signal.addEventListener('abort', stop, { once: true });
   });
-  return { tftp, dhcp, virtualFiles, hosts, catalog, stopped };
+  return { tftp, dhcp, http, uploads, virtualFiles, hosts, catalog, stopped };
 }
 
 async function startDhcp(c: NonNullable<AppConfig['dhcp']>, deps: AppDeps, hosts: HostDirectory | null): Promise<{ server: DhcpServer; leases: LeaseTable; onHostsChanged: () => void }> {
@@ -237,6 +290,7 @@ async function startDhcp(c: NonNullable<AppConfig['dhcp']>, deps: AppDeps, hosts
       isKnown: (mac) => c.reservations.has(mac) || hosts?.current.byMac(mac) !== undefined,
       mayNetboot: (mac) => hosts?.current.byMac(mac)?.netboot ?? true,
       hostname: (mac) => hosts?.current.byMac(mac)?.hostname,
+      loader: (mac) => hosts?.current.byMac(mac)?.loader,
       replyDelayMs: (mac) => hosts?.current.byMac(mac)?.quirks.dhcpReplyDelayMs ?? 0,
     },
     log,

@@ -18,7 +18,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { loadApplianceConfig } from '../config/appliance.js';
 import { formatIssue } from '../config/yaml-config.js';
 import { kernelArgsField } from '../config/fields.js';
-import { parseImageRef } from '../hosts/schema.js';
+import { HOST_DEFAULTS, parseImageRef } from '../hosts/schema.js';
 import type { ImageRef } from '../hosts/types.js';
 import { BOOT_LOADERS, placeBootLoaders } from '../bootconfig/bootloaders.js';
 import { addImageBuildCommand } from './images.js';
@@ -140,11 +140,12 @@ program
   .option('--images <dir>', 'image catalog (recipes and built versions)', 'images')
   .option('--server-address <addr>', 'address clients reach bootd at, for generated configs (default: the DHCP interface address)', ipv4)
   .option('--kernel-args <args>', 'kernel arguments for every netbooted host, e.g. "console=ttyS0,115200"', kernelArgList)
-  .option('--report-tftp-port <port>', 'write-enabled TFTP port the audit image uploads its report to', int(1, 65535))
+  .option('--report-tftp-port <port>', 'write-enabled TFTP port (hosts upload into <state>/uploads/<host>/ only; the audit image sends its report there)', int(1, 65535))
   .option('--unknown-image <image>', 'what machines not in hosts/ boot with --unknown-hosts boot (default: their local disk)', imageRef)
   .option('--tftp-root <dir>', 'directory served over TFTP (read-only)', '/var/lib/bootd/tftp')
   .option('--tftp-port <port>', 'UDP port for TFTP requests', int(0, 65535), TFTP_DEFAULTS.port)
-  .option('--listen <addr>', 'IPv4 address TFTP listens on', ipv4, '0.0.0.0')
+  .option('--listen <addr>', 'IPv4 address TFTP (and HTTP) listen on', ipv4, '0.0.0.0')
+  .option('--http-port <port>', 'also serve the TFTP tree read-only over HTTP on this TCP port; iPXE clients then load their script, kernel and initrd over HTTP', int(1, 65535))
   .option('--tftp-max-transfers <n>', 'concurrent transfers; more get ERROR "server busy"', int(1, 100000), TFTP_DEFAULTS.maxTransfers)
   .option('--tftp-max-blksize <n>', 'largest blksize granted (also clamped to the path MTU)', int(MIN_BLKSIZE, MAX_BLKSIZE), TFTP_DEFAULTS.maxBlksize)
   .option('--tftp-max-windowsize <n>', 'largest windowsize granted (1 disables RFC 7440)', int(1, MAX_WINDOWSIZE), TFTP_DEFAULTS.maxWindowsize)
@@ -209,6 +210,8 @@ program
         },
         cacheBytes: (o.cacheMb as number) * (1 << 20),
       },
+      ...(o.reportTftpPort !== undefined ? { uploads: { port: o.reportTftpPort as number, dir: path.resolve(String(o.state), 'uploads'), quotaBytes: HOST_DEFAULTS.buildQuotaBytes } } : {}),
+      ...(o.httpPort !== undefined ? { http: { listen: String(o.listen), port: o.httpPort as number } } : {}),
       ...(existsSync(hostsDir) ? { hosts: { dir: path.resolve(hostsDir) } } : {}),
       images: {
         dir: path.resolve(String(o.images)),
@@ -253,7 +256,8 @@ program
               bootFiles: {
                 bios: String(o.biosBootFile),
                 efi: { 'efi-x64': String(o.efiBootFile), ...(arm64 ? { 'efi-arm64': arm64 } : {}) },
-                ipxe: String(o.ipxeBootFile),
+                // iPXE follows a URL in option 67; relative names in its scripts then resolve over HTTP too
+                ipxe: o.httpPort !== undefined && !/^[a-z]+:\/\//.test(String(o.ipxeBootFile)) ? `http://${serverAddress(o, iface.address)}:${o.httpPort as number}/${String(o.ipxeBootFile)}` : String(o.ipxeBootFile),
               },
             },
           },

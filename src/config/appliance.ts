@@ -36,6 +36,7 @@ export function applianceSchema(p: CliParsers) {
     state: z.string({ error: 'expected a directory' }).optional(),
     kernel_args: kernelArgsField.optional(),
     report_tftp_port: intField(1, 65535, 'a UDP port').optional(),
+    http_port: intField(1, 65535, 'a TCP port').optional(),
     build_missing: z.boolean({ error: 'expected true or false' }).optional(),
     tftp: strictObject({
       root: z.string({ error: 'expected a directory' }).optional(),
@@ -79,6 +80,7 @@ export function loadApplianceConfig(file: string, text: string, p: CliParsers): 
     state: v.state,
     kernelArgs: v.kernel_args,
     reportTftpPort: v.report_tftp_port,
+    httpPort: v.http_port,
     buildMissing: v.build_missing,
     tftpRoot: v.tftp?.root,
     tftpPort: v.tftp?.port,

@@ -26,11 +26,35 @@ export const ARCH_TABLE: ReadonlyMap<number, { readonly firmware: Firmware; read
   [28, { firmware: 'efi-riscv64', http: true, name: 'RISC-V 64-bit UEFI HTTP' }],
 ]);
 
+/**
+ * How a host boots, from hosts/*.yaml `loader`:
+ * - pxelinux: PXELINUX (BIOS) or syslinux.efi (UEFI), even for a client that
+ *   already runs iPXE (QEMU's NIC ROM is iPXE: WIRE.md). No chain loop: they
+ *   do not send user class iPXE.
+ * - ipxe: iPXE clients get bootd's script; plain PXE clients get an iPXE
+ *   binary (undionly.kpxe, snponly.efi) that comes back as an iPXE client.
+ * Absent: the configured boot files (`bios`, `efi`), and iPXE clients the script.
+ */
+export type Loader = 'pxelinux' | 'ipxe';
+
+/** Boot files per loader and firmware; `bootd setup` places these names. */
+export interface LoaderFiles {
+  readonly bios?: string;
+  readonly efi: Partial<Record<Exclude<Firmware, 'bios' | 'other'>, string>>;
+}
+
+export const DEFAULT_LOADER_FILES: Readonly<Record<Loader, LoaderFiles>> = {
+  pxelinux: { bios: 'pxelinux.0', efi: { 'efi-x64': 'syslinux.efi' } },
+  ipxe: { bios: 'undionly.kpxe', efi: { 'efi-x64': 'snponly.efi' } },
+};
+
 export interface BootFileNames {
   readonly bios: string;
   readonly efi: Partial<Record<Exclude<Firmware, 'bios' | 'other'>, string>>;
   /** What a client that already runs iPXE gets: bootd's script, never another iPXE binary. */
   readonly ipxe: string;
+  /** Boot files for hosts that name a loader; default DEFAULT_LOADER_FILES. */
+  readonly loaders?: Readonly<Record<Loader, LoaderFiles>>;
   /** Base URL for UEFI HTTP boot clients (arch 15, 16, 18, 19, 20, 28); none: they get no boot file. */
   readonly httpBase?: string;
 }
@@ -76,7 +100,8 @@ export type BootDecision =
  * client gets the NBP for its architecture; a client with none of 60, 93, 77
  * (syslinux.efi's second exchange, Linux's udhcpc) gets a plain lease.
  */
-export function chooseBoot(f: ClientFacts, names: BootFileNames): BootDecision {
+export function chooseBoot(f: ClientFacts, names: BootFileNames, loader?: Loader): BootDecision {
+  if (loader !== undefined) return chooseByLoader(f, names, loader);
   if (f.ipxe) return { kind: 'file', file: names.ipxe, ipxe: true, http: false, firmware: f.arch === null ? 'other' : (ARCH_TABLE.get(f.arch)?.firmware ?? 'other') };
   if (f.arch === null && !f.pxe) return { kind: 'none', reason: 'not a PXE client' };
   // A PXEClient without option 93 is a legacy BIOS PXE ROM (RFC 4578 predates it).
@@ -91,4 +116,17 @@ export function chooseBoot(f: ClientFacts, names: BootFileNames): BootDecision {
   const file = entry.firmware === 'bios' ? names.bios : entry.firmware === 'other' ? undefined : names.efi[entry.firmware];
   if (!file) return { kind: 'none', reason: `no boot file for ${entry.name}` };
   return { kind: 'file', file, ipxe: false, http: false, firmware: entry.firmware };
+}
+
+function chooseByLoader(f: ClientFacts, names: BootFileNames, loader: Loader): BootDecision {
+  const firmware: Firmware = f.arch === null ? (f.ipxe || f.pxe ? 'bios' : 'other') : (ARCH_TABLE.get(f.arch)?.firmware ?? 'other');
+  if (loader === 'ipxe' && f.ipxe) return { kind: 'file', file: names.ipxe, ipxe: true, http: false, firmware };
+  if (!f.ipxe && f.arch === null && !f.pxe) return { kind: 'none', reason: 'not a PXE client' };
+  const entry = f.arch === null ? undefined : ARCH_TABLE.get(f.arch);
+  if (f.arch !== null && !entry) return { kind: 'none', reason: `unknown architecture ${f.arch}` };
+  if (entry?.http) return { kind: 'none', reason: `${entry.name}: HTTP boot clients are not served by loader ${loader}` };
+  const files = (names.loaders ?? DEFAULT_LOADER_FILES)[loader];
+  const file = firmware === 'bios' ? files.bios : firmware === 'other' ? undefined : files.efi[firmware];
+  if (!file) return { kind: 'none', reason: `loader ${loader} has no boot file for ${entry?.name ?? 'x86 BIOS'}` };
+  return { kind: 'file', file, ipxe: false, http: false, firmware };
 }

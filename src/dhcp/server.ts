@@ -8,7 +8,7 @@ import { formatIpv4, parseIpv4 } from '../net/ipv4.js';
 import type { Remote, UdpSocket } from '../net/udp.js';
 import type { Logger } from '../log.js';
 import type { LeaseStore } from '../state/lease-store.js';
-import { chooseBoot, clientFacts, type BootDecision, type BootFileNames, type ClientFacts } from './boot-policy.js';
+import { chooseBoot, clientFacts, type BootDecision, type BootFileNames, type ClientFacts, type Loader } from './boot-policy.js';
 import type { LeaseTable } from './leases.js';
 import { IpxeSub, MessageType, Opt, decodeValue, encodeValue } from './options.js';
 import { BOOTREPLY, BOOTREQUEST, DEFAULT_MAX_BYTES, DhcpDecodeError, FLAG_BROADCAST, decodeDhcp, encodeDhcp, getOption, hardwareAddress, type DhcpOption, type DhcpPacket } from './packet.js';
@@ -63,6 +63,8 @@ export interface HostLookup {
   mayNetboot?(mac: string): boolean;
   /** The host name to give (option 12), overriding what the client asked for. */
   hostname?(mac: string): string | undefined;
+  /** The host's boot loader choice (hosts/*.yaml `loader`); undefined: the configured boot files. */
+  loader?(mac: string): Loader | undefined;
   /** Per-host quirk: wait this long before answering (a PXE ROM that listens late). */
   replyDelayMs?(mac: string): number;
 }
@@ -395,7 +397,7 @@ export class DhcpServer {
   private bootFor(p: DhcpPacket, mac: string, known: boolean, facts?: ClientFacts): BootDecision {
     if (!known && this.d.config.unknownHosts !== 'boot') return { kind: 'none', reason: 'unknown host gets a plain lease' };
     if (known && this.d.hosts.mayNetboot && !this.d.hosts.mayNetboot(mac)) return { kind: 'none', reason: 'netboot disabled for this host' };
-    return chooseBoot(facts ?? clientFacts(p), this.d.config.bootFiles);
+    return chooseBoot(facts ?? clientFacts(p), this.d.config.bootFiles, known ? this.d.hosts.loader?.(mac) : undefined);
   }
 
   /** RFC 2131 section 4.1 reply addressing. */

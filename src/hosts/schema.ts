@@ -56,6 +56,7 @@ export const hostFileSchema = strictObject({
   hostname: hostnameField.optional(),
   image: imageField.optional(),
   netboot: z.boolean({ error: 'expected true or false' }).optional(),
+  loader: z.enum(['pxelinux', 'ipxe'], { error: 'expected pxelinux or ipxe' }).optional(),
   kernel_args: kernelArgsField.optional(),
   params: z
     .record(
@@ -113,6 +114,7 @@ export function parseHostFile(file: string, name: string, text: string): HostFil
     // a host that never netboots needs no image; `none` is never looked up
     image: v.image ?? { name: 'none' },
     netboot,
+    ...(v.loader !== undefined ? { loader: v.loader } : {}),
     kernelArgs: v.kernel_args ?? [],
     params: Object.fromEntries(Object.entries(v.params ?? {}).map(([k, val]) => [k, String(val)])),
     build,

@@ -52,6 +52,12 @@ export interface Host {
   readonly image: ImageRef;
   /** false: the host boots from its disk (PXELINUX `localboot`, iPXE `exit 1`, no boot file in DHCP). */
   readonly netboot: boolean;
+  /**
+   * pxelinux: PXELINUX / syslinux.efi even under iPXE; ipxe: bootd's iPXE
+   * script (plain PXE gets undionly.kpxe / snponly.efi first). Absent: the
+   * appliance's boot files (src/dhcp/boot-policy.ts).
+   */
+  readonly loader?: 'pxelinux' | 'ipxe';
   /** Appended to the kernel command line after everything bootd puts there. */
   readonly kernelArgs: readonly string[];
   /** Image parameters, rendered as `<image>.<key>=<value>` (`buildos.toolchain_url=...`). */

@@ -18,6 +18,8 @@ import { ErrorCode, Opcode, TftpDecodeError, decodePacket, encodePacket, errorPa
 import { ReadSession, type TimingConfig } from './session.js';
 import { BufferSource, type BlockSource, type FileCache } from './source.js';
 import { ReadTransfer, type TransferResult } from './transfer.js';
+import { WriteSession } from './write-session.js';
+import { WriteTransfer, type WritePolicy } from './write-transfer.js';
 
 /** Named defaults; every one is a `bootd serve` flag (see README). */
 export const TFTP_DEFAULTS = {
@@ -64,6 +66,8 @@ export interface TftpServerDeps {
   readonly log: Logger;
   readonly config: TftpServerConfig;
   readonly limitsFor?: LimitsFor;
+  /** Accept WRQs under this policy; absent: writes are refused (the main port). */
+  readonly writes?: WritePolicy;
 }
 
 export interface TftpStats {
@@ -73,6 +77,8 @@ export interface TftpStats {
   duplicateRequests: number;
   refusedBusy: number;
   refusedWrite: number;
+  uploads: number;
+  bytesReceived: number;
   notFound: number;
   denied: number;
   started: number;
@@ -85,7 +91,7 @@ export interface TftpStats {
 
 export class TftpServer {
   /** Running (or starting: null) transfers by client address:port, with the request that started each. */
-  private readonly transfers = new Map<string, { transfer: ReadTransfer | null; request: string }>();
+  private readonly transfers = new Map<string, { transfer: ReadTransfer | WriteTransfer | null; request: string }>();
   private readonly listeners: ((r: TransferResult) => void)[] = [];
   private readonly idle: (() => void)[] = [];
   private closing = false;
@@ -96,6 +102,8 @@ export class TftpServer {
     duplicateRequests: 0,
     refusedBusy: 0,
     refusedWrite: 0,
+    uploads: 0,
+    bytesReceived: 0,
     notFound: 0,
     denied: 0,
     started: 0,
@@ -156,7 +164,7 @@ export class TftpServer {
       // A different request from the same port: the client gave up on the old one.
       running.transfer.supersede();
     }
-    if (req.opcode === Opcode.WRQ) {
+    if (req.opcode === Opcode.WRQ && !this.d.writes) {
       this.counters.refusedWrite++;
       this.refuse(from, req.filename, ErrorCode.ACCESS_VIOLATION, 'Writes are not allowed on this port', 'write refused');
       return;
@@ -172,7 +180,7 @@ export class TftpServer {
     }
     this.transfers.set(key, { transfer: null, request: signature }); // reserve the slot while the file is resolved
     this.counters.active = this.transfers.size;
-    this.startRead(key, from, req, signature).catch((err: unknown) => {
+    (req.opcode === Opcode.WRQ ? this.startWrite(key, from, req, signature, this.d.writes as WritePolicy) : this.startRead(key, from, req, signature)).catch((err: unknown) => {
       this.d.log.error({ peer: from, file: req.filename, err: String(err) }, 'tftp request failed');
       this.d.listener.send(errorPacket(ErrorCode.NOT_DEFINED, 'Internal error'), from);
       this.release(key);
@@ -246,9 +254,55 @@ export class TftpServer {
     if (this.closing) transfer.abort('shutdown', 'Server shutting down'); // close() ran while we were binding
   }
 
-  private finished(key: string, transfer: ReadTransfer, r: TransferResult): void {
+  private async startWrite(key: string, peer: Remote, req: RequestPacket, signature: string, policy: WritePolicy): Promise<void> {
+    const grant = await policy.authorize(peer, req.filename);
+    if (!grant.ok) {
+      this.counters.refusedWrite++;
+      this.refuse(peer, req.filename, grant.code, grant.message, grant.reason);
+      this.release(key);
+      return;
+    }
+    const socket = await this.d.udp.bind({ address: this.d.config.transferAddress, port: 0, connect: peer });
+    const limits: NegotiationLimits = {
+      maxBlksize: Math.min(this.d.config.maxBlksize, blksizeForMtu(this.d.mtu(socket.local().address))),
+      maxWindowsize: this.d.config.maxWindowsize,
+    };
+    const neg = negotiate({ options: req.options, size: null, write: true, limits });
+    if (neg.announcedSize !== null && neg.announcedSize > grant.maxBytes) {
+      // RFC 2349: the server may refuse a WRQ whose tsize it cannot hold
+      socket.close();
+      await grant.sink.discard();
+      this.counters.refusedWrite++;
+      this.refuse(peer, req.filename, ErrorCode.DISK_FULL, `Allocation exceeded: ${neg.announcedSize} bytes announced, ${grant.maxBytes} available`, 'quota');
+      this.release(key);
+      return;
+    }
+    const timing: TimingConfig = neg.timeoutMs === null ? this.d.config.timing : { ...this.d.config.timing, maxMs: neg.timeoutMs, initialMs: Math.min(this.d.config.timing.initialMs, neg.timeoutMs) };
+    const session = new WriteSession({ blksize: neg.blksize, windowsize: neg.windowsize, sendOack: neg.oack !== null, maxBytes: grant.maxBytes, timing });
+    const transfer: WriteTransfer = new WriteTransfer({
+      socket,
+      clock: this.d.clock,
+      session,
+      sink: grant.sink,
+      oack: neg.oack ? encodePacket({ opcode: Opcode.OACK, options: neg.oack }) : null,
+      peer,
+      file: grant.path,
+      blksize: neg.blksize,
+      windowsize: neg.windowsize,
+      onDone: (r) => this.finished(key, transfer, r),
+    });
+    this.transfers.set(key, { transfer, request: signature });
+    this.counters.started++;
+    transfer.start();
+    if (this.closing) transfer.abort('shutdown', 'Server shutting down');
+  }
+
+  private finished(key: string, transfer: ReadTransfer | WriteTransfer, r: TransferResult): void {
     this.release(key, transfer);
-    this.counters.bytesSent += r.bytes;
+    if (r.direction === 'write') {
+      this.counters.bytesReceived += r.bytes;
+      if (r.outcome === 'complete') this.counters.uploads++;
+    } else this.counters.bytesSent += r.bytes;
     if (r.outcome === 'complete') this.counters.completed++;
     else if (r.outcome === 'probe-aborted') this.counters.probes++;
     else this.counters.failed++;
@@ -263,7 +317,7 @@ export class TftpServer {
     this.d.log.info({ peer: `${peer.address}:${peer.port}`, file, outcome: 'refused', code, reason }, 'tftp request refused');
   }
 
-  private release(key: string, transfer?: ReadTransfer): void {
+  private release(key: string, transfer?: ReadTransfer | WriteTransfer): void {
     // a superseded transfer finishes after its successor took the key
     if (transfer && this.transfers.get(key)?.transfer !== transfer) return;
     this.transfers.delete(key);

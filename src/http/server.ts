@@ -1,0 +1,188 @@
+/**
+ * The same file tree as TFTP (root directory, generated configs, image
+ * files), read-only over HTTP for iPXE and UEFI HTTP boot clients. Under
+ * TCG, iPXE fetches a kernel about 20x faster over HTTP than over TFTP
+ * (WIRE.md, checklist 8).
+ *
+ * GET and HEAD with Content-Length; one byte range per request (range.ts).
+ * Path rules are TFTP's (FileRoot): nothing outside the root is reachable.
+ */
+import { createReadStream } from 'node:fs';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Clock } from '../net/clock.js';
+import type { Logger } from '../log.js';
+import type { FileRoot } from '../tftp/fileroot.js';
+import { ErrorCode } from '../tftp/packet.js';
+import { decideRange } from './range.js';
+
+export interface HttpTransfer {
+  readonly peer: { readonly address: string; readonly port: number };
+  readonly method: string;
+  readonly file: string;
+  readonly status: number;
+  /** Body bytes sent. */
+  readonly bytes: number;
+  readonly size: number;
+  readonly durationMs: number;
+  readonly outcome: 'complete' | 'aborted' | 'refused' | 'server-error';
+  readonly detail?: string;
+}
+
+export interface HttpServerDeps {
+  readonly root: FileRoot;
+  readonly clock: Clock;
+  readonly log: Logger;
+}
+
+export interface HttpStats {
+  requests: number;
+  completed: number;
+  aborted: number;
+  refused: number;
+  bytesSent: number;
+  active: number;
+}
+
+const TEXT = /\.(ipxe|cfg|txt|json|log)$|^pxelinux\.cfg\//;
+
+export class HttpFileServer {
+  private readonly server: http.Server;
+  private readonly listeners: ((t: HttpTransfer) => void)[] = [];
+  readonly counters: HttpStats = { requests: 0, completed: 0, aborted: 0, refused: 0, bytesSent: 0, active: 0 };
+
+  private constructor(private readonly d: HttpServerDeps) {
+    this.server = http.createServer((req, res) => this.handle(req, res));
+    // boot clients open one connection per file or keep one alive; neither needs long idle times
+    this.server.keepAliveTimeout = 10_000;
+    this.server.headersTimeout = 15_000;
+  }
+
+  static async start(d: HttpServerDeps, address: string, port: number): Promise<HttpFileServer> {
+    const s = new HttpFileServer(d);
+    await new Promise<void>((resolve, reject) => {
+      s.server.once('error', reject);
+      s.server.listen({ host: address, port, exclusive: true }, () => {
+        s.server.off('error', reject);
+        resolve();
+      });
+    });
+    return s;
+  }
+
+  get address(): { address: string; port: number } {
+    const a = this.server.address() as AddressInfo;
+    return { address: a.address, port: a.port };
+  }
+
+  /** Called once per finished request (the per-host timeline subscribes here). */
+  onTransfer(fn: (t: HttpTransfer) => void): void {
+    this.listeners.push(fn);
+  }
+
+  /** Stops accepting, ends open connections, resolves when closed. */
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    this.counters.requests++;
+    this.counters.active++;
+    const started = this.d.clock.now();
+    const peer = { address: (req.socket.remoteAddress ?? '').replace(/^::ffff:/, ''), port: req.socket.remotePort ?? 0 };
+    const method = req.method ?? '';
+    let file = req.url ?? '';
+    let size = 0;
+    let bytes = 0;
+    let ended = false;
+    const finish = (outcome: HttpTransfer['outcome'], detail?: string): void => {
+      if (ended) return;
+      ended = true;
+      this.counters.active--;
+      if (outcome === 'complete') this.counters.completed++;
+      else if (outcome === 'refused') this.counters.refused++;
+      else this.counters.aborted++;
+      this.counters.bytesSent += bytes;
+      const t: HttpTransfer = { peer, method, file, status: res.statusCode, bytes, size, durationMs: Math.round((this.d.clock.now() - started) * 10) / 10, outcome, ...(detail ? { detail } : {}) };
+      const level = outcome === 'complete' || outcome === 'refused' ? 'info' : 'warn';
+      this.d.log[level]({ ...t, peer: `${peer.address}:${peer.port}` }, 'http transfer');
+      for (const fn of this.listeners) fn(t);
+    };
+    const refuse = (status: number, reason: string, headers: Record<string, string> = {}): void => {
+      res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(reason) + 1, ...headers });
+      res.end(method === 'HEAD' ? undefined : `${reason}\n`);
+      finish('refused', reason);
+    };
+    if (method !== 'GET' && method !== 'HEAD') {
+      refuse(405, 'read-only: GET and HEAD only', { Allow: 'GET, HEAD' });
+      return;
+    }
+    const q = file.indexOf('?');
+    try {
+      file = decodeURIComponent(q < 0 ? file : file.slice(0, q));
+    } catch {
+      refuse(400, 'malformed percent-encoding in the path');
+      return;
+    }
+    this.d.root.resolve(file, { peer }).then(
+      (r) => {
+        if (!r.ok) {
+          refuse(r.code === ErrorCode.FILE_NOT_FOUND ? 404 : 403, r.code === ErrorCode.FILE_NOT_FOUND ? 'not found' : `forbidden: ${r.reason}`);
+          return;
+        }
+        file = r.path;
+        size = r.kind === 'virtual' ? r.content.length : r.stat.size;
+        const range = decideRange(typeof req.headers.range === 'string' ? req.headers.range : undefined, size);
+        const headers: Record<string, string | number> = {
+          'Content-Type': TEXT.test(r.path) ? 'text/plain; charset=utf-8' : 'application/octet-stream',
+          'Accept-Ranges': 'bytes',
+        };
+        // generated files change with hosts/*.yaml: never cache them
+        if (r.kind === 'virtual') headers['Cache-Control'] = 'no-store';
+        else headers['Last-Modified'] = r.stat.mtime.toUTCString();
+        if (range.kind === 'unsatisfiable') {
+          refuse(416, 'range not satisfiable', { 'Content-Range': `bytes */${size}` });
+          return;
+        }
+        const start = range.kind === 'partial' ? range.start : 0;
+        const end = range.kind === 'partial' ? range.end : size - 1;
+        headers['Content-Length'] = end - start + 1;
+        if (range.kind === 'partial') headers['Content-Range'] = `bytes ${start}-${end}/${size}`;
+        res.writeHead(range.kind === 'partial' ? 206 : 200, headers);
+        if (method === 'HEAD' || end < start) {
+          res.end();
+          finish('complete');
+          return;
+        }
+        if (r.kind === 'virtual') {
+          bytes = end - start + 1;
+          res.end(r.content.subarray(start, end + 1));
+          finish('complete');
+          return;
+        }
+        const stream = createReadStream(r.realPath, { start, end, highWaterMark: 256 * 1024 });
+        stream.on('data', (c) => {
+          bytes += c.length;
+        });
+        stream.on('error', (err) => {
+          res.destroy(err);
+          finish('server-error', `read error: ${err.message}`);
+        });
+        res.on('close', () => {
+          stream.destroy();
+          if (res.writableFinished) finish('complete');
+          else finish('aborted', 'client closed the connection');
+        });
+        stream.pipe(res);
+      },
+      (err: unknown) => {
+        this.d.log.error({ peer, file, err: String(err) }, 'http request failed');
+        if (!res.headersSent) res.writeHead(500).end();
+        finish('server-error', String(err));
+      },
+    );
+  }
+}
