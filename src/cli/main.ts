@@ -24,6 +24,7 @@ import { BOOT_LOADERS, placeBootLoaders } from '../bootconfig/bootloaders.js';
 import { addImageBuildCommand } from './images.js';
 import { ensureKeyPair } from '../images/ssh-key.js';
 import { addHostCommands } from './hosts.js';
+import { addLabCommand } from './lab.js';
 
 function int(min: number, max: number) {
   return (value: string): number => {
@@ -299,6 +300,7 @@ program
   });
 
 addImageBuildCommand(addHostCommands(program));
+addLabCommand(program);
 
 program
   .command('setup')

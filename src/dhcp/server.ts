@@ -281,10 +281,10 @@ export class DhcpServer {
       return;
     }
     this.counters.offers++;
-    this.reply(p, mac, MessageType.OFFER, formatIpv4(ip), known, true, subnet);
+    const boot = this.reply(p, mac, MessageType.OFFER, formatIpv4(ip), known, true, subnet);
     if (this.d.log.isLevelEnabled('info')) {
       const facts = clientFacts(p);
-      this.d.log.info({ mac, ip: formatIpv4(ip), vendorClass: facts.vendorClass, arch: facts.arch }, 'dhcp offer');
+      this.d.log.info({ mac, ip: formatIpv4(ip), vendorClass: facts.vendorClass, arch: facts.arch, userClassIpxe: facts.ipxe, bootFile: boot.kind === 'file' ? boot.file : null }, 'dhcp offer');
     }
   }
 
@@ -323,8 +323,12 @@ export class DhcpServer {
     }
     await this.persist();
     this.counters.acks++;
-    this.reply(p, mac, MessageType.ACK, result.lease.ip, known, true, subnet);
-    this.d.log.info({ mac, ip: result.lease.ip, expiresAt: new Date(result.lease.expiresAt).toISOString() }, 'dhcp ack');
+    const boot = this.reply(p, mac, MessageType.ACK, result.lease.ip, known, true, subnet);
+    if (this.d.log.isLevelEnabled('info')) {
+      // the vendor class tells the stages apart: PXEClient (firmware), none (an NBP's own DHCP), the OS's
+      const facts = clientFacts(p);
+      this.d.log.info({ mac, ip: result.lease.ip, expiresAt: new Date(result.lease.expiresAt).toISOString(), vendorClass: facts.vendorClass, arch: facts.arch, userClassIpxe: facts.ipxe, bootFile: boot.kind === 'file' ? boot.file : null }, 'dhcp ack');
+    }
   }
 
   private async decline(p: DhcpPacket, mac: string, now: number): Promise<void> {
@@ -360,7 +364,7 @@ export class DhcpServer {
     this.send(p, mac, { ...replyBase(p), ciaddr: ZERO, options }, p.giaddr !== ZERO ? { address: p.giaddr, port: SERVER_PORT } : { address: BROADCAST, port: CLIENT_PORT });
   }
 
-  private reply(p: DhcpPacket, mac: string, type: MessageType, yiaddr: string, known: boolean, withLease: boolean, subnet: Subnet): void {
+  private reply(p: DhcpPacket, mac: string, type: MessageType, yiaddr: string, known: boolean, withLease: boolean, subnet: Subnet): BootDecision {
     const c = this.d.config;
     const options: DhcpOption[] = [opt(Opt.MESSAGE_TYPE, type), opt(Opt.SERVER_ID, c.serverIp)];
     if (withLease) {
@@ -392,6 +396,7 @@ export class DhcpServer {
     // RFC 2131 table 3: ciaddr is 0 in an OFFER, the client's in an ACK
     const out: DhcpPacket = { ...replyBase(p), ciaddr: type === MessageType.OFFER ? ZERO : p.ciaddr, yiaddr, siaddr, file, options };
     this.send(p, mac, out, this.destination(p, type));
+    return boot;
   }
 
   private bootFor(p: DhcpPacket, mac: string, known: boolean, facts?: ClientFacts): BootDecision {

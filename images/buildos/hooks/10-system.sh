@@ -22,7 +22,7 @@ rm -f "$ROOT"/etc/ssh/ssh_host_*
 : > "$ROOT/etc/machine-id"
 rm -f "$ROOT/var/lib/dbus/machine-id"
 
-c systemctl enable ssh.service buildos-monitor.service
+c systemctl enable ssh.service buildos-monitor.service bootd-up.service
 # Nothing to fsck or remount: the root is the initramfs.
 c systemctl mask systemd-remount-fs.service systemd-firstboot.service
 

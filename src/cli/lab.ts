@@ -1,0 +1,113 @@
+/**
+ * `bootd lab`: the netboot lab (src/lab/lab.ts; docs/lab.md). Needs root
+ * (network namespaces, taps). Live timeline on stderr when --json puts the
+ * result on stdout, else on stdout.
+ */
+import path from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { MODES, runLab, type LabResult, type Loader } from '../lab/lab.js';
+import type { Accel, Firmware, NicRom } from '../lab/qemu.js';
+
+function posInt(max: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!/^[0-9]+$/.test(v) || n < 1 || n > max) throw new InvalidArgumentError(`expected a whole number from 1 to ${max}`);
+    return n;
+  };
+}
+
+interface LabCliOptions {
+  mode?: number;
+  firmware: Firmware;
+  rom?: NicRom;
+  loader: Loader;
+  image: string;
+  vms: number;
+  once?: boolean;
+  json?: boolean;
+  timeout: number;
+  accel: 'auto' | Accel;
+  memory?: number;
+  ra: boolean;
+  keep?: boolean;
+  build: boolean;
+  images: string;
+  state: string;
+  cache?: string;
+}
+
+function summary(r: LabResult): string[] {
+  return r.vms.map((v) => {
+    const files = v.files.filter((f) => f.outcome === 'complete').map((f) => `${f.file}(${f.via})`).join(' ');
+    const audit = v.audit ? ` audit ${v.audit.bytes} B ${Object.entries(v.audit.collectors).map(([k, s]) => `${k}:${s.split(':')[0]}`).join(',')}` : '';
+    return `${v.ok ? 'PASS' : 'FAIL'} ${v.name} ${v.mac} ip=${v.lease?.ip ?? '-'} up=${v.upSeconds ?? '-'}s kernel=${v.kernelSeconds ?? '-'}s files: ${files}${audit}${v.reason ? ` (${v.reason})` : ''}`;
+  });
+}
+
+export function addLabCommand(program: Command): void {
+  program
+    .command('lab')
+    .description('boot QEMU VMs from bootd in an isolated network namespace and show each host\'s timeline (root)')
+    .addOption(new Option('--mode <n>', `firmware path 1-5: ${Object.entries(MODES).map(([n, m]) => `${n} = ${m.what}`).join('; ')}`).argParser(posInt(5)))
+    .addOption(new Option('--firmware <fw>', 'VM firmware').choices(['bios', 'uefi']).default('bios'))
+    .addOption(new Option('--rom <rom>', 'NIC option ROM: QEMU\'s iPXE, or none (OVMF\'s own PXE; uefi only)').choices(['ipxe', 'none']))
+    .addOption(new Option('--loader <loader>', 'what the hosts boot through').choices(['pxelinux', 'ipxe']).default('pxelinux'))
+    .option('--image <name>', 'image the VMs boot (built first if it has no current version)', 'bee')
+    .option('--vms <n>', 'number of VMs', posInt(16), 1)
+    .option('--once', 'exit when every VM is up (and for bee, its audit arrived); exit status 0 only then')
+    .option('--json', 'print the result as JSON on stdout (the timeline goes to stderr)')
+    .option('--timeout <seconds>', 'with --once: give up after this long', posInt(3600), 300)
+    .addOption(new Option('--accel <accel>', 'QEMU accelerator; auto probes KVM and falls back to TCG').choices(['auto', 'kvm', 'tcg']).default('auto'))
+    .option('--memory <MiB>', 'VM memory (default 1024, 1536 for buildos)', posInt(65536))
+    .option('--no-ra', 'do not send IPv6 router advertisements in the lab network (iPXE then waits ~13 s)')
+    .option('--keep', 'keep the run directory (serial logs, bootd log, uploads) after a passing run')
+    .option('--no-build', 'fail instead of building a missing image')
+    .option('--images <dir>', 'image catalog', 'images')
+    .option('--state <dir>', 'state for image builds and bootd\'s SSH key', '/var/lib/bootd')
+    .option('--cache <dir>', 'download cache for image builds (default <state>/cache)')
+    .action(async (o: LabCliOptions) => {
+      if (process.getuid?.() !== 0) {
+        process.stderr.write('bootd lab: needs root (network namespaces and taps)\n');
+        process.exitCode = 1;
+        return;
+      }
+      const m = o.mode !== undefined ? MODES[o.mode] : undefined;
+      const firmware = m?.firmware ?? o.firmware;
+      const ac = new AbortController();
+      const onSig = (): void => ac.abort();
+      process.once('SIGINT', onSig);
+      process.once('SIGTERM', onSig);
+      const out = o.json ? process.stderr : process.stdout;
+      try {
+        const r = await runLab(
+          {
+            firmware,
+            rom: m?.rom ?? o.rom ?? 'ipxe',
+            loader: m?.loader ?? o.loader,
+            image: o.image,
+            vms: o.vms,
+            imagesDir: path.resolve(o.images),
+            stateDir: path.resolve(o.state),
+            ...(o.cache !== undefined ? { cacheDir: path.resolve(o.cache) } : {}),
+            once: o.once === true,
+            timeoutSeconds: o.timeout,
+            accel: o.accel,
+            ...(o.memory !== undefined ? { memoryMiB: o.memory } : {}),
+            ra: o.ra,
+            keep: o.keep === true,
+            build: o.build,
+          },
+          { line: (s) => out.write(`${s}\n`), signal: ac.signal },
+        );
+        if (o.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+        else for (const l of summary(r)) out.write(`${l}\n`);
+        process.exitCode = r.ok || (!o.once && ac.signal.aborted && r.error === undefined) ? 0 : 1;
+      } catch (err) {
+        process.stderr.write(`bootd lab: ${(err as Error).message}\n`);
+        process.exitCode = 1;
+      } finally {
+        process.off('SIGINT', onSig);
+        process.off('SIGTERM', onSig);
+      }
+    });
+}

@@ -1,0 +1,383 @@
+/**
+ * `bootd lab`: bootd netbooting QEMU VMs, end to end, in a namespace of its
+ * own. Builds the image if it was never built, writes a hosts/ folder for the
+ * VMs, starts `bootd serve` inside the namespace, starts the VMs with
+ * `-boot n`, follows bootd's log and the serial consoles into a per-host
+ * timeline, and tears everything down (processes by PID, then the namespace).
+ *
+ * Firmware paths (issue 5; docs/lab.md):
+ *   1 bios + QEMU iPXE ROM + loader pxelinux   4 uefi + OVMF PXE + loader pxelinux
+ *   2 bios + QEMU iPXE ROM + loader ipxe       5 uefi + OVMF PXE + loader ipxe
+ *   3 uefi + QEMU iPXE ROM + loader pxelinux     (snponly.efi, then the script)
+ */
+import { existsSync, promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { placeBootLoaders } from '../bootconfig/bootloaders.js';
+import { ImageCatalog } from '../images/catalog.js';
+import { buildImage } from '../images/builder.js';
+import { LineProgress } from '../images/progress.js';
+import { ensureKeyPair } from '../images/ssh-key.js';
+import { LeaseStore } from '../state/lease-store.js';
+import { LabNetwork } from './network.js';
+import { QEMU, prepareFirmwareFile, probeAccel, qemuArgs, type Accel, type Firmware, type NicRom } from './qemu.js';
+import { Timeline, type LabEvent, type ServedFile, type VmTrack } from './timeline.js';
+
+export type Loader = 'pxelinux' | 'ipxe';
+
+/** The five firmware paths of issue 5, by number. */
+export const MODES: Readonly<Record<number, { firmware: Firmware; rom: NicRom; loader: Loader; what: string }>> = {
+  1: { firmware: 'bios', rom: 'ipxe', loader: 'pxelinux', what: 'SeaBIOS, QEMU iPXE ROM, PXELINUX' },
+  2: { firmware: 'bios', rom: 'ipxe', loader: 'ipxe', what: 'SeaBIOS, QEMU iPXE ROM, bootd iPXE script over HTTP' },
+  3: { firmware: 'uefi', rom: 'ipxe', loader: 'pxelinux', what: 'OVMF, QEMU iPXE EFI ROM, syslinux.efi' },
+  4: { firmware: 'uefi', rom: 'none', loader: 'pxelinux', what: 'OVMF PXE (PxeBcDxe), syslinux.efi' },
+  5: { firmware: 'uefi', rom: 'none', loader: 'ipxe', what: 'OVMF PXE, snponly.efi, bootd iPXE script over HTTP' },
+};
+
+export function modeOf(firmware: Firmware, rom: NicRom, loader: Loader): number | undefined {
+  for (const [n, m] of Object.entries(MODES)) if (m.firmware === firmware && m.rom === rom && m.loader === loader) return Number(n);
+  return undefined;
+}
+
+export interface LabOptions {
+  readonly firmware: Firmware;
+  readonly rom: NicRom;
+  readonly loader: Loader;
+  readonly image: string;
+  readonly vms: number;
+  readonly imagesDir: string;
+  /** bootd's state for image builds and its SSH key (baked into images); the lab's own state is per run. */
+  readonly stateDir: string;
+  /** Download cache for image builds; default <stateDir>/cache. */
+  readonly cacheDir?: string;
+  /** Stop when every VM is done (up, and for bee its audit arrived); otherwise run until aborted. */
+  readonly once: boolean;
+  readonly timeoutSeconds: number;
+  readonly accel: 'auto' | Accel;
+  readonly memoryMiB?: number;
+  /** Send IPv6 router advertisements in the lab network (saves iPXE ~13 s). */
+  readonly ra: boolean;
+  /** Keep the run directory (serial logs, bootd log, uploads) even on success. */
+  readonly keep: boolean;
+  /** Build the image when it has no current version. */
+  readonly build: boolean;
+}
+
+export interface VmResult {
+  readonly name: string;
+  readonly mac: string;
+  readonly ok: boolean;
+  readonly reason?: string;
+  readonly ip?: string;
+  readonly kernelSeconds?: number;
+  readonly upSeconds?: number;
+  readonly lease?: { readonly ip: string; readonly expiresAt: string };
+  readonly dhcp: readonly { readonly vendorClass: string | null; readonly bootFile: string | null; readonly ip: string }[];
+  readonly files: readonly ServedFile[];
+  readonly audit?: { readonly file: string; readonly bytes: number; readonly schema: string; readonly collectors: Readonly<Record<string, string>> };
+  readonly serialLog: string;
+}
+
+export interface LabResult {
+  readonly ok: boolean;
+  readonly mode?: number;
+  readonly firmware: Firmware;
+  readonly rom: NicRom;
+  readonly loader: Loader;
+  readonly image: string;
+  readonly imageVersion?: string;
+  readonly accel: Accel;
+  readonly accelReason: string;
+  readonly vms: readonly VmResult[];
+  readonly events: readonly LabEvent[];
+  readonly runDir: string;
+  readonly bootdLog: string;
+  readonly error?: string;
+}
+
+export interface LabIo {
+  /** Progress and timeline lines. */
+  line(s: string): void;
+  readonly signal: AbortSignal;
+}
+
+const HTTP_PORT = 80;
+const UPLOAD_PORT = 1069;
+const AUDIT_FILE = 'bee-audit.json';
+
+/** dist/cli/main.js (or src/ under vitest) of this checkout. */
+const BOOTD_MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../cli/main.js');
+const BOOTD_DIST_MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/cli/main.js');
+
+function macFor(i: number): string {
+  return `52:54:00:b0:07:${(i + 1).toString(16).padStart(2, '0')}`;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const onAbort = (): void => {
+      clearTimeout(t);
+      resolve();
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** What the lab keeps of a process it started (execa's subprocess). */
+interface Child extends PromiseLike<unknown> {
+  readonly pid?: number | undefined;
+  readonly exitCode: number | null;
+  kill(signal?: NodeJS.Signals): boolean;
+}
+
+/** Ends a process we started, by its PID: TERM, then KILL after `graceMs`. */
+async function stop(p: Child | undefined, graceMs = 5000): Promise<void> {
+  if (!p || p.pid === undefined || p.exitCode !== null) return;
+  p.kill('SIGTERM');
+  const exited = Promise.resolve(p).then(() => true, () => true);
+  if (!(await Promise.race([exited, sleep(graceMs).then(() => false)]))) {
+    p.kill('SIGKILL');
+    await exited;
+  }
+}
+
+async function tail(file: string, lines: number): Promise<string> {
+  const text = await fs.readFile(file, 'utf8').catch(() => '');
+  return text.split('\n').slice(-lines - 1).join('\n');
+}
+
+/** Follows a file that QEMU appends to, calling `fn` per complete line. */
+class FileFollower {
+  private offset = 0;
+  private partial = '';
+
+  constructor(
+    private readonly file: string,
+    private readonly fn: (line: string) => void,
+  ) {}
+
+  async poll(): Promise<void> {
+    const fh = await fs.open(this.file, 'r').catch(() => null);
+    if (!fh) return;
+    try {
+      const { size } = await fh.stat();
+      if (size <= this.offset) return;
+      const buf = Buffer.alloc(size - this.offset);
+      await fh.read(buf, 0, buf.length, this.offset);
+      this.offset = size;
+      // firmware paints with escape sequences and CRs: split on both
+      const text = this.partial + buf.toString('latin1').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
+      const parts = text.split(/\r?\n|\r/);
+      this.partial = parts.pop() ?? '';
+      for (const l of parts) if (l.trim() !== '') this.fn(l);
+    } finally {
+      await fh.close();
+    }
+  }
+}
+
+export async function runLab(o: LabOptions, io: LabIo): Promise<LabResult> {
+  const mode = modeOf(o.firmware, o.rom, o.loader);
+  if (o.firmware === 'bios' && o.rom === 'none') throw new Error('--rom none needs --firmware uefi: SeaBIOS has no network boot of its own');
+  if (o.vms < 1 || o.vms > 16) throw new Error('--vms must be 1 to 16');
+  const stale = await LabNetwork.removeStale();
+  if (stale.length > 0) io.line(`removed namespaces of dead lab runs: ${stale.join(', ')}`);
+
+  // 1. the image
+  const catalog = new ImageCatalog(o.imagesDir);
+  let resolved = await catalog.resolve({ name: o.image });
+  const key = await ensureKeyPair(o.stateDir);
+  if (!resolved.ok) {
+    if (!o.build) throw new Error(`image ${o.image}: ${resolved.reason}`);
+    io.line(`building image ${o.image} (it has no current version)`);
+    await buildImage({ imagesDir: o.imagesDir, name: o.image, stateDir: o.stateDir, ...(o.cacheDir !== undefined ? { cacheDir: o.cacheDir } : {}), authorizedKeys: key.publicKey, progress: new LineProgress((l) => io.line(`  ${l}`)) });
+    resolved = await catalog.resolve({ name: o.image });
+    if (!resolved.ok) throw new Error(`image ${o.image}: ${resolved.reason}`);
+  }
+  const imageVersion = resolved.image.version;
+
+  // 2. the run directory: TFTP root with the loaders, hosts/, bootd's state, logs
+  const runDir = await fs.mkdtemp(path.join(os.tmpdir(), 'bootd-lab-'));
+  const tftpRoot = path.join(runDir, 'tftp');
+  const hostsDir = path.join(runDir, 'hosts');
+  const labState = path.join(runDir, 'state');
+  const bootdLog = path.join(runDir, 'bootd.log');
+  await fs.mkdir(hostsDir, { recursive: true });
+  const loaders = await placeBootLoaders(tftpRoot);
+  if (loaders.missing.length > 0) throw new Error(`boot loaders missing: ${loaders.missing.map((m) => `${m.source} (apt-get install ${m.pkg})`).join(', ')}`);
+  const memoryMiB = o.memoryMiB ?? (resolved.image.manifest.initrds.length > 0 && o.image === 'buildos' ? 1536 : 1024);
+  const tracks: VmTrack[] = [];
+  for (let i = 0; i < o.vms; i++) {
+    const name = `vm${i + 1}`;
+    const mac = macFor(i);
+    // one host file per VM, the way an operator writes them (docs/hosts.md)
+    await fs.writeFile(path.join(hostsDir, `${name}.yaml`), `# bootd lab VM ${i + 1}\nmac: ${mac}\nimage: ${o.image}\nloader: ${o.loader}\n`);
+    tracks.push({ name, mac, startedAt: 0, uploads: [], files: [], acks: [] });
+  }
+
+  const accel = await probeAccel(runDir, o.accel);
+  io.line(`bootd lab: mode ${mode ?? '-'} (${mode ? MODES[mode]?.what : `${o.firmware}, rom ${o.rom}, loader ${o.loader}`}), image ${o.image}@${imageVersion}, ${o.vms} VM(s), ${accel.accel.toUpperCase()} (${accel.reason})`);
+
+  let net: LabNetwork | undefined;
+  let bootd: Child | undefined;
+  let ra: Child | undefined;
+  const qemus: Child[] = [];
+  const t0 = performance.now();
+  const timeline = new Timeline(tracks, () => performance.now(), (e) => io.line(`${e.t.toFixed(2).padStart(7)}s  ${e.vm}  ${e.text}`));
+  let error: string | undefined;
+  let ok = false;
+  try {
+    net = await LabNetwork.create(o.vms, undefined, o.ra);
+    if (o.ra) {
+      // router advertisements are the network's business, not bootd's (WIRE.md: iPXE's IPv6 wait)
+      const raArgv = net.exec(['dnsmasq', '--no-daemon', '--conf-file=/dev/null', '--port=0', '--user=root', '--pid-file=', `--interface=${net.bridge}`, '--bind-interfaces', '--enable-ra', `--dhcp-range=${net.addressing.ula}::,ra-only,64,1h`, '--log-facility=-']);
+      ra = execa(raArgv[0] as string, raArgv.slice(1), { reject: false, stdin: 'ignore', stdout: 'ignore', stderr: 'ignore' });
+    }
+
+    // 3. bootd inside the namespace
+    const main = existsSync(BOOTD_MAIN) ? BOOTD_MAIN : BOOTD_DIST_MAIN;
+    const [range0, range1] = net.range;
+    const serveArgs = [
+      process.execPath, main, 'serve',
+      '--interface', net.bridge, '--listen', net.serverIp, '--dhcp-range', `${range0}-${range1}`,
+      '--hosts', hostsDir, '--images', path.resolve(o.imagesDir), '--state', labState, '--tftp-root', tftpRoot,
+      '--http-port', String(HTTP_PORT), '--report-tftp-port', String(UPLOAD_PORT),
+      '--kernel-args', 'console=ttyS0,115200', '--dhcp-probe-ms', '500', '--log-format', 'json',
+    ];
+    const argv = net.exec(serveArgs);
+    const bootdProc = execa(argv[0] as string, argv.slice(1), { reject: false, stdin: 'ignore', buffer: false, all: true });
+    bootd = bootdProc;
+    const logOut = await fs.open(bootdLog, 'w');
+    let ready = false;
+    const lines = readline.createInterface({ input: bootdProc.all });
+    lines.on('line', (l) => {
+      void logOut.write(`${l}\n`);
+      if (l.includes('"msg":"dhcp listening"')) ready = true;
+      timeline.onBootdLine(l);
+    });
+    const readyBy = performance.now() + 20_000;
+    while (!ready && performance.now() < readyBy && bootd.exitCode === null && !io.signal.aborted) await sleep(50);
+    if (!ready) throw new Error(`bootd did not start: ${await tail(bootdLog, 10)}`);
+
+    // 4. the VMs
+    const followers: FileFollower[] = [];
+    for (let i = 0; i < tracks.length; i++) {
+      const t = tracks[i] as VmTrack;
+      const serialLog = path.join(runDir, `${t.name}.serial.log`);
+      const firmwareFile = path.join(runDir, `${t.name}.${o.firmware === 'uefi' ? 'OVMF_VARS.fd' : 'sercon-port'}`);
+      await prepareFirmwareFile({ firmware: o.firmware, firmwareFile });
+      await fs.writeFile(serialLog, '');
+      const spec = { name: t.name, mac: t.mac, uuid: `b0070000-0000-4000-8000-${t.mac.replace(/:/g, '')}`, tap: net.taps[i] as string, firmware: o.firmware, rom: o.rom, memoryMiB, accel: accel.accel, serialLog, firmwareFile };
+      const qargv = net.exec([QEMU, ...qemuArgs(spec)]);
+      await fs.writeFile(path.join(runDir, `${t.name}.qemu.cmd`), `${qargv.join(' ')}\n`);
+      t.startedAt = performance.now();
+      qemus.push(execa(qargv[0] as string, qargv.slice(1), { reject: false, stdin: 'ignore', stdout: { file: path.join(runDir, `${t.name}.qemu.log`) }, stderr: { file: path.join(runDir, `${t.name}.qemu.err`) } }));
+      timeline.note(t.name, 'qemu', `QEMU started (${t.mac}, ${o.firmware}, rom ${o.rom})`);
+      followers.push(new FileFollower(serialLog, (l) => timeline.onSerialLine(t.name, l)));
+    }
+
+    // 5. follow until done, timeout or Ctrl-C
+    const deadline = performance.now() + o.timeoutSeconds * 1000;
+    const done = (t: VmTrack): boolean => t.upAt !== undefined && (o.image !== 'bee' || t.uploads.includes(`${t.name}/${AUDIT_FILE}`));
+    let announced = false;
+    while (!io.signal.aborted) {
+      await Promise.all(followers.map((f) => f.poll()));
+      if (bootd.exitCode !== null) throw new Error(`bootd exited (${bootd.exitCode}): ${await tail(bootdLog, 10)}`);
+      const all = tracks.every(done);
+      if (all && o.once) break;
+      if (all && !announced) {
+        announced = true;
+        io.line('every VM is up; Ctrl-C ends the lab');
+      }
+      if (o.once && performance.now() > deadline) throw new Error(`timed out after ${o.timeoutSeconds} s waiting for ${tracks.filter((t) => !done(t)).map((t) => t.name).join(', ')}`);
+      for (const [i, q] of qemus.entries()) {
+        const t = tracks[i] as VmTrack;
+        if (q.exitCode !== null && !done(t)) throw new Error(`QEMU for ${t.name} exited (${q.exitCode}): ${await tail(path.join(runDir, `${t.name}.qemu.err`), 5)}`);
+      }
+      await sleep(100, io.signal);
+    }
+    if (io.signal.aborted && o.once) throw new Error('interrupted');
+    ok = tracks.every(done);
+  } catch (err) {
+    error = (err as Error).message;
+  } finally {
+    await Promise.all(qemus.map((q) => stop(q, 2000)));
+    await stop(bootd, 10_000);
+    await stop(ra, 2000);
+    await net?.destroy();
+  }
+
+  // 6. what bootd recorded: leases (its durable store) and the uploaded audit
+  const store = await LeaseStore.open(labState).catch(() => null);
+  const leases = store?.leases() ?? [];
+  const results: VmResult[] = [];
+  for (const t of tracks) {
+    const lease = leases.find((l) => l.mac === t.mac);
+    let audit: VmResult['audit'];
+    let reason: string | undefined;
+    if (o.image === 'bee') {
+      const file = path.join(labState, 'uploads', t.name, AUDIT_FILE);
+      try {
+        const text = await fs.readFile(file, 'utf8');
+        const r = JSON.parse(text) as { schema?: string; collectors?: Record<string, { status?: string }> };
+        audit = { file, bytes: Buffer.byteLength(text), schema: String(r.schema), collectors: Object.fromEntries(Object.entries(r.collectors ?? {}).map(([k, v]) => [k, String(v.status)])) };
+        if (r.schema !== 'bee-audit/1') reason = `audit report has schema ${String(r.schema)}`;
+      } catch (err) {
+        reason = `no audit report: ${(err as Error).message}`;
+      }
+    }
+    if (t.upAt === undefined) reason = 'no BOOTD-UP marker on the serial console';
+    if (!lease) reason = reason ?? 'bootd recorded no lease';
+    results.push({
+      name: t.name,
+      mac: t.mac,
+      ok: reason === undefined && error === undefined,
+      ...(reason !== undefined ? { reason } : {}),
+      ...(t.ip !== undefined ? { ip: t.ip } : {}),
+      ...(t.kernelAt !== undefined ? { kernelSeconds: Math.round(t.kernelAt - t.startedAt) / 1000 } : {}),
+      ...(t.upAt !== undefined ? { upSeconds: Math.round(t.upAt - t.startedAt) / 1000 } : {}),
+      ...(lease ? { lease: { ip: lease.ip, expiresAt: new Date(lease.expiresAt).toISOString() } } : {}),
+      dhcp: t.acks,
+      files: t.files,
+      ...(audit ? { audit } : {}),
+      serialLog: path.join(runDir, `${t.name}.serial.log`),
+    });
+  }
+  const allOk = ok && error === undefined && results.every((r) => r.ok);
+  if (!allOk) {
+    for (const r of results) {
+      if (r.ok) continue;
+      io.line(`--- ${r.name}: ${r.reason ?? error}; serial log tail (${r.serialLog}):`);
+      io.line(await tail(r.serialLog, 25));
+    }
+    io.line(`--- bootd log tail (${bootdLog}):`);
+    io.line(await tail(bootdLog, 15));
+  }
+  if (allOk && !o.keep) await fs.rm(runDir, { recursive: true, force: true });
+  else io.line(`run files kept in ${runDir}`);
+  io.line(`lab ${allOk ? 'passed' : 'FAILED'} in ${((performance.now() - t0) / 1000).toFixed(1)} s${error ? `: ${error}` : ''}`);
+  return {
+    ok: allOk,
+    ...(mode !== undefined ? { mode } : {}),
+    firmware: o.firmware,
+    rom: o.rom,
+    loader: o.loader,
+    image: o.image,
+    imageVersion,
+    accel: accel.accel,
+    accelReason: accel.reason,
+    vms: results,
+    events: timeline.events,
+    runDir,
+    bootdLog,
+    ...(error !== undefined ? { error } : {}),
+  };
+}
+

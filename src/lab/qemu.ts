@@ -1,0 +1,98 @@
+/**
+ * QEMU command lines for lab VMs (pure), and the accelerator probe.
+ *
+ * Firmware facts (WIRE.md, seen with QEMU 7.2 on Debian 12):
+ * - SeaBIOS prints to VGA only; fw_cfg `etc/sercon-port` = 0x3f8 mirrors it,
+ *   iPXE and PXELINUX to ttyS0. (QEMU warns the name should start with opt/; harmless.)
+ * - QEMU's NIC option ROM is iPXE under SeaBIOS and OVMF alike; `romfile=`
+ *   empty leaves OVMF's own virtio-net driver and PxeBcDxe to boot.
+ * - The Debian cloud kernel has no e1000: virtio-net-pci.
+ * - /dev/kvm may be a nested PVM hypervisor that cannot run firmware code
+ *   ("KVM internal error"): probe, fall back to TCG.
+ */
+import { existsSync, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { execa } from 'execa';
+
+export type Firmware = 'bios' | 'uefi';
+export type NicRom = 'ipxe' | 'none';
+export type Accel = 'kvm' | 'tcg';
+
+export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
+export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
+export const QEMU = 'qemu-system-x86_64';
+
+export interface VmSpec {
+  readonly name: string;
+  readonly mac: string;
+  /** SMBIOS UUID: firmware sends it as DHCP option 97. */
+  readonly uuid: string;
+  readonly tap: string;
+  readonly firmware: Firmware;
+  readonly rom: NicRom;
+  readonly memoryMiB: number;
+  readonly accel: Accel;
+  readonly serialLog: string;
+  /** bios: the 2-byte sercon-port file; uefi: this VM's copy of the OVMF variable store. */
+  readonly firmwareFile: string;
+}
+
+export function qemuArgs(v: VmSpec): string[] {
+  const nic = `virtio-net-pci,netdev=n0,mac=${v.mac},bootindex=1${v.rom === 'none' ? ',romfile=' : ''}`;
+  const a = [
+    '-name', v.name, '-m', String(v.memoryMiB), '-smp', '1', '-no-reboot', '-nodefaults', '-uuid', v.uuid,
+    // not -nographic: it would take the serial port from -serial file: (WIRE.md)
+    '-display', 'none', '-vga', 'none', '-monitor', 'none', '-serial', `file:${v.serialLog}`,
+    '-netdev', `tap,id=n0,ifname=${v.tap},script=no,downscript=no`, '-device', nic,
+    ...(v.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg']),
+  ];
+  if (v.firmware === 'uefi') {
+    a.push('-machine', 'q35', '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,unit=1,file=${v.firmwareFile}`);
+  } else {
+    a.push('-machine', 'pc', '-boot', 'order=n', '-fw_cfg', `name=etc/sercon-port,file=${v.firmwareFile}`);
+  }
+  return a;
+}
+
+/** Writes what qemuArgs() points at: the sercon-port file or the VM's own OVMF_VARS copy. */
+export async function prepareFirmwareFile(v: Pick<VmSpec, 'firmware' | 'firmwareFile'>): Promise<void> {
+  if (v.firmware === 'uefi') await fs.copyFile(OVMF_VARS, v.firmwareFile);
+  else await fs.writeFile(v.firmwareFile, Buffer.from([0xf8, 0x03])); // 0x3f8, little-endian
+}
+
+export interface AccelChoice {
+  readonly accel: Accel;
+  readonly reason: string;
+}
+
+/**
+ * KVM only when it can run firmware: a short SeaBIOS boot under KVM must
+ * print its banner on the serial port. Nested PVM hosts (module kvm_pvm) fail
+ * on real-mode code, so they are not even tried.
+ */
+export async function probeAccel(workDir: string, want: 'auto' | Accel): Promise<AccelChoice> {
+  if (want === 'tcg') return { accel: 'tcg', reason: 'asked for' };
+  const usable = await fs.access('/dev/kvm', fs.constants.R_OK | fs.constants.W_OK).then(() => true, () => false);
+  if (!usable) return fallback(want, 'no usable /dev/kvm');
+  if (existsSync('/sys/module/kvm_pvm')) return fallback(want, 'KVM here is kvm_pvm (nested PVM), which cannot run firmware code');
+  const serial = path.join(workDir, 'kvm-probe.serial');
+  const sercon = path.join(workDir, 'kvm-probe.sercon');
+  await fs.writeFile(sercon, Buffer.from([0xf8, 0x03]));
+  await fs.writeFile(serial, '');
+  const r = await execa(QEMU, ['-accel', 'kvm', '-cpu', 'host', '-m', '64', '-nodefaults', '-display', 'none', '-monitor', 'none', '-no-reboot', '-serial', `file:${serial}`, '-fw_cfg', `name=etc/sercon-port,file=${sercon}`, '-boot', 'order=n', '-nic', 'none'], {
+    reject: false,
+    timeout: 8_000,
+    stdin: 'ignore',
+  });
+  const banner = (await fs.readFile(serial, 'latin1')).includes('SeaBIOS');
+  const internal = /KVM internal error/.test(`${r.stdout}\n${r.stderr}`);
+  await fs.rm(serial, { force: true });
+  await fs.rm(sercon, { force: true });
+  if (banner && !internal) return { accel: 'kvm', reason: 'SeaBIOS ran under KVM' };
+  return fallback(want, internal ? 'KVM internal error while running firmware' : 'firmware printed nothing under KVM');
+}
+
+function fallback(want: 'auto' | Accel, why: string): AccelChoice {
+  if (want === 'kvm') throw new Error(`--accel kvm: ${why}`);
+  return { accel: 'tcg', reason: `${why}; using TCG` };
+}

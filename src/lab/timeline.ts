@@ -1,0 +1,140 @@
+/**
+ * The lab's per-host timeline, built from what bootd logs (JSON lines:
+ * `dhcp offer`, `dhcp ack`, `tftp transfer`, `http transfer`) and what the
+ * VM prints on its serial console. Pure: lines in, events out.
+ */
+
+export type EventKind = 'qemu' | 'dhcp-offer' | 'dhcp-ack' | 'file' | 'refused' | 'kernel' | 'up' | 'upload' | 'audit' | 'smoke' | 'error';
+
+export interface LabEvent {
+  /** Seconds since this VM's QEMU started. */
+  readonly t: number;
+  readonly vm: string;
+  readonly kind: EventKind;
+  readonly text: string;
+  readonly data?: Readonly<Record<string, unknown>>;
+}
+
+export interface ServedFile {
+  readonly file: string;
+  readonly via: 'tftp' | 'http';
+  readonly bytes: number;
+  readonly ms: number;
+  readonly outcome: string;
+}
+
+export interface VmTrack {
+  readonly name: string;
+  readonly mac: string;
+  /** Monotonic ms when QEMU started. */
+  startedAt: number;
+  ip?: string;
+  kernelAt?: number;
+  upAt?: number;
+  uploads: string[];
+  files: ServedFile[];
+  acks: { vendorClass: string | null; bootFile: string | null; ip: string }[];
+}
+
+/** The marker images print once userland runs and holds a lease (docs/lab.md). */
+export const UP_MARKER = /BOOTD-UP image=(\S+) ip=(\S+)/;
+/** The kernel's first line on the console. */
+const KERNEL_MARKER = /Linux version \d/;
+
+function kib(n: number): string {
+  return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${(n / 1024).toFixed(1)} KiB`;
+}
+
+export class Timeline {
+  readonly events: LabEvent[] = [];
+  private readonly byMac = new Map<string, VmTrack>();
+  private readonly byIp = new Map<string, VmTrack>();
+
+  constructor(
+    readonly vms: readonly VmTrack[],
+    private readonly now: () => number,
+    private readonly emit: (e: LabEvent) => void = () => {},
+  ) {
+    for (const v of vms) this.byMac.set(v.mac, v);
+  }
+
+  private add(vm: VmTrack, kind: EventKind, text: string, data?: Record<string, unknown>): void {
+    const e: LabEvent = { t: Math.round((this.now() - vm.startedAt) / 10) / 100, vm: vm.name, kind, text, ...(data ? { data } : {}) };
+    this.events.push(e);
+    this.emit(e);
+  }
+
+  note(vmName: string, kind: EventKind, text: string, data?: Record<string, unknown>): void {
+    const vm = this.vms.find((v) => v.name === vmName);
+    if (vm) this.add(vm, kind, text, data);
+  }
+
+  /** One line of bootd's JSON log; anything else is ignored. */
+  onBootdLine(line: string): void {
+    if (!line.startsWith('{')) return;
+    let r: Record<string, unknown>;
+    try {
+      r = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      return;
+    }
+    const msg = r.msg;
+    if (msg === 'dhcp offer' || msg === 'dhcp ack') {
+      const vm = this.byMac.get(String(r.mac));
+      if (!vm) return;
+      const ip = String(r.ip);
+      const who = r.vendorClass ? String(r.vendorClass) : 'no vendor class';
+      const boot = r.bootFile ? ` -> ${String(r.bootFile)}` : '';
+      const ipxe = r.userClassIpxe ? ', iPXE' : '';
+      if (msg === 'dhcp ack') {
+        vm.ip = ip;
+        this.byIp.set(ip, vm);
+        vm.acks.push({ vendorClass: (r.vendorClass as string | null) ?? null, bootFile: (r.bootFile as string | null) ?? null, ip });
+      }
+      this.add(vm, msg === 'dhcp ack' ? 'dhcp-ack' : 'dhcp-offer', `DHCP ${msg === 'dhcp ack' ? 'ack' : 'offer'} ${ip} (${who}${ipxe})${boot}`, { ip, vendorClass: r.vendorClass ?? null, arch: r.arch ?? null, bootFile: r.bootFile ?? null });
+      return;
+    }
+    if (msg === 'tftp transfer' || msg === 'http transfer' || msg === 'tftp request refused') {
+      const peer = String(r.peer ?? '');
+      const vm = this.byIp.get(peer.slice(0, peer.lastIndexOf(':')));
+      if (!vm) return;
+      const file = String(r.file ?? '');
+      if (msg === 'tftp request refused') {
+        this.add(vm, 'refused', `TFTP ${file}: ${String(r.reason ?? 'refused')}`, { file, reason: r.reason });
+        return;
+      }
+      if (msg === 'http transfer' && r.outcome === 'refused') {
+        this.add(vm, 'refused', `HTTP ${file}: ${String(r.status)} ${String(r.detail ?? '')}`, { file, status: r.status });
+        return;
+      }
+      const via = msg === 'http transfer' ? 'http' : 'tftp';
+      const bytes = Number(r.bytes ?? 0);
+      const ms = Number(r.durationMs ?? 0);
+      const outcome = String(r.outcome ?? '');
+      if (r.direction === 'write') {
+        if (outcome === 'complete') vm.uploads.push(file);
+        this.add(vm, 'upload', `upload ${file} ${kib(bytes)} ${outcome}`, { file, bytes, outcome });
+        return;
+      }
+      vm.files.push({ file, via, bytes, ms, outcome });
+      const what = outcome === 'complete' ? `${kib(bytes)} in ${(ms / 1000).toFixed(2)} s` : outcome === 'probe-aborted' ? 'size probe (client aborted after OACK)' : `${outcome} after ${kib(bytes)}`;
+      this.add(vm, 'file', `${via.toUpperCase()} ${file} ${what}`, { file, via, bytes, ms, outcome, blksize: r.blksize, windowsize: r.windowsize });
+    }
+  }
+
+  /** One line from a VM's serial console. */
+  onSerialLine(vmName: string, line: string): void {
+    const vm = this.vms.find((v) => v.name === vmName);
+    if (!vm) return;
+    if (vm.kernelAt === undefined && KERNEL_MARKER.test(line)) {
+      vm.kernelAt = this.now();
+      this.add(vm, 'kernel', 'kernel started');
+      return;
+    }
+    const m = UP_MARKER.exec(line);
+    if (m && vm.upAt === undefined) {
+      vm.upAt = this.now();
+      this.add(vm, 'up', `userland up: image ${m[1]}, ip ${m[2]}`, { image: m[1], ip: m[2] });
+    }
+  }
+}
