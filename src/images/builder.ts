@@ -162,7 +162,7 @@ async function recipeCommit(dir: string): Promise<string> {
 }
 
 /** sha256 over the recipe folder's files (names and contents), so a manifest says exactly which recipe made it. */
-async function recipeDigest(dir: string): Promise<string> {
+export async function recipeDigest(dir: string): Promise<string> {
   const h = createHash('sha256');
   const walk = async (rel: string): Promise<void> => {
     const entries = (await fs.readdir(path.join(dir, rel), { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { placeBootLoaders } from '../bootconfig/bootloaders.js';
 import { ImageCatalog } from '../images/catalog.js';
-import { buildImage } from '../images/builder.js';
+import { buildImage, recipeDigest } from '../images/builder.js';
 import { LineProgress } from '../images/progress.js';
 import { ensureKeyPair } from '../images/ssh-key.js';
 import { LeaseStore } from '../state/lease-store.js';
@@ -187,16 +187,19 @@ export async function runLab(o: LabOptions, io: LabIo): Promise<LabResult> {
   const mode = modeOf(o.firmware, o.rom, o.loader);
   if (o.firmware === 'bios' && o.rom === 'none') throw new Error('--rom none needs --firmware uefi: SeaBIOS has no network boot of its own');
   if (o.vms < 1 || o.vms > 16) throw new Error('--vms must be 1 to 16');
-  const stale = await LabNetwork.removeStale();
-  if (stale.length > 0) io.line(`removed namespaces of dead lab runs: ${stale.join(', ')}`);
+  const staleNs = await LabNetwork.removeStale();
+  if (staleNs.length > 0) io.line(`removed namespaces of dead lab runs: ${staleNs.join(', ')}`);
 
   // 1. the image
   const catalog = new ImageCatalog(o.imagesDir);
   let resolved = await catalog.resolve({ name: o.image });
   const key = await ensureKeyPair(o.stateDir);
-  if (!resolved.ok) {
-    if (!o.build) throw new Error(`image ${o.image}: ${resolved.reason}`);
-    io.line(`building image ${o.image} (it has no current version)`);
+  // a current version built from an older recipe would boot yesterday's image
+  const recipeDir = path.join(o.imagesDir, o.image);
+  const stale = resolved.ok && existsSync(path.join(recipeDir, 'recipe.yaml')) && resolved.image.manifest.inputs?.recipe_sha256 !== (await recipeDigest(recipeDir));
+  if (!resolved.ok || (stale && o.build)) {
+    if (!o.build) throw new Error(`image ${o.image}: ${resolved.ok ? 'stale' : resolved.reason}`);
+    io.line(`building image ${o.image} (${resolved.ok ? 'its recipe changed since the current version was built' : 'it has no current version'})`);
     await buildImage({ imagesDir: o.imagesDir, name: o.image, stateDir: o.stateDir, ...(o.cacheDir !== undefined ? { cacheDir: o.cacheDir } : {}), authorizedKeys: key.publicKey, progress: new LineProgress((l) => io.line(`  ${l}`)) });
     resolved = await catalog.resolve({ name: o.image });
     if (!resolved.ok) throw new Error(`image ${o.image}: ${resolved.reason}`);
