@@ -35,6 +35,10 @@ APT_PACKAGES=(
   zstd xz-utils   # initrd compression
   openssh-client  # ssh-keygen for bootd's own key pair (smoke-test login)
   git             # recipe_commit in manifest.json
+  # The netboot lab (bootd lab; test/lab/netboot.test.ts):
+  qemu-system-x86 # the VMs (-boot n)
+  ipxe-qemu       # QEMU's NIC option ROMs: iPXE for SeaBIOS and OVMF
+  ovmf            # UEFI firmware (OVMF_CODE_4M.fd, OVMF_VARS_4M.fd)
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }

@@ -24,6 +24,7 @@ import { formatIssue } from './config/yaml-config.js';
 import { HostDirectory } from './hosts/loader.js';
 import type { Host, ImageRef } from './hosts/types.js';
 import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import { HostUploadDirs } from './uploads/host-dirs.js';
 import { MissingImageBuilder } from './images/auto-build.js';
 import { ImageCatalog } from './images/catalog.js';
@@ -136,6 +137,7 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
     templates,
     policy: () => bootPolicy,
     ipxeBootFile: boot.ipxeBootFile,
+    hasRootFile: (rel) => fs.stat(path.join(cfg.tftp.root, rel)).then((st) => st.isFile(), () => false),
   });
   const root = await FileRoot.open(cfg.tftp.root, [virtualFiles, bootFiles]);
   let leasesRef: LeaseTable | null = null;
@@ -194,7 +196,7 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
       listener: await deps.udp.bind({ address: cfg.tftp.listen, port: u.port }),
       udp: deps.udp,
       clock: deps.clock,
-      root: await FileRoot.open(u.dir),
+      root: policy,
       cache: new FileCache(0),
       mtu: cachedMtu(deps.mtu),
       log: log.child({ svc: 'uploads' }),

@@ -29,13 +29,18 @@ export interface BootFilesDeps {
   policy(): BootPolicy;
   /** Name of the iPXE script in DHCP option 67 for iPXE clients (boot.ipxe). */
   readonly ipxeBootFile: string;
+  /** An operator's own file of that name in the TFTP root wins over the generated dispatcher. */
+  hasRootFile?(relPath: string): Promise<boolean>;
 }
 
 export class BootFiles implements VirtualFiles {
   constructor(private readonly d: BootFilesDeps) {}
 
   async get(relPath: string, _ctx?: RequestContext): Promise<Provided> {
-    if (relPath === this.d.ipxeBootFile) return Buffer.from(this.d.templates.ipxeDispatch());
+    if (relPath === this.d.ipxeBootFile) {
+      if (await this.d.hasRootFile?.(relPath)) return undefined;
+      return Buffer.from(this.d.templates.ipxeDispatch());
+    }
     if (relPath === 'pxelinux.cfg/default') {
       const t = await targetFor(undefined, undefined, this.d.policy(), this.d.images);
       return Buffer.from(this.d.templates.pxelinux(t));

@@ -5,7 +5,8 @@
 import os from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { parseIpv4 } from '../net/ipv4.js';
+import { formatIpv4, parseIpv4 } from '../net/ipv4.js';
+import { execFileSync } from 'node:child_process';
 import type { UnknownHosts } from '../dhcp/server.js';
 import { startApp, type AppConfig } from '../app.js';
 import { createLogger, type LogFormat } from '../log.js';
@@ -96,9 +97,25 @@ function reservation(value: string, prev: Map<string, string>): Map<string, stri
   return new Map(prev).set((m[1] as string).toLowerCase(), m[2] as string);
 }
 
+/**
+ * The IPv4 addresses of `iface`, whatever its link state. Node's
+ * os.networkInterfaces() leaves out interfaces that are not RUNNING, such as
+ * a bridge whose ports have no carrier yet (a lab bridge before its VMs
+ * start), so ask the kernel through iproute2 and fall back to Node.
+ */
+function ipv4Addresses(iface: string): { address: string; netmask: string }[] {
+  try {
+    const out = execFileSync('ip', ['-j', '-4', 'addr', 'show', 'dev', iface], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const links = JSON.parse(out) as { addr_info?: { local?: string; prefixlen?: number }[] }[];
+    return links.flatMap((l) => l.addr_info ?? []).flatMap((a) => (a.local && a.prefixlen !== undefined ? [{ address: a.local, netmask: formatIpv4(a.prefixlen === 0 ? 0 : (0xffffffff << (32 - a.prefixlen)) >>> 0) }] : []));
+  } catch {
+    return (os.networkInterfaces()[iface] ?? []).filter((a) => a.family === 'IPv4');
+  }
+}
+
 /** The IPv4 address and mask DHCP serves on `iface`: the --listen address if it is there, else the first. */
 function interfaceAddress(iface: string, listen: string): { address: string; netmask: string } {
-  const addrs = (os.networkInterfaces()[iface] ?? []).filter((a) => a.family === 'IPv4');
+  const addrs = ipv4Addresses(iface);
   if (addrs.length === 0) throw new Error(`interface ${iface} does not exist or has no IPv4 address`);
   const pick = listen === '0.0.0.0' ? addrs[0] : addrs.find((a) => a.address === listen);
   if (!pick) throw new Error(`--listen ${listen} is not an address of ${iface} (it has ${addrs.map((a) => a.address).join(', ')})`);
@@ -169,6 +186,7 @@ program
   .option('--bios-boot-file <name>', 'boot file for BIOS PXE clients (option 93 = 0)', 'pxelinux.0')
   .option('--efi-boot-file <name>', 'boot file for x64 UEFI PXE clients (option 93 = 7 or 9)', 'syslinux.efi')
   .option('--arm64-efi-boot-file <name>', 'boot file for ARM64 UEFI PXE clients (option 93 = 11)')
+  .addOption(new Option('--default-loader <loader>', 'boot loader for hosts without loader: and for unknown machines: pxelinux (PXELINUX / syslinux.efi, also under iPXE) or ipxe (undionly.kpxe / snponly.efi, then the iPXE script); default: the boot files below, iPXE clients the script').choices(['pxelinux', 'ipxe']))
   .option('--ipxe-boot-file <name>', 'what clients already running iPXE get (user class iPXE)', 'boot.ipxe')
   .option('--state <dir>', 'directory for leases and other state', '/var/lib/bootd')
   .option('--build-missing', 'build images that hosts reference but that were never built (downloads packages; buildos needs root)')
@@ -254,6 +272,7 @@ program
               ...(o.nextServer ? { nextServer: String(o.nextServer) } : {}),
               leaseSeconds: o.leaseTime as number,
               unknownHosts: o.unknownHosts as UnknownHosts,
+              ...(o.defaultLoader !== undefined ? { defaultLoader: o.defaultLoader as 'pxelinux' | 'ipxe' } : {}),
               bootFiles: {
                 bios: String(o.biosBootFile),
                 efi: { 'efi-x64': String(o.efiBootFile), ...(arm64 ? { 'efi-arm64': arm64 } : {}) },

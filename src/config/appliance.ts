@@ -52,6 +52,7 @@ export function applianceSchema(p: CliParsers) {
       next_server: ipv4Field.optional(),
       lease_time: intField(10, 365 * 86400, 'seconds').optional(),
       unknown_hosts: z.enum(['ignore', 'lease', 'boot'], { error: 'expected ignore, lease or boot' }).optional(),
+      default_loader: z.enum(['pxelinux', 'ipxe'], { error: 'expected pxelinux or ipxe' }).optional(),
       unknown_image: viaCli(p.image, 'expected an image like bee or bee@<version>').optional(),
     }).optional(),
     boot_files: strictObject({
@@ -94,6 +95,7 @@ export function loadApplianceConfig(file: string, text: string, p: CliParsers): 
     leaseTime: v.dhcp?.lease_time,
     unknownHosts: v.dhcp?.unknown_hosts,
     unknownImage: v.dhcp?.unknown_image,
+    defaultLoader: v.dhcp?.default_loader,
     biosBootFile: v.boot_files?.bios,
     efiBootFile: v.boot_files?.efi_x64,
     arm64EfiBootFile: v.boot_files?.efi_arm64,

@@ -39,6 +39,8 @@ export interface DhcpServerConfig {
   /** What clients not in hosts/*.yaml get: nothing (default), a lease, or a lease and a boot file. */
   readonly unknownHosts: UnknownHosts;
   readonly bootFiles: BootFileNames;
+  /** Loader for hosts that name none, and for unknown machines (--default-loader); absent: the boot files above. */
+  readonly defaultLoader?: Loader;
   /** siaddr and option 66 (next server); defaults to serverIp. */
   readonly nextServer?: string;
 }
@@ -385,7 +387,8 @@ export class DhcpServer {
       // WIRE.md: every client tested takes option 67 with siaddr; `file` too when it fits
       options.push(opt(Opt.TFTP_SERVER, next), opt(Opt.BOOTFILE, boot.file));
       if (boot.file.length < 128) file = boot.file;
-      if (boot.ipxe) options.push(opt(Opt.IPXE, [{ code: IpxeSub.NO_PXEDHCP, data: Buffer.from([1]) }])); // skip iPXE's 3 s ProxyDHCP wait
+      // skip iPXE's 3 s ProxyDHCP wait, also when iPXE is handed PXELINUX (a pxelinux host under QEMU's ROM)
+      if (boot.ipxe || clientFacts(p).ipxe) options.push(opt(Opt.IPXE, [{ code: IpxeSub.NO_PXEDHCP, data: Buffer.from([1]) }]));
       if (boot.http) options.push(opt(Opt.VENDOR_CLASS, 'HTTPClient')); // UEFI HTTP boot wants it echoed
     }
     const uuid = getOption(p, Opt.CLIENT_UUID);
@@ -402,7 +405,7 @@ export class DhcpServer {
   private bootFor(p: DhcpPacket, mac: string, known: boolean, facts?: ClientFacts): BootDecision {
     if (!known && this.d.config.unknownHosts !== 'boot') return { kind: 'none', reason: 'unknown host gets a plain lease' };
     if (known && this.d.hosts.mayNetboot && !this.d.hosts.mayNetboot(mac)) return { kind: 'none', reason: 'netboot disabled for this host' };
-    return chooseBoot(facts ?? clientFacts(p), this.d.config.bootFiles, known ? this.d.hosts.loader?.(mac) : undefined);
+    return chooseBoot(facts ?? clientFacts(p), this.d.config.bootFiles, (known ? this.d.hosts.loader?.(mac) : undefined) ?? this.d.config.defaultLoader);
   }
 
   /** RFC 2131 section 4.1 reply addressing. */

@@ -12,7 +12,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Clock } from '../net/clock.js';
 import type { Logger } from '../log.js';
-import type { FileRoot } from '../tftp/fileroot.js';
+import type { Resolver } from '../tftp/fileroot.js';
 import { ErrorCode } from '../tftp/packet.js';
 import { decideRange } from './range.js';
 
@@ -30,7 +30,7 @@ export interface HttpTransfer {
 }
 
 export interface HttpServerDeps {
-  readonly root: FileRoot;
+  readonly root: Resolver;
   readonly clock: Clock;
   readonly log: Logger;
 }

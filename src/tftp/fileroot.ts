@@ -52,7 +52,12 @@ export type Resolution =
   | { readonly ok: true; readonly kind: 'file'; readonly path: string; readonly realPath: string; readonly stat: Stats }
   | { readonly ok: false; readonly code: number; readonly message: string; readonly reason: string; readonly path?: string };
 
-export class FileRoot {
+/** What a server resolves request names with: a FileRoot, or a view of one per client. */
+export interface Resolver {
+  resolve(rawName: string, ctx: RequestContext): Promise<Resolution>;
+}
+
+export class FileRoot implements Resolver {
   private constructor(
     /** The root with every symlink resolved. */
     readonly realRoot: string,

@@ -11,7 +11,7 @@ import type { Clock } from '../net/clock.js';
 import type { MtuLookup } from '../net/mtu.js';
 import type { Remote, UdpSocket, UdpSocketFactory } from '../net/udp.js';
 import type { Logger } from '../log.js';
-import type { FileRoot } from './fileroot.js';
+import type { Resolver } from './fileroot.js';
 import { toNetascii } from './netascii.js';
 import { blksizeForMtu, negotiate, MAX_BLKSIZE, MAX_WINDOWSIZE, type NegotiationLimits } from './options.js';
 import { ErrorCode, Opcode, TftpDecodeError, decodePacket, encodePacket, errorPacket, type RequestPacket } from './packet.js';
@@ -60,7 +60,7 @@ export interface TftpServerDeps {
   readonly listener: UdpSocket;
   readonly udp: UdpSocketFactory;
   readonly clock: Clock;
-  readonly root: FileRoot;
+  readonly root: Resolver;
   readonly cache: FileCache;
   readonly mtu: MtuLookup;
   readonly log: Logger;

@@ -12,6 +12,7 @@ import type { Remote } from '../net/udp.js';
 import { ErrorCode } from '../tftp/packet.js';
 import { normalizeRequestPath } from '../tftp/paths.js';
 import type { WriteDecision, WritePolicy } from '../tftp/write-transfer.js';
+import { FileRoot, type RequestContext, type Resolution, type Resolver } from '../tftp/fileroot.js';
 import { FileUploadSink, PARTIAL_PREFIX } from './file-sink.js';
 
 export interface HostUploadDirsOptions {
@@ -44,11 +45,26 @@ function refuse(code: number, message: string, reason: string): WriteDecision {
   return { ok: false, code, message, reason };
 }
 
-export class HostUploadDirs implements WritePolicy {
+/**
+ * Also the read side of the upload port: a client reads only its own
+ * directory (`x` or `<host>/x`), so two hosts never see each other's files.
+ */
+export class HostUploadDirs implements WritePolicy, Resolver {
   constructor(
     readonly dir: string,
     private readonly o: HostUploadDirsOptions,
   ) {}
+
+  async resolve(rawName: string, ctx: RequestContext): Promise<Resolution> {
+    const host = this.o.whoIs(ctx.peer.address);
+    if (host === undefined) return { ok: false, code: ErrorCode.ACCESS_VIOLATION, message: 'Access violation', reason: `no host has address ${ctx.peer.address}` };
+    const own = path.join(this.dir, host);
+    await fs.mkdir(own, { recursive: true, mode: 0o755 });
+    const n = normalizeRequestPath(rawName);
+    const rel = n.ok && n.path.startsWith(`${host}/`) ? n.path.slice(host.length + 1) : rawName;
+    if (path.posix.basename(rel).startsWith(PARTIAL_PREFIX)) return { ok: false, code: ErrorCode.FILE_NOT_FOUND, message: 'File not found', reason: 'upload in progress' };
+    return (await FileRoot.open(own)).resolve(rel, ctx);
+  }
 
   async authorize(peer: Remote, filename: string): Promise<WriteDecision> {
     const host = this.o.whoIs(peer.address);

@@ -30,4 +30,30 @@ describe('boot policy', () => {
   it('marks iPXE clients so the server adds option 175.176 (no proxy wait)', () => {
     expect(chooseBoot(clientFacts(opts({ [Opt.USER_CLASS]: Buffer.from('iPXE') })), names)).toMatchObject({ ipxe: true });
   });
+
+  describe('per-host loader (hosts/*.yaml loader:)', () => {
+    const ROM_BIOS = { [Opt.CLIENT_ARCH]: arch(0), [Opt.USER_CLASS]: Buffer.from('iPXE'), [Opt.VENDOR_CLASS]: Buffer.from('PXEClient:Arch:00000:UNDI:002001') };
+    const ROM_EFI = { [Opt.CLIENT_ARCH]: arch(7), [Opt.USER_CLASS]: Buffer.from('iPXE'), [Opt.VENDOR_CLASS]: Buffer.from('PXEClient:Arch:00007:UNDI:003010') };
+    const EDK2 = { [Opt.CLIENT_ARCH]: arch(7), [Opt.VENDOR_CLASS]: Buffer.from('PXEClient:Arch:00007:UNDI:003000') };
+    const BIOS_PXE = { [Opt.CLIENT_ARCH]: arch(0), [Opt.VENDOR_CLASS]: Buffer.from('PXEClient') };
+    it.each<[string, Record<number, Buffer>, 'pxelinux' | 'ipxe', string | null, boolean]>([
+      // QEMU's NIC ROM is iPXE: a pxelinux host still gets PXELINUX (mode 1, 3)
+      ['QEMU iPXE ROM, BIOS', ROM_BIOS, 'pxelinux', 'pxelinux.0', false],
+      ['QEMU iPXE ROM in OVMF', ROM_EFI, 'pxelinux', 'syslinux.efi', false],
+      ['EDK2 PxeBcDxe', EDK2, 'pxelinux', 'syslinux.efi', false],
+      // ipxe hosts: the script for iPXE, an iPXE binary for plain PXE (mode 2, 5)
+      ['QEMU iPXE ROM, BIOS', ROM_BIOS, 'ipxe', 'boot.ipxe', true],
+      ['EDK2 PxeBcDxe', EDK2, 'ipxe', 'snponly.efi', false],
+      ['snponly.efi coming back', ROM_EFI, 'ipxe', 'boot.ipxe', true],
+      ['a BIOS PXE ROM', BIOS_PXE, 'ipxe', 'undionly.kpxe', false],
+      // no boot file for stages that are not PXE clients (syslinux.efi's own DHCP, the OS)
+      ['no 60, 93, 77', {}, 'pxelinux', null, false],
+      ['Linux udhcpc', { [Opt.VENDOR_CLASS]: Buffer.from('udhcp 1.35.0') }, 'ipxe', null, false],
+      ['ARM64 UEFI (no file for this loader)', { [Opt.CLIENT_ARCH]: arch(11), [Opt.VENDOR_CLASS]: Buffer.from('PXEClient') }, 'pxelinux', null, false],
+    ])('%s with loader %s gets %s', (_n, options, loader, want, ipxe) => {
+      const d = chooseBoot(clientFacts(opts(options)), names, loader);
+      if (want === null) expect(d.kind).toBe('none');
+      else expect(d).toMatchObject({ kind: 'file', file: want, ipxe });
+    });
+  });
 });

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# boot-bench.sh: ../shared/bench/boot-bench.sh for the five firmware paths of
+# docs/lab.md, dnsmasq (+ tftpd-hpa, busybox httpd) and bootd side by side in
+# one run, RUNS boots each; prints the median time from QEMU start to the
+# guest's marker and the ratio bootd/dnsmasq (below 1: bootd faster).
+#   sudo bash scripts/boot-bench.sh            # all modes, RUNS=3
+#   MODES="1 4" RUNS=1 sudo bash scripts/boot-bench.sh
+# The bench runs every server inside its own namespace (e2e-pxe-<pid>).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+BENCH=${BENCH:-$PWD/../shared/bench/boot-bench.sh}
+RUNS=${RUNS:-3}
+MODES=${MODES:-1 2 3 4 5}
+OUT=${OUT:-/tmp/bootd-boot-bench}
+mkdir -p "$OUT"
+[ -f dist/cli/main.js ] || npm run --silent build
+# bootd as the bench's SERVER_CMD: no hosts/ (cd into the run dir), every machine is
+# unknown and boots (--unknown-hosts boot); the loader follows the bench's BOOT; the
+# bench's own boot.ipxe in the TFTP root wins over bootd's generated one; the guest's
+# upload lands in {run}/state/uploads/<mac>/ through the write port.
+BOOTD_CMD="cd {run} && exec $(command -v node) $PWD/bin/bootd serve --interface {iface} --listen {addr} \
+ --dhcp-range {range_start}-{range_end} --unknown-hosts boot --default-loader \$([ -n '{ipxe_boot}' ] && echo ipxe || echo pxelinux) \
+ --tftp-root {tftproot} --tftp-port 69 --http-port 80 --report-tftp-port {upload_port} --state {run}/state \
+ --dhcp-probe-ms 300 --log-format json"
+declare -A ENV=(
+  [1]="FIRMWARE=bios BOOT=pxelinux"
+  [2]="FIRMWARE=bios BOOT=ipxe IPXE_PROTO=http"
+  [3]="FIRMWARE=uefi BOOT=pxelinux"
+  [4]="FIRMWARE=uefi NIC_ROM=none BOOT=pxelinux"
+  [5]="FIRMWARE=uefi NIC_ROM=none BOOT=ipxe IPXE_PROTO=http"
+)
+median() { sort -n | awk '{a[NR]=$1} END{if(NR==0){print "-"; exit} printf "%.2f", (NR%2?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2)}'; }
+printf '%-5s %-44s %10s %10s %7s\n' mode "bench settings" dnsmasq bootd ratio | tee "$OUT/summary.txt"
+for m in $MODES; do
+  for server in dnsmasq bootd; do
+    log="$OUT/mode$m-$server.log"
+    if [ "$server" = bootd ]; then
+      env ${ENV[$m]} RUNS="$RUNS" UPLOAD_PORT=1069 SERVER_CMD="$BOOTD_CMD" bash "$BENCH" run >"$log" 2>&1 || true
+    else
+      env ${ENV[$m]} RUNS="$RUNS" bash "$BENCH" run >"$log" 2>&1 || true
+    fi
+  done
+  d=$(grep -oE 'result=PASS marker=[0-9.]+' "$OUT/mode$m-dnsmasq.log" | sed 's/.*marker=//' | median)
+  b=$(grep -oE 'result=PASS marker=[0-9.]+' "$OUT/mode$m-bootd.log" | sed 's/.*marker=//' | median)
+  r=$(awk -v a="$b" -v b="$d" 'BEGIN{ if (a=="-"||b=="-"||b==0) print "-"; else printf "x%.2f", a/b }')
+  printf '%-5s %-44s %9ss %9ss %7s\n' "$m" "${ENV[$m]}" "$d" "$b" "$r" | tee -a "$OUT/summary.txt"
+done
+echo "logs: $OUT (passes per server: $(grep -c 'result=PASS' "$OUT"/*.log | tr '\n' ' '))"

@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import { Timeline, type LabEvent, type VmTrack } from '../../src/lab/timeline.js';
+import { qemuArgs } from '../../src/lab/qemu.js';
+import { MODES, modeOf } from '../../src/lab/lab.js';
+
+function track(name: string, mac: string): VmTrack {
+  return { name, mac, startedAt: 1000, uploads: [], files: [], acks: [] };
+}
+
+const log = (o: Record<string, unknown>): string => JSON.stringify({ level: 30, time: 't', ...o });
+
+describe('lab timeline', () => {
+  it('follows one host from bootd log lines and its serial console', () => {
+    let now = 1000;
+    const seen: LabEvent[] = [];
+    const vm = track('vm1', '52:54:00:b0:07:01');
+    const other = track('vm2', '52:54:00:b0:07:02');
+    const t = new Timeline([vm, other], () => now, (e) => seen.push(e));
+    now = 3310;
+    t.onBootdLine(log({ msg: 'dhcp offer', mac: vm.mac, ip: '198.18.77.100', vendorClass: 'PXEClient:Arch:00000:UNDI:002001', userClassIpxe: true, bootFile: 'pxelinux.0' }));
+    t.onBootdLine(log({ msg: 'dhcp ack', mac: vm.mac, ip: '198.18.77.100', vendorClass: 'PXEClient:Arch:00000:UNDI:002001', bootFile: 'pxelinux.0' }));
+    // a transfer is tied to the host by the address its lease gave
+    t.onBootdLine(log({ msg: 'tftp transfer', peer: '198.18.77.100:2070', file: 'pxelinux.0', direction: 'read', bytes: 42414, durationMs: 12, outcome: 'complete', blksize: 1432, windowsize: 1 }));
+    t.onBootdLine(log({ msg: 'tftp transfer', peer: '198.18.77.100:2071', file: 'syslinux.efi', direction: 'read', bytes: 0, durationMs: 1, outcome: 'probe-aborted' }));
+    t.onBootdLine(log({ msg: 'http transfer', peer: '198.18.77.100:40000', file: 'images/bee/1/vmlinuz', bytes: 10, durationMs: 220, outcome: 'complete', status: 200 }));
+    t.onBootdLine(log({ msg: 'tftp request refused', peer: '198.18.77.100:2072', file: 'pxelinux.cfg/C6124D64', reason: 'not found' }));
+    t.onBootdLine(log({ msg: 'tftp transfer', peer: '198.18.77.100:2073', file: 'vm1/bee-audit.json', direction: 'write', bytes: 6603, outcome: 'complete' }));
+    // strangers and noise are ignored
+    t.onBootdLine(log({ msg: 'tftp transfer', peer: '198.18.77.150:2070', file: 'x', bytes: 1, outcome: 'complete' }));
+    t.onBootdLine(log({ msg: 'dhcp ack', mac: '52:54:00:00:00:99', ip: '198.18.77.150' }));
+    t.onBootdLine('not json at all');
+    t.onBootdLine('{"broken":');
+    now = 12000;
+    t.onSerialLine('vm1', '[    0.000000] Linux version 6.1.0-56-cloud-amd64 (debian-kernel@lists.debian.org)');
+    now = 16960;
+    t.onSerialLine('vm1', 'BOOTD-UP image=bee ip=198.18.77.100');
+    t.onSerialLine('vm1', 'BOOTD-UP image=bee ip=198.18.77.100'); // once only
+
+    expect(seen.map((e) => e.kind)).toEqual(['dhcp-offer', 'dhcp-ack', 'file', 'file', 'file', 'refused', 'upload', 'kernel', 'up']);
+    expect(seen[0]).toMatchObject({ t: 2.31, vm: 'vm1', text: 'DHCP offer 198.18.77.100 (PXEClient:Arch:00000:UNDI:002001, iPXE) -> pxelinux.0' });
+    expect(seen[3]?.text).toBe('TFTP syslinux.efi size probe (client aborted after OACK)');
+    expect(seen[4]?.text).toBe('HTTP images/bee/1/vmlinuz 0.0 KiB in 0.22 s');
+    expect(vm.ip).toBe('198.18.77.100');
+    expect(vm.files.map((f) => [f.file, f.via, f.outcome])).toEqual([['pxelinux.0', 'tftp', 'complete'], ['syslinux.efi', 'tftp', 'probe-aborted'], ['images/bee/1/vmlinuz', 'http', 'complete']]);
+    expect(vm.uploads).toEqual(['vm1/bee-audit.json']);
+    expect(vm.kernelAt).toBe(12000);
+    expect(vm.upAt).toBe(16960);
+    expect(seen[8]?.data).toEqual({ image: 'bee', ip: '198.18.77.100' });
+    expect(other.files).toEqual([]);
+  });
+});
+
+describe('lab QEMU command lines', () => {
+  const base = { name: 'vm1', mac: '52:54:00:b0:07:01', uuid: 'u', tap: 'tap0', memoryMiB: 1024, serialLog: '/r/s.log' };
+
+  it('bios: SeaBIOS mirrored to the serial port, network boot first, iPXE ROM kept', () => {
+    const a = qemuArgs({ ...base, firmware: 'bios', rom: 'ipxe', accel: 'tcg', firmwareFile: '/r/sercon' }).join(' ');
+    expect(a).toContain('-fw_cfg name=etc/sercon-port,file=/r/sercon');
+    expect(a).toContain('-boot order=n');
+    expect(a).toContain('-device virtio-net-pci,netdev=n0,mac=52:54:00:b0:07:01,bootindex=1 ');
+    expect(a).toContain('-netdev tap,id=n0,ifname=tap0,script=no,downscript=no');
+    expect(a).toContain('-accel tcg');
+    expect(a).not.toContain('-nographic');
+  });
+
+  it('uefi without ROM: OVMF flash, its own PXE (romfile= empty)', () => {
+    const a = qemuArgs({ ...base, firmware: 'uefi', rom: 'none', accel: 'kvm', firmwareFile: '/r/vars.fd' }).join(' ');
+    expect(a).toContain('romfile=');
+    expect(a).toContain('if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd');
+    expect(a).toContain('if=pflash,format=raw,unit=1,file=/r/vars.fd');
+    expect(a).toContain('-machine q35');
+    expect(a).toContain('-accel kvm -cpu host');
+  });
+
+  it('numbers the five firmware paths of issue 5', () => {
+    expect(Object.keys(MODES)).toEqual(['1', '2', '3', '4', '5']);
+    expect(modeOf('uefi', 'none', 'ipxe')).toBe(5);
+    expect(modeOf('bios', 'none', 'pxelinux')).toBeUndefined();
+  });
+});
