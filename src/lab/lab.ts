@@ -14,6 +14,7 @@ import { existsSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
+import type { FileHandle } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { placeBootLoaders } from '../bootconfig/bootloaders.js';
@@ -236,6 +237,7 @@ export async function runLab(o: LabOptions, io: LabIo): Promise<LabResult> {
   const timeline = new Timeline(tracks, () => performance.now(), (e) => io.line(`${e.t.toFixed(2).padStart(7)}s  ${e.vm}  ${e.text}`));
   let error: string | undefined;
   let ok = false;
+  let logOut: FileHandle | undefined;
   try {
     net = await LabNetwork.create(o.vms, undefined, o.ra);
     if (o.ra) {
@@ -257,11 +259,12 @@ export async function runLab(o: LabOptions, io: LabIo): Promise<LabResult> {
     const argv = net.exec(serveArgs);
     const bootdProc = execa(argv[0] as string, argv.slice(1), { reject: false, stdin: 'ignore', buffer: false, all: true });
     bootd = bootdProc;
-    const logOut = await fs.open(bootdLog, 'w');
+    const out = await fs.open(bootdLog, 'w');
+    logOut = out;
     let ready = false;
     const lines = readline.createInterface({ input: bootdProc.all });
     lines.on('line', (l) => {
-      void logOut.write(`${l}\n`);
+      out.write(`${l}\n`).catch(() => {}); // lines after teardown have nowhere to go
       if (l.includes('"msg":"dhcp listening"')) ready = true;
       timeline.onBootdLine(l);
     });
@@ -315,6 +318,7 @@ export async function runLab(o: LabOptions, io: LabIo): Promise<LabResult> {
     await stop(bootd, 10_000);
     await stop(ra, 2000);
     await net?.destroy();
+    await logOut?.close().catch(() => {});
   }
 
   // 6. what bootd recorded: leases (its durable store) and the uploaded audit
