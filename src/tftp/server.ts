@@ -230,11 +230,7 @@ export class TftpServer {
       maxWindowsize: Math.min(this.d.config.maxWindowsize, quirks.maxWindowsize ?? MAX_WINDOWSIZE),
     };
     const neg = negotiate({ options: req.options, size: source.size, write: false, limits });
-    const timing: TimingConfig =
-      neg.timeoutMs === null
-        ? this.d.config.timing
-        : // RFC 2349: the client's timeout bounds how long we wait; adaptive timing may retransmit sooner.
-          { ...this.d.config.timing, maxMs: neg.timeoutMs, initialMs: Math.min(this.d.config.timing.initialMs, neg.timeoutMs) };
+    const timing = this.timingFor(neg.timeoutMs);
     const session = new ReadSession({ size: source.size, blksize: neg.blksize, windowsize: neg.windowsize, sendOack: neg.oack !== null, timing });
     const transfer = new ReadTransfer({
       socket,
@@ -248,6 +244,16 @@ export class TftpServer {
       windowsize: neg.windowsize,
       onDone: (r) => this.finished(key, transfer, r),
     });
+    this.launch(key, signature, transfer);
+  }
+
+  /** RFC 2349: the client's timeout bounds how long we wait; adaptive timing may retransmit sooner. */
+  private timingFor(timeoutMs: number | null): TimingConfig {
+    const t = this.d.config.timing;
+    return timeoutMs === null ? t : { ...t, maxMs: timeoutMs, initialMs: Math.min(t.initialMs, timeoutMs) };
+  }
+
+  private launch(key: string, signature: string, transfer: ReadTransfer | WriteTransfer): void {
     this.transfers.set(key, { transfer, request: signature });
     this.counters.started++;
     transfer.start();
@@ -277,7 +283,7 @@ export class TftpServer {
       this.release(key);
       return;
     }
-    const timing: TimingConfig = neg.timeoutMs === null ? this.d.config.timing : { ...this.d.config.timing, maxMs: neg.timeoutMs, initialMs: Math.min(this.d.config.timing.initialMs, neg.timeoutMs) };
+    const timing = this.timingFor(neg.timeoutMs);
     const session = new WriteSession({ blksize: neg.blksize, windowsize: neg.windowsize, sendOack: neg.oack !== null, maxBytes: grant.maxBytes, timing });
     const transfer: WriteTransfer = new WriteTransfer({
       socket,
@@ -291,10 +297,7 @@ export class TftpServer {
       windowsize: neg.windowsize,
       onDone: (r) => this.finished(key, transfer, r),
     });
-    this.transfers.set(key, { transfer, request: signature });
-    this.counters.started++;
-    transfer.start();
-    if (this.closing) transfer.abort('shutdown', 'Server shutting down');
+    this.launch(key, signature, transfer);
   }
 
   private finished(key: string, transfer: ReadTransfer | WriteTransfer, r: TransferResult): void {
