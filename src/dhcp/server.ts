@@ -283,9 +283,8 @@ export class DhcpServer {
       return;
     }
     this.counters.offers++;
-    const boot = this.reply(p, mac, MessageType.OFFER, formatIpv4(ip), known, true, subnet);
+    const { boot, facts } = this.reply(p, mac, MessageType.OFFER, formatIpv4(ip), known, true, subnet);
     if (this.d.log.isLevelEnabled('info')) {
-      const facts = clientFacts(p);
       this.d.log.info({ mac, ip: formatIpv4(ip), vendorClass: facts.vendorClass, arch: facts.arch, userClassIpxe: facts.ipxe, bootFile: boot.kind === 'file' ? boot.file : null }, 'dhcp offer');
     }
   }
@@ -325,10 +324,9 @@ export class DhcpServer {
     }
     await this.persist();
     this.counters.acks++;
-    const boot = this.reply(p, mac, MessageType.ACK, result.lease.ip, known, true, subnet);
+    const { boot, facts } = this.reply(p, mac, MessageType.ACK, result.lease.ip, known, true, subnet);
     if (this.d.log.isLevelEnabled('info')) {
       // the vendor class tells the stages apart: PXEClient (firmware), none (an NBP's own DHCP), the OS's
-      const facts = clientFacts(p);
       this.d.log.info({ mac, ip: result.lease.ip, expiresAt: new Date(result.lease.expiresAt).toISOString(), vendorClass: facts.vendorClass, arch: facts.arch, userClassIpxe: facts.ipxe, bootFile: boot.kind === 'file' ? boot.file : null }, 'dhcp ack');
     }
   }
@@ -366,7 +364,8 @@ export class DhcpServer {
     this.send(p, mac, { ...replyBase(p), ciaddr: ZERO, options }, p.giaddr !== ZERO ? { address: p.giaddr, port: SERVER_PORT } : { address: BROADCAST, port: CLIENT_PORT });
   }
 
-  private reply(p: DhcpPacket, mac: string, type: MessageType, yiaddr: string, known: boolean, withLease: boolean, subnet: Subnet): BootDecision {
+  /** Builds and sends the reply; returns what it decided, with the client facts it read (once per packet). */
+  private reply(p: DhcpPacket, mac: string, type: MessageType, yiaddr: string, known: boolean, withLease: boolean, subnet: Subnet): { boot: BootDecision; facts: ClientFacts } {
     const c = this.d.config;
     const options: DhcpOption[] = [opt(Opt.MESSAGE_TYPE, type), opt(Opt.SERVER_ID, c.serverIp)];
     if (withLease) {
@@ -382,13 +381,14 @@ export class DhcpServer {
     const next = c.nextServer ?? c.serverIp;
     const siaddr = withLease ? next : ZERO;
     let file = '';
-    const boot = this.bootFor(p, mac, known);
+    const facts = clientFacts(p);
+    const boot = this.bootFor(p, mac, known, facts);
     if (boot.kind === 'file') {
       // WIRE.md: every client tested takes option 67 with siaddr; `file` too when it fits
       options.push(opt(Opt.TFTP_SERVER, next), opt(Opt.BOOTFILE, boot.file));
       if (boot.file.length < 128) file = boot.file;
       // skip iPXE's 3 s ProxyDHCP wait, also when iPXE is handed PXELINUX (a pxelinux host under QEMU's ROM)
-      if (boot.ipxe || clientFacts(p).ipxe) options.push(opt(Opt.IPXE, [{ code: IpxeSub.NO_PXEDHCP, data: Buffer.from([1]) }]));
+      if (boot.ipxe || facts.ipxe) options.push(opt(Opt.IPXE, [{ code: IpxeSub.NO_PXEDHCP, data: Buffer.from([1]) }]));
       if (boot.http) options.push(opt(Opt.VENDOR_CLASS, 'HTTPClient')); // UEFI HTTP boot wants it echoed
     }
     const uuid = getOption(p, Opt.CLIENT_UUID);
@@ -399,7 +399,7 @@ export class DhcpServer {
     // RFC 2131 table 3: ciaddr is 0 in an OFFER, the client's in an ACK
     const out: DhcpPacket = { ...replyBase(p), ciaddr: type === MessageType.OFFER ? ZERO : p.ciaddr, yiaddr, siaddr, file, options };
     this.send(p, mac, out, this.destination(p, type));
-    return boot;
+    return { boot, facts };
   }
 
   private bootFor(p: DhcpPacket, mac: string, known: boolean, facts?: ClientFacts): BootDecision {

@@ -216,7 +216,8 @@ export async function runLab(o: LabOptions, io: LabIo): Promise<LabResult> {
   await fs.mkdir(hostsDir, { recursive: true });
   const loaders = await placeBootLoaders(tftpRoot);
   if (loaders.missing.length > 0) throw new Error(`boot loaders missing: ${loaders.missing.map((m) => `${m.source} (apt-get install ${m.pkg})`).join(', ')}`);
-  const memoryMiB = o.memoryMiB ?? (resolved.image.manifest.initrds.length > 0 && o.image === 'buildos' ? 1536 : 1024);
+  // buildos unpacks a 40 MiB zstd initrd into RAM and runs systemd: 1 GiB is tight
+  const memoryMiB = o.memoryMiB ?? (o.image === 'buildos' ? 1536 : 1024);
   const tracks: VmTrack[] = [];
   for (let i = 0; i < o.vms; i++) {
     const name = `vm${i + 1}`;
