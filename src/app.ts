@@ -29,6 +29,16 @@ import { HostUploadDirs } from './uploads/host-dirs.js';
 import { MissingImageBuilder } from './images/auto-build.js';
 import { ImageCatalog } from './images/catalog.js';
 import type { Remote } from './net/udp.js';
+import { AfterBoot, type SmokePlan } from './afterboot/tracker.js';
+import { runSmoke, tcpAnswers } from './afterboot/smoke.js';
+import { HostStore } from './state/host-store.js';
+import { ensureKeyPair } from './images/ssh-key.js';
+import { HOST_DEFAULTS, HOST_NAME_RE } from './hosts/schema.js';
+import { MountedDirs } from './machines/mounts.js';
+import { MachineFile, plan, freePort, expired, type Machine } from './machines/registry.js';
+import { MachinePorts } from './machines/ports.js';
+import { usageBytes } from './uploads/host-dirs.js';
+import { ControlError, startControl } from './control/socket.js';
 
 export interface AppConfig {
   readonly tftp: {
@@ -67,6 +77,20 @@ export interface AppConfig {
     /** The iPXE script name handed to iPXE clients (DHCP option 67). */
     readonly ipxeBootFile: string;
   };
+  /**
+   * The state directory's after-boot features: per-host timelines and smoke
+   * tests, inventory, build-machine ports, the control socket and the
+   * read-only `logs/`, `machines/`, `uploads/` views on the main port.
+   * Absent: none of them (plain TFTP use).
+   */
+  readonly state?: {
+    readonly dir: string;
+    /** Run the image's smoke test when a host is up (default true). */
+    readonly smoke: boolean;
+    readonly machinePorts: { readonly first: number; readonly last: number };
+    /** How long to wait for SSH after the OS took its lease. */
+    readonly upTimeoutMs?: number;
+  };
   /** Absent: no DHCP at all (TFTP-only use). */
   readonly dhcp?: {
     /** The only interface DHCP is served on. */
@@ -101,6 +125,8 @@ export interface App {
   readonly virtualFiles: VirtualFileTable;
   readonly hosts: HostDirectory | null;
   readonly catalog: ImageCatalog;
+  readonly afterBoot: AfterBoot | null;
+  readonly machines: MachinePorts | null;
   /** Resolves when every server has stopped. */
   readonly stopped: Promise<void>;
 }
@@ -112,6 +138,8 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
   const boot = cfg.boot ?? { serverAddress: cfg.tftp.listen, kernelArgs: [], ipxeBootFile: 'boot.ipxe' };
   /** Set once DHCP runs: pushes reservations into the lease table after each reload. */
   let onHostsChanged = (): void => {};
+  /** Set once build-machine ports run: opens and closes them after each reload. */
+  let onBuildHostsChanged = (): void => {};
   const bm = cfg.images?.buildMissing;
   const autoBuild = bm ? new MissingImageBuilder(catalog, { stateDir: bm.stateDir, ...(bm.authorizedKeys ? { authorizedKeys: bm.authorizedKeys } : {}) }, log) : null;
   const hosts = cfg.hosts ? new HostDirectory(cfg.hosts.dir, { clock: deps.clock, images: catalog, onReload: (a, changed) => {
@@ -119,6 +147,7 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
     for (const i of a.issues) log.warn({ svc: 'hosts', file: i.file, line: i.line, col: i.col, key: i.path }, formatIssue(i));
     log.info({ svc: 'hosts', hosts: a.set.size, errors: a.issues.length, stale: a.files.filter((f) => f.stale).map((f) => f.file), ...changed }, 'hosts loaded');
     onHostsChanged();
+    onBuildHostsChanged();
   } }) : null;
   if (hosts) {
     await hosts.reload();
@@ -139,7 +168,9 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
     ipxeBootFile: boot.ipxeBootFile,
     hasRootFile: (rel) => fs.stat(path.join(cfg.tftp.root, rel)).then((st) => st.isFile(), () => false),
   });
-  const root = await FileRoot.open(cfg.tftp.root, [virtualFiles, bootFiles]);
+  const st = cfg.state?.dir;
+  const mounts = st === undefined ? [] : [new MountedDirs(new Map([['logs', path.join(st, 'logs')], ['machines', path.join(st, 'machines')], ...(cfg.uploads ? [['uploads', cfg.uploads.dir] as [string, string]] : [])]))];
+  const root = await FileRoot.open(cfg.tftp.root, [virtualFiles, bootFiles, ...mounts]);
   let leasesRef: LeaseTable | null = null;
   /** The host at an address: by its reserved IP, else by the MAC its lease belongs to. */
   const hostAt = (address: string): { host?: Host; mac?: string } => {
@@ -231,20 +262,211 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
     }
   }
 
+  let after: AfterBoot | null = null;
+  let machines: MachinePorts | null = null;
+  let stopState = async (): Promise<void> => {};
+  if (cfg.state) {
+    try {
+      const started = await startState(cfg, cfg.state, deps, { hosts, catalog, tftp, http, uploads, dhcp, hostAt, lease: (mac) => leasesRef?.lease(mac)?.ip, unknownImage: cfg.dhcp?.server.unknownHosts === 'boot' ? boot.unknownImage?.name : undefined });
+      after = started.after;
+      machines = started.machines;
+      onBuildHostsChanged = started.onHostsChanged;
+      stopState = started.stop;
+    } catch (err) {
+      dhcp?.close();
+      await Promise.all([tftp.close(), uploads?.close(), http?.close()]);
+      throw err;
+    }
+  }
+
   const stopped = new Promise<void>((resolve) => {
     const stop = (): void => {
       log.info({ active: tftp.counters.active }, 'stopping');
       dhcp?.close();
-      void Promise.all([tftp.close(), uploads?.close(), http?.close()]).then(() => {
+      void Promise.all([tftp.close(), uploads?.close(), http?.close(), stopState()]).then(() => {
         // peak resident memory, for boot-storm measurements (docs/performance.md)
-        log.info({ stats: tftp.counters, dhcp: dhcp?.counters, http: http?.counters, uploads: uploads?.counters, cache: cache.stats(), maxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024) }, 'stopped');
+        log.info({ stats: tftp.counters, dhcp: dhcp?.counters, http: http?.counters, uploads: uploads?.counters, afterBoot: after?.counters, cache: cache.stats(), maxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024) }, 'stopped');
         resolve();
       });
     };
     if (signal.aborted) stop();
     else signal.addEventListener('abort', stop, { once: true });
   });
-  return { tftp, dhcp, http, uploads, virtualFiles, hosts, catalog, stopped };
+  return { tftp, dhcp, http, uploads, virtualFiles, hosts, catalog, afterBoot: after, machines, stopped };
+}
+
+interface StateParts {
+  readonly hosts: HostDirectory | null;
+  readonly catalog: ImageCatalog;
+  readonly tftp: TftpServer;
+  readonly http: HttpFileServer | null;
+  readonly uploads: TftpServer | null;
+  readonly dhcp: DhcpServer | null;
+  readonly hostAt: (address: string) => { host?: Host; mac?: string };
+  /** The address a MAC holds a lease on now. */
+  readonly lease: (mac: string) => string | undefined;
+  readonly unknownImage: string | undefined;
+}
+
+/** The after-boot half: timelines, smoke tests, inventory, machine ports, control socket. */
+async function startState(cfg: AppConfig, sc: NonNullable<AppConfig['state']>, deps: AppDeps, p: StateParts): Promise<{ after: AfterBoot; machines: MachinePorts; onHostsChanged: () => void; stop: () => Promise<void> }> {
+  const log = deps.log.child({ svc: 'afterboot' });
+  const dir = sc.dir;
+  const store = await HostStore.open(dir);
+  const nameAt = (address: string): string | undefined => {
+    const at = p.hostAt(address);
+    return at.host?.name ?? (at.mac ? macHyphen(at.mac) : undefined);
+  };
+  const smokePlan = async (name: string): Promise<SmokePlan> => {
+    const host = p.hosts?.current.byName(name);
+    const s = host?.smoke ?? { ...HOST_DEFAULTS.smoke, enabled: true };
+    if (!s.enabled) return { ok: false, reason: `the smoke test is off for ${name} (smoke: enabled: false)`, port: s.port };
+    let script: string | null = null;
+    let from: string;
+    if (s.script !== undefined) {
+      from = path.resolve(cfg.hosts?.dir ?? '.', s.script);
+      script = await fs.readFile(from, 'utf8').catch(() => null);
+      if (script === null) return { ok: false, reason: `cannot read the smoke script ${from}`, port: s.port };
+    } else {
+      const image = host ? host.image : p.unknownImage !== undefined ? { name: p.unknownImage } : undefined;
+      if (!image || (host !== undefined && !host.netboot)) return { ok: false, reason: `${name} netboots no image`, port: s.port };
+      const got = await p.catalog.smokeScript(image);
+      if (got === null) return { ok: false, reason: `image ${image.name} has no smoke test (recipe key smoke_test)`, port: s.port };
+      script = got.script;
+    }
+    const keyFile = s.identityFile ?? (await ensureKeyPair(dir)).privateKey;
+    const privateKey = await fs.readFile(keyFile).catch(() => null);
+    if (privateKey === null) return { ok: false, reason: `cannot read the SSH key ${keyFile}`, port: s.port };
+    return { ok: true, user: s.user, port: s.port, privateKey, script, timeoutMs: s.timeoutSeconds * 1000 };
+  };
+  const after = new AfterBoot({
+    stateDir: dir,
+    store,
+    log,
+    now: () => new Date(deps.clock.wallNow()),
+    hostOfMac: (mac) => {
+      const h = p.hosts?.current.byMac(mac);
+      if (h) return { name: h.name, ...(h.netboot ? { image: h.image.name } : {}) };
+      return { name: macHyphen(mac), ...(p.unknownImage !== undefined ? { image: p.unknownImage } : {}) };
+    },
+    nameAt,
+    smokePlan,
+    runSmoke,
+    tcpAnswers,
+    smokeAutomatically: sc.smoke,
+    ...(sc.upTimeoutMs !== undefined ? { upTimeoutMs: sc.upTimeoutMs } : {}),
+  });
+  p.dhcp?.onEvent((e) => after.onDhcp(e));
+  p.tftp.onTransfer((r) => after.onFile(r.peer.address, 'tftp', r.file, r.bytes, r.durationMs, r.outcome));
+  p.http?.onTransfer((t) => {
+    if (t.outcome !== 'refused' && t.method === 'GET') after.onFile(t.peer.address, 'http', t.file, t.bytes, t.durationMs, t.outcome);
+  });
+  const uploadDir = cfg.uploads?.dir;
+  p.uploads?.onTransfer((r) => {
+    if (r.direction === 'write' && uploadDir !== undefined) after.onUpload(r.peer.address, r.file, r.bytes, r.outcome, path.join(uploadDir, r.file));
+  });
+
+  // build machines: hosts with build: plus machines opened from the CLI
+  const mfile = await MachineFile.open(dir);
+  const machinesDir = path.join(dir, 'machines');
+  const ownerAddress = (m: Machine): string | undefined => m.owner.ip ?? (m.owner.mac ? p.lease(m.owner.mac) : undefined);
+  const ports = new MachinePorts({
+    udp: deps.udp,
+    clock: deps.clock,
+    mtu: cachedMtu(deps.mtu),
+    log: deps.log,
+    listen: cfg.tftp.listen,
+    dir: machinesDir,
+    maxBlksize: cfg.tftp.maxBlksize,
+    maxWindowsize: cfg.tftp.maxWindowsize,
+    timing: cfg.tftp.timing,
+    ownerAddress,
+    onTransfer: (_m, r, stored) => {
+      if (r.direction === 'write') after.onUpload(r.peer.address, r.file, r.bytes, r.outcome, stored);
+      else after.onFile(r.peer.address, 'tftp', r.file, r.bytes, r.durationMs, r.outcome);
+    },
+  });
+  let chain: Promise<void> = Promise.resolve();
+  const reconcile = (change?: (ms: Machine[]) => Machine[]): Promise<void> => {
+    const run = chain.then(async () => {
+      const buildHosts = (p.hosts?.current.hosts ?? []).flatMap((h) => (h.build ? [{ name: h.name, ...(h.macs[0] !== undefined ? { mac: h.macs[0] } : {}), ...(h.ip !== undefined ? { ip: h.ip } : {}), quotaBytes: h.build.quotaBytes }] : []));
+      const base = change ? change([...mfile.machines]) : [...mfile.machines];
+      const r = plan(base, buildHosts, sc.machinePorts, new Date(deps.clock.wallNow()));
+      for (const n of r.noPort) log.error({ svc: 'machines', machine: n, range: `${sc.machinePorts.first}-${sc.machinePorts.last}` }, 'no free machine port');
+      if (JSON.stringify(r.machines) !== JSON.stringify(mfile.machines)) await mfile.set(r.machines);
+      await ports.apply(r.machines);
+    });
+    chain = run.catch((err: unknown) => log.error({ svc: 'machines', err: String(err) }, 'machine ports update failed'));
+    return run;
+  };
+  await reconcile();
+  const expiry = setInterval(() => {
+    if (mfile.machines.some((m) => expired(m, new Date(deps.clock.wallNow())))) void reconcile();
+  }, 2000);
+  expiry.unref();
+
+  const view = async (m: Machine) => ({ ...m, dir: path.join(machinesDir, m.name), usageBytes: await usageBytes(path.join(machinesDir, m.name)), ownerAddress: ownerAddress(m) ?? null, listening: ports.list().some((o) => o.name === m.name), error: ports.failed.get(m.name) ?? null });
+  const control = await startControl(dir, {
+    'GET /machines': async () => Promise.all(mfile.machines.map(view)),
+    'POST /machines/open': async (body) => {
+      const b = (body ?? {}) as { name?: unknown; ttlSeconds?: unknown; quotaBytes?: unknown; overwrite?: unknown; ip?: unknown; mac?: unknown };
+      const name = String(b.name ?? '');
+      if (!HOST_NAME_RE.test(name)) throw new ControlError(400, `${JSON.stringify(name)} is not a machine name (letters, digits, ".", "_", "-")`);
+      const host = p.hosts?.current.byName(name);
+      if (host?.build) throw new ControlError(409, `${name} is a build machine in ${host.file} (build:); its port is always open`);
+      const owner = { ...(typeof b.mac === 'string' ? { mac: b.mac.toLowerCase() } : host?.macs[0] !== undefined ? { mac: host.macs[0] } : {}), ...(typeof b.ip === 'string' ? { ip: b.ip } : host?.ip !== undefined ? { ip: host.ip } : {}) };
+      if (owner.mac === undefined && owner.ip === undefined) throw new ControlError(400, `${name} is not in hosts/; give its address (--address) or MAC (--mac)`);
+      const now = new Date(deps.clock.wallNow());
+      const ttl = typeof b.ttlSeconds === 'number' && b.ttlSeconds > 0 ? b.ttlSeconds : null;
+      let port: number | null = null;
+      await reconcile((ms) => {
+        const prev = ms.find((m) => m.name === name);
+        port = prev?.port ?? freePort(sc.machinePorts, new Set(ms.map((m) => m.port)));
+        if (port === null) return ms;
+        const m: Machine = {
+          name,
+          port,
+          owner,
+          quotaBytes: typeof b.quotaBytes === 'number' ? b.quotaBytes : (host?.build?.quotaBytes ?? HOST_DEFAULTS.buildQuotaBytes),
+          overwrite: b.overwrite !== false,
+          openedAt: prev?.openedAt ?? now.toISOString(),
+          expiresAt: ttl === null ? null : new Date(now.getTime() + ttl * 1000).toISOString(),
+          source: 'cli',
+        };
+        return [...ms.filter((x) => x.name !== name), m];
+      });
+      if (port === null) throw new ControlError(503, `no free port in ${sc.machinePorts.first}-${sc.machinePorts.last}`);
+      const m = mfile.machines.find((x) => x.name === name);
+      if (!m) throw new ControlError(500, `${name} was not opened`);
+      return view(m);
+    },
+    'POST /machines/close': async (body) => {
+      const name = String((body as { name?: unknown } | null)?.name ?? '');
+      const m = mfile.machines.find((x) => x.name === name);
+      if (!m) throw new ControlError(404, `no open machine ${name}`);
+      if (m.source === 'hosts') throw new ControlError(409, `${name} is a build machine in hosts/ (build:); remove build: from its file to close its port`);
+      await reconcile((ms) => ms.filter((x) => x.name !== name));
+      return { closed: name, port: m.port };
+    },
+    'POST /smoke/:name': async (_b, [name]) => {
+      if (name === undefined || !store.data.hosts[name]) throw new ControlError(404, `bootd has no record of a host ${name ?? ''}`);
+      return after.smoke(name);
+    },
+  });
+  log.info({ state: dir, control: control.path, machinePorts: `${sc.machinePorts.first}-${sc.machinePorts.last}`, machines: mfile.machines.length, smoke: sc.smoke }, 'after-boot records on');
+  return {
+    after,
+    machines: ports,
+    onHostsChanged: () => void reconcile(),
+    stop: async () => {
+      clearInterval(expiry);
+      after.close();
+      await control.close();
+      await chain;
+      await ports.close();
+      await store.close();
+    },
+  };
 }
 
 async function startDhcp(c: NonNullable<AppConfig['dhcp']>, deps: AppDeps, hosts: HostDirectory | null): Promise<{ server: DhcpServer; leases: LeaseTable; onHostsChanged: () => void }> {

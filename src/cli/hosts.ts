@@ -4,6 +4,11 @@
  * repository's own CI (`bootd hosts check` exits non-zero on any error).
  */
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { BootRecord } from '../afterboot/record.js';
+import { formatSummary, type InventoryEntry } from '../afterboot/inventory.js';
+import { HostStore } from '../state/host-store.js';
 import type { Command } from 'commander';
 import { BootTemplates, macHyphen, targetFor } from '../bootconfig/render.js';
 import { formatIssue } from '../config/yaml-config.js';
@@ -32,6 +37,17 @@ function table(rows: string[][]): void {
 
 export function bytes(n: number): string {
   return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`;
+}
+
+function printRecords(lastBoot: BootRecord | null, inv: InventoryEntry | undefined): void {
+  out(`last boot: ${lastBoot ? `${lastBoot.startedAt} ${lastBoot.phase}${lastBoot.ip ? ` at ${lastBoot.ip}` : ''}${lastBoot.smoke ? `, smoke ${lastBoot.smoke.ok ? 'passed' : `FAILED: ${lastBoot.smoke.error ?? lastBoot.smoke.failed.join('; ')}`}` : ''}` : 'none recorded'}`);
+  if (!inv) {
+    out('inventory: none (no audit report received)');
+    return;
+  }
+  out(`inventory: report of ${inv.collectedAt ?? '?'}, received ${inv.receivedAt} (${inv.file})`);
+  for (const l of formatSummary(inv.summary)) out(`  ${l}`);
+  if (inv.rejected) out(`  last report refused at ${inv.rejected.at}: ${inv.rejected.error} (kept as ${inv.rejected.file})`);
 }
 
 export function addHostCommands(program: Command): Command {
@@ -72,19 +88,31 @@ export function addHostCommands(program: Command): Command {
 
   hosts
     .command('show <name>')
-    .description('one host in full, with what it boots now and its generated configs')
+    .description('one host in full: its file, what it boots now, its generated config, its last boot and its inventory (the audit report)')
     .option('--hosts <dir>', 'hosts directory', 'hosts')
     .option('--images <dir>', 'image catalog', 'images')
+    .option('--state <dir>', 'bootd state directory (boots, smoke results, inventory)', '/var/lib/bootd')
     .option('--server-address <addr>', 'bootd address to render configs with', '0.0.0.0')
-    .option('--json', 'print JSON')
-    .action(async (name: string, o: { hosts: string; images: string; serverAddress: string; json?: boolean }) => {
+    .option('--json', 'print JSON, with the whole audit report')
+    .action(async (name: string, o: { hosts: string; images: string; state: string; serverAddress: string; json?: boolean }) => {
       const a = await load(o.hosts, o.images);
       const h = a.set.byName(name);
       const issues = a.issues.filter((i) => i.file.endsWith(`/${name}.yaml`) || i.file.endsWith(`/${name}.yml`));
       for (const i of issues) process.stderr.write(`${formatIssue(i)}\n`);
-      if (!h) {
-        process.stderr.write(`bootd: no valid host ${name} in ${o.hosts}\n`);
+      const doc = await HostStore.read(o.state);
+      const inv = doc.inventory[name];
+      const lastBoot = doc.hosts[name]?.boots.at(-1) ?? null;
+      const report = inv ? await readFile(path.join(o.state, inv.file), 'utf8').then((t) => JSON.parse(t) as unknown, () => null) : null;
+      if (!h && !inv && !lastBoot) {
+        process.stderr.write(`bootd: no valid host ${name} in ${o.hosts} and no record of it in ${o.state}\n`);
         process.exitCode = 1;
+        return;
+      }
+      if (!h) {
+        // a machine bootd saw (an unknown MAC, enlisted by the audit image) without a host file
+        if (o.json) return out(JSON.stringify({ host: null, lastBoot, inventory: inv ?? null, report }, null, 2));
+        out(`name:      ${name} (no host file; seen by bootd)`);
+        printRecords(lastBoot, inv);
         return;
       }
       const catalog = new ImageCatalog(o.images);
@@ -93,7 +121,7 @@ export function addHostCommands(program: Command): Command {
       const target = await targetFor(mac, h, { serverIp: o.serverAddress, kernelArgs: [] }, catalog);
       const files = h.macs.map((m) => ({ pxelinux: `pxelinux.cfg/01-${macHyphen(m)}`, ipxe: `ipxe/${macHyphen(m)}.ipxe` }));
       const boots = target.kind === 'boot' ? `${target.image.name}@${target.image.version}` : `local disk (${target.reason})`;
-      if (o.json) return out(JSON.stringify({ host: hostJson(h), boots, files, pxelinux: templates.pxelinux(target), ipxe: templates.ipxe(target) }, null, 2));
+      if (o.json) return out(JSON.stringify({ host: hostJson(h), boots, files, pxelinux: templates.pxelinux(target), ipxe: templates.ipxe(target), lastBoot, inventory: inv ?? null, report }, null, 2));
       out(`name:      ${h.name} (${h.file})`);
       out(`macs:      ${h.macs.join(', ')}`);
       out(`ip:        ${h.ip ?? 'from the pool'}`);
@@ -101,9 +129,10 @@ export function addHostCommands(program: Command): Command {
       out(`image:     ${h.netboot ? formatImageRef(h.image) : '(netboot off)'}`);
       out(`boots:     ${boots}`);
       out(`build:     ${h.build ? `yes, quota ${bytes(h.build.quotaBytes)}` : 'no'}`);
-      out(`smoke:     ${h.smoke.user}@:${h.smoke.port}${h.smoke.identityFile ? ` key ${h.smoke.identityFile}` : ''}, timeout ${h.smoke.timeoutSeconds} s`);
+      out(`smoke:     ${h.smoke.enabled ? `${h.smoke.user}@:${h.smoke.port}${h.smoke.identityFile ? ` key ${h.smoke.identityFile}` : ''}, timeout ${h.smoke.timeoutSeconds} s${h.smoke.script ? `, script ${h.smoke.script}` : ''}` : 'off'}`);
       out(`quirks:    ${JSON.stringify(h.quirks)}`);
       out(`files:     ${files.flatMap((f) => [f.pxelinux, f.ipxe]).join(', ')}`);
+      printRecords(lastBoot, inv);
       out();
       out(`--- ${files[0]?.pxelinux ?? ''}`);
       process.stdout.write(templates.pxelinux(target));

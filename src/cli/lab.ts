@@ -17,6 +17,7 @@ function posInt(max: number) {
 }
 
 interface LabCliOptions {
+  smokeScript?: string;
   mode?: number;
   firmware: Firmware;
   rom?: NicRom;
@@ -62,6 +63,7 @@ export function addLabCommand(program: Command): void {
     .option('--no-ra', 'do not send IPv6 router advertisements in the lab network (iPXE then waits ~13 s)')
     .option('--keep', 'keep the run directory (serial logs, bootd log, uploads) after a passing run')
     .option('--no-build', 'fail instead of building a missing image')
+    .option('--smoke-script <file>', "run this script as the VMs' smoke test instead of the image's (PASS/FAIL lines, exit 0 = passed)")
     .option('--images <dir>', 'image catalog', 'images')
     .option('--state <dir>', 'state for image builds and bootd\'s SSH key', '/var/lib/bootd')
     .option('--cache <dir>', 'download cache for image builds (default <state>/cache)')
@@ -96,6 +98,7 @@ export function addLabCommand(program: Command): void {
             ra: o.ra,
             keep: o.keep === true,
             build: o.build,
+            ...(o.smokeScript !== undefined ? { smokeScript: String(o.smokeScript) } : {}),
           },
           { line: (s) => out.write(`${s}\n`), signal: ac.signal },
         );

@@ -26,6 +26,8 @@ import { addImageBuildCommand } from './images.js';
 import { ensureKeyPair } from '../images/ssh-key.js';
 import { addHostCommands } from './hosts.js';
 import { addLabCommand } from './lab.js';
+import { addStateCommands } from './state.js';
+import { DEFAULT_MACHINE_PORTS } from '../machines/registry.js';
 
 function int(min: number, max: number) {
   return (value: string): number => {
@@ -77,6 +79,14 @@ function relaySubnet(value: string, prev: RelaySubnetArg[]): RelaySubnetArg[] {
   }
   const mask = [24, 16, 8, 0].map((s) => (maskNum >>> s) & 255).join('.');
   return [...prev, { network: m[1] as string, mask, start: m[3] as string, end: m[4] as string, ...(m[5] ? { router: m[5] } : {}) }];
+}
+
+function portRange(value: string): { first: number; last: number } {
+  const m = /^(\d{1,5})-(\d{1,5})$/.exec(value);
+  const first = Number(m?.[1]);
+  const last = Number(m?.[2]);
+  if (!m || first < 1 || last > 65535 || last < first) throw new InvalidArgumentError(`expected FIRST-LAST UDP ports such as 1070-1099, got "${value}"`);
+  return { first, last };
 }
 
 function imageRef(value: string): ImageRef {
@@ -188,7 +198,9 @@ program
   .option('--arm64-efi-boot-file <name>', 'boot file for ARM64 UEFI PXE clients (option 93 = 11)')
   .addOption(new Option('--default-loader <loader>', 'boot loader for hosts without loader: and for unknown machines: pxelinux (PXELINUX / syslinux.efi, also under iPXE) or ipxe (undionly.kpxe / snponly.efi, then the iPXE script); default: the boot files below, iPXE clients the script').choices(['pxelinux', 'ipxe']))
   .option('--ipxe-boot-file <name>', 'what clients already running iPXE get (user class iPXE)', 'boot.ipxe')
-  .option('--state <dir>', 'directory for leases and other state', '/var/lib/bootd')
+  .option('--state <dir>', 'directory for leases, host records, inventory, machine directories and the control socket', '/var/lib/bootd')
+  .option('--machine-ports <first-last>', 'UDP ports for build machines\' write-enabled TFTP servers', portRange, DEFAULT_MACHINE_PORTS)
+  .option('--no-smoke', 'do not run images\' smoke tests when hosts come up (bootd smoke NAME still does)')
   .option('--build-missing', 'build images that hosts reference but that were never built (downloads packages; buildos needs root)')
   .option('--force', 'serve DHCP even if another DHCP server answers on the interface')
   .option('--dhcp-probe-ms <ms>', 'how long to listen for other DHCP servers before serving', int(100, 60000), 2000)
@@ -298,6 +310,10 @@ program
         ipxeBootFile: String(o.ipxeBootFile),
       },
     };
+    // the after-boot records need somewhere to live: the --state directory, once DHCP or uploads run or --state is given
+    if (o.interface !== undefined || o.reportTftpPort !== undefined || cmd.getOptionValueSource('state') !== 'default') {
+      cfg = { ...cfg, state: { dir: path.resolve(String(o.state)), smoke: o.smoke !== false, machinePorts: o.machinePorts as { first: number; last: number } } };
+    }
     if (!cfg.hosts) log.info({ hosts: hostsDir }, 'no hosts directory: only --reserve hosts are known');
     const ac = new AbortController();
     const onSignal = (sig: string) => () => {
@@ -320,6 +336,7 @@ program
 
 addImageBuildCommand(addHostCommands(program));
 addLabCommand(program);
+addStateCommands(program);
 
 program
   .command('setup')

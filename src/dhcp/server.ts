@@ -83,6 +83,19 @@ export interface DhcpServerDeps {
   readonly config: DhcpServerConfig;
 }
 
+/** An OFFER or ACK as it went out, for the per-host timeline (src/afterboot/). */
+export interface DhcpEvent {
+  readonly type: 'offer' | 'ack';
+  readonly mac: string;
+  readonly ip: string;
+  readonly vendorClass: string | null;
+  readonly arch: number | null;
+  /** Vendor class PXEClient: a firmware PXE stack (or iPXE). */
+  readonly pxe: boolean;
+  readonly userClassIpxe: boolean;
+  readonly bootFile: string | null;
+}
+
 const CLIENT_PORT = 68;
 const SERVER_PORT = 67;
 const BROADCAST = '255.255.255.255';
@@ -103,6 +116,7 @@ export class DhcpServer {
   /** The local subnet first, then the relayed ones. */
   private readonly subnets: Subnet[];
   private closed = false;
+  private readonly listeners: ((e: DhcpEvent) => void)[] = [];
 
   constructor(private readonly d: DhcpServerDeps) {
     this.serverIpNum = parseIpv4(d.config.serverIp) ?? 0;
@@ -120,6 +134,15 @@ export class DhcpServer {
     d.socket.onError((err) => d.log.warn({ err: err.message }, 'dhcp socket error'));
     d.pxeSocket?.onMessage((msg, from) => this.onPxePort(msg, from));
     d.pxeSocket?.onError((err) => d.log.warn({ err: err.message }, 'pxe 4011 socket error'));
+  }
+
+  /** Called for every OFFER and ACK sent (full mode), after the ACK's lease is durable. */
+  onEvent(fn: (e: DhcpEvent) => void): void {
+    this.listeners.push(fn);
+  }
+
+  private emit(e: DhcpEvent): void {
+    for (const fn of this.listeners) fn(e);
   }
 
   private get proxy(): boolean {
@@ -284,9 +307,9 @@ export class DhcpServer {
     }
     this.counters.offers++;
     const { boot, facts } = this.reply(p, mac, MessageType.OFFER, formatIpv4(ip), known, true, subnet);
-    if (this.d.log.isLevelEnabled('info')) {
-      this.d.log.info({ mac, ip: formatIpv4(ip), vendorClass: facts.vendorClass, arch: facts.arch, userClassIpxe: facts.ipxe, bootFile: boot.kind === 'file' ? boot.file : null }, 'dhcp offer');
-    }
+    const e: DhcpEvent = { type: 'offer', mac, ip: formatIpv4(ip), vendorClass: facts.vendorClass, arch: facts.arch, pxe: facts.pxe, userClassIpxe: facts.ipxe, bootFile: boot.kind === 'file' ? boot.file : null };
+    if (this.d.log.isLevelEnabled('info')) this.d.log.info({ mac, ip: e.ip, vendorClass: e.vendorClass, arch: e.arch, userClassIpxe: e.userClassIpxe, bootFile: e.bootFile }, 'dhcp offer');
+    this.emit(e);
   }
 
   private async request(p: DhcpPacket, mac: string, known: boolean, now: number, subnet: Subnet): Promise<void> {
@@ -325,10 +348,10 @@ export class DhcpServer {
     await this.persist();
     this.counters.acks++;
     const { boot, facts } = this.reply(p, mac, MessageType.ACK, result.lease.ip, known, true, subnet);
-    if (this.d.log.isLevelEnabled('info')) {
-      // the vendor class tells the stages apart: PXEClient (firmware), none (an NBP's own DHCP), the OS's
-      this.d.log.info({ mac, ip: result.lease.ip, expiresAt: new Date(result.lease.expiresAt).toISOString(), vendorClass: facts.vendorClass, arch: facts.arch, userClassIpxe: facts.ipxe, bootFile: boot.kind === 'file' ? boot.file : null }, 'dhcp ack');
-    }
+    const e: DhcpEvent = { type: 'ack', mac, ip: result.lease.ip, vendorClass: facts.vendorClass, arch: facts.arch, pxe: facts.pxe, userClassIpxe: facts.ipxe, bootFile: boot.kind === 'file' ? boot.file : null };
+    // the vendor class tells the stages apart: PXEClient (firmware), none (an NBP's own DHCP), the OS's
+    if (this.d.log.isLevelEnabled('info')) this.d.log.info({ mac, ip: e.ip, expiresAt: new Date(result.lease.expiresAt).toISOString(), vendorClass: e.vendorClass, arch: e.arch, userClassIpxe: e.userClassIpxe, bootFile: e.bootFile }, 'dhcp ack');
+    this.emit(e);
   }
 
   private async decline(p: DhcpPacket, mac: string, now: number): Promise<void> {

@@ -43,6 +43,8 @@ const smokeSchema = strictObject({
   port: intField(1, 65535, 'a TCP port').optional(),
   identity_file: z.string({ error: 'expected a path to a private key' }).min(1, { error: 'expected a path to a private key' }).optional(),
   timeout_seconds: intField(1, 3600, 'seconds').optional(),
+  enabled: z.boolean({ error: 'expected true or false' }).optional(),
+  script: z.string({ error: 'expected a path to a shell script' }).min(1, { error: 'expected a path to a shell script' }).optional(),
 });
 
 const buildSchema = strictObject({
@@ -122,6 +124,8 @@ export function parseHostFile(file: string, name: string, text: string): HostFil
       user: s.user ?? HOST_DEFAULTS.smoke.user,
       port: s.port ?? HOST_DEFAULTS.smoke.port,
       ...(s.identity_file !== undefined ? { identityFile: s.identity_file } : {}),
+      enabled: s.enabled ?? true,
+      ...(s.script !== undefined ? { script: s.script } : {}),
       timeoutSeconds: s.timeout_seconds ?? HOST_DEFAULTS.smoke.timeoutSeconds,
     },
     quirks: {

@@ -32,6 +32,10 @@ export interface SmokeSettings {
   /** Private key file; absent: bootd's own key from its state directory. */
   readonly identityFile?: string;
   readonly timeoutSeconds: number;
+  /** false: never run the smoke test on this host. */
+  readonly enabled: boolean;
+  /** A script to run instead of the image's (relative paths: to the hosts directory). */
+  readonly script?: string;
 }
 
 export interface BuildMachine {

@@ -20,7 +20,7 @@ import { promisify } from 'node:util';
 import { BuildLog, run } from './build-log.js';
 import { ImageCatalog, isRecipeEntry } from './catalog.js';
 import { CopyExec, realInside } from './copy-exec.js';
-import { MANIFEST_FILE, parseManifest, type Manifest } from './manifest.js';
+import { MANIFEST_FILE, SMOKE_TEST_FILE, parseManifest, type Manifest } from './manifest.js';
 import { parseModulesDep, selectModules } from './modules.js';
 import { AptSource, fetchPackages, hashFile, type DebRef, type FetchReport, type PackageSource } from './packages.js';
 import { silentProgress, type BuildProgress } from './progress.js';
@@ -438,6 +438,8 @@ const STEPS: readonly Step[] = [
       if (!check.ok) throw new Error(`the manifest does not validate:\n${check.issues.map(formatIssue).join('\n')}`);
       await fs.writeFile(file, text);
       c.manifest = check.manifest;
+      // the smoke test travels with the version it checks (not listed in files: never served)
+      if (c.recipe.smoke_test !== undefined) await fs.copyFile(path.join(c.loaded.dir, c.recipe.smoke_test), path.join(c.out, SMOKE_TEST_FILE));
     },
   },
   {

@@ -17,7 +17,8 @@ import type { ConfigIssue } from '../config/yaml-config.js';
 import type { ImageIndex } from '../hosts/directory.js';
 import { IMAGE_NAME_RE, VERSION_RE } from '../hosts/schema.js';
 import type { ImageRef } from '../hosts/types.js';
-import { MANIFEST_FILE, parseManifest, type Manifest } from './manifest.js';
+import { MANIFEST_FILE, SMOKE_TEST_FILE, parseManifest, type Manifest } from './manifest.js';
+import { loadRecipe } from './recipe.js';
 
 export const RECIPE_FILE = 'recipe.yaml';
 export const CURRENT_LINK = 'current';
@@ -169,6 +170,25 @@ export class ImageCatalog implements ImageIndex {
     const m = await this.manifest(name, version);
     if (!m.ok || !Object.hasOwn(m.manifest.files, file)) return undefined;
     return path.join(this.dir, name, version, file);
+  }
+
+  /**
+   * The smoke test of an image version: the copy the builder put beside its
+   * manifest, else (versions built before recipes named one) the recipe's
+   * smoke_test file. Null when the image has none.
+   */
+  async smokeScript(ref: ImageRef): Promise<{ script: string; version: string } | null> {
+    const r = await this.resolve(ref);
+    if (!r.ok) return null;
+    const own = await fs.readFile(path.join(r.image.dir, SMOKE_TEST_FILE), 'utf8').catch(() => null);
+    if (own !== null) return { script: own, version: r.image.version };
+    try {
+      const rec = await loadRecipe(this.dir, ref.name);
+      if (rec.recipe.smoke_test === undefined) return null;
+      return { script: await fs.readFile(path.join(rec.dir, rec.recipe.smoke_test), 'utf8'), version: r.image.version };
+    } catch {
+      return null;
+    }
   }
 
   list(): ImageSummary[] {

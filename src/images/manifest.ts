@@ -7,6 +7,8 @@ import { strictObject, wordField } from '../config/fields.js';
 import { parseYaml, type ConfigIssue } from '../config/yaml-config.js';
 
 export const MANIFEST_FILE = 'manifest.json';
+/** The image's post-boot smoke test, beside the manifest (recipe key smoke_test). */
+export const SMOKE_TEST_FILE = 'smoketest.sh';
 
 /** A file name inside a version folder: no folders, nothing hidden. */
 const FILE_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;

@@ -79,6 +79,12 @@ const recipeSchema = strictObject({
   }).default({ compression: 'zstd', level: 12 }),
   /** Kernel arguments the image always needs (manifest.json cmdline). */
   cmdline: z.array(wordField, { error: 'expected a list of kernel arguments' }).default([]),
+  /**
+   * The post-boot smoke test, a shell script in the recipe folder that bootd
+   * pipes into `sh -s` over SSH once a host is up (PASS/FAIL lines, exit 0 =
+   * all required checks passed). Copied next to the manifest as smoketest.sh.
+   */
+  smoke_test: recipePathField.optional(),
 });
 
 export type Recipe = z.output<typeof recipeSchema>;

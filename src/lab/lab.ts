@@ -10,6 +10,7 @@
  *   2 bios + QEMU iPXE ROM + loader ipxe       5 uefi + OVMF PXE + loader ipxe
  *   3 uefi + QEMU iPXE ROM + loader pxelinux     (snponly.efi, then the script)
  */
+import { createHash } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,6 +24,9 @@ import { buildImage, recipeDigest } from '../images/builder.js';
 import { LineProgress } from '../images/progress.js';
 import { ensureKeyPair } from '../images/ssh-key.js';
 import { LeaseStore } from '../state/lease-store.js';
+import { HostStore } from '../state/host-store.js';
+import type { BootRecord, SmokeResult } from '../afterboot/record.js';
+import type { InventoryEntry } from '../afterboot/inventory.js';
 import { LabNetwork } from './network.js';
 import { QEMU, prepareFirmwareFile, probeAccel, qemuArgs, type Accel, type Firmware, type NicRom } from './qemu.js';
 import { Timeline, type LabEvent, type ServedFile, type VmTrack } from './timeline.js';
@@ -65,6 +69,8 @@ export interface LabOptions {
   readonly keep: boolean;
   /** Build the image when it has no current version. */
   readonly build: boolean;
+  /** A smoke script to run instead of the image's (to see a failing check recorded). */
+  readonly smokeScript?: string;
 }
 
 export interface VmResult {
@@ -79,6 +85,9 @@ export interface VmResult {
   readonly dhcp: readonly { readonly vendorClass: string | null; readonly bootFile: string | null; readonly ip: string }[];
   readonly files: readonly ServedFile[];
   readonly audit?: { readonly file: string; readonly bytes: number; readonly schema: string; readonly collectors: Readonly<Record<string, string>> };
+  /** bootd's record of this host (bootd status --json): its boot timeline, smoke result, inventory. */
+  readonly record?: { readonly boot: BootRecord | null; readonly inventory: InventoryEntry | null };
+  readonly smoke?: SmokeResult;
   readonly serialLog: string;
 }
 
@@ -197,10 +206,14 @@ export async function runLab(o: LabOptions, io: LabIo): Promise<LabResult> {
   const key = await ensureKeyPair(o.stateDir);
   // a current version built from an older recipe would boot yesterday's image
   const recipeDir = path.join(o.imagesDir, o.image);
-  const stale = resolved.ok && existsSync(path.join(recipeDir, 'recipe.yaml')) && resolved.image.manifest.inputs?.recipe_sha256 !== (await recipeDigest(recipeDir));
+  const staleRecipe = resolved.ok && existsSync(path.join(recipeDir, 'recipe.yaml')) && resolved.image.manifest.inputs?.recipe_sha256 !== (await recipeDigest(recipeDir));
+  // the smoke test logs in with this key: an image holding another one cannot pass it
+  const keySha = createHash('sha256').update(await fs.readFile(key.publicKey)).digest('hex');
+  const staleKey = resolved.ok && resolved.image.manifest.inputs?.authorized_keys_sha256 !== keySha;
+  const stale = staleRecipe || staleKey;
   if (!resolved.ok || (stale && o.build)) {
     if (!o.build) throw new Error(`image ${o.image}: ${resolved.ok ? 'stale' : resolved.reason}`);
-    io.line(`building image ${o.image} (${resolved.ok ? 'its recipe changed since the current version was built' : 'it has no current version'})`);
+    io.line(`building image ${o.image} (${!resolved.ok ? 'it has no current version' : staleRecipe ? 'its recipe changed since the current version was built' : `the current version does not hold the SSH key ${key.publicKey}`})`);
     await buildImage({ imagesDir: o.imagesDir, name: o.image, stateDir: o.stateDir, ...(o.cacheDir !== undefined ? { cacheDir: o.cacheDir } : {}), authorizedKeys: key.publicKey, progress: new LineProgress((l) => io.line(`  ${l}`)) });
     resolved = await catalog.resolve({ name: o.image });
     if (!resolved.ok) throw new Error(`image ${o.image}: ${resolved.reason}`);
@@ -223,7 +236,9 @@ export async function runLab(o: LabOptions, io: LabIo): Promise<LabResult> {
     const name = `vm${i + 1}`;
     const mac = macFor(i);
     // one host file per VM, the way an operator writes them (docs/hosts.md)
-    await fs.writeFile(path.join(hostsDir, `${name}.yaml`), `# bootd lab VM ${i + 1}\nmac: ${mac}\nimage: ${o.image}\nloader: ${o.loader}\n`);
+    // the smoke test logs in with the key the image was built with (<stateDir>/ssh), not the run's own state
+    const smoke = [`identity_file: ${key.privateKey}`, ...(o.smokeScript !== undefined ? [`script: ${path.resolve(o.smokeScript)}`] : [])];
+    await fs.writeFile(path.join(hostsDir, `${name}.yaml`), `# bootd lab VM ${i + 1}\nmac: ${mac}\nimage: ${o.image}\nloader: ${o.loader}\nsmoke:\n${smoke.map((l) => `  ${l}\n`).join('')}`);
     tracks.push({ name, mac, startedAt: 0, uploads: [], files: [], acks: [] });
   }
 
@@ -292,7 +307,8 @@ export async function runLab(o: LabOptions, io: LabIo): Promise<LabResult> {
 
     // 5. follow until done, timeout or Ctrl-C
     const deadline = performance.now() + o.timeoutSeconds * 1000;
-    const done = (t: VmTrack): boolean => t.upAt !== undefined && (o.image !== 'bee' || t.uploads.includes(`${t.name}/${AUDIT_FILE}`));
+    // done: userland up, the audit report in (bee), and bootd's smoke test finished, pass or fail
+    const done = (t: VmTrack): boolean => t.upAt !== undefined && (o.image !== 'bee' || t.uploads.includes(`${t.name}/${AUDIT_FILE}`)) && t.smoke !== undefined;
     let announced = false;
     while (!io.signal.aborted) {
       await Promise.all(followers.map((f) => f.poll()));
@@ -322,9 +338,11 @@ export async function runLab(o: LabOptions, io: LabIo): Promise<LabResult> {
     await logOut?.close().catch(() => {});
   }
 
-  // 6. what bootd recorded: leases (its durable store) and the uploaded audit
+  // 6. what bootd recorded: leases (its durable store), host records (bootd status), the uploaded audit
   const store = await LeaseStore.open(labState).catch(() => null);
   const leases = store?.leases() ?? [];
+  await store?.close();
+  const records = await HostStore.read(labState).catch(() => null);
   const results: VmResult[] = [];
   for (const t of tracks) {
     const lease = leases.find((l) => l.mac === t.mac);
@@ -341,6 +359,12 @@ export async function runLab(o: LabOptions, io: LabIo): Promise<LabResult> {
         reason = `no audit report: ${(err as Error).message}`;
       }
     }
+    const boot = records?.hosts[t.name]?.boots.at(-1) ?? null;
+    const inventory = records?.inventory[t.name] ?? null;
+    const smoke = boot?.smoke;
+    if (o.image === 'bee' && reason === undefined && !inventory) reason = 'bootd stored no inventory from the audit report';
+    if (!smoke) reason = reason ?? 'bootd recorded no smoke test';
+    else if (!smoke.ok) reason = reason ?? `smoke test failed: ${smoke.error ?? smoke.failed.join('; ')}`;
     if (t.upAt === undefined) reason = 'no BOOTD-UP marker on the serial console';
     if (!lease) reason = reason ?? 'bootd recorded no lease';
     results.push({
@@ -355,6 +379,8 @@ export async function runLab(o: LabOptions, io: LabIo): Promise<LabResult> {
       dhcp: t.acks,
       files: t.files,
       ...(audit ? { audit } : {}),
+      record: { boot, inventory },
+      ...(smoke ? { smoke } : {}),
       serialLog: path.join(runDir, `${t.name}.serial.log`),
     });
   }

@@ -31,6 +31,8 @@ export interface VmTrack {
   ip?: string;
   kernelAt?: number;
   upAt?: number;
+  /** bootd's smoke test, once it finished. */
+  smoke?: { ok: boolean; failed: string[]; error?: string };
   uploads: string[];
   files: ServedFile[];
   acks: { vendorClass: string | null; bootFile: string | null; ip: string }[];
@@ -92,6 +94,23 @@ export class Timeline {
         vm.acks.push({ vendorClass: (r.vendorClass as string | null) ?? null, bootFile: (r.bootFile as string | null) ?? null, ip });
       }
       this.add(vm, msg === 'dhcp ack' ? 'dhcp-ack' : 'dhcp-offer', `DHCP ${msg === 'dhcp ack' ? 'ack' : 'offer'} ${ip} (${who}${ipxe})${boot}`, { ip, vendorClass: r.vendorClass ?? null, arch: r.arch ?? null, bootFile: r.bootFile ?? null });
+      return;
+    }
+    if (msg === 'host phase' || msg === 'smoke test finished' || msg === 'audit report stored' || msg === 'audit report refused') {
+      const vm = this.vms.find((v) => v.name === r.host);
+      if (!vm) return;
+      if (msg === 'host phase') {
+        if (r.phase === 'os-dhcp') this.add(vm, 'up', `OS took its lease ${String(r.ip)} (bootd: phase os-dhcp)`);
+        if (r.phase === 'up') this.add(vm, 'up', `SSH answers at ${String(r.ip)} (bootd: host up)`);
+        return;
+      }
+      if (msg === 'smoke test finished') {
+        const failed = Array.isArray(r.failed) ? r.failed.map(String) : [];
+        vm.smoke = { ok: r.ok === true, failed, ...(typeof r.error === 'string' ? { error: r.error } : {}) };
+        this.add(vm, 'smoke', r.ok === true ? `smoke test passed (${String(r.passed)} checks)` : `smoke test FAILED: ${typeof r.error === 'string' ? r.error : failed.join('; ')}`, { ok: r.ok, failed });
+        return;
+      }
+      this.add(vm, 'audit', msg === 'audit report stored' ? `audit report stored as inventory (${String(r.summary ?? '')})` : `audit report refused: ${String(r.error)}`);
       return;
     }
     if (msg === 'tftp transfer' || msg === 'http transfer' || msg === 'tftp request refused') {

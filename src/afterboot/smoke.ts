@@ -1,0 +1,140 @@
+/**
+ * The post-boot smoke test, as seed 000 runs it by hand:
+ *   ssh root@<ip> 'sh -s' < smoketest.sh
+ * over ssh2 (no ssh binary, no known_hosts to manage). Required checks print
+ * `PASS name` or `FAIL name[: why]`; exit 0 means every required check passed.
+ *
+ * The host was just netbooted and made its SSH host key at boot (dropbear,
+ * sshd-keygen), so there is nothing to pin it to: the key's SHA-256
+ * fingerprint is recorded with the output instead. bootd's own key pair
+ * (<state>/ssh/bootd_ed25519) is baked into images as root's authorized key.
+ */
+import { createHash } from 'node:crypto';
+import net from 'node:net';
+import { Client } from 'ssh2';
+
+export interface SmokeParams {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly privateKey: Buffer | string;
+  readonly script: string;
+  /** Everything, connection retries included. */
+  readonly timeoutMs: number;
+  /** Pause between connection attempts while SSH is not up yet. */
+  readonly retryMs?: number;
+}
+
+export interface SmokeRun {
+  readonly ok: boolean;
+  readonly exitCode: number | null;
+  readonly attempts: number;
+  readonly durationMs: number;
+  readonly passed: number;
+  readonly failed: string[];
+  /** stdout and stderr as they came, with a header naming the host key. */
+  readonly output: string;
+  readonly error?: string;
+}
+
+/** PASS and FAIL lines of a smoke script's output. */
+export function parseSmokeOutput(out: string): { passed: number; failed: string[] } {
+  let passed = 0;
+  const failed: string[] = [];
+  for (const raw of out.split('\n')) {
+    const line = raw.replace(/\r$/, '');
+    if (/^PASS\b/.test(line)) passed++;
+    else if (/^FAIL\b/.test(line)) failed.push(line);
+  }
+  return { passed, failed };
+}
+
+/** Whether a TCP port accepts a connection within `timeoutMs`. */
+export function tcpAnswers(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port });
+    const done = (ok: boolean): void => {
+      clearTimeout(t);
+      s.destroy();
+      resolve(ok);
+    };
+    const t = setTimeout(() => done(false), timeoutMs);
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+type Attempt = { kind: 'ran'; exitCode: number | null; signal?: string; output: string } | { kind: 'no-connection'; error: string };
+
+function attempt(p: SmokeParams, deadline: number): Promise<Attempt> {
+  return new Promise((resolve) => {
+    const c = new Client();
+    let out = '';
+    let settled = false;
+    let connected = false;
+    let fingerprint = '';
+    const finish = (a: Attempt): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      c.end();
+      resolve(a);
+    };
+    const timer = setTimeout(() => finish(connected ? { kind: 'ran', exitCode: null, signal: 'timeout', output: out } : { kind: 'no-connection', error: 'timed out connecting' }), Math.max(1, deadline - Date.now()));
+    c.on('ready', () => {
+      connected = true;
+      out += `# ssh ${p.user}@${p.host}:${p.port} host key SHA256:${fingerprint}\n`;
+      c.exec('sh -s', (err, stream) => {
+        if (err) return finish({ kind: 'ran', exitCode: null, signal: `exec failed: ${err.message}`, output: out });
+        stream.on('data', (d: Buffer) => (out += d.toString('utf8')));
+        stream.stderr.on('data', (d: Buffer) => (out += d.toString('utf8')));
+        stream.on('close', (code: number | null, signal?: string) => finish({ kind: 'ran', exitCode: code ?? null, ...(signal ? { signal } : {}), output: out }));
+        stream.end(p.script);
+      });
+    });
+    c.on('error', (err) => finish(connected ? { kind: 'ran', exitCode: null, signal: err.message, output: out } : { kind: 'no-connection', error: err.message }));
+    c.on('close', () => finish(connected ? { kind: 'ran', exitCode: null, signal: 'connection closed', output: out } : { kind: 'no-connection', error: 'connection closed' }));
+    c.connect({
+      host: p.host,
+      port: p.port,
+      username: p.user,
+      privateKey: p.privateKey,
+      readyTimeout: Math.max(1000, Math.min(20_000, deadline - Date.now())),
+      hostVerifier: (key: Buffer) => {
+        fingerprint = createHash('sha256').update(key).digest('base64').replace(/=+$/, '');
+        return true;
+      },
+    });
+  });
+}
+
+/** Runs the script once SSH lets us in, retrying until the overall timeout. */
+export async function runSmoke(p: SmokeParams): Promise<SmokeRun> {
+  const started = Date.now();
+  const deadline = started + p.timeoutMs;
+  let attempts = 0;
+  let last = '';
+  while (Date.now() < deadline) {
+    attempts++;
+    const a = await attempt(p, deadline);
+    if (a.kind === 'ran') {
+      const { passed, failed } = parseSmokeOutput(a.output);
+      const ok = a.exitCode === 0 && failed.length === 0;
+      return {
+        ok,
+        exitCode: a.exitCode,
+        attempts,
+        durationMs: Date.now() - started,
+        passed,
+        failed,
+        output: a.output,
+        ...(a.exitCode === null ? { error: `the script did not finish: ${a.signal ?? 'no exit status'}` } : !ok && failed.length === 0 ? { error: `exit ${a.exitCode} with no FAIL line` } : {}),
+      };
+    }
+    last = a.error;
+    // authentication failures will not heal by waiting
+    if (/authentication/i.test(last)) break;
+    await new Promise((r) => setTimeout(r, Math.min(p.retryMs ?? 1000, Math.max(0, deadline - Date.now()))));
+  }
+  return { ok: false, exitCode: null, attempts, durationMs: Date.now() - started, passed: 0, failed: [], output: '', error: `no SSH session with ${p.user}@${p.host}:${p.port}: ${last || 'timed out'}` };
+}

@@ -1,0 +1,232 @@
+/**
+ * After boot: ties what the servers see (DHCP offers and acks, files served,
+ * uploads) to hosts, keeps each host's boot timeline in the store and in
+ * `<state>/logs/<host>/events.log`, notices when a host is up (the OS took
+ * its lease and its SSH port answers), runs the image's smoke test over SSH
+ * and stores the audit report as the host's inventory.
+ *
+ * Everything that touches the network or the clock comes in through deps,
+ * so tests drive it with fakes.
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from '../log.js';
+import type { DhcpEvent } from '../dhcp/server.js';
+import type { HostStore } from '../state/host-store.js';
+import { MAX_REPORT_BYTES, parseAuditReport, type InventoryEntry } from './inventory.js';
+import { observe, phaseAtLeast, type BootRecord, type Observation, type SmokeResult } from './record.js';
+import type { SmokeParams, SmokeRun } from './smoke.js';
+
+/** How to smoke-test one host, or why not. */
+export type SmokePlan =
+  | { readonly ok: true; readonly user: string; readonly port: number; readonly privateKey: Buffer | string; readonly script: string; readonly timeoutMs: number }
+  | { readonly ok: false; readonly reason: string; readonly port: number };
+
+export interface AfterBootDeps {
+  readonly stateDir: string;
+  readonly store: HostStore;
+  readonly log: Logger;
+  readonly now: () => Date;
+  /** The host name for a MAC (its hosts/ file name, else the MAC with hyphens), and its image. */
+  readonly hostOfMac: (mac: string) => { name: string; image?: string };
+  /** The host name behind an address (reservation or lease), if any. */
+  readonly nameAt: (address: string) => string | undefined;
+  readonly smokePlan: (name: string) => Promise<SmokePlan>;
+  readonly runSmoke: (p: SmokeParams) => Promise<SmokeRun>;
+  readonly tcpAnswers: (host: string, port: number, timeoutMs: number) => Promise<boolean>;
+  /** Pause between SSH port probes; tests shorten it. */
+  readonly probeEveryMs?: number;
+  /** How long to wait for SSH after the OS took its lease. */
+  readonly upTimeoutMs?: number;
+  readonly smokeAutomatically?: boolean;
+}
+
+/** The report file bee uploads (bee.report=, images/bee/overlay/usr/sbin/bee-report). */
+export const AUDIT_FILE = /(^|\/)bee-audit\.json$/;
+
+export class AfterBoot {
+  private readonly watching = new Set<string>();
+  private readonly running = new Map<string, Promise<SmokeResult>>();
+  private closed = false;
+  readonly counters = { events: 0, smokeRuns: 0, smokePassed: 0, smokeFailed: 0, reports: 0, reportsRejected: 0 };
+
+  constructor(private readonly d: AfterBootDeps) {}
+
+  close(): void {
+    this.closed = true;
+  }
+
+  /** Resolves once every smoke run in flight has finished and been stored. */
+  async idle(): Promise<void> {
+    await Promise.all([...this.running.values()].map((p) => p.catch(() => {})));
+  }
+
+  private newId(): string {
+    return `${this.d.now().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(2).toString('hex')}`;
+  }
+
+  logDir(name: string): string {
+    return path.join(this.d.stateDir, 'logs', name);
+  }
+
+  /** Folds an observation in, writes the event line and saves; returns the boot it went into. */
+  private async record(name: string, o: Observation): Promise<BootRecord | null> {
+    const rec = this.d.store.host(name);
+    const before = rec.boots[rec.boots.length - 1];
+    const beforeId = before?.id;
+    const beforePhase = before?.phase;
+    const boot = observe(rec, o, this.d.now(), () => this.newId());
+    if (!boot) return null;
+    this.counters.events++;
+    const e = boot.events[boot.events.length - 1];
+    if (e) {
+      await fs.mkdir(this.logDir(name), { recursive: true });
+      const newBoot = boot.id !== beforeId ? `${e.at} boot ${boot.id} begins (mac ${boot.mac})\n` : '';
+      await fs.appendFile(path.join(this.logDir(name), 'events.log'), `${newBoot}${e.at} ${e.kind} ${e.text}\n`);
+    }
+    await this.d.store.save();
+    if (boot.phase !== beforePhase || boot.id !== beforeId) this.d.log.info({ svc: 'afterboot', host: name, boot: boot.id, phase: boot.phase, ip: boot.ip }, 'host phase');
+    if (boot.phase === 'os-dhcp' && boot.ip !== undefined) this.watchForSsh(name, boot.id, boot.ip);
+    return boot;
+  }
+
+  onDhcp(e: DhcpEvent): void {
+    const h = this.d.hostOfMac(e.mac);
+    void this.record(h.name, { kind: 'dhcp', type: e.type, mac: e.mac, ip: e.ip, vendorClass: e.vendorClass, arch: e.arch, pxe: e.pxe, userClassIpxe: e.userClassIpxe, bootFile: e.bootFile, ...(h.image !== undefined ? { image: h.image } : {}) }).catch((err: unknown) => this.fail('dhcp', err));
+  }
+
+  onFile(peer: string, via: 'tftp' | 'http', file: string, bytes: number, durationMs: number, outcome: string): void {
+    const name = this.d.nameAt(peer);
+    if (name === undefined) return;
+    void this.record(name, { kind: 'file', via, file, bytes, durationMs, outcome }).catch((err: unknown) => this.fail('file', err));
+  }
+
+  /** A write transfer ended; `stored` is where a complete upload now is. */
+  onUpload(peer: string, file: string, bytes: number, outcome: string, stored?: string): void {
+    const name = this.d.nameAt(peer);
+    if (name === undefined) return;
+    void (async () => {
+      await this.record(name, { kind: 'upload', file, bytes, outcome });
+      if (outcome === 'complete' && stored !== undefined && AUDIT_FILE.test(file)) await this.ingestReport(name, stored);
+    })().catch((err: unknown) => this.fail('upload', err));
+  }
+
+  private fail(what: string, err: unknown): void {
+    this.d.log.error({ svc: 'afterboot', what, err: String(err) }, 'after-boot record failed');
+  }
+
+  /**
+   * Validates an uploaded audit report and keeps it as the host's inventory
+   * (<state>/inventory/<host>.json). A bad one is moved to
+   * <state>/inventory/rejected/ with the reason; the last good one stays.
+   */
+  async ingestReport(name: string, file: string): Promise<InventoryEntry | { error: string }> {
+    const dir = path.join(this.d.stateDir, 'inventory');
+    await fs.mkdir(path.join(dir, 'rejected'), { recursive: true });
+    const st = await fs.stat(file);
+    const r = st.size > MAX_REPORT_BYTES ? ({ ok: false, error: `report is ${st.size} bytes, larger than ${MAX_REPORT_BYTES}` } as const) : parseAuditReport(await fs.readFile(file, 'utf8'));
+    const at = this.d.now().toISOString();
+    const inv = this.d.store.data.inventory;
+    if (!r.ok) {
+      this.counters.reportsRejected++;
+      const kept = path.join(dir, 'rejected', `${name}-${at.replace(/[:.]/g, '')}.json`);
+      await fs.copyFile(file, kept);
+      const prev = inv[name];
+      if (prev) inv[name] = { ...prev, rejected: { at, file: path.relative(this.d.stateDir, kept), error: r.error } };
+      await this.record(name, { kind: 'audit', ok: false, text: `audit report refused: ${r.error} (kept as ${path.relative(this.d.stateDir, kept)})` });
+      this.d.log.warn({ svc: 'afterboot', host: name, file, error: r.error, kept }, 'audit report refused');
+      return { error: r.error };
+    }
+    this.counters.reports++;
+    const target = path.join(dir, `${name}.json`);
+    const tmp = `${target}.${process.pid}.tmp`;
+    await fs.copyFile(file, tmp);
+    const fh = await fs.open(tmp, 'r+');
+    await fh.sync().finally(() => fh.close());
+    await fs.rename(tmp, target);
+    const entry: InventoryEntry = { receivedAt: at, bytes: st.size, file: path.relative(this.d.stateDir, target), collectedAt: r.collectedAt, summary: r.summary };
+    inv[name] = entry;
+    const s = r.summary;
+    const summary = `${s.cpu.model ?? 'cpu ?'}, ${s.memoryMiB ?? '?'} MiB, ${s.disks.length} disk(s), ${s.pcieDevices ?? '?'} PCIe device(s)`;
+    await this.record(name, { kind: 'audit', ok: true, text: `audit report stored: ${summary}` });
+    this.d.log.info({ svc: 'afterboot', host: name, file: target, bytes: st.size, summary }, 'audit report stored');
+    return entry;
+  }
+
+  /** Probes the host's SSH port until it answers (or time runs out), then smoke-tests it. */
+  private watchForSsh(name: string, bootId: string, ip: string): void {
+    const key = `${name}/${bootId}`;
+    if (this.watching.has(key)) return;
+    this.watching.add(key);
+    void (async () => {
+      const plan = await this.d.smokePlan(name);
+      const started = this.d.now().getTime();
+      const deadline = started + (this.d.upTimeoutMs ?? 600_000);
+      while (!this.closed && this.d.now().getTime() < deadline) {
+        const cur = this.current(name);
+        if (cur?.id !== bootId) return; // the host rebooted meanwhile
+        if (await this.d.tcpAnswers(ip, plan.port, 1000)) {
+          await this.record(name, { kind: 'ssh', port: plan.port, afterMs: this.d.now().getTime() - started });
+          if (this.d.smokeAutomatically !== false && plan.ok) await this.smoke(name);
+          else if (!plan.ok) this.d.log.info({ svc: 'afterboot', host: name, reason: plan.reason }, 'no smoke test');
+          return;
+        }
+        await new Promise((r) => setTimeout(r, this.d.probeEveryMs ?? 1000));
+      }
+    })()
+      .catch((err: unknown) => this.fail('ssh watch', err))
+      .finally(() => this.watching.delete(key));
+  }
+
+  current(name: string): BootRecord | undefined {
+    const b = this.d.store.data.hosts[name]?.boots;
+    return b?.[b.length - 1];
+  }
+
+  /**
+   * Runs the smoke test against the host's current boot and records it; one
+   * run per host at a time (a second call joins the first).
+   */
+  smoke(name: string): Promise<SmokeResult> {
+    const running = this.running.get(name);
+    if (running) return running;
+    const p = this.runSmokeNow(name).finally(() => this.running.delete(name));
+    this.running.set(name, p);
+    return p;
+  }
+
+  private async runSmokeNow(name: string): Promise<SmokeResult> {
+    const boot = this.current(name);
+    const startedAt = this.d.now();
+    const plan = await this.d.smokePlan(name);
+    const base = { startedAt: startedAt.toISOString(), attempts: 0, passed: 0, failed: [] as string[], exitCode: null };
+    let result: SmokeResult;
+    if (!boot?.ip) result = { ...base, ok: false, durationMs: 0, error: `bootd has no address for ${name} (no boot recorded)` };
+    else if (!plan.ok) result = { ...base, ok: false, durationMs: 0, error: plan.reason };
+    else {
+      this.counters.smokeRuns++;
+      this.d.log.info({ svc: 'afterboot', host: name, ip: boot.ip, user: plan.user, port: plan.port }, 'smoke test starting');
+      const run = await this.d.runSmoke({ host: boot.ip, port: plan.port, user: plan.user, privateKey: plan.privateKey, script: plan.script, timeoutMs: plan.timeoutMs });
+      const out = path.join(this.logDir(name), `smoke-${boot.id}.log`);
+      await fs.mkdir(this.logDir(name), { recursive: true });
+      await fs.writeFile(out, run.output + (run.error ? `\n# ${run.error}\n` : ''));
+      result = {
+        ok: run.ok,
+        exitCode: run.exitCode,
+        startedAt: startedAt.toISOString(),
+        durationMs: run.durationMs,
+        attempts: run.attempts,
+        passed: run.passed,
+        failed: run.failed,
+        ...(run.error ? { error: run.error } : {}),
+        outputFile: path.relative(this.d.stateDir, out),
+      };
+    }
+    if (result.ok) this.counters.smokePassed++;
+    else this.counters.smokeFailed++;
+    this.d.log[result.ok ? 'info' : 'warn']({ svc: 'afterboot', host: name, ok: result.ok, passed: result.passed, failed: result.failed, error: result.error, exitCode: result.exitCode }, 'smoke test finished');
+    if (boot && phaseAtLeast(boot.phase, 'dhcp')) await this.record(name, { kind: 'smoke', result });
+    return result;
+  }
+}

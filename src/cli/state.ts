@@ -1,0 +1,194 @@
+/**
+ * The after-boot commands: `bootd status`, `bootd logs`, `bootd smoke`,
+ * `bootd machines list|open|close`. Reading needs only the state directory
+ * (the store is a file written atomically); acting (open, close, smoke)
+ * asks the running bootd over its control socket.
+ */
+import { createReadStream, promises as fs, watch } from 'node:fs';
+import path from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import type { BootRecord, SmokeResult } from '../afterboot/record.js';
+import { controlRequest } from '../control/socket.js';
+import { MachineFile, type Machine } from '../machines/registry.js';
+import { HostStore } from '../state/host-store.js';
+import { HOST_NAME_RE } from '../hosts/schema.js';
+import { parseIpv4 } from '../net/ipv4.js';
+import { usageBytes } from '../uploads/host-dirs.js';
+
+const DEFAULT_STATE = '/var/lib/bootd';
+
+function out(line = ''): void {
+  process.stdout.write(`${line}\n`);
+}
+
+/** 90s, 45m, 2h, 1d or plain seconds. */
+export function parseDuration(value: string): number {
+  const m = /^(\d+)([smhd]?)$/.exec(value.trim());
+  if (!m) throw new InvalidArgumentError(`expected a duration such as 90s, 45m, 2h or 1d, got "${value}"`);
+  const n = Number(m[1]) * ({ '': 1, s: 1, m: 60, h: 3600, d: 86400 } as const)[m[2] as '' | 's' | 'm' | 'h' | 'd'];
+  if (n <= 0 || n > 365 * 86400) throw new InvalidArgumentError(`expected a duration from 1s to 365d, got "${value}"`);
+  return n;
+}
+
+function bytes(n: number): string {
+  return n >= 1 << 30 ? `${(n / 2 ** 30).toFixed(1)} GiB` : n >= 1 << 20 ? `${(n / 2 ** 20).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`;
+}
+
+function smokeText(s: SmokeResult | undefined): string {
+  if (!s) return '-';
+  if (s.ok) return `passed (${s.passed})`;
+  return `FAILED: ${s.error ?? s.failed[0] ?? `exit ${String(s.exitCode)}`}`;
+}
+
+/** One row of `bootd status`. */
+export function statusRow(name: string, b: BootRecord | undefined): string[] {
+  return [name, b?.image ?? '-', b?.ip ?? '-', b ? b.startedAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-', b?.phase ?? '-', smokeText(b?.smoke)];
+}
+
+function table(rows: string[][]): void {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  for (const r of rows) out(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  '));
+}
+
+async function follow(file: string, from: number): Promise<void> {
+  let pos = from;
+  await new Promise<void>(() => {
+    const pump = (): void => {
+      void fs.stat(file).then(
+        (st) => {
+          if (st.size < pos) pos = 0; // truncated
+          if (st.size === pos) return;
+          const s = createReadStream(file, { start: pos, end: st.size - 1 });
+          pos = st.size;
+          s.pipe(process.stdout, { end: false });
+        },
+        () => {},
+      );
+    };
+    watch(path.dirname(file), () => pump());
+    setInterval(pump, 1000);
+  });
+}
+
+export function addStateCommands(program: Command): void {
+  program
+    .command('status')
+    .description('one line per host: image, address, last boot, phase, smoke result (from the state directory)')
+    .option('--state <dir>', 'bootd state directory', DEFAULT_STATE)
+    .option('--json', 'every host with its recent boots, timelines and smoke results')
+    .action(async (o: { state: string; json?: boolean }) => {
+      const doc = await HostStore.read(o.state);
+      const names = Object.keys(doc.hosts).sort();
+      if (o.json) {
+        out(JSON.stringify({ hosts: names.map((n) => ({ name: n, last: doc.hosts[n]?.boots.at(-1) ?? null, boots: doc.hosts[n]?.boots ?? [], inventory: doc.inventory[n] ?? null })) }, null, 2));
+        return;
+      }
+      if (names.length === 0) {
+        out(`no host has booted from bootd with state ${o.state}`);
+        return;
+      }
+      table([['HOST', 'IMAGE', 'IP', 'LAST BOOT', 'PHASE', 'SMOKE'], ...names.map((n) => statusRow(n, doc.hosts[n]?.boots.at(-1)))]);
+    });
+
+  program
+    .command('logs <name>')
+    .description("a host's event log (logs/<name>/events.log, also readable over TFTP), and its last smoke output")
+    .option('--state <dir>', 'bootd state directory', DEFAULT_STATE)
+    .option('-f, --follow', 'keep printing new events')
+    .action(async (name: string, o: { state: string; follow?: boolean }) => {
+      if (!HOST_NAME_RE.test(name)) throw new Error(`${JSON.stringify(name)} is not a host name`);
+      const dir = path.join(o.state, 'logs', name);
+      const file = path.join(dir, 'events.log');
+      const text = await fs.readFile(file, 'utf8').catch(() => null);
+      if (text === null && !o.follow) {
+        process.stderr.write(`bootd: no events for ${name} in ${dir}\n`);
+        process.exitCode = 1;
+        return;
+      }
+      process.stdout.write(text ?? '');
+      if (o.follow) {
+        await fs.mkdir(dir, { recursive: true });
+        await follow(file, Buffer.byteLength(text ?? ''));
+        return;
+      }
+      const smokes = (await fs.readdir(dir)).filter((f) => f.startsWith('smoke-')).sort();
+      const last = smokes.at(-1);
+      if (last) {
+        out(`--- ${path.join(dir, last)}`);
+        process.stdout.write(await fs.readFile(path.join(dir, last), 'utf8'));
+      }
+    });
+
+  program
+    .command('smoke <name>')
+    .description("run the host's smoke test now, through the running bootd, and print its output")
+    .option('--state <dir>', 'bootd state directory', DEFAULT_STATE)
+    .option('--json', 'print the result as JSON')
+    .action(async (name: string, o: { state: string; json?: boolean }) => {
+      const r = await controlRequest<SmokeResult>(o.state, 'POST', `/smoke/${encodeURIComponent(name)}`);
+      if (o.json) out(JSON.stringify(r, null, 2));
+      else {
+        if (r.outputFile) process.stdout.write(await fs.readFile(path.join(o.state, r.outputFile), 'utf8').catch(() => ''));
+        out(`smoke ${name}: ${smokeText(r)}${r.failed.length > 1 ? `\n  ${r.failed.join('\n  ')}` : ''}`);
+      }
+      process.exitCode = r.ok ? 0 : 1;
+    });
+
+  const machines = program.command('machines').description("build machines' write-enabled TFTP ports");
+  type View = Machine & { dir?: string; usageBytes?: number; ownerAddress?: string | null; listening?: boolean; error?: string | null };
+  const printMachine = (m: View): string[] => [
+    m.name,
+    String(m.port),
+    m.ownerAddress ?? m.owner.ip ?? m.owner.mac ?? '-',
+    m.usageBytes === undefined ? '-' : `${bytes(m.usageBytes)} of ${bytes(m.quotaBytes)}`,
+    m.overwrite ? 'yes' : 'no',
+    m.expiresAt === null ? (m.source === 'hosts' ? 'hosts file' : 'never') : m.expiresAt.replace(/\.\d+Z$/, 'Z'),
+    m.listening === false ? `NOT LISTENING${m.error ? `: ${m.error}` : ''}` : m.listening ? 'open' : 'bootd not running',
+  ];
+  machines
+    .command('list')
+    .description('ports, owners, usage and expiry')
+    .option('--state <dir>', 'bootd state directory', DEFAULT_STATE)
+    .option('--json', 'print JSON')
+    .action(async (o: { state: string; json?: boolean }) => {
+      let list: View[];
+      try {
+        list = await controlRequest<View[]>(o.state, 'GET', '/machines', undefined, 10_000);
+      } catch {
+        // bootd is not running: the assignment file still says what will reopen
+        list = await Promise.all((await MachineFile.read(o.state)).map(async (m) => ({ ...m, usageBytes: await usageBytes(path.join(o.state, 'machines', m.name)) })));
+      }
+      if (o.json) return out(JSON.stringify(list, null, 2));
+      if (list.length === 0) return out('no build machine is open');
+      table([['MACHINE', 'PORT', 'OWNER', 'USAGE', 'OVERWRITE', 'EXPIRES', 'STATE'], ...list.map(printMachine)]);
+    });
+  machines
+    .command('open <name>')
+    .description('give a machine its own write-enabled TFTP port (a host from hosts/, or any name with --address/--mac)')
+    .option('--state <dir>', 'bootd state directory', DEFAULT_STATE)
+    .option('--ttl <duration>', 'close the port after this long (90s, 45m, 2h, 1d); default: until closed', parseDuration)
+    .option('--quota <mib>', 'bytes the machine may keep, in MiB (default: its host file, else 200)', (v: string) => {
+      if (!/^\d+$/.test(v) || Number(v) < 1) throw new InvalidArgumentError(`expected MiB as a whole number, got "${v}"`);
+      return Number(v) * (1 << 20);
+    })
+    .option('--no-overwrite', 'refuse uploads that would replace an existing file')
+    .option('--address <ip>', 'the only address writes are accepted from', (v: string) => {
+      if (parseIpv4(v) === null) throw new InvalidArgumentError(`expected an IPv4 address, got "${v}"`);
+      return v;
+    })
+    .option('--mac <mac>', 'the machine whose lease decides the address writes are accepted from')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: { state: string; ttl?: number; quota?: number; overwrite: boolean; address?: string; mac?: string; json?: boolean }) => {
+      const m = await controlRequest<View>(o.state, 'POST', '/machines/open', { name, ...(o.ttl ? { ttlSeconds: o.ttl } : {}), ...(o.quota ? { quotaBytes: o.quota } : {}), overwrite: o.overwrite, ...(o.address ? { ip: o.address } : {}), ...(o.mac ? { mac: o.mac } : {}) });
+      if (o.json) return out(JSON.stringify(m, null, 2));
+      out(`${m.name}: TFTP port ${m.port}, directory ${m.dir ?? '?'}, writes from ${m.ownerAddress ?? m.owner.ip ?? m.owner.mac ?? '?'}, quota ${bytes(m.quotaBytes)}, ${m.expiresAt ? `until ${m.expiresAt}` : 'until closed'}`);
+    });
+  machines
+    .command('close <name>')
+    .description("close a machine's port (its files stay)")
+    .option('--state <dir>', 'bootd state directory', DEFAULT_STATE)
+    .action(async (name: string, o: { state: string }) => {
+      const r = await controlRequest<{ closed: string; port: number }>(o.state, 'POST', '/machines/close', { name });
+      out(`${r.closed}: port ${r.port} closed`);
+    });
+}

@@ -1,0 +1,55 @@
+/**
+ * One build machine's directory as its TFTP port sees it: anyone who can
+ * reach the port may read (the machine fetches its task; operators read its
+ * results), only the machine's own address may write, and no name leads out
+ * of the directory. Writes go through HostUploadDirs (temporary file, rename
+ * after the last block, quota, overwrite policy).
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { Remote } from '../net/udp.js';
+import { ErrorCode } from '../tftp/packet.js';
+import { FileRoot, type RequestContext, type Resolution, type Resolver } from '../tftp/fileroot.js';
+import { normalizeRequestPath } from '../tftp/paths.js';
+import type { WriteDecision, WritePolicy } from '../tftp/write-transfer.js';
+import { PARTIAL_PREFIX } from '../uploads/file-sink.js';
+import { HostUploadDirs } from '../uploads/host-dirs.js';
+
+export interface MachineDirOptions {
+  readonly name: string;
+  /** The machine's address now (its reservation or lease); undefined: nobody may write. */
+  readonly ownerAddress: () => string | undefined;
+  readonly quotaBytes: number;
+  readonly overwrite: boolean;
+}
+
+export class MachineDir implements Resolver, WritePolicy {
+  private readonly writes: HostUploadDirs;
+
+  /** `parent` holds one folder per machine; this one's is `<parent>/<name>`. */
+  constructor(
+    readonly parent: string,
+    private readonly o: MachineDirOptions,
+  ) {
+    this.writes = new HostUploadDirs(parent, { whoIs: () => o.name, quotaBytes: () => o.quotaBytes, overwrite: () => o.overwrite });
+  }
+
+  get dir(): string {
+    return path.join(this.parent, this.o.name);
+  }
+
+  async resolve(rawName: string, ctx: RequestContext): Promise<Resolution> {
+    await fs.mkdir(this.dir, { recursive: true, mode: 0o755 });
+    const n = normalizeRequestPath(rawName);
+    if (n.ok && path.posix.basename(n.path).startsWith(PARTIAL_PREFIX)) return { ok: false, code: ErrorCode.FILE_NOT_FOUND, message: 'File not found', reason: 'upload in progress' };
+    return (await FileRoot.open(this.dir)).resolve(rawName, ctx);
+  }
+
+  async authorize(peer: Remote, filename: string): Promise<WriteDecision> {
+    const owner = this.o.ownerAddress();
+    if (owner === undefined || owner !== peer.address) {
+      return { ok: false, code: ErrorCode.ACCESS_VIOLATION, message: `Writes are accepted only from ${this.o.name}`, reason: owner === undefined ? `${this.o.name} has no known address` : `${peer.address} is not ${this.o.name} (${owner})` };
+    }
+    return this.writes.authorize(peer, filename);
+  }
+}

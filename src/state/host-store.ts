@@ -1,0 +1,82 @@
+/**
+ * Per-host records in the embedded store (<state>/hosts-state.json, lowdb
+ * over DurableJsonFile: temp file, fsync, rename): each host's recent boots
+ * with their timelines and smoke results, and its inventory summary.
+ *
+ * bootd serve is the only writer. `save()` resolves once this moment's
+ * changes are on disk; saves in the same moment share one write, so a burst
+ * of transfer events costs one rewrite. The CLI reads the file directly
+ * (`bootd status`, `bootd hosts show`), whether or not bootd runs.
+ */
+import path from 'node:path';
+import { Low } from 'lowdb';
+import type { HostRecord } from '../afterboot/record.js';
+import type { InventoryEntry } from '../afterboot/inventory.js';
+import { DurableJsonFile } from './durable-json-file.js';
+
+export interface HostDoc {
+  version: 1;
+  hosts: Record<string, HostRecord>;
+  inventory: Record<string, InventoryEntry>;
+}
+
+export const HOST_STORE_FILE = 'hosts-state.json';
+
+function empty(): HostDoc {
+  return { version: 1, hosts: {}, inventory: {} };
+}
+
+export class HostStore {
+  private next: Promise<void> | null = null;
+  private current: Promise<void> = Promise.resolve();
+  writes = 0;
+
+  private constructor(
+    private readonly db: Low<HostDoc>,
+    readonly file: string,
+  ) {}
+
+  static async open(stateDir: string): Promise<HostStore> {
+    const file = path.join(stateDir, HOST_STORE_FILE);
+    const db = new Low<HostDoc>(new DurableJsonFile<HostDoc>(file), empty());
+    await db.read();
+    if (typeof db.data.hosts !== 'object' || db.data.hosts === null) db.data = empty();
+    db.data.inventory ??= {};
+    return new HostStore(db, file);
+  }
+
+  /** The store as it is on disk, for the CLI; empty when bootd never ran here. */
+  static async read(stateDir: string): Promise<HostDoc> {
+    const d = await new DurableJsonFile<HostDoc>(path.join(stateDir, HOST_STORE_FILE)).read();
+    return d && typeof d.hosts === 'object' ? { ...d, inventory: d.inventory ?? {} } : empty();
+  }
+
+  get data(): HostDoc {
+    return this.db.data;
+  }
+
+  host(name: string): HostRecord {
+    const h = (this.db.data.hosts[name] ??= { name, boots: [] });
+    return h;
+  }
+
+  /** Writes the current document; resolves once it is durable. */
+  save(): Promise<void> {
+    if (this.next) return this.next;
+    const run = async (): Promise<void> => {
+      await this.current.catch(() => {});
+      await new Promise<void>((r) => setImmediate(r)); // let this moment's other changes join
+      this.next = null;
+      const w = this.db.write();
+      this.current = w;
+      await w;
+      this.writes++;
+    };
+    this.next = run();
+    return this.next;
+  }
+
+  async close(): Promise<void> {
+    await (this.next ?? this.current).catch(() => {});
+  }
+}
