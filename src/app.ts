@@ -310,8 +310,10 @@ interface StateParts {
 
 /** The after-boot half: timelines, smoke tests, inventory, machine ports, control socket. */
 async function startState(cfg: AppConfig, sc: NonNullable<AppConfig['state']>, deps: AppDeps, p: StateParts): Promise<{ after: AfterBoot; machines: MachinePorts; onHostsChanged: () => void; stop: () => Promise<void> }> {
-  const log = deps.log.child({ svc: 'afterboot' });
+  // the tracker tags its own lines svc: afterboot
+  const log = deps.log;
   const dir = sc.dir;
+  await fs.mkdir(dir, { recursive: true });
   const store = await HostStore.open(dir);
   const nameAt = (address: string): string | undefined => {
     const at = p.hostAt(address);
@@ -392,11 +394,11 @@ async function startState(cfg: AppConfig, sc: NonNullable<AppConfig['state']>, d
       const buildHosts = (p.hosts?.current.hosts ?? []).flatMap((h) => (h.build ? [{ name: h.name, ...(h.macs[0] !== undefined ? { mac: h.macs[0] } : {}), ...(h.ip !== undefined ? { ip: h.ip } : {}), quotaBytes: h.build.quotaBytes }] : []));
       const base = change ? change([...mfile.machines]) : [...mfile.machines];
       const r = plan(base, buildHosts, sc.machinePorts, new Date(deps.clock.wallNow()));
-      for (const n of r.noPort) log.error({ svc: 'machines', machine: n, range: `${sc.machinePorts.first}-${sc.machinePorts.last}` }, 'no free machine port');
+      for (const n of r.noPort) deps.log.error({ svc: 'machines', machine: n, range: `${sc.machinePorts.first}-${sc.machinePorts.last}` }, 'no free machine port');
       if (JSON.stringify(r.machines) !== JSON.stringify(mfile.machines)) await mfile.set(r.machines);
       await ports.apply(r.machines);
     });
-    chain = run.catch((err: unknown) => log.error({ svc: 'machines', err: String(err) }, 'machine ports update failed'));
+    chain = run.catch((err: unknown) => deps.log.error({ svc: 'machines', err: String(err) }, 'machine ports update failed'));
     return run;
   };
   await reconcile();
@@ -453,7 +455,7 @@ async function startState(cfg: AppConfig, sc: NonNullable<AppConfig['state']>, d
       return after.smoke(name);
     },
   });
-  log.info({ state: dir, control: control.path, machinePorts: `${sc.machinePorts.first}-${sc.machinePorts.last}`, machines: mfile.machines.length, smoke: sc.smoke }, 'after-boot records on');
+  deps.log.info({ svc: 'afterboot', state: dir, control: control.path, machinePorts: `${sc.machinePorts.first}-${sc.machinePorts.last}`, machines: mfile.machines.length, smoke: sc.smoke }, 'after-boot records on');
   return {
     after,
     machines: ports,
@@ -461,6 +463,8 @@ async function startState(cfg: AppConfig, sc: NonNullable<AppConfig['state']>, d
     stop: async () => {
       clearInterval(expiry);
       after.close();
+      // records in flight reach the disk; a smoke run in flight is not waited for beyond a moment
+      await Promise.race([after.idle(), new Promise((r) => setTimeout(r, 2000).unref())]);
       await control.close();
       await chain;
       await ports.close();

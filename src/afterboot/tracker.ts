@@ -48,6 +48,8 @@ export const AUDIT_FILE = /(^|\/)bee-audit\.json$/;
 export class AfterBoot {
   private readonly watching = new Set<string>();
   private readonly running = new Map<string, Promise<SmokeResult>>();
+  /** Every record, SSH watch and smoke run in flight. */
+  private readonly pending = new Set<Promise<unknown>>();
   private closed = false;
   readonly counters = { events: 0, smokeRuns: 0, smokePassed: 0, smokeFailed: 0, reports: 0, reportsRejected: 0 };
 
@@ -57,9 +59,15 @@ export class AfterBoot {
     this.closed = true;
   }
 
-  /** Resolves once every smoke run in flight has finished and been stored. */
+  /** Resolves once everything in flight (records, SSH watches, smoke runs) has finished and been stored. */
   async idle(): Promise<void> {
-    await Promise.all([...this.running.values()].map((p) => p.catch(() => {})));
+    while (this.pending.size > 0) await Promise.all([...this.pending].map((p) => p.catch(() => {})));
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.pending.add(p);
+    void p.catch(() => {}).finally(() => this.pending.delete(p));
+    return p;
   }
 
   private newId(): string {
@@ -93,23 +101,25 @@ export class AfterBoot {
 
   onDhcp(e: DhcpEvent): void {
     const h = this.d.hostOfMac(e.mac);
-    void this.record(h.name, { kind: 'dhcp', type: e.type, mac: e.mac, ip: e.ip, vendorClass: e.vendorClass, arch: e.arch, pxe: e.pxe, userClassIpxe: e.userClassIpxe, bootFile: e.bootFile, ...(h.image !== undefined ? { image: h.image } : {}) }).catch((err: unknown) => this.fail('dhcp', err));
+    void this.track(this.record(h.name, { kind: 'dhcp', type: e.type, mac: e.mac, ip: e.ip, vendorClass: e.vendorClass, arch: e.arch, pxe: e.pxe, userClassIpxe: e.userClassIpxe, bootFile: e.bootFile, ...(h.image !== undefined ? { image: h.image } : {}) })).catch((err: unknown) => this.fail('dhcp', err));
   }
 
   onFile(peer: string, via: 'tftp' | 'http', file: string, bytes: number, durationMs: number, outcome: string): void {
     const name = this.d.nameAt(peer);
     if (name === undefined) return;
-    void this.record(name, { kind: 'file', via, file, bytes, durationMs, outcome }).catch((err: unknown) => this.fail('file', err));
+    void this.track(this.record(name, { kind: 'file', via, file, bytes, durationMs, outcome })).catch((err: unknown) => this.fail('file', err));
   }
 
   /** A write transfer ended; `stored` is where a complete upload now is. */
   onUpload(peer: string, file: string, bytes: number, outcome: string, stored?: string): void {
     const name = this.d.nameAt(peer);
     if (name === undefined) return;
-    void (async () => {
-      await this.record(name, { kind: 'upload', file, bytes, outcome });
-      if (outcome === 'complete' && stored !== undefined && AUDIT_FILE.test(file)) await this.ingestReport(name, stored);
-    })().catch((err: unknown) => this.fail('upload', err));
+    void this.track(
+      (async () => {
+        await this.record(name, { kind: 'upload', file, bytes, outcome });
+        if (outcome === 'complete' && stored !== undefined && AUDIT_FILE.test(file)) await this.ingestReport(name, stored);
+      })(),
+    ).catch((err: unknown) => this.fail('upload', err));
   }
 
   private fail(what: string, err: unknown): void {
@@ -159,7 +169,7 @@ export class AfterBoot {
     const key = `${name}/${bootId}`;
     if (this.watching.has(key)) return;
     this.watching.add(key);
-    void (async () => {
+    void this.track((async () => {
       const plan = await this.d.smokePlan(name);
       const started = this.d.now().getTime();
       const deadline = started + (this.d.upTimeoutMs ?? 600_000);
@@ -174,7 +184,7 @@ export class AfterBoot {
         }
         await new Promise((r) => setTimeout(r, this.d.probeEveryMs ?? 1000));
       }
-    })()
+    })())
       .catch((err: unknown) => this.fail('ssh watch', err))
       .finally(() => this.watching.delete(key));
   }
@@ -191,7 +201,7 @@ export class AfterBoot {
   smoke(name: string): Promise<SmokeResult> {
     const running = this.running.get(name);
     if (running) return running;
-    const p = this.runSmokeNow(name).finally(() => this.running.delete(name));
+    const p = this.track(this.runSmokeNow(name).finally(() => this.running.delete(name)));
     this.running.set(name, p);
     return p;
   }
