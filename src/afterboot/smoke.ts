@@ -37,6 +37,18 @@ export interface SmokeRun {
   readonly error?: string;
 }
 
+/**
+ * The remote command that reads the script from stdin: its #! interpreter
+ * (`#!/bin/bash` -> `/bin/bash -s`, as buildos's header asks), else `sh -s`.
+ */
+export function remoteCommand(script: string): string {
+  const m = /^#!\s*(\/[A-Za-z0-9_./-]+)(?:[ \t]+([A-Za-z0-9_-]+))?[ \t]*\r?\n/.exec(script);
+  if (!m) return 'sh -s';
+  // #!/usr/bin/env bash
+  if (m[1]?.endsWith('/env') && m[2]) return `${m[2]} -s`;
+  return `${m[1] ?? 'sh'} -s`;
+}
+
 /** PASS and FAIL lines of a smoke script's output. */
 export function parseSmokeOutput(out: string): { passed: number; failed: string[] } {
   let passed = 0;
@@ -84,7 +96,7 @@ function attempt(p: SmokeParams, deadline: number): Promise<Attempt> {
     c.on('ready', () => {
       connected = true;
       out += `# ssh ${p.user}@${p.host}:${p.port} host key SHA256:${fingerprint}\n`;
-      c.exec('sh -s', (err, stream) => {
+      c.exec(remoteCommand(p.script), (err, stream) => {
         if (err) return finish({ kind: 'ran', exitCode: null, signal: `exec failed: ${err.message}`, output: out });
         stream.on('data', (d: Buffer) => (out += d.toString('utf8')));
         stream.stderr.on('data', (d: Buffer) => (out += d.toString('utf8')));

@@ -86,6 +86,10 @@ export class AfterBoot {
     const beforePhase = before?.phase;
     const boot = observe(rec, o, this.d.now(), () => this.newId());
     if (!boot) return null;
+    // logged now, in order: other records may move the phase on while this one waits for the disk
+    const phase = boot.phase;
+    const changed = phase !== beforePhase || boot.id !== beforeId;
+    if (changed) this.d.log.info({ svc: 'afterboot', host: name, boot: boot.id, phase, ip: boot.ip }, 'host phase');
     this.counters.events++;
     const e = boot.events[boot.events.length - 1];
     if (e) {
@@ -94,8 +98,7 @@ export class AfterBoot {
       await fs.appendFile(path.join(this.logDir(name), 'events.log'), `${newBoot}${e.at} ${e.kind} ${e.text}\n`);
     }
     await this.d.store.save();
-    if (boot.phase !== beforePhase || boot.id !== beforeId) this.d.log.info({ svc: 'afterboot', host: name, boot: boot.id, phase: boot.phase, ip: boot.ip }, 'host phase');
-    if (boot.phase === 'os-dhcp' && boot.ip !== undefined) this.watchForSsh(name, boot.id, boot.ip);
+    if (changed && phase === 'os-dhcp' && boot.ip !== undefined) this.watchForSsh(name, boot.id, boot.ip);
     return boot;
   }
 

@@ -4,7 +4,7 @@
  * VM prints on its serial console. Pure: lines in, events out.
  */
 
-export type EventKind = 'qemu' | 'dhcp-offer' | 'dhcp-ack' | 'file' | 'refused' | 'kernel' | 'up' | 'upload' | 'audit' | 'smoke' | 'error';
+export type EventKind = 'qemu' | 'dhcp-offer' | 'dhcp-ack' | 'file' | 'refused' | 'kernel' | 'up' | 'os-lease' | 'ssh' | 'upload' | 'audit' | 'smoke' | 'error';
 
 export interface LabEvent {
   /** Seconds since this VM's QEMU started. */
@@ -100,8 +100,8 @@ export class Timeline {
       const vm = this.vms.find((v) => v.name === r.host);
       if (!vm) return;
       if (msg === 'host phase') {
-        if (r.phase === 'os-dhcp') this.add(vm, 'up', `OS took its lease ${String(r.ip)} (bootd: phase os-dhcp)`);
-        if (r.phase === 'up') this.add(vm, 'up', `SSH answers at ${String(r.ip)} (bootd: host up)`);
+        if (r.phase === 'os-dhcp') this.add(vm, 'os-lease', `OS took its lease ${String(r.ip)} (bootd: phase os-dhcp)`);
+        if (r.phase === 'up') this.add(vm, 'ssh', `SSH answers at ${String(r.ip)} (bootd: host up)`);
         return;
       }
       if (msg === 'smoke test finished') {

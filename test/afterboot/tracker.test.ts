@@ -12,6 +12,7 @@ import type { SmokeParams, SmokeRun } from '../../src/afterboot/smoke.js';
 import type { DhcpEvent } from '../../src/dhcp/server.js';
 import { silentLogger } from '../../src/log.js';
 import { HostStore } from '../../src/state/host-store.js';
+import pino from 'pino';
 
 const MAC = '52:54:00:b0:07:01';
 const IP = '198.18.77.100';
@@ -131,5 +132,30 @@ describe('after-boot tracker', () => {
     t.onUpload(IP, 'vm1/bee-audit.json', 10, 'timeout', f);
     await until(() => (t.current('vm1')?.events.filter((e) => e.kind === 'upload').length ?? 0) === 3, 'uploads recorded');
     expect(t.counters.reports).toBe(1);
+  });
+});
+
+describe('after-boot tracker log', () => {
+  it('logs each phase change once, even when the next event lands while the previous one is being written', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'bootd-afterboot-'));
+    const store = await HostStore.open(dir);
+    const lines: { msg: string; phase?: string }[] = [];
+    const log = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as { msg: string }) });
+    const t = new AfterBoot({ stateDir: dir, store, log, now: () => new Date(), hostOfMac: () => ({ name: 'vm1' }), nameAt: () => 'vm1', smokePlan: async () => ({ ok: false, reason: 'none', port: 22 }), runSmoke: async () => Promise.reject(new Error('not called')), tcpAnswers: async () => false, probeEveryMs: 1, upTimeoutMs: 20 });
+    try {
+      t.onDhcp(pxe);
+      t.onFile(IP, 'tftp', 'images/bee/1/vmlinuz', 1, 1, 'complete');
+      // dhclient's OFFER and ACK come back to back: both records are in flight together
+      t.onDhcp({ ...os_, type: 'offer' });
+      t.onDhcp(os_);
+      await new Promise((r) => setTimeout(r, 50));
+      await t.idle();
+      expect(lines.filter((l) => l.msg === 'host phase').map((l) => l.phase)).toEqual(['dhcp', 'kernel', 'os-dhcp']);
+    } finally {
+      t.close();
+      await t.idle();
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

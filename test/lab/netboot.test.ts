@@ -4,7 +4,9 @@
  * QEMU VM in a namespace of its own to the BOOTD-UP marker and checks what
  * bootd itself recorded: the lease in its store, the files it served (and
  * over which protocol), and for bee the audit report that arrived on the
- * upload port.
+ * upload port; then bootd's after-boot record: the host's timeline in
+ * `bootd status --json`, the inventory, and the image's smoke test run over
+ * SSH (a deliberately failing check is recorded as a failure with its line).
  *
  * The five firmware paths of issue 5; bee in all five, buildos in 1 and 4.
  * Needs root (namespaces, taps) and QEMU; CI runs as root and setup.sh
@@ -13,6 +15,8 @@
  * working tree's images/ (gitignored), downloads cached in .cache/.
  */
 import { execa } from 'execa';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { LabResult } from '../../src/lab/lab.js';
@@ -50,8 +54,8 @@ const CASES: readonly Case[] = [
   { mode: 4, image: 'buildos', bootFiles: [/^syslinux\.efi$/], probe: /^syslinux\.efi$/, served: [[/^syslinux\.efi$/, 'tftp'], [PXECFG, 'tftp'], [KERNEL, 'tftp'], [INITRD, 'tftp']] },
 ];
 
-async function lab(c: Case): Promise<{ r: LabResult | null; stderr: string; exitCode: number | undefined }> {
-  const p = await execa(process.execPath, [BOOTD_BIN, 'lab', '--mode', String(c.mode), '--image', c.image, '--once', '--json', '--timeout', '420', '--images', path.join(REPO, 'images'), '--state', STATE, '--cache', CACHE], {
+async function lab(c: Pick<Case, 'mode' | 'image'>, extra: readonly string[] = []): Promise<{ r: LabResult | null; stderr: string; exitCode: number | undefined }> {
+  const p = await execa(process.execPath, [BOOTD_BIN, 'lab', '--mode', String(c.mode), '--image', c.image, '--once', '--json', '--timeout', '420', '--images', path.join(REPO, 'images'), '--state', STATE, '--cache', CACHE, ...extra], {
     reject: false,
     timeout: 1_500_000,
     cwd: REPO,
@@ -68,7 +72,9 @@ async function lab(c: Case): Promise<{ r: LabResult | null; stderr: string; exit
 describe.skipIf(skip !== null)('netboot lab: real firmware booted by bootd', () => {
   for (const c of CASES) {
     it(`mode ${c.mode} boots ${c.image}`, { timeout: 1_600_000 }, async () => {
-      const { r, stderr, exitCode } = await lab(c);
+      // mode 2 keeps its run directory so that `bootd status` can read bootd's state afterwards
+      const keep = c.mode === 2 && c.image === 'bee';
+      const { r, stderr, exitCode } = await lab(c, keep ? ['--keep'] : []);
       // on failure the lab printed the serial log tail and bootd's log tail to stderr
       const why = `exit ${exitCode}; lab output tail:\n${stderr.split('\n').slice(-60).join('\n')}`;
       expect(r, why).not.toBeNull();
@@ -102,9 +108,60 @@ describe.skipIf(skip !== null)('netboot lab: real firmware booted by bootd', () 
         expect(vm.audit?.collectors.cpu).toBe('ok');
         expect(vm.audit?.collectors.memory).toBe('ok');
         expect(Object.keys(vm.audit?.collectors ?? {}).sort()).toEqual(['board', 'cpu', 'gpu', 'memory', 'pcie', 'psu', 'storage']);
+        // ... and bootd validated it and keeps it as the host's inventory
+        expect(vm.record?.inventory?.summary.cpu.model).toMatch(/QEMU|Intel|AMD/);
+        expect(vm.record?.inventory?.summary.memoryMiB).toBeGreaterThan(500);
+      }
+      // the image's smoke test ran over SSH and passed; bootd's timeline went through every phase
+      expect(vm.smoke?.ok, JSON.stringify(vm.smoke)).toBe(true);
+      expect(vm.smoke?.passed).toBeGreaterThan(5);
+      expect(vm.smoke?.failed).toEqual([]);
+      const kinds = vm.record?.boot?.events.map((e) => e.kind) ?? [];
+      for (const k of ['dhcp', 'file', 'os-dhcp', 'ssh', 'smoke']) expect(kinds, JSON.stringify(kinds)).toContain(k);
+      if (c.image === 'bee') expect(kinds).toContain('audit');
+      expect(vm.record?.boot?.phase).toBe('smoke-passed');
+      if (keep) {
+        const state = path.join(res.runDir, 'state');
+        try {
+          const st = await execa(process.execPath, [BOOTD_BIN, 'status', '--json', '--state', state]);
+          const doc = JSON.parse(st.stdout) as { hosts: { name: string; last: { phase: string; ip: string; events: { kind: string; text: string }[]; smoke: { ok: boolean; outputFile: string } } }[] };
+          const h = doc.hosts.find((x) => x.name === 'vm1');
+          expect(h?.last.phase).toBe('smoke-passed');
+          expect(h?.last.ip).toBe(vm.lease?.ip);
+          expect(h?.last.events.map((e) => e.kind)).toEqual(kinds);
+          expect(h?.last.smoke.ok).toBe(true);
+          const text = await execa(process.execPath, [BOOTD_BIN, 'status', '--state', state]);
+          expect(text.stdout).toMatch(/^vm1\s+bee\s+198\.18\.77\.\d+\s+\S+ \S+\s+smoke-passed\s+passed \(\d+\)$/m);
+          const logs = await execa(process.execPath, [BOOTD_BIN, 'logs', 'vm1', '--state', state]);
+          expect(logs.stdout).toMatch(/ ssh SSH port 22 answers\n/);
+          expect(logs.stdout).toMatch(/^PASS image is bee$/m);
+        } finally {
+          await rm(res.runDir, { recursive: true, force: true });
+        }
       }
     });
   }
+
+  it('records a deliberately failing smoke check as failed, with the failing line', { timeout: 1_600_000 }, async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'bootd-smoke-'));
+    try {
+      const script = path.join(dir, 'failing-smoke.sh');
+      await writeFile(script, '#!/bin/sh\necho "PASS can run a shell"\ntest -e /nonexistent-bootd-check && echo "PASS marker file" || echo "FAIL marker file: /nonexistent-bootd-check missing"\nexit 1\n');
+      const { r, stderr, exitCode } = await lab({ mode: 2, image: 'bee' }, ['--smoke-script', script]);
+      const why = `exit ${exitCode}; lab output tail:\n${stderr.split('\n').slice(-40).join('\n')}`;
+      expect(r, why).not.toBeNull();
+      expect(exitCode, why).toBe(1);
+      const vm = r?.vms[0];
+      expect(vm?.upSeconds, why).toBeGreaterThan(0);
+      expect(vm?.smoke).toMatchObject({ ok: false, exitCode: 1, passed: 1, failed: ['FAIL marker file: /nonexistent-bootd-check missing'] });
+      expect(vm?.record?.boot?.phase).toBe('smoke-failed');
+      expect(vm?.reason).toBe('smoke test failed: FAIL marker file: /nonexistent-bootd-check missing');
+      expect(r?.runDir).toBeTruthy();
+      if (r?.runDir) await rm(r.runDir, { recursive: true, force: true });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 
   it('leaves no namespace, tap or process behind', async () => {
     const ns = await execa('ip', ['netns', 'list']);
