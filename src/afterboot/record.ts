@@ -15,6 +15,8 @@
  * `loading`. A new PXE exchange after the kernel went out is a new boot.
  */
 
+import type { DhcpEvent } from '../dhcp/server.js';
+
 export type Phase = 'dhcp' | 'loading' | 'kernel' | 'os-dhcp' | 'up' | 'smoke-passed' | 'smoke-failed';
 
 const ORDER: readonly Phase[] = ['dhcp', 'loading', 'kernel', 'os-dhcp', 'up', 'smoke-passed', 'smoke-failed'];
@@ -72,18 +74,7 @@ export const KEEP_EVENTS = 300;
 
 /** What the servers report, already tied to a host. */
 export type Observation =
-  | {
-      readonly kind: 'dhcp';
-      readonly type: 'offer' | 'ack';
-      readonly mac: string;
-      readonly ip: string;
-      readonly vendorClass: string | null;
-      readonly arch: number | null;
-      readonly pxe: boolean;
-      readonly userClassIpxe: boolean;
-      readonly bootFile: string | null;
-      readonly image?: string;
-    }
+  | (DhcpEvent & { readonly kind: 'dhcp'; readonly image?: string })
   | { readonly kind: 'file'; readonly via: 'tftp' | 'http'; readonly file: string; readonly bytes: number; readonly durationMs: number; readonly outcome: string }
   | { readonly kind: 'upload'; readonly file: string; readonly bytes: number; readonly outcome: string }
   | { readonly kind: 'ssh'; readonly port: number; readonly afterMs: number }

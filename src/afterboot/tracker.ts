@@ -104,7 +104,7 @@ export class AfterBoot {
 
   onDhcp(e: DhcpEvent): void {
     const h = this.d.hostOfMac(e.mac);
-    void this.track(this.record(h.name, { kind: 'dhcp', type: e.type, mac: e.mac, ip: e.ip, vendorClass: e.vendorClass, arch: e.arch, pxe: e.pxe, userClassIpxe: e.userClassIpxe, bootFile: e.bootFile, ...(h.image !== undefined ? { image: h.image } : {}) })).catch((err: unknown) => this.fail('dhcp', err));
+    void this.track(this.record(h.name, { ...e, kind: 'dhcp', ...(h.image !== undefined ? { image: h.image } : {}) })).catch((err: unknown) => this.fail('dhcp', err));
   }
 
   onFile(peer: string, via: 'tftp' | 'http', file: string, bytes: number, durationMs: number, outcome: string): void {
