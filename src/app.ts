@@ -90,6 +90,8 @@ export interface AppConfig {
     readonly machinePorts: { readonly first: number; readonly last: number };
     /** How long to wait for SSH after the OS took its lease. */
     readonly upTimeoutMs?: number;
+    /** The appliance's smoke settings, for hosts whose file does not say (then HOST_DEFAULTS). */
+    readonly smokeDefaults?: { readonly user?: string; readonly port?: number; readonly identityFile?: string; readonly timeoutSeconds?: number };
   };
   /** Absent: no DHCP at all (TFTP-only use). */
   readonly dhcp?: {
@@ -321,8 +323,16 @@ async function startState(cfg: AppConfig, sc: NonNullable<AppConfig['state']>, d
   };
   const smokePlan = async (name: string): Promise<SmokePlan> => {
     const host = p.hosts?.current.byName(name);
-    const s = host?.smoke ?? { ...HOST_DEFAULTS.smoke, enabled: true };
-    if (!s.enabled) return { ok: false, reason: `the smoke test is off for ${name} (smoke: enabled: false)`, port: s.port };
+    const hs = host?.smoke ?? {};
+    const ad = sc.smokeDefaults ?? {};
+    const s = {
+      user: hs.user ?? ad.user ?? HOST_DEFAULTS.smoke.user,
+      port: hs.port ?? ad.port ?? HOST_DEFAULTS.smoke.port,
+      timeoutSeconds: hs.timeoutSeconds ?? ad.timeoutSeconds ?? HOST_DEFAULTS.smoke.timeoutSeconds,
+      identityFile: hs.identityFile ?? ad.identityFile,
+      script: hs.script,
+    };
+    if (hs.enabled === false) return { ok: false, reason: `the smoke test is off for ${name} (smoke: enabled: false)`, port: s.port };
     let script: string | null = null;
     let from: string;
     if (s.script !== undefined) {

@@ -129,7 +129,8 @@ export function addHostCommands(program: Command): Command {
       out(`image:     ${h.netboot ? formatImageRef(h.image) : '(netboot off)'}`);
       out(`boots:     ${boots}`);
       out(`build:     ${h.build ? `yes, quota ${bytes(h.build.quotaBytes)}` : 'no'}`);
-      out(`smoke:     ${h.smoke.enabled ? `${h.smoke.user}@:${h.smoke.port}${h.smoke.identityFile ? ` key ${h.smoke.identityFile}` : ''}, timeout ${h.smoke.timeoutSeconds} s${h.smoke.script ? `, script ${h.smoke.script}` : ''}` : 'off'}`);
+      const sm = h.smoke;
+      out(`smoke:     ${sm.enabled === false ? 'off' : `${sm.user ?? '(appliance user, default root)'}@:${sm.port ?? 22}${sm.identityFile ? ` key ${sm.identityFile}` : ''}${sm.timeoutSeconds !== undefined ? `, timeout ${sm.timeoutSeconds} s` : ''}${sm.script ? `, script ${sm.script}` : ''}`}`);
       out(`quirks:    ${JSON.stringify(h.quirks)}`);
       out(`files:     ${files.flatMap((f) => [f.pxelinux, f.ipxe]).join(', ')}`);
       printRecords(lastBoot, inv);

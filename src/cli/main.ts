@@ -135,13 +135,13 @@ function interfaceAddress(iface: string, listen: string): { address: string; net
 const program = new Command('bootd').description('Network-boot appliance: DHCP and TFTP in one process').version('0.1.0');
 
 /** Keys whose values are paths: relative ones in a config file are relative to that file. */
-const PATH_OPTIONS = ['hosts', 'images', 'state', 'tftpRoot'] as const;
+const PATH_OPTIONS = ['hosts', 'images', 'state', 'tftpRoot', 'smokeKey'] as const;
 
 /** Options from --config, for every option not given on the command line. */
 function mergeConfigFile(o: Record<string, unknown>, cmd: Command): void {
   if (o.config === undefined) return;
   const file = String(o.config);
-  const r = loadApplianceConfig(file, readFileSync(file, 'utf8'), { ipRange, relaySubnet: (s) => relaySubnet(s, [])[0], image: imageRef });
+  const r = loadApplianceConfig(file, readFileSync(file, 'utf8'), { ipRange, relaySubnet: (s) => relaySubnet(s, [])[0], image: imageRef, portRange });
   if (!r.ok) throw new Error(`invalid config file:\n${r.issues.map(formatIssue).join('\n')}`);
   for (const [k, v] of Object.entries(r.options)) {
     if (cmd.getOptionValueSource(k) === 'cli') continue;
@@ -201,6 +201,10 @@ program
   .option('--state <dir>', 'directory for leases, host records, inventory, machine directories and the control socket', '/var/lib/bootd')
   .option('--machine-ports <first-last>', 'UDP ports for build machines\' write-enabled TFTP servers', portRange, DEFAULT_MACHINE_PORTS)
   .option('--no-smoke', 'do not run images\' smoke tests when hosts come up (bootd smoke NAME still does)')
+  .option('--smoke-user <user>', 'SSH user for smoke tests of hosts whose file names none (default root)')
+  .option('--smoke-port <port>', 'SSH port for smoke tests (default 22)', int(1, 65535))
+  .option('--smoke-key <file>', 'private key for smoke tests (default <state>/ssh/bootd_ed25519, made on first use)')
+  .option('--smoke-timeout <seconds>', 'overall time for one smoke test, connection retries included (default 300)', int(1, 3600))
   .option('--build-missing', 'build images that hosts reference but that were never built (downloads packages; buildos needs root)')
   .option('--force', 'serve DHCP even if another DHCP server answers on the interface')
   .option('--dhcp-probe-ms <ms>', 'how long to listen for other DHCP servers before serving', int(100, 60000), 2000)
@@ -312,7 +316,13 @@ program
     };
     // the after-boot records need somewhere to live: the --state directory, once DHCP or uploads run or --state is given
     if (o.interface !== undefined || o.reportTftpPort !== undefined || cmd.getOptionValueSource('state') !== 'default') {
-      cfg = { ...cfg, state: { dir: path.resolve(String(o.state)), smoke: o.smoke !== false, machinePorts: o.machinePorts as { first: number; last: number } } };
+      const smokeDefaults = {
+        ...(o.smokeUser !== undefined ? { user: String(o.smokeUser) } : {}),
+        ...(o.smokePort !== undefined ? { port: o.smokePort as number } : {}),
+        ...(o.smokeKey !== undefined ? { identityFile: path.resolve(String(o.smokeKey)) } : {}),
+        ...(o.smokeTimeout !== undefined ? { timeoutSeconds: o.smokeTimeout as number } : {}),
+      };
+      cfg = { ...cfg, state: { dir: path.resolve(String(o.state)), smoke: o.smoke !== false, machinePorts: o.machinePorts as { first: number; last: number }, smokeDefaults } };
     }
     if (!cfg.hosts) log.info({ hosts: hostsDir }, 'no hosts directory: only --reserve hosts are known');
     const ac = new AbortController();

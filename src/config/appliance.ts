@@ -24,6 +24,7 @@ export interface CliParsers {
   ipRange(s: string): [string, string];
   relaySubnet(s: string): unknown;
   image(s: string): unknown;
+  portRange(s: string): unknown;
 }
 
 export function applianceSchema(p: CliParsers) {
@@ -38,6 +39,14 @@ export function applianceSchema(p: CliParsers) {
     report_tftp_port: intField(1, 65535, 'a UDP port').optional(),
     http_port: intField(1, 65535, 'a TCP port').optional(),
     build_missing: z.boolean({ error: 'expected true or false' }).optional(),
+    machine_ports: viaCli(p.portRange, 'expected FIRST-LAST UDP ports such as 1070-1099').optional(),
+    smoke: strictObject({
+      enabled: z.boolean({ error: 'expected true or false' }).optional(),
+      user: z.string({ error: 'expected a user name like root' }).regex(/^[a-z_][a-z0-9_-]{0,31}$/, { error: 'expected a user name like root' }).optional(),
+      port: intField(1, 65535, 'a TCP port').optional(),
+      identity_file: z.string({ error: 'expected a path to a private key' }).min(1, { error: 'expected a path to a private key' }).optional(),
+      timeout_seconds: intField(1, 3600, 'seconds').optional(),
+    }).optional(),
     tftp: strictObject({
       root: z.string({ error: 'expected a directory' }).optional(),
       port: intField(0, 65535, 'a UDP port').optional(),
@@ -83,6 +92,12 @@ export function loadApplianceConfig(file: string, text: string, p: CliParsers): 
     reportTftpPort: v.report_tftp_port,
     httpPort: v.http_port,
     buildMissing: v.build_missing,
+    machinePorts: v.machine_ports,
+    smoke: v.smoke?.enabled,
+    smokeUser: v.smoke?.user,
+    smokePort: v.smoke?.port,
+    smokeKey: v.smoke?.identity_file,
+    smokeTimeout: v.smoke?.timeout_seconds,
     tftpRoot: v.tftp?.root,
     tftpPort: v.tftp?.port,
     tftpMaxTransfers: v.tftp?.max_transfers,

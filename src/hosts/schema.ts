@@ -121,12 +121,12 @@ export function parseHostFile(file: string, name: string, text: string): HostFil
     params: Object.fromEntries(Object.entries(v.params ?? {}).map(([k, val]) => [k, String(val)])),
     build,
     smoke: {
-      user: s.user ?? HOST_DEFAULTS.smoke.user,
-      port: s.port ?? HOST_DEFAULTS.smoke.port,
+      ...(s.user !== undefined ? { user: s.user } : {}),
+      ...(s.port !== undefined ? { port: s.port } : {}),
       ...(s.identity_file !== undefined ? { identityFile: s.identity_file } : {}),
-      enabled: s.enabled ?? true,
+      ...(s.enabled !== undefined ? { enabled: s.enabled } : {}),
       ...(s.script !== undefined ? { script: s.script } : {}),
-      timeoutSeconds: s.timeout_seconds ?? HOST_DEFAULTS.smoke.timeoutSeconds,
+      ...(s.timeout_seconds !== undefined ? { timeoutSeconds: s.timeout_seconds } : {}),
     },
     quirks: {
       ...(q.tftp_max_blksize !== undefined ? { tftpMaxBlksize: q.tftp_max_blksize } : {}),

@@ -26,14 +26,15 @@ export interface HostQuirks {
   readonly dhcpReplyDelayMs?: number;
 }
 
+/** What the host file says; absent keys fall back to the appliance's smoke settings, then HOST_DEFAULTS. */
 export interface SmokeSettings {
-  readonly user: string;
-  readonly port: number;
-  /** Private key file; absent: bootd's own key from its state directory. */
+  readonly user?: string;
+  readonly port?: number;
+  /** Private key file; absent: the appliance's, else bootd's own key from its state directory. */
   readonly identityFile?: string;
-  readonly timeoutSeconds: number;
+  readonly timeoutSeconds?: number;
   /** false: never run the smoke test on this host. */
-  readonly enabled: boolean;
+  readonly enabled?: boolean;
   /** A script to run instead of the image's (relative paths: to the hosts directory). */
   readonly script?: string;
 }
