@@ -20,7 +20,7 @@ mkdir -p "$OUT"
 # upload lands in {run}/state/uploads/<mac>/ through the write port.
 BOOTD_CMD="cd {run} && exec $(command -v node) $PWD/bin/bootd serve --interface {iface} --listen {addr} \
  --dhcp-range {range_start}-{range_end} --unknown-hosts boot --default-loader \$([ -n '{ipxe_boot}' ] && echo ipxe || echo pxelinux) \
- --tftp-root {tftproot} --tftp-port 69 --http-port 80 --report-tftp-port {upload_port} --state {run}/state \
+ --tftp-root {tftproot} --tftp-port 69 --http-port 80 --report-tftp-port {upload_port} --state {run}/state --no-smoke \
  --dhcp-probe-ms 300 --log-format json"
 declare -A ENV=(
   [1]="FIRMWARE=bios BOOT=pxelinux"
