@@ -317,9 +317,13 @@ async function startState(cfg: AppConfig, sc: NonNullable<AppConfig['state']>, d
   const dir = sc.dir;
   await fs.mkdir(dir, { recursive: true });
   const store = await HostStore.open(dir);
+  // records are kept for hosts in hosts/, and for unknown machines bootd boots (unknown_hosts: boot);
+  // an unknown machine that has a record stays tracked (its OS's DHCP, its uploads)
   const nameAt = (address: string): string | undefined => {
     const at = p.hostAt(address);
-    return at.host?.name ?? (at.mac ? macHyphen(at.mac) : undefined);
+    if (at.host) return at.host.name;
+    const name = at.mac ? macHyphen(at.mac) : undefined;
+    return name !== undefined && store.data.hosts[name] ? name : undefined;
   };
   const smokePlan = async (name: string): Promise<SmokePlan> => {
     const host = p.hosts?.current.byName(name);
@@ -356,10 +360,13 @@ async function startState(cfg: AppConfig, sc: NonNullable<AppConfig['state']>, d
     store,
     log,
     now: () => new Date(deps.clock.wallNow()),
-    hostOfMac: (mac) => {
+    hostOfMac: (mac, e) => {
       const h = p.hosts?.current.byMac(mac);
       if (h) return { name: h.name, ...(h.netboot ? { image: h.image.name } : {}) };
-      return { name: macHyphen(mac), ...(p.unknownImage !== undefined ? { image: p.unknownImage } : {}) };
+      const name = macHyphen(mac);
+      const enlisting = p.unknownImage !== undefined && (e.pxe || e.userClassIpxe);
+      if (!enlisting && !store.data.hosts[name]) return undefined;
+      return { name, ...(p.unknownImage !== undefined ? { image: p.unknownImage } : {}) };
     },
     nameAt,
     smokePlan,

@@ -28,9 +28,13 @@ export interface AfterBootDeps {
   readonly store: HostStore;
   readonly log: Logger;
   readonly now: () => Date;
-  /** The host name for a MAC (its hosts/ file name, else the MAC with hyphens), and its image. */
-  readonly hostOfMac: (mac: string) => { name: string; image?: string };
-  /** The host name behind an address (reservation or lease), if any. */
+  /**
+   * The host a DHCP exchange belongs to (its hosts/ file name, else the MAC
+   * with hyphens) and its image; undefined: not a host bootd keeps records
+   * of (a plain DHCP client on a shared segment, a PXE client bootd does not boot).
+   */
+  readonly hostOfMac: (mac: string, e: DhcpEvent) => { name: string; image?: string } | undefined;
+  /** The tracked host behind an address (reservation or lease), if any. */
   readonly nameAt: (address: string) => string | undefined;
   readonly smokePlan: (name: string) => Promise<SmokePlan>;
   readonly runSmoke: (p: SmokeParams) => Promise<SmokeRun>;
@@ -97,13 +101,16 @@ export class AfterBoot {
       const newBoot = boot.id !== beforeId ? `${e.at} boot ${boot.id} begins (mac ${boot.mac})\n` : '';
       await fs.appendFile(path.join(this.logDir(name), 'events.log'), `${newBoot}${e.at} ${e.kind} ${e.text}\n`);
     }
-    await this.d.store.save();
+    // a result someone reads back (smoke, inventory) is durable before we go on; events may gather
+    if (o.kind === 'smoke' || o.kind === 'audit') await this.d.store.save();
+    else this.d.store.saveSoon();
     if (changed && phase === 'os-dhcp' && boot.ip !== undefined) this.watchForSsh(name, boot.id, boot.ip);
     return boot;
   }
 
   onDhcp(e: DhcpEvent): void {
-    const h = this.d.hostOfMac(e.mac);
+    const h = this.d.hostOfMac(e.mac, e);
+    if (h === undefined) return;
     void this.track(this.record(h.name, { ...e, kind: 'dhcp', ...(h.image !== undefined ? { image: h.image } : {}) })).catch((err: unknown) => this.fail('dhcp', err));
   }
 

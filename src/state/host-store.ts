@@ -4,8 +4,10 @@
  * with their timelines and smoke results, and its inventory summary.
  *
  * bootd serve is the only writer. `save()` resolves once this moment's
- * changes are on disk; saves in the same moment share one write, so a burst
- * of transfer events costs one rewrite. The CLI reads the file directly
+ * changes are on disk; saves in the same moment share one write. Results
+ * someone is told about (a smoke result, an inventory) are saved so; plain
+ * timeline events use `saveSoon()`, which gathers a boot storm's events
+ * into one rewrite every quarter second (events.log has them at once). The CLI reads the file directly
  * (`bootd status`, `bootd hosts show`), whether or not bootd runs.
  */
 import path from 'node:path';
@@ -29,6 +31,7 @@ function empty(): HostDoc {
 export class HostStore {
   private next: Promise<void> | null = null;
   private current: Promise<void> = Promise.resolve();
+  private soon: NodeJS.Timeout | null = null;
   writes = 0;
 
   private constructor(
@@ -76,7 +79,23 @@ export class HostStore {
     return this.next;
   }
 
+  /** Saves within `ms` (one write for everything changed meanwhile). */
+  saveSoon(ms = 250): void {
+    if (this.soon) return;
+    this.soon = setTimeout(() => {
+      this.soon = null;
+      void this.save().catch(() => {});
+    }, ms);
+    this.soon.unref();
+  }
+
+  /** Writes what is pending, then waits for the writes in flight. */
   async close(): Promise<void> {
+    if (this.soon) {
+      clearTimeout(this.soon);
+      this.soon = null;
+      await this.save().catch(() => {});
+    }
     await (this.next ?? this.current).catch(() => {});
   }
 }

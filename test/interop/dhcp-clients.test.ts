@@ -12,6 +12,7 @@ import { LeaseStore } from '../../src/state/lease-store.js';
 import { REPO, startBootd, type RunningBootd } from '../helpers/bootd.js';
 import { TestNet, netnsUnavailable } from '../helpers/netns.js';
 import { makeWorkDir, until } from '../helpers/workdir.js';
+import { HostStore } from '../../src/state/host-store.js';
 
 const skip = netnsUnavailable();
 if (skip) console.warn(`SKIPPED dhcp interop tests: ${skip}`);
@@ -102,6 +103,13 @@ describe.skipIf(skip !== null)('real DHCP clients against bootd serve (full mode
     const r = await net.run('reserved', ['busybox', 'udhcpc', '-f', '-q', '-n', '-i', 'eth0', '-t', '5', '-T', '1', '-s', path.join(dir, 'udhcpc.sh')], { timeoutMs: 30_000 });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(await events('udhcpc')).toMatch(/bound ip=198\.18\.0\.42 /);
+  });
+
+  it('keeps no after-boot records of plain DHCP clients that are not in hosts/ and that it does not boot', async () => {
+    await new Promise((r) => setTimeout(r, 600)); // past the store's gathering delay
+    const doc = await HostStore.read(path.join(dir, 'state'));
+    expect(Object.keys(doc.hosts)).toEqual([]);
+    expect(bootd.logs.filter((l) => l.msg === 'dhcp ack').length).toBeGreaterThanOrEqual(4);
   });
 
   it('a second bootd in full mode on the same segment refuses to start, naming the server that answered', async () => {
