@@ -8,7 +8,8 @@ import { cachedMtu, type MtuLookup } from './net/mtu.js';
 import type { UdpSocketFactory } from './net/udp.js';
 import type { Logger } from './log.js';
 import { probeForDhcpServers } from './dhcp/probe.js';
-import { DhcpServer, type DhcpServerConfig } from './dhcp/server.js';
+import { DhcpServer, type DhcpServerConfig, type HostLookup } from './dhcp/server.js';
+import { warmUpDhcp } from './dhcp/warmup.js';
 import { LeaseTable } from './dhcp/leases.js';
 import { HostSet } from './hosts/directory.js';
 import { parseIpv4 } from './net/ipv4.js';
@@ -525,22 +526,27 @@ async function startDhcp(c: NonNullable<AppConfig['dhcp']>, deps: AppDeps, hosts
   );
   const socket = await deps.udp.bind({ address: '0.0.0.0', port: 67, device: c.interface, broadcast: true, reuseAddr: true, recvBufferBytes: 4 << 20 });
   const pxeSocket = proxy ? await deps.udp.bind({ address: '0.0.0.0', port: 4011, device: c.interface, reuseAddr: true }) : undefined;
+  const lookup: HostLookup = {
+    isKnown: (mac) => c.reservations.has(mac) || hosts?.current.byMac(mac) !== undefined,
+    mayNetboot: (mac) => hosts?.current.byMac(mac)?.netboot ?? true,
+    hostname: (mac) => hosts?.current.byMac(mac)?.hostname,
+    loader: (mac) => hosts?.current.byMac(mac)?.loader,
+    replyDelayMs: (mac) => hosts?.current.byMac(mac)?.quirks.dhcpReplyDelayMs ?? 0,
+  };
+  // compile the request path before the first real client (src/dhcp/warmup.ts)
+  const warmStart = performance.now();
+  const warmed = proxy ? 0 : await warmUpDhcp({ clock: deps.clock, hosts: lookup, config: c.server });
+  const warmMs = Math.round(performance.now() - warmStart);
   const server = new DhcpServer({
     socket,
     ...(pxeSocket ? { pxeSocket } : {}),
     clock: deps.clock,
     leases,
     store,
-    hosts: {
-      isKnown: (mac) => c.reservations.has(mac) || hosts?.current.byMac(mac) !== undefined,
-      mayNetboot: (mac) => hosts?.current.byMac(mac)?.netboot ?? true,
-      hostname: (mac) => hosts?.current.byMac(mac)?.hostname,
-      loader: (mac) => hosts?.current.byMac(mac)?.loader,
-      replyDelayMs: (mac) => hosts?.current.byMac(mac)?.quirks.dhcpReplyDelayMs ?? 0,
-    },
+    hosts: lookup,
     log,
     config: c.server,
   });
-  log.info({ interface: c.interface, mode: proxy ? 'proxy' : 'full', server: c.server.serverIp, range: proxy ? null : `${c.rangeStart}-${c.rangeEnd}`, leases: leases.size, unknownHosts: c.server.unknownHosts, state: store.file }, 'dhcp listening');
+  log.info({ interface: c.interface, mode: proxy ? 'proxy' : 'full', server: c.server.serverIp, range: proxy ? null : `${c.rangeStart}-${c.rangeEnd}`, leases: leases.size, unknownHosts: c.server.unknownHosts, state: store.file, warmUp: { exchanges: warmed, ms: warmMs } }, 'dhcp listening');
   return { server, leases, onHostsChanged: () => leases.setReservations(reservationsNow()) };
 }

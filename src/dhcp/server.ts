@@ -77,7 +77,7 @@ export interface DhcpServerDeps {
   readonly pxeSocket?: UdpSocket;
   readonly clock: Clock;
   readonly leases: LeaseTable;
-  readonly store: LeaseStore;
+  readonly store: Pick<LeaseStore, 'commit'>;
   readonly hosts: HostLookup;
   readonly log: Logger;
   readonly config: DhcpServerConfig;
