@@ -409,7 +409,7 @@ async function startState(cfg: AppConfig, sc: NonNullable<AppConfig['state']>, d
   let chain: Promise<void> = Promise.resolve();
   const reconcile = (change?: (ms: Machine[]) => Machine[]): Promise<void> => {
     const run = chain.then(async () => {
-      const buildHosts = (p.hosts?.current.hosts ?? []).flatMap((h) => (h.build ? [{ name: h.name, ...(h.macs[0] !== undefined ? { mac: h.macs[0] } : {}), ...(h.ip !== undefined ? { ip: h.ip } : {}), quotaBytes: h.build.quotaBytes }] : []));
+      const buildHosts = (p.hosts?.current.hosts ?? []).flatMap((h) => (h.build ? [{ name: h.name, ...(h.macs[0] !== undefined ? { mac: h.macs[0] } : {}), ...(h.ip !== undefined ? { ip: h.ip } : {}), quotaBytes: h.build.quotaBytes, overwrite: h.build.overwrite }] : []));
       const base = change ? change([...mfile.machines]) : [...mfile.machines];
       const r = plan(base, buildHosts, sc.machinePorts, new Date(deps.clock.wallNow()));
       for (const n of r.noPort) deps.log.error({ svc: 'machines', machine: n, range: `${sc.machinePorts.first}-${sc.machinePorts.last}` }, 'no free machine port');

@@ -49,6 +49,7 @@ const smokeSchema = strictObject({
 
 const buildSchema = strictObject({
   quota: sizeField.optional(),
+  overwrite: z.boolean({ error: 'expected true or false' }).optional(),
 });
 
 export const hostFileSchema = strictObject({
@@ -104,7 +105,7 @@ export function parseHostFile(file: string, name: string, text: string): HostFil
     issues.push(r.doc.issue([], `the file name ${JSON.stringify(name)} is not a valid host name; add hostname: <name>`));
   }
   if (issues.length > 0) return { ok: false, issues };
-  const build = v.build === undefined || v.build === null ? null : { quotaBytes: v.build.quota ?? HOST_DEFAULTS.buildQuotaBytes };
+  const build = v.build === undefined || v.build === null ? null : { quotaBytes: v.build.quota ?? HOST_DEFAULTS.buildQuotaBytes, overwrite: v.build.overwrite ?? true };
   const q = v.quirks ?? {};
   const s = v.smoke ?? {};
   const host: Host = {

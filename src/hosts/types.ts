@@ -42,6 +42,8 @@ export interface SmokeSettings {
 export interface BuildMachine {
   /** Upload quota of the host's write-enabled TFTP directory, in bytes. */
   readonly quotaBytes: number;
+  /** false: an upload never replaces an existing file (TFTP ERROR 6). */
+  readonly overwrite: boolean;
 }
 
 export interface Host {

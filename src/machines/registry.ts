@@ -41,6 +41,7 @@ export interface BuildHost {
   readonly mac?: string;
   readonly ip?: string;
   readonly quotaBytes: number;
+  readonly overwrite?: boolean;
 }
 
 export function expired(m: Machine, now: Date): boolean {
@@ -80,7 +81,7 @@ export function plan(prev: readonly Machine[], buildHosts: readonly BuildHost[],
       port,
       owner: { ...(h.mac !== undefined ? { mac: h.mac } : {}), ...(h.ip !== undefined ? { ip: h.ip } : {}) },
       quotaBytes: h.quotaBytes,
-      overwrite: had?.overwrite ?? true,
+      overwrite: h.overwrite ?? true,
       openedAt: had?.openedAt ?? now.toISOString(),
       expiresAt: null,
       source: 'hosts',

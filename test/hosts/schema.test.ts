@@ -20,7 +20,7 @@ describe('one host file', () => {
         'image: bee@2026.11.22-1',
         'kernel_args: console=ttyS0,115200  quiet',
         'params: { toolchain_url: "https://example.org/t", jobs: 8, debug: true }',
-        'build: { quota: 1G }',
+        'build: { quota: 1G, overwrite: false }',
         'smoke: { user: bee, port: 2222, identity_file: /etc/bootd/id_ed25519, script: checks/web.sh }',
         'quirks: { tftp_max_blksize: 1024, tftp_no_windowsize: true, dhcp_reply_delay_ms: 500 }',
       ].join('\n'),
@@ -36,7 +36,7 @@ describe('one host file', () => {
       netboot: true,
       kernelArgs: ['console=ttyS0,115200', 'quiet'],
       params: { toolchain_url: 'https://example.org/t', jobs: '8', debug: 'true' },
-      build: { quotaBytes: 1024 ** 3 },
+      build: { quotaBytes: 1024 ** 3, overwrite: false },
       smoke: { user: 'bee', port: 2222, identityFile: '/etc/bootd/id_ed25519', script: 'checks/web.sh' },
       quirks: { tftpMaxBlksize: 1024, tftpNoWindowsize: true, dhcpReplyDelayMs: 500 },
     });
@@ -59,7 +59,7 @@ describe('one host file', () => {
 
   it('gives build machines the default 200M quota with build: true', () => {
     const r = parseHostFile(F, 'web-01', 'mac: 52:54:00:12:34:56\nimage: buildos\nbuild: true\n');
-    expect(r.ok && r.host.build).toEqual({ quotaBytes: 200 * 1024 * 1024 });
+    expect(r.ok && r.host.build).toEqual({ quotaBytes: 200 * 1024 * 1024, overwrite: true });
   });
 
   // Each message names file:line:col, the key path, what was expected and the value found.

@@ -34,3 +34,10 @@ describe('machine port plan', () => {
     expect(freePort(range, new Set([1070, 1071, 1072, 1073]))).toBeNull();
   });
 });
+
+describe('machine overwrite policy from the host file', () => {
+  it('follows build: overwrite, default true', () => {
+    const r = plan([], [{ name: 'a', quotaBytes: 1, overwrite: false }, { name: 'b', quotaBytes: 1 }], range, now);
+    expect(r.machines.map((m) => [m.name, m.overwrite])).toEqual([['a', false], ['b', true]]);
+  });
+});
