@@ -170,6 +170,7 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
     policy: () => bootPolicy,
     ipxeBootFile: boot.ipxeBootFile,
     hasRootFile: (rel) => fs.stat(path.join(cfg.tftp.root, rel)).then((st) => st.isFile(), () => false),
+    ...(cfg.http ? { httpBase: `http://${boot.serverAddress}:${cfg.http.port}` } : {}),
   });
   const st = cfg.state?.dir;
   const mounts = st === undefined ? [] : [new MountedDirs(new Map([['logs', path.join(st, 'logs')], ['machines', path.join(st, 'machines')], ...(cfg.uploads ? [['uploads', cfg.uploads.dir] as [string, string]] : [])]))];

@@ -6,6 +6,11 @@
  * the boot file's folder and then looks for ldlinux.c32 and pxelinux.cfg/
  * there (WIRE.md: `boot/pxelinux.0` sends it to `boot//boot/isolinux/...`).
  * With the NBP at the root no option 210 is needed.
+ *
+ * The one exception uses that rule on purpose: `http/lpxelinux.0` (PXELINUX
+ * with HTTP) takes `http/` as its prefix, so it asks for
+ * `http/pxelinux.cfg/01-<mac>`, where bootd renders the kernel and initrds
+ * as http:// URLs (src/bootconfig/files.ts), and for `http/ldlinux.c32`.
  */
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
@@ -25,6 +30,8 @@ export const BOOT_LOADERS: readonly BootLoaderFile[] = [
   { name: 'ldlinux.c32', source: '/usr/lib/syslinux/modules/bios/ldlinux.c32', pkg: 'syslinux-common', what: "pxelinux.0's core module" },
   { name: 'syslinux.efi', source: '/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi', pkg: 'syslinux-efi', what: 'x64 UEFI NBP (option 93 = 7, 9)' },
   { name: 'ldlinux.e64', source: '/usr/lib/syslinux/modules/efi64/ldlinux.e64', pkg: 'syslinux-common', what: "syslinux.efi's core module" },
+  { name: 'http/lpxelinux.0', source: '/usr/lib/PXELINUX/lpxelinux.0', pkg: 'pxelinux', what: 'BIOS NBP that loads kernel and initrd over HTTP (with --http-port)' },
+  { name: 'http/ldlinux.c32', source: '/usr/lib/syslinux/modules/bios/ldlinux.c32', pkg: 'syslinux-common', what: "lpxelinux.0's core module" },
   { name: 'undionly.kpxe', source: '/usr/lib/ipxe/undionly.kpxe', pkg: 'ipxe', what: 'iPXE for BIOS, on the PXE ROM (--bios-boot-file undionly.kpxe)' },
   { name: 'snponly.efi', source: '/usr/lib/ipxe/snponly.efi', pkg: 'ipxe', what: 'iPXE for UEFI, on the firmware NIC driver (--efi-boot-file snponly.efi)' },
 ];
@@ -55,6 +62,7 @@ export async function placeBootLoaders(root: string, files: readonly BootLoaderF
       continue;
     }
     const dest = path.join(root, f.name);
+    await fs.mkdir(path.dirname(dest), { recursive: true });
     if ((await digest(dest)) === src) {
       r.unchanged.push(f.name);
       continue;

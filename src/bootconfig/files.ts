@@ -11,6 +11,9 @@
  *
  * For an unknown MAC, pxelinux.cfg/01-<mac> is "not found": PXELINUX then
  * walks its hex-IP names down to `default` (WIRE.md), where the policy lives.
+ *
+ *   http/pxelinux.cfg/...    the same configs with kernel and initrds as
+ *                            http:// URLs, for http/lpxelinux.0 (--http-port)
  */
 import type { RequestContext, Provided, VirtualFiles } from '../tftp/fileroot.js';
 import type { HostSet } from '../hosts/directory.js';
@@ -31,12 +34,23 @@ export interface BootFilesDeps {
   readonly ipxeBootFile: string;
   /** An operator's own file of that name in the TFTP root wins over the generated dispatcher. */
   hasRootFile?(relPath: string): Promise<boolean>;
+  /** `http://<server>:<port>` when bootd serves HTTP: http/pxelinux.cfg/* then point there. */
+  readonly httpBase?: string;
+}
+
+/** A PXELINUX target whose kernel and initrds lpxelinux.0 fetches over HTTP. */
+export function overHttp<T extends { kind: string; image?: { kernelPath: string; initrdPaths: readonly string[] } }>(t: T, base: string): T {
+  if (t.kind !== 'boot' || !t.image) return t;
+  return { ...t, image: { ...t.image, kernelPath: `${base}${t.image.kernelPath}`, initrdPaths: t.image.initrdPaths.map((p) => `${base}${p}`) } };
 }
 
 export class BootFiles implements VirtualFiles {
   constructor(private readonly d: BootFilesDeps) {}
 
   async get(relPath: string, _ctx?: RequestContext): Promise<Provided> {
+    if (this.d.httpBase !== undefined && relPath.startsWith(HTTP_PREFIX) && relPath.slice(HTTP_PREFIX.length).startsWith('pxelinux.cfg/')) {
+      return this.pxelinuxOverHttp(relPath.slice(HTTP_PREFIX.length));
+    }
     if (relPath === this.d.ipxeBootFile) {
       if (await this.d.hasRootFile?.(relPath)) return undefined;
       return Buffer.from(this.d.templates.ipxeDispatch());
@@ -63,7 +77,19 @@ export class BootFiles implements VirtualFiles {
     }
     return undefined;
   }
+
+  private async pxelinuxOverHttp(rel: string): Promise<Provided> {
+    const base = this.d.httpBase as string;
+    if (rel === 'pxelinux.cfg/default') return Buffer.from(this.d.templates.pxelinux(overHttp(await targetFor(undefined, undefined, this.d.policy(), this.d.images), base)));
+    const m = PXELINUX_MAC.exec(rel);
+    const mac = m ? toMac(m[1] as string) : undefined;
+    const host = mac ? this.d.hosts().byMac(mac) : undefined;
+    if (!host) return undefined;
+    return Buffer.from(this.d.templates.pxelinux(overHttp(await targetFor(mac, host, this.d.policy(), this.d.images), base)));
+  }
 }
+
+const HTTP_PREFIX = 'http/';
 
 function toMac(hyphen: string): Mac {
   return hyphen.toLowerCase().replace(/-/g, ':') as Mac;

@@ -8,6 +8,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { formatIpv4, parseIpv4 } from '../net/ipv4.js';
 import { execFileSync } from 'node:child_process';
 import type { UnknownHosts } from '../dhcp/server.js';
+import { DEFAULT_LOADER_FILES } from '../dhcp/boot-policy.js';
 import { startApp, type AppConfig } from '../app.js';
 import { createLogger, type LogFormat } from '../log.js';
 import { systemClock } from '../net/clock.js';
@@ -173,6 +174,7 @@ program
   .option('--tftp-root <dir>', 'directory served over TFTP (read-only)', '/var/lib/bootd/tftp')
   .option('--tftp-port <port>', 'UDP port for TFTP requests', int(0, 65535), TFTP_DEFAULTS.port)
   .option('--listen <addr>', 'IPv4 address TFTP (and HTTP) listen on', ipv4, '0.0.0.0')
+  .option('--no-pxelinux-http', 'with --http-port, still give pxelinux hosts (loader: pxelinux) on BIOS plain pxelinux.0 over TFTP instead of http/lpxelinux.0 with kernel and initrd over HTTP')
   .option('--http-port <port>', 'also serve the TFTP tree read-only over HTTP on this TCP port; iPXE clients then load their script, kernel and initrd over HTTP', int(1, 65535))
   .option('--tftp-max-transfers <n>', 'concurrent transfers; more get ERROR "server busy"', int(1, 100000), TFTP_DEFAULTS.maxTransfers)
   .option('--tftp-max-blksize <n>', 'largest blksize granted (also clamped to the path MTU)', int(MIN_BLKSIZE, MAX_BLKSIZE), TFTP_DEFAULTS.maxBlksize)
@@ -294,6 +296,8 @@ program
                 efi: { 'efi-x64': String(o.efiBootFile), ...(arm64 ? { 'efi-arm64': arm64 } : {}) },
                 // iPXE follows a URL in option 67; relative names in its scripts then resolve over HTTP too
                 ipxe: o.httpPort !== undefined && !/^[a-z]+:\/\//.test(String(o.ipxeBootFile)) ? `http://${serverAddress(o, iface.address)}:${o.httpPort as number}/${String(o.ipxeBootFile)}` : String(o.ipxeBootFile),
+                // PXELINUX over HTTP: lpxelinux.0 under http/ reads http/pxelinux.cfg/*, where kernel and initrds are URLs
+                ...(o.httpPort !== undefined && o.pxelinuxHttp !== false ? { loaders: { ...DEFAULT_LOADER_FILES, pxelinux: { ...DEFAULT_LOADER_FILES.pxelinux, bios: 'http/lpxelinux.0' } } } : {}),
               },
             },
           },

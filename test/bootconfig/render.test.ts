@@ -117,6 +117,25 @@ describe('rendered boot configs', () => {
     expect(await text('boot.ipxe')).toContain('chain /ipxe/${mac:hexhyp}.ipxe');
     expect(await text('images/bee/2026.11.22-1/overlay.img')).toBe(`file:${path.join(dir, 'bee/2026.11.22-1/overlay.img')}`);
     expect(await text('images/bee/2026.11.22-1/manifest.json')).toBeUndefined();
+    // without HTTP there is no http/ view
+    expect(await text('http/pxelinux.cfg/01-52-54-00-aa-00-01')).toBeUndefined();
+  });
+
+  it('http/pxelinux.cfg/* for lpxelinux.0: the same config with kernel and initrds as http:// URLs', async () => {
+    const files = new BootFiles({ hosts: () => new HostSet([BEE, OFF]), images: catalog, templates, policy: () => policy, ipxeBootFile: 'boot.ipxe', httpBase: 'http://198.18.0.1:80' });
+    const text = async (p: string): Promise<string | undefined> => {
+      const got = await files.get(p);
+      return Buffer.isBuffer(got) ? got.toString() : undefined;
+    };
+    const cfg = await text('http/pxelinux.cfg/01-52-54-00-aa-00-01');
+    await golden('pxelinux-bee-host-http.cfg', cfg ?? '');
+    expect(cfg).toContain('KERNEL http://198.18.0.1:80/images/bee/2026.11.22-1/vmlinuz');
+    expect(cfg).toContain('APPEND initrd=http://198.18.0.1:80/images/bee/2026.11.22-1/initrd.img,http://198.18.0.1:80/images/bee/2026.11.22-1/overlay.img ');
+    // the plain name still says TFTP paths (syslinux.efi reads it), local boot stays local boot
+    expect(await text('pxelinux.cfg/01-52-54-00-aa-00-01')).toContain('KERNEL /images/bee/2026.11.22-1/vmlinuz');
+    expect(await text('http/pxelinux.cfg/01-52-54-00-cc-00-01')).toContain('LOCALBOOT 0');
+    expect(await text('http/pxelinux.cfg/default')).toContain('KERNEL http://198.18.0.1:80/images/bee/2026.11.22-1/vmlinuz');
+    expect(await text('http/pxelinux.cfg/01-52-54-00-99-99-99')).toBeUndefined();
   });
 });
 

@@ -68,7 +68,7 @@ describe('bootd hosts / images / setup', () => {
     const list = JSON.parse((await bootd(['hosts', 'list', '--hosts', hosts(), '--images', images(), '--json'])).stdout) as { name: string; image: string; build: unknown }[];
     expect(list.map((h) => [h.name, h.image, h.build])).toEqual([
       ['a', 'bee', null],
-      ['b', 'buildos', { quotaBytes: 50 * 1024 * 1024 }],
+      ['b', 'buildos', { quotaBytes: 50 * 1024 * 1024, overwrite: true }],
     ]);
     const show = JSON.parse((await bootd(['hosts', 'show', 'a', '--hosts', hosts(), '--images', images(), '--json'])).stdout) as { boots: string; pxelinux: string };
     expect(show.boots).toBe('bee@1.0');
@@ -91,7 +91,7 @@ describe('bootd hosts / images / setup', () => {
     const root = path.join(dir, 'tftp');
     const first = await bootd(['setup', '--tftp-root', root]);
     expect(first.code, first.stderr).toBe(0);
-    for (const f of ['pxelinux.0', 'ldlinux.c32', 'syslinux.efi', 'ldlinux.e64', 'undionly.kpxe', 'snponly.efi']) expect(existsSync(path.join(root, f))).toBe(true);
+    for (const f of ['pxelinux.0', 'ldlinux.c32', 'syslinux.efi', 'ldlinux.e64', 'http/lpxelinux.0', 'http/ldlinux.c32', 'undionly.kpxe', 'snponly.efi']) expect(existsSync(path.join(root, f))).toBe(true);
     expect((await bootd(['setup', '--tftp-root', root])).stdout).toContain('unchanged pxelinux.0');
   });
 

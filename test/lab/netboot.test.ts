@@ -42,15 +42,17 @@ interface Case {
 const KERNEL = /^images\/[a-z]+\/[0-9][^/]*\/vmlinuz$/;
 const INITRD = /^images\/[a-z]+\/[0-9][^/]*\/initrd\.img$/;
 const PXECFG = /^pxelinux\.cfg\/01-52-54-00-b0-07-01$/;
+const HTTP_PXECFG = /^http\/pxelinux\.cfg\/01-52-54-00-b0-07-01$/;
 const HTTP_SCRIPT = /^http:\/\/198\.18\.77\.1:80\/boot\.ipxe$/;
 
 const CASES: readonly Case[] = [
-  { mode: 1, image: 'bee', bootFiles: [/^pxelinux\.0$/], served: [[/^pxelinux\.0$/, 'tftp'], [/^ldlinux\.c32$/, 'tftp'], [PXECFG, 'tftp'], [KERNEL, 'tftp'], [INITRD, 'tftp']] },
+  // with --http-port (the lab has it) pxelinux hosts on BIOS get http/lpxelinux.0: config over TFTP, kernel and initrd over HTTP
+  { mode: 1, image: 'bee', bootFiles: [/^http\/lpxelinux\.0$/], served: [[/^http\/lpxelinux\.0$/, 'tftp'], [/^http\/ldlinux\.c32$/, 'tftp'], [HTTP_PXECFG, 'tftp'], [KERNEL, 'http'], [INITRD, 'http']] },
   { mode: 2, image: 'bee', bootFiles: [HTTP_SCRIPT], served: [[/^boot\.ipxe$/, 'http'], [/^ipxe\/52-54-00-b0-07-01\.ipxe$/, 'http'], [KERNEL, 'http'], [INITRD, 'http']] },
   { mode: 3, image: 'bee', bootFiles: [/^syslinux\.efi$/], served: [[/^syslinux\.efi$/, 'tftp'], [/^ldlinux\.e64$/, 'tftp'], [PXECFG, 'tftp'], [KERNEL, 'tftp'], [INITRD, 'tftp']] },
   { mode: 4, image: 'bee', bootFiles: [/^syslinux\.efi$/], probe: /^syslinux\.efi$/, served: [[/^syslinux\.efi$/, 'tftp'], [/^ldlinux\.e64$/, 'tftp'], [PXECFG, 'tftp'], [KERNEL, 'tftp'], [INITRD, 'tftp']] },
   { mode: 5, image: 'bee', bootFiles: [/^snponly\.efi$/, HTTP_SCRIPT], probe: /^snponly\.efi$/, served: [[/^snponly\.efi$/, 'tftp'], [/^boot\.ipxe$/, 'http'], [KERNEL, 'http'], [INITRD, 'http']] },
-  { mode: 1, image: 'buildos', bootFiles: [/^pxelinux\.0$/], served: [[/^pxelinux\.0$/, 'tftp'], [PXECFG, 'tftp'], [KERNEL, 'tftp'], [INITRD, 'tftp']] },
+  { mode: 1, image: 'buildos', bootFiles: [/^http\/lpxelinux\.0$/], served: [[/^http\/lpxelinux\.0$/, 'tftp'], [HTTP_PXECFG, 'tftp'], [KERNEL, 'http'], [INITRD, 'http']] },
   { mode: 4, image: 'buildos', bootFiles: [/^syslinux\.efi$/], probe: /^syslinux\.efi$/, served: [[/^syslinux\.efi$/, 'tftp'], [PXECFG, 'tftp'], [KERNEL, 'tftp'], [INITRD, 'tftp']] },
 ];
 
