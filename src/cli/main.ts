@@ -297,7 +297,7 @@ program
                 // iPXE follows a URL in option 67; relative names in its scripts then resolve over HTTP too
                 ipxe: o.httpPort !== undefined && !/^[a-z]+:\/\//.test(String(o.ipxeBootFile)) ? `http://${serverAddress(o, iface.address)}:${o.httpPort as number}/${String(o.ipxeBootFile)}` : String(o.ipxeBootFile),
                 // PXELINUX over HTTP: lpxelinux.0 under http/ reads http/pxelinux.cfg/*, where kernel and initrds are URLs
-                ...(o.httpPort !== undefined && o.pxelinuxHttp !== false ? { loaders: { ...DEFAULT_LOADER_FILES, pxelinux: { ...DEFAULT_LOADER_FILES.pxelinux, bios: 'http/lpxelinux.0' } } } : {}),
+                ...(o.httpPort !== undefined && o.pxelinuxHttp !== false ? { knownHostLoaders: { ...DEFAULT_LOADER_FILES, pxelinux: { ...DEFAULT_LOADER_FILES.pxelinux, bios: 'http/lpxelinux.0' } } } : {}),
               },
             },
           },

@@ -55,6 +55,12 @@ export interface BootFileNames {
   readonly ipxe: string;
   /** Boot files for hosts that name a loader; default DEFAULT_LOADER_FILES. */
   readonly loaders?: Readonly<Record<Loader, LoaderFiles>>;
+  /**
+   * Instead of `loaders`, for hosts in hosts/ only: http/lpxelinux.0 reads
+   * per-MAC configs bootd renders with http:// URLs, which unknown machines
+   * (an operator's own pxelinux.cfg/ files) do not have.
+   */
+  readonly knownHostLoaders?: Readonly<Record<Loader, LoaderFiles>>;
   /** Base URL for UEFI HTTP boot clients (arch 15, 16, 18, 19, 20, 28); none: they get no boot file. */
   readonly httpBase?: string;
 }

@@ -428,7 +428,8 @@ export class DhcpServer {
   private bootFor(p: DhcpPacket, mac: string, known: boolean, facts?: ClientFacts): BootDecision {
     if (!known && this.d.config.unknownHosts !== 'boot') return { kind: 'none', reason: 'unknown host gets a plain lease' };
     if (known && this.d.hosts.mayNetboot && !this.d.hosts.mayNetboot(mac)) return { kind: 'none', reason: 'netboot disabled for this host' };
-    return chooseBoot(facts ?? clientFacts(p), this.d.config.bootFiles, (known ? this.d.hosts.loader?.(mac) : undefined) ?? this.d.config.defaultLoader);
+    const names = this.d.config.bootFiles;
+    return chooseBoot(facts ?? clientFacts(p), known && names.knownHostLoaders ? { ...names, loaders: names.knownHostLoaders } : names, (known ? this.d.hosts.loader?.(mac) : undefined) ?? this.d.config.defaultLoader);
   }
 
   /** RFC 2131 section 4.1 reply addressing. */

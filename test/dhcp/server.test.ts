@@ -104,6 +104,24 @@ describe('DhcpServer (full mode) over an in-memory network', () => {
     expect(r.replies()).toHaveLength(2);
   });
 
+  it('gives http/lpxelinux.0 (knownHostLoaders) to a known pxelinux host only; an unknown machine keeps pxelinux.0', async () => {
+    const lp = { pxelinux: { bios: 'http/lpxelinux.0', efi: { 'efi-x64': 'syslinux.efi' } }, ipxe: { bios: 'undionly.kpxe', efi: { 'efi-x64': 'snponly.efi' } } } as const;
+    const r = await rig(
+      { unknownHosts: 'boot', defaultLoader: 'pxelinux', bootFiles: { bios: 'pxelinux.0', efi: { 'efi-x64': 'syslinux.efi' }, ipxe: 'boot.ipxe', knownHostLoaders: lp } },
+      { isKnown: (mac) => mac === KNOWN, loader: (mac) => (mac === KNOWN ? 'pxelinux' : undefined) },
+    );
+    const pxe = [o(Opt.VENDOR_CLASS, 'PXEClient:Arch:00000:UNDI:002001'), o(Opt.CLIENT_ARCH, [0])];
+    r.client.send(request(MessageType.DISCOVER, pxe, {}, KNOWN), SERVER);
+    r.client.send(request(MessageType.DISCOVER, pxe, { xid: 0x9999 }), SERVER);
+    await r.settle(() => r.replies().length === 2);
+    const file = (xid: number): unknown => {
+      const p = r.replies().find((x) => x.p.xid === xid)?.p as DhcpPacket;
+      return decodeValue(Opt.BOOTFILE, getOption(p, Opt.BOOTFILE) as Buffer);
+    };
+    expect(file(0x1234)).toBe('http/lpxelinux.0');
+    expect(file(0x9999)).toBe('pxelinux.0');
+  });
+
   it('runs DISCOVER/OFFER/REQUEST/ACK, broadcasts the replies, and writes the lease before the ACK', async () => {
     const r = await rig();
     r.client.send(request(MessageType.DISCOVER), SERVER);
