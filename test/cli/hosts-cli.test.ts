@@ -3,26 +3,15 @@
  * `bootd images list`, `bootd setup`, and `bootd serve --config` refusing a
  * broken config file.
  */
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BOOTD_BIN, REPO } from '../helpers/bootd.js';
+import { runCli } from '../helpers/bootd.js';
 import { addRecipe, addVersion } from '../helpers/catalog.js';
 import { makeWorkDir } from '../helpers/workdir.js';
 
-const exec = promisify(execFile);
-async function bootd(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await exec(process.execPath, [BOOTD_BIN, ...args], { cwd: REPO });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
-}
+const bootd = runCli;
 
 describe('bootd hosts / images / setup', () => {
   let dir: string;

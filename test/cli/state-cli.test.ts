@@ -5,28 +5,17 @@
  * list` without a running bootd, `bootd smoke` and `machines open` saying
  * clearly that no bootd runs, and the appliance config's smoke keys checked.
  */
-import { execFile } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AfterBoot } from '../../src/afterboot/tracker.js';
 import { silentLogger } from '../../src/log.js';
 import { MachineFile } from '../../src/machines/registry.js';
 import { HostStore } from '../../src/state/host-store.js';
-import { BOOTD_BIN, REPO } from '../helpers/bootd.js';
+import { runCli } from '../helpers/bootd.js';
 import { makeWorkDir } from '../helpers/workdir.js';
 
-const exec = promisify(execFile);
-async function bootd(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await exec(process.execPath, [BOOTD_BIN, ...args], { cwd: REPO });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
-}
+const bootd = runCli;
 
 const IP = '198.18.0.50';
 const base = { mac: '52:54:00:00:0a:01', ip: IP, arch: 0, userClassIpxe: false, bootFile: 'pxelinux.0' };

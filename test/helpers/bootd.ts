@@ -1,14 +1,29 @@
 /**
  * Starts the real `bootd` CLI (the compiled dist/, as an operator runs it)
- * inside a test network namespace and waits until it listens.
+ * inside a test network namespace and waits until it listens; or runs a
+ * CLI command to completion (runCli).
  */
-import type { ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestNet } from './netns.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const BOOTD_BIN = path.join(REPO, 'bin/bootd');
+const execFileP = promisify(execFile);
+
+/** Runs the built CLI to completion (no namespace): exit code, stdout, stderr. */
+export async function runCli(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await execFileP(process.execPath, [BOOTD_BIN, ...args], { cwd: REPO });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const x = e as { code: number; stdout: string; stderr: string };
+    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
+  }
+}
+
 
 export interface RunningBootd {
   readonly child: ChildProcess;
