@@ -5,15 +5,16 @@
  * list` without a running bootd, `bootd smoke` and `machines open` saying
  * clearly that no bootd runs, and the appliance config's smoke keys checked.
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, rm, writeFile } from 'node:fs/promises';
+import { execa } from 'execa';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AfterBoot } from '../../src/afterboot/tracker.js';
 import { silentLogger } from '../../src/log.js';
 import { MachineFile } from '../../src/machines/registry.js';
 import { HostStore } from '../../src/state/host-store.js';
-import { runCli } from '../helpers/bootd.js';
-import { makeWorkDir } from '../helpers/workdir.js';
+import { BOOTD_BIN, runCli } from '../helpers/bootd.js';
+import { makeWorkDir, until } from '../helpers/workdir.js';
 
 const bootd = runCli;
 
@@ -82,6 +83,21 @@ describe('bootd status / logs / hosts show / machines list', () => {
     const none = await bootd(['logs', 'zz', '--state', state()]);
     expect(none.code).toBe(1);
     expect(none.stderr).toMatch(/no events for zz/);
+  });
+
+  it('logs --follow prints what is appended after it started', async () => {
+    const log = path.join(state(), 'logs', 'a', 'events.log');
+    const child = execa(process.execPath, [BOOTD_BIN, 'logs', 'a', '--follow', '--state', state()], { reject: false, buffer: false });
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      await until(() => out.includes(' smoke '), 10_000, 'existing events printed');
+      await appendFile(log, '2026-11-22T09:00:00.000Z note appended while following\n');
+      await until(() => out.includes('note appended while following'), 10_000, 'appended line printed');
+    } finally {
+      child.kill('SIGTERM');
+      await child;
+    }
   });
 
   it('hosts show: the last boot and the inventory summary; --json the whole report', async () => {
