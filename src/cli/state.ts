@@ -14,6 +14,7 @@ import { HostStore } from '../state/host-store.js';
 import { HOST_NAME_RE } from '../hosts/schema.js';
 import { parseIpv4 } from '../net/ipv4.js';
 import { usageBytes } from '../uploads/host-dirs.js';
+import { PARTIAL_PREFIX } from '../uploads/file-sink.js';
 
 const DEFAULT_STATE = '/var/lib/bootd';
 
@@ -70,6 +71,21 @@ async function follow(file: string, from: number): Promise<void> {
   });
 }
 
+/** Regular files under `dir` (partial uploads left out), for `bootd logs`. */
+async function listFiles(dir: string, rel = ''): Promise<{ rel: string; size: number; mtime: string }[]> {
+  const entries = await fs.readdir(path.join(dir, rel), { withFileTypes: true }).catch(() => []);
+  const out: { rel: string; size: number; mtime: string }[] = [];
+  for (const e of entries) {
+    const r = path.posix.join(rel, e.name);
+    if (e.isDirectory()) out.push(...(await listFiles(dir, r)));
+    else if (e.isFile() && !e.name.startsWith(PARTIAL_PREFIX)) {
+      const st = await fs.stat(path.join(dir, r)).catch(() => null);
+      if (st) out.push({ rel: r, size: st.size, mtime: st.mtime.toISOString().replace(/\.\d+Z$/, 'Z') });
+    }
+  }
+  return out.sort((a, b) => (a.rel < b.rel ? -1 : 1));
+}
+
 export function addStateCommands(program: Command): void {
   program
     .command('status')
@@ -92,7 +108,7 @@ export function addStateCommands(program: Command): void {
 
   program
     .command('logs <name>')
-    .description("a host's event log (logs/<name>/events.log, also readable over TFTP), and its last smoke output")
+    .description("a host's event log (logs/<name>/events.log, also readable over TFTP), its last smoke output and the files it uploaded")
     .option('--state <dir>', 'bootd state directory', DEFAULT_STATE)
     .option('-f, --follow', 'keep printing new events')
     .action(async (name: string, o: { state: string; follow?: boolean }) => {
@@ -111,11 +127,18 @@ export function addStateCommands(program: Command): void {
         await follow(file, Buffer.byteLength(text ?? ''));
         return;
       }
-      const smokes = (await fs.readdir(dir)).filter((f) => f.startsWith('smoke-')).sort();
+      const smokes = (await fs.readdir(dir).catch(() => [] as string[])).filter((f) => f.startsWith('smoke-')).sort();
       const last = smokes.at(-1);
       if (last) {
         out(`--- ${path.join(dir, last)}`);
         process.stdout.write(await fs.readFile(path.join(dir, last), 'utf8'));
+      }
+      // what the host uploaded, as the main TFTP port shows it (machines/<name>/, uploads/<name>/)
+      for (const area of ['machines', 'uploads']) {
+        const files = await listFiles(path.join(o.state, area, name));
+        if (files.length === 0) continue;
+        out(`--- ${area}/${name}/ (TFTP: ${area}/${name}/<file>)`);
+        for (const f of files) out(`${bytes(f.size).padStart(10)}  ${f.mtime}  ${f.rel}`);
       }
     });
 

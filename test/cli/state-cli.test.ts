@@ -80,6 +80,7 @@ describe('bootd status / logs / hosts show / machines list', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/ os-dhcp DHCP ack 198\.18\.0\.50 \(udhcp 1\.35\.0\)\n/);
     expect(r.stdout).toMatch(/--- .*smoke-.*\.log\nPASS a\nFAIL dropbear running\n/);
+    expect(r.stdout).toMatch(/--- machines\/a\/ \(TFTP: machines\/a\/<file>\)\n\s+2\.0 KiB {2}\S+ {2}result\.txt\n/);
     const none = await bootd(['logs', 'zz', '--state', state()]);
     expect(none.code).toBe(1);
     expect(none.stderr).toMatch(/no events for zz/);
