@@ -55,6 +55,8 @@ export class AfterBoot {
   /** Every record, SSH watch and smoke run in flight. */
   private readonly pending = new Set<Promise<unknown>>();
   private closed = false;
+  /** Hosts whose log directory exists already. */
+  private readonly made = new Set<string>();
   readonly counters = { events: 0, smokeRuns: 0, smokePassed: 0, smokeFailed: 0, reports: 0, reportsRejected: 0 };
 
   constructor(private readonly d: AfterBootDeps) {}
@@ -97,7 +99,10 @@ export class AfterBoot {
     this.counters.events++;
     const e = boot.events[boot.events.length - 1];
     if (e) {
-      await fs.mkdir(this.logDir(name), { recursive: true });
+      if (!this.made.has(name)) {
+        await fs.mkdir(this.logDir(name), { recursive: true });
+        this.made.add(name);
+      }
       const newBoot = boot.id !== beforeId ? `${e.at} boot ${boot.id} begins (mac ${boot.mac})\n` : '';
       await fs.appendFile(path.join(this.logDir(name), 'events.log'), `${newBoot}${e.at} ${e.kind} ${e.text}\n`);
     }
