@@ -5,7 +5,7 @@
  * list` without a running bootd, `bootd smoke` and `machines open` saying
  * clearly that no bootd runs, and the appliance config's smoke keys checked.
  */
-import { appendFile, mkdir, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -122,6 +122,16 @@ describe('bootd status / logs / hosts show / machines list', () => {
     const bad = await bootd(['machines', 'open', 'x', '--ttl', '3 weeks', '--state', state()]);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/expected a duration such as 90s/);
+  });
+
+  it('serve refuses to start on a corrupt host store, naming the file, and leaves it as it was', async () => {
+    const st = path.join(dir, 'corrupt');
+    await mkdir(path.join(st, 'root'), { recursive: true });
+    await writeFile(path.join(st, 'hosts-state.json'), '{"version":1,"hosts":');
+    const r = await bootd(['serve', '--tftp-root', path.join(st, 'root'), '--listen', '127.0.0.1', '--tftp-port', '0', '--state', st, '--log-format', 'json']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${path.join(st, 'hosts-state.json')} is not valid JSON`);
+    expect(await readFile(path.join(st, 'hosts-state.json'), 'utf8')).toBe('{"version":1,"hosts":');
   });
 
   it('serve --config checks the smoke and machine_ports keys', async () => {
