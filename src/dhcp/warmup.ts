@@ -20,7 +20,7 @@ const o = (code: number, value: Parameters<typeof encodeValue>[1]): DhcpOption =
 
 /** DISCOVER and REQUEST of `rounds` made-up PXE clients; resolves when all were answered. */
 export async function warmUpDhcp(deps: Pick<DhcpServerDeps, 'clock' | 'hosts' | 'config'>, rounds = 300): Promise<number> {
-  let deliver: ((msg: Buffer, from: Remote) => void) | null = null;
+  let deliver: (msg: Buffer, from: Remote) => void = () => {};
   const offers = new Map<number, Buffer>();
   let acks = 0;
   const socket: UdpSocket = {
@@ -54,11 +54,11 @@ export async function warmUpDhcp(deps: Pick<DhcpServerDeps, 'clock' | 'hosts' | 
   for (let i = 0; i < rounds; i++) {
     const mac = `02:b0:07:00:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
     const xid = 0x0b007000 + i;
-    (deliver as ((m: Buffer, f: Remote) => void) | null)?.(encodeDhcp(clientRequest({ mac, xid, options: [o(Opt.MESSAGE_TYPE, MessageType.DISCOVER), ...pxe] })), from);
+    deliver(encodeDhcp(clientRequest({ mac, xid, options: [o(Opt.MESSAGE_TYPE, MessageType.DISCOVER), ...pxe] })), from);
     await new Promise<void>((r) => setImmediate(r));
     const yiaddr = offers.get(xid);
     if (yiaddr) {
-      (deliver as ((m: Buffer, f: Remote) => void) | null)?.(
+      deliver(
         encodeDhcp(clientRequest({ mac, xid, options: [o(Opt.MESSAGE_TYPE, MessageType.REQUEST), o(Opt.REQUESTED_IP, `${yiaddr[0]}.${yiaddr[1]}.${yiaddr[2]}.${yiaddr[3]}`), o(Opt.SERVER_ID, '198.18.255.254'), ...pxe] })),
         from,
       );

@@ -15,6 +15,7 @@ import { Low } from 'lowdb';
 import type { HostRecord } from '../afterboot/record.js';
 import type { InventoryEntry } from '../afterboot/inventory.js';
 import { DurableJsonFile } from './durable-json-file.js';
+import { MomentWriter } from './moment-writer.js';
 
 export interface HostDoc {
   version: 1;
@@ -29,8 +30,10 @@ function empty(): HostDoc {
 }
 
 export class HostStore {
-  private next: Promise<void> | null = null;
-  private current: Promise<void> = Promise.resolve();
+  private readonly writer = new MomentWriter(async () => {
+    await this.db.write();
+    this.writes++;
+  });
   private soon: NodeJS.Timeout | null = null;
   writes = 0;
 
@@ -65,18 +68,7 @@ export class HostStore {
 
   /** Writes the current document; resolves once it is durable. */
   save(): Promise<void> {
-    if (this.next) return this.next;
-    const run = async (): Promise<void> => {
-      await this.current.catch(() => {});
-      await new Promise<void>((r) => setImmediate(r)); // let this moment's other changes join
-      this.next = null;
-      const w = this.db.write();
-      this.current = w;
-      await w;
-      this.writes++;
-    };
-    this.next = run();
-    return this.next;
+    return this.writer.request();
   }
 
   /** Saves within `ms` (one write for everything changed meanwhile). */
@@ -96,6 +88,6 @@ export class HostStore {
       this.soon = null;
       await this.save().catch(() => {});
     }
-    await (this.next ?? this.current).catch(() => {});
+    await this.writer.settled();
   }
 }

@@ -19,6 +19,7 @@ import path from 'node:path';
 import { Low } from 'lowdb';
 import type { Lease } from '../dhcp/leases.js';
 import { DurableJsonFile } from './durable-json-file.js';
+import { MomentWriter } from './moment-writer.js';
 
 interface LeaseDoc {
   version: 1;
@@ -41,8 +42,11 @@ export interface CommitSource {
 export const DEFAULT_COMPACT_AFTER = 50_000;
 
 export class LeaseStore {
-  private next: Promise<void> | null = null;
-  private current: Promise<void> = Promise.resolve();
+  private source: CommitSource | null = null;
+  private readonly writer = new MomentWriter(() => {
+    const src = this.source;
+    return src ? this.write(src.changes(), src.all) : Promise.resolve();
+  });
   private journalRecords = 0;
   /** Number of journal appends and snapshot rewrites, for tests and stats. */
   writes = 0;
@@ -97,18 +101,9 @@ export class LeaseStore {
 
   /** Makes this moment's changes durable; commits in the same moment share one write. */
   commit(src: CommitSource): Promise<void> {
-    if (this.next) return this.next;
-    const run = async (): Promise<void> => {
-      await this.current.catch(() => {});
-      await new Promise<void>((r) => setImmediate(r)); // let this moment's other changes join
-      this.next = null; // changes from here on go into the following write
-      const changes = src.changes();
-      const w = this.write(changes, src.all);
-      this.current = w;
-      await w;
-    };
-    this.next = run();
-    return this.next;
+    // read when the moment's write starts; every caller passes the same table's view
+    this.source = src;
+    return this.writer.request();
   }
 
   private async write(changes: LeaseChange[], all: () => Lease[]): Promise<void> {
@@ -129,7 +124,7 @@ export class LeaseStore {
   }
 
   async close(): Promise<void> {
-    await this.current.catch(() => {});
+    await this.writer.settled();
     await this.journal.close();
   }
 }
