@@ -129,7 +129,17 @@ describe.skipIf(skip !== null)('build-machine TFTP ports with real clients (netw
     const first = await net.run('m2', ['busybox', 'tftp', '-p', '-l', local('small'), '-r', 'keep.bin', server, '1171']);
     expect(first.exitCode).toBe(0);
     const child = net.spawn('m2', ['busybox', 'tftp', '-p', '-l', local('big'), '-r', 'keep.bin', server, '1171']);
-    await until(() => readdirSync(mdir('m2')).some((f) => f.startsWith('.upload-')), 10_000, 'upload in progress');
+    let out = '';
+    let exit: number | null | undefined;
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('exit', (code) => (exit = code));
+    const inProgress = (): boolean => readdirSync(mdir('m2')).some((f) => f.startsWith('.upload-'));
+    // the temporary file shows the upload under way; an early exit of the client would mean there is nothing to break off
+    await until(() => inProgress() || exit !== undefined, 30_000, 'upload in progress').catch((e: Error) => {
+      throw new Error(`${e.message}; client: ${out}; bootd: ${JSON.stringify(bootd.logs.slice(-5))}`);
+    });
+    expect(exit, `busybox ended before the break: exit ${String(exit)} ${out} ${JSON.stringify(bootd.logs.slice(-5))}`).toBeUndefined();
     child.kill('SIGKILL');
     await until(() => !readdirSync(mdir('m2')).some((f) => f.startsWith('.upload-')), 15_000, 'temporary file removed');
     expect(sha(await readFile(mdir('m2', 'keep.bin')))).toBe(sha(await readFile(local('small'))));
