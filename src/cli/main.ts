@@ -10,10 +10,11 @@ import { execFileSync } from 'node:child_process';
 import type { UnknownHosts } from '../dhcp/server.js';
 import { DEFAULT_LOADER_FILES } from '../dhcp/boot-policy.js';
 import { startApp, type AppConfig } from '../app.js';
-import { createLogger, type LogFormat } from '../log.js';
+import { createLogger, type LogFormat, type Logger } from '../log.js';
 import { systemClock } from '../net/clock.js';
 import { linuxMtu } from '../net/mtu.js';
-import { nodeUdp } from '../net/udp.js';
+import { nodeUdp, type UdpSocketFactory } from '../net/udp.js';
+import { fastUdp, loadFastUdp } from '../net/native-udp.js';
 import { TFTP_DEFAULTS } from '../tftp/server.js';
 import { MAX_BLKSIZE, MAX_WINDOWSIZE, MIN_BLKSIZE } from '../tftp/options.js';
 import { existsSync, readFileSync } from 'node:fs';
@@ -184,6 +185,8 @@ program
   .option('--tftp-max-rto-ms <ms>', 'ceiling of the retransmission timeout (unless the client negotiates timeout)', int(1, 255000), TFTP_DEFAULTS.timing.maxMs)
   .option('--no-tftp-adaptive-rto', 'use a fixed retransmission timeout (--tftp-rto-ms) instead of one from measured RTT')
   .option('--tftp-give-up-ms <ms>', 'abandon a transfer with no progress for this long', int(100, 3600000), TFTP_DEFAULTS.timing.giveUpMs)
+  .addOption(new Option('--tftp-transport <kind>', 'datagram path of transfer sockets: native (the fastudp addon, cheaper per datagram; node:dgram when it is not built) or dgram').choices(['native', 'dgram']).default('native'))
+  .option('--tftp-busy-poll-us <us>', 'with the native transport, how long a transfer socket keeps polling for the client\'s answer before sleeping; only while at most 2 transfers run, and not for clients that keep missing it (0: off)', int(0, 1000), 20)
   .option('--cache-mb <mb>', 'memory for the shared file cache; larger files are streamed', int(0, 1 << 20), TFTP_DEFAULTS.cacheBytes / (1 << 20))
   .option('--interface <iface>', 'serve DHCP on this interface, and on no other (no DHCP without it)')
   .addOption(new Option('--dhcp-mode <mode>', 'full: addresses and boot files; proxy: boot files beside another server').choices(['full', 'proxy']).default('full'))
@@ -338,7 +341,7 @@ program
     process.once('SIGTERM', onSignal('SIGTERM'));
     let app;
     try {
-      app = await startApp(cfg, { log, clock: systemClock, udp: nodeUdp, mtu: linuxMtu }, ac.signal);
+      app = await startApp(cfg, { log, clock: systemClock, udp: transferUdp(o.tftpTransport as string, o.tftpBusyPollUs as number, log), mtu: linuxMtu }, ac.signal);
     } catch (err) {
       log.error({ err: (err as Error).message }, 'cannot start');
       process.exitCode = 1;
@@ -369,3 +372,18 @@ program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`bootd: ${(err as Error).message}`);
   process.exit(1);
 });
+
+/** node:dgram, or the fastudp addon for transfer sockets (--tftp-transport), saying which. */
+function transferUdp(kind: string, busyPollUs: number, log: Logger): UdpSocketFactory {
+  if (kind === 'dgram') {
+    log.info({ svc: 'tftp', transport: 'dgram' }, 'tftp transport');
+    return nodeUdp;
+  }
+  const { addon, reason } = loadFastUdp();
+  if (!addon) log.warn({ svc: 'tftp', transport: 'dgram', reason }, 'tftp transport: fastudp addon unavailable, using node:dgram');
+  else {
+    addon.configure(busyPollUs);
+    log.info({ svc: 'tftp', transport: 'native', busyPollUs }, 'tftp transport');
+  }
+  return fastUdp(nodeUdp, addon);
+}

@@ -51,6 +51,8 @@ export function applianceSchema(p: CliParsers) {
       root: z.string({ error: 'expected a directory' }).optional(),
       port: intField(0, 65535, 'a UDP port').optional(),
       max_transfers: intField(1, 100000, 'a number of transfers').optional(),
+      transport: z.enum(['native', 'dgram'], { error: 'expected native or dgram' }).optional(),
+      busy_poll_us: intField(0, 1000, 'microseconds').optional(),
     }).optional(),
     dhcp: strictObject({
       mode: z.enum(['full', 'proxy'], { error: 'expected full or proxy' }).optional(),
@@ -101,6 +103,8 @@ export function loadApplianceConfig(file: string, text: string, p: CliParsers): 
     tftpRoot: v.tftp?.root,
     tftpPort: v.tftp?.port,
     tftpMaxTransfers: v.tftp?.max_transfers,
+    tftpTransport: v.tftp?.transport,
+    tftpBusyPollUs: v.tftp?.busy_poll_us,
     dhcpMode: v.dhcp?.mode,
     dhcpRange: v.dhcp?.range,
     relaySubnet: v.dhcp?.relay_subnets,

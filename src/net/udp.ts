@@ -32,6 +32,11 @@ export interface BindOptions {
   readonly broadcast?: boolean;
   readonly recvBufferBytes?: number;
   readonly sendBufferBytes?: number;
+  /**
+   * The message handler never keeps a message past its return, so the socket
+   * may hand it a reused buffer (the fastudp transport does; node:dgram ignores it).
+   */
+  readonly reusedMessages?: boolean;
 }
 
 export interface UdpSocketFactory {

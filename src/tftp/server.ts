@@ -219,7 +219,8 @@ export class TftpServer {
     }
     let socket: UdpSocket;
     try {
-      socket = await this.d.udp.bind({ address: this.d.config.transferAddress, port: 0, connect: peer });
+      // the read transfer parses each packet before returning (transfer.ts), so a reused receive buffer is safe
+      socket = await this.d.udp.bind({ address: this.d.config.transferAddress, port: 0, connect: peer, reusedMessages: true });
     } catch (err) {
       source.release();
       throw err;
@@ -268,7 +269,8 @@ export class TftpServer {
       this.release(key);
       return;
     }
-    const socket = await this.d.udp.bind({ address: this.d.config.transferAddress, port: 0, connect: peer });
+    const // the read transfer parses each packet before returning (transfer.ts), so a reused receive buffer is safe
+      socket = await this.d.udp.bind({ address: this.d.config.transferAddress, port: 0, connect: peer, reusedMessages: true });
     const limits: NegotiationLimits = {
       maxBlksize: Math.min(this.d.config.maxBlksize, blksizeForMtu(this.d.mtu(socket.local().address))),
       maxWindowsize: this.d.config.maxWindowsize,

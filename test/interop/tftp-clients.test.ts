@@ -123,6 +123,23 @@ describe.skipIf(skip !== null)('real TFTP clients against bootd serve (network n
     }
   });
 
+  it('runs transfers on the fastudp transport by default, and intact on node:dgram with --tftp-transport dgram', async () => {
+    expect(bootd.logs.find((l) => l.msg === 'tftp transport')).toMatchObject({ transport: 'native', busyPollUs: 20 });
+    const second = await startBootd(net, 'server', ['--tftp-root', path.join(dir, 'root'), '--tftp-port', '6970', '--tftp-transport', 'dgram']);
+    try {
+      expect(second.logs.find((l) => l.msg === 'tftp transport')).toMatchObject({ transport: 'dgram' });
+      for (const [client, cmd] of [['curl', ['curl', '-sS', '--tftp-blksize', '1468', '-o']], ['busybox', ['busybox', 'tftp', '-b', '512', '-g', '-r', 'rollover.bin', '-l']]] as const) {
+        const out = path.join(dir, `dgram-${client}.out`);
+        const argv = client === 'curl' ? [...cmd, out, `tftp://${net.host('server').address}:6970/rollover.bin`] : [...cmd, out, net.host('server').address, '6970'];
+        const r = await net.run('client', argv, { timeoutMs: 180_000 });
+        expect(r.exitCode, `${client}: ${r.stderr}`).toBe(0);
+        expect(createHash('sha256').update(await readFile(out)).digest('hex')).toBe(sums['rollover.bin']);
+      }
+    } finally {
+      await second.stop();
+    }
+  });
+
   it('refuses an upload on the main port with an access violation', async () => {
     const src = path.join(dir, 'upload.txt');
     await writeFile(src, 'hello');

@@ -1,0 +1,359 @@
+/*
+ * fastudp: the datagram path of a TFTP transfer socket, without node:dgram's
+ * per-datagram costs.
+ *
+ * node:dgram pays, for every datagram it receives, a 64 KiB allocation, a new
+ * Buffer, an rinfo object with an inet_ntop-formatted address string and a
+ * callback through the full MakeCallback path; for every send, a SendWrap
+ * request object. On a lock-step transfer (one DATA per ACK, 45,700 round
+ * trips for 64 MiB at blksize 1468) that is about 12 us of CPU per round trip
+ * that C servers do not pay (docs/performance.md, perf profile).
+ *
+ * This module keeps only the I/O: a non-blocking IPv4 UDP socket, bound and
+ * connect(2)ed to the client (its transfer ID, RFC 1350), polled on Node's own
+ * libuv loop. Each datagram is received into one Buffer that JavaScript owns
+ * and reuses, and the callback gets only its length. Every protocol decision
+ * stays in TypeScript (src/tftp/session.ts); this file never parses TFTP.
+ *
+ * JavaScript API (see src/net/native-udp.ts):
+ *   open(bindAddr, peerAddr, peerPort, recvBuf, onDatagram) -> [handle, localAddr, localPort]
+ *       onDatagram(n): n >= 0 is a datagram of n bytes now in recvBuf;
+ *       n < 0 is -errno from recv (ECONNREFUSED after ICMP port unreachable).
+ *   send(handle, a[, b]) -> 0 or errno   (a and b sent as one datagram, an iovec)
+ *   close(handle)
+ *   configure(busyPollUs)   (see "Adaptive busy polling" below; 0 turns it off)
+ */
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <uv.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Datagrams drained per readiness event before yielding to the loop. */
+#define MAX_DRAIN 64
+
+/*
+ * Adaptive busy polling. On a lock-step transfer the server answers an ACK
+ * with the next DATA and then sleeps in epoll until the next ACK: the sleep
+ * and the wake-up cost more than the client's whole turnaround on a fast
+ * link. So after delivering a datagram, keep trying recv(2) for up to
+ * spin_ns before going back to the loop, as Linux's SO_BUSY_POLL does in the
+ * kernel. Only while few transfer sockets are open (in a boot storm the other
+ * sockets' datagrams must not wait), and a socket whose peer keeps missing
+ * the spin window (a real network's RTT, a windowed client) stops spinning
+ * for a while. configure(0) turns it off.
+ */
+static long spin_ns = 20000;
+#define SPIN_MAX_SOCKS 2
+#define SPIN_MISS_LIMIT 8
+#define SPIN_COOLDOWN_WAKES 512
+static int open_socks = 0;
+
+static long now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+typedef struct {
+  uv_poll_t poll;
+  int fd;
+  napi_env env;
+  napi_ref callback;
+  napi_ref recv_ref; /* keeps the receive Buffer alive */
+  uint8_t *recv_data;
+  size_t recv_cap;
+  napi_async_context async;
+  int closing;   /* close() called: no more callbacks */
+  int released;  /* uv_close done */
+  int finalized; /* the JS handle was collected */
+  int spin_misses;   /* spins in a row that caught nothing */
+  int spin_cooldown; /* wakes left before spinning again */
+} fast_sock;
+
+#define CHECK(env, call)                                                     \
+  do {                                                                       \
+    if ((call) != napi_ok) {                                                 \
+      const napi_extended_error_info *info_;                                 \
+      napi_get_last_error_info((env), &info_);                               \
+      napi_throw_error((env), NULL, info_ && info_->error_message ? info_->error_message : #call); \
+      return NULL;                                                           \
+    }                                                                        \
+  } while (0)
+
+static napi_value throw_errno(napi_env env, const char *what, int err) {
+  char msg[160];
+  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
+  napi_value m, code, e;
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
+  napi_create_int32(env, err, &code);
+  napi_create_error(env, NULL, m, &e);
+  napi_set_named_property(env, e, "errno", code);
+  napi_throw(env, e);
+  return NULL;
+}
+
+static void maybe_free(fast_sock *s) {
+  if (s->released && s->finalized) free(s);
+}
+
+static void on_closed(uv_handle_t *h) {
+  fast_sock *s = (fast_sock *)h->data;
+  close(s->fd);
+  s->fd = -1;
+  napi_delete_reference(s->env, s->callback);
+  napi_delete_reference(s->env, s->recv_ref);
+  napi_async_destroy(s->env, s->async);
+  s->released = 1;
+  maybe_free(s);
+}
+
+static void start_close(fast_sock *s) {
+  if (s->closing) return;
+  s->closing = 1;
+  open_socks--;
+  uv_poll_stop(&s->poll);
+  uv_close((uv_handle_t *)&s->poll, on_closed);
+}
+
+static void finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  fast_sock *s = (fast_sock *)data;
+  s->finalized = 1;
+  if (!s->closing) start_close(s); /* dropped without close(): do not leak the fd */
+  maybe_free(s);
+}
+
+static void on_readable(uv_poll_t *h, int status, int events) {
+  (void)events;
+  fast_sock *s = (fast_sock *)h->data;
+  if (s->closing) return;
+  napi_env env = s->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value cb, global, arg, result;
+  napi_get_reference_value(env, s->callback, &cb);
+  napi_get_global(env, &global);
+  for (int i = 0; i < MAX_DRAIN && !s->closing; i++) {
+    int n;
+    if (status < 0) {
+      n = status; /* libuv reports a poll error as a negative errno */
+      status = 0;
+    } else {
+      ssize_t r = recv(s->fd, s->recv_data, s->recv_cap, MSG_DONTWAIT);
+      if (r < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          /* i > 0: a datagram was just delivered (and, likely, answered) */
+          if (i > 0 && spin_ns > 0 && open_socks <= SPIN_MAX_SOCKS) {
+            if (s->spin_cooldown > 0) {
+              s->spin_cooldown--;
+            } else {
+              long until = now_ns() + spin_ns;
+              do r = recv(s->fd, s->recv_data, s->recv_cap, MSG_DONTWAIT);
+              while (r < 0 && errno == EAGAIN && now_ns() < until);
+              if (r >= 0) {
+                s->spin_misses = 0;
+                n = (int)(r > (ssize_t)s->recv_cap ? (ssize_t)s->recv_cap : r);
+                goto deliver;
+              }
+              if (++s->spin_misses >= SPIN_MISS_LIMIT) {
+                s->spin_misses = 0;
+                s->spin_cooldown = SPIN_COOLDOWN_WAKES;
+              }
+            }
+          }
+          break;
+        }
+        if (errno == EINTR) continue;
+        n = -errno;
+      } else {
+        n = (int)(r > (ssize_t)s->recv_cap ? (ssize_t)s->recv_cap : r);
+      }
+    }
+  deliver:
+    napi_create_int32(env, n, &arg);
+    napi_status st = napi_make_callback(env, s->async, global, cb, 1, &arg, &result);
+    if (st == napi_pending_exception) {
+      /* as an exception thrown from a dgram 'message' handler: uncaught */
+      napi_value exc;
+      napi_get_and_clear_last_exception(env, &exc);
+      napi_fatal_exception(env, exc);
+      break;
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static int parse_v4(napi_env env, napi_value v, struct in_addr *out) {
+  char buf[64];
+  size_t len;
+  if (napi_get_value_string_utf8(env, v, buf, sizeof buf, &len) != napi_ok) return 0;
+  return inet_pton(AF_INET, buf, out) == 1;
+}
+
+static napi_value js_open(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5) {
+    napi_throw_type_error(env, NULL, "open(bindAddr, peerAddr, peerPort, recvBuf, onDatagram)");
+    return NULL;
+  }
+  struct sockaddr_in local = {0}, peer = {0};
+  local.sin_family = peer.sin_family = AF_INET;
+  if (!parse_v4(env, argv[0], &local.sin_addr) || !parse_v4(env, argv[1], &peer.sin_addr)) {
+    napi_throw_type_error(env, NULL, "fastudp: IPv4 addresses only");
+    return NULL;
+  }
+  uint32_t port;
+  CHECK(env, napi_get_value_uint32(env, argv[2], &port));
+  peer.sin_port = htons((uint16_t)port);
+  void *data;
+  size_t cap;
+  CHECK(env, napi_get_buffer_info(env, argv[3], &data, &cap));
+
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, "socket", errno);
+  if (bind(fd, (struct sockaddr *)&local, sizeof local) < 0) {
+    int e = errno;
+    close(fd);
+    return throw_errno(env, "bind", e);
+  }
+  if (connect(fd, (struct sockaddr *)&peer, sizeof peer) < 0) {
+    int e = errno;
+    close(fd);
+    return throw_errno(env, "connect", e);
+  }
+  struct sockaddr_in bound;
+  socklen_t blen = sizeof bound;
+  getsockname(fd, (struct sockaddr *)&bound, &blen);
+
+  fast_sock *s = calloc(1, sizeof *s);
+  if (!s) {
+    close(fd);
+    return throw_errno(env, "calloc", ENOMEM);
+  }
+  s->fd = fd;
+  s->env = env;
+  open_socks++;
+  s->recv_data = data;
+  s->recv_cap = cap;
+  uv_loop_t *loop;
+  napi_value resource_name;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || napi_create_reference(env, argv[4], 1, &s->callback) != napi_ok ||
+      napi_create_reference(env, argv[3], 1, &s->recv_ref) != napi_ok ||
+      napi_create_string_utf8(env, "bootd.fastudp", NAPI_AUTO_LENGTH, &resource_name) != napi_ok ||
+      napi_async_init(env, NULL, resource_name, &s->async) != napi_ok) {
+    close(fd);
+    free(s);
+    napi_throw_error(env, NULL, "fastudp: cannot set up the socket");
+    return NULL;
+  }
+  int rc = uv_poll_init(loop, &s->poll, fd);
+  if (rc == 0) {
+    s->poll.data = s;
+    rc = uv_poll_start(&s->poll, UV_READABLE, on_readable);
+  }
+  if (rc != 0) {
+    close(fd);
+    napi_throw_error(env, NULL, uv_strerror(rc));
+    return NULL; /* the refs leak on this path only, which never happens with a fresh fd */
+  }
+
+  napi_value handle, out, addr, lport;
+  char abuf[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &bound.sin_addr, abuf, sizeof abuf);
+  CHECK(env, napi_create_external(env, s, finalize, NULL, &handle));
+  CHECK(env, napi_create_string_utf8(env, abuf, NAPI_AUTO_LENGTH, &addr));
+  CHECK(env, napi_create_uint32(env, ntohs(bound.sin_port), &lport));
+  CHECK(env, napi_create_array_with_length(env, 3, &out));
+  napi_set_element(env, out, 0, handle);
+  napi_set_element(env, out, 1, addr);
+  napi_set_element(env, out, 2, lport);
+  return out;
+}
+
+static fast_sock *unwrap(napi_env env, napi_value v) {
+  void *p = NULL;
+  if (napi_get_value_external(env, v, &p) != napi_ok) return NULL;
+  return (fast_sock *)p;
+}
+
+static napi_value js_send(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], ret;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  fast_sock *s = argc >= 2 ? unwrap(env, argv[0]) : NULL;
+  if (!s) {
+    napi_throw_type_error(env, NULL, "send(handle, a[, b])");
+    return NULL;
+  }
+  int err = EBADF;
+  if (!s->closing) {
+    struct iovec iov[2];
+    int n = 0;
+    for (size_t i = 1; i < argc && n < 2; i++) {
+      void *d;
+      size_t len;
+      CHECK(env, napi_get_buffer_info(env, argv[i], &d, &len));
+      iov[n].iov_base = d;
+      iov[n].iov_len = len;
+      n++;
+    }
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    m.msg_iov = iov;
+    m.msg_iovlen = n;
+    ssize_t r;
+    do r = sendmsg(s->fd, &m, MSG_DONTWAIT);
+    while (r < 0 && errno == EINTR);
+    err = r < 0 ? errno : 0;
+  }
+  CHECK(env, napi_create_int32(env, err, &ret));
+  return ret;
+}
+
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  fast_sock *s = argc >= 1 ? unwrap(env, argv[0]) : NULL;
+  if (s) start_close(s);
+  return NULL;
+}
+
+static napi_value js_configure(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint32_t us = 0;
+  if (argc < 1 || napi_get_value_uint32(env, argv[0], &us) != napi_ok || us > 1000) {
+    napi_throw_range_error(env, NULL, "configure(busyPollUs): 0..1000");
+    return NULL;
+  }
+  spin_ns = (long)us * 1000L;
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
+      {"send", NULL, js_send, NULL, NULL, NULL, napi_default, NULL},
+      {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
+      {"configure", NULL, js_configure, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,142 @@
+/**
+ * The fastudp transport (src/native/fastudp.c via src/net/native-udp.ts) on
+ * 127.0.0.1 with real sockets: what it sends arrives intact, what it receives
+ * reaches the handler (copied, or in the reused buffer when asked), ICMP port
+ * unreachable surfaces as an error, close stops delivery, and everything that
+ * is not a connected IPv4 socket goes to the fallback factory.
+ */
+import dgram from 'node:dgram';
+import { afterEach, describe, expect, it } from 'vitest';
+import { fastUdp, loadFastUdp } from '../../src/net/native-udp.js';
+import { nodeUdp, type BindOptions, type Remote, type UdpSocket, type UdpSocketFactory } from '../../src/net/udp.js';
+
+const { addon, reason } = loadFastUdp();
+
+async function peerSocket(): Promise<{ sock: dgram.Socket; at: Remote; got: Array<{ msg: Buffer; from: Remote }> }> {
+  const sock = dgram.createSocket('udp4');
+  const got: Array<{ msg: Buffer; from: Remote }> = [];
+  sock.on('message', (msg, r) => got.push({ msg, from: { address: r.address, port: r.port } }));
+  await new Promise<void>((res) => sock.bind(0, '127.0.0.1', res));
+  return { sock, at: { address: '127.0.0.1', port: sock.address().port }, got };
+}
+
+const waitFor = async (cond: () => boolean, what: string): Promise<void> => {
+  for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
+  if (!cond()) throw new Error(`timed out waiting for ${what}`);
+};
+
+describe('fastudp transport', () => {
+  const cleanup: Array<() => void> = [];
+  afterEach(() => {
+    for (const c of cleanup.splice(0)) c();
+  });
+
+  it('is built (npm run build compiles it; bootd falls back to node:dgram without it)', () => {
+    expect(addon, reason).not.toBeNull();
+  });
+
+  it('sends a two-buffer datagram intact and receives copies from its connected peer', async () => {
+    const peer = await peerSocket();
+    cleanup.push(() => peer.sock.close());
+    const s = await fastUdp(nodeUdp, addon).bind({ address: '127.0.0.1', port: 0, connect: peer.at });
+    cleanup.push(() => s.close());
+    expect(s.local().address).toBe('127.0.0.1');
+    expect(s.local().port).toBeGreaterThan(0);
+    expect(s.constructor.name).toBe('NativeUdpSocket');
+
+    s.send([Buffer.from([0, 3, 0, 1]), Buffer.from('hello')]);
+    s.send(Buffer.from('one'));
+    await waitFor(() => peer.got.length === 2, 'two datagrams at the peer');
+    expect(peer.got[0]?.msg).toEqual(Buffer.from([0, 3, 0, 1, ...Buffer.from('hello')]));
+    expect(peer.got[0]?.from).toEqual(s.local());
+    expect(peer.got[1]?.msg.toString()).toBe('one');
+
+    const got: Buffer[] = [];
+    s.onMessage((m, from) => {
+      expect(from).toEqual(peer.at);
+      got.push(m);
+    });
+    peer.sock.send(Buffer.from([0, 4, 0, 7]), s.local().port, '127.0.0.1');
+    peer.sock.send(Buffer.from([0, 4, 0, 8]), s.local().port, '127.0.0.1');
+    await waitFor(() => got.length === 2, 'two ACKs at the native socket');
+    // without reusedMessages each message is its own copy
+    expect(got.map((m) => m.readUInt16BE(2))).toEqual([7, 8]);
+  });
+
+  it('with reusedMessages hands the handler a view that the next datagram overwrites', async () => {
+    const peer = await peerSocket();
+    cleanup.push(() => peer.sock.close());
+    const s = await fastUdp(nodeUdp, addon).bind({ address: '127.0.0.1', port: 0, connect: peer.at, reusedMessages: true });
+    cleanup.push(() => s.close());
+    const seen: number[] = [];
+    const kept: Buffer[] = [];
+    s.onMessage((m) => {
+      seen.push(m.readUInt16BE(2)); // read at once, as the read transfer does
+      kept.push(m);
+    });
+    for (const b of [1, 2, 3]) peer.sock.send(Buffer.from([0, 4, 0, b]), s.local().port, '127.0.0.1');
+    await waitFor(() => seen.length === 3, 'three ACKs');
+    expect(seen).toEqual([1, 2, 3]);
+    expect(kept[0]).toBe(kept[2]); // the same view: only valid during the call
+    expect(kept[0]?.readUInt16BE(2)).toBe(3);
+  });
+
+  it('ignores datagrams from anyone but its peer (connect(2))', async () => {
+    const peer = await peerSocket();
+    const other = await peerSocket();
+    cleanup.push(() => peer.sock.close(), () => other.sock.close());
+    const s = await fastUdp(nodeUdp, addon).bind({ address: '127.0.0.1', port: 0, connect: peer.at });
+    cleanup.push(() => s.close());
+    const got: string[] = [];
+    s.onMessage((m) => got.push(m.toString()));
+    other.sock.send('stranger', s.local().port, '127.0.0.1');
+    peer.sock.send('peer', s.local().port, '127.0.0.1');
+    await waitFor(() => got.length >= 1, 'the peer datagram');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(got).toEqual(['peer']);
+  });
+
+  it('reports ICMP port unreachable as an error, and delivers nothing after close', async () => {
+    const peer = await peerSocket();
+    const s = await fastUdp(nodeUdp, addon).bind({ address: '127.0.0.1', port: 0, connect: peer.at });
+    const errors: Array<Error & { errno?: number }> = [];
+    s.onError((e) => errors.push(e));
+    await new Promise<void>((r) => peer.sock.close(r)); // nobody listens there now
+    s.send(Buffer.from('anyone?'));
+    s.send(Buffer.from('anyone?')); // the second send or the next recv sees ECONNREFUSED
+    await waitFor(() => errors.length > 0, 'an error');
+    expect(errors[0]?.errno).toBe(111); // ECONNREFUSED
+
+    const again = await peerSocket();
+    cleanup.push(() => again.sock.close());
+    const t = await fastUdp(nodeUdp, addon).bind({ address: '127.0.0.1', port: 0, connect: again.at });
+    const got: Buffer[] = [];
+    t.onMessage((m) => got.push(m));
+    t.close();
+    t.send(Buffer.from('after close')); // a no-op, never a throw
+    s.close();
+    again.sock.send('late', t.local().port, '127.0.0.1');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(got).toEqual([]);
+    expect(again.got).toEqual([]);
+  });
+
+  it('leaves listeners, broadcast, device-bound and IPv6 sockets to the fallback', async () => {
+    const asked: BindOptions[] = [];
+    const fake: UdpSocketFactory = {
+      bind(o) {
+        asked.push(o);
+        return Promise.resolve({} as UdpSocket);
+      },
+    };
+    const f = fastUdp(fake, addon);
+    const peer = { address: '127.0.0.1', port: 9 };
+    await f.bind({ address: '127.0.0.1', port: 69 });
+    await f.bind({ address: '0.0.0.0', port: 0, connect: peer, broadcast: true });
+    await f.bind({ address: '0.0.0.0', port: 0, connect: peer, device: 'lo' });
+    await f.bind({ address: '::1', port: 0, connect: { address: '::1', port: 9 } });
+    await f.bind({ address: '127.0.0.1', port: 0, connect: peer, recvBufferBytes: 1 << 20 });
+    expect(asked).toHaveLength(5);
+    expect(fastUdp(fake, null)).toBe(fake);
+  });
+});
