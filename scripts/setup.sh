@@ -15,7 +15,8 @@ APT_PACKAGES=(
   ethtool         # turn off tx checksum offload on veths behind the impairing relay
   procps          # ps/pkill for diagnostics in test logs
   iputils-ping    # reachability check when a test network comes up
-  gcc libc6-dev   # builds test/tools/impair-relay.c, the lossy-link forwarder
+  gcc libc6-dev   # builds test/tools/impair-relay.c (the lossy-link forwarder) and the fastudp addon
+  libuv1-dev      # uv.h for the fastudp addon when Node ships no headers of its own
   tftp-hpa        # real TFTP clients for interop tests ...
   atftp
   curl

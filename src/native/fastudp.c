@@ -19,10 +19,12 @@
  *   open(bindAddr, peerAddr, peerPort, recvBuf, onDatagram) -> [handle, localAddr, localPort]
  *       onDatagram(n): n >= 0 is a datagram of n bytes now in recvBuf;
  *       n < 0 is -errno from recv (ECONNREFUSED after ICMP port unreachable).
- *   send(handle, a[, b]) -> 0 or errno   (a and b sent as one datagram, an iovec)
+ *   send(handle, a[, b]) -> 0 or errno   (a and b sent as one datagram, an iovec;
+ *       held back to the end of the poll phase while many sockets are open)
  *   close(handle)
  *   configure(busyPollUs)   (see "Adaptive busy polling" below; 0 turns it off)
  */
+#define _GNU_SOURCE /* sendmmsg */
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <uv.h>
@@ -58,13 +60,26 @@ static long spin_ns = 20000;
 #define SPIN_COOLDOWN_WAKES 512
 static int open_socks = 0;
 
+/*
+ * Send batching. With many transfers in flight, answers are held back while
+ * the poll phase runs and sent together right after it (a uv_check handle),
+ * with one sendmmsg(2) per socket, as node:dgram (libuv) defers sends made
+ * while it is reading. Clients then find their datagrams waiting.
+ */
+#define PEND_MAX 64
+#define PEND_BYTES (64 * 1024)
+static int in_poll = 0;
+static struct fast_sock_s *pend_head = NULL;
+static uv_check_t flush_check;
+static int flush_ready = 0;
+
 static long now_ns(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return t.tv_sec * 1000000000L + t.tv_nsec;
 }
 
-typedef struct {
+typedef struct fast_sock_s {
   uv_poll_t poll;
   int fd;
   napi_env env;
@@ -78,6 +93,13 @@ typedef struct {
   int finalized; /* the JS handle was collected */
   int spin_misses;   /* spins in a row that caught nothing */
   int spin_cooldown; /* wakes left before spinning again */
+  /* datagrams held back until the end of this loop iteration's poll phase */
+  uint8_t *pend_data;
+  size_t pend_used;
+  int pend_count;
+  size_t pend_len[PEND_MAX];
+  struct fast_sock_s *pend_next;
+  int pend_listed;
 } fast_sock;
 
 #define CHECK(env, call)                                                     \
@@ -102,6 +124,79 @@ static napi_value throw_errno(napi_env env, const char *what, int err) {
   return NULL;
 }
 
+
+static void flush_sock(fast_sock *s) {
+  if (s->pend_count == 0) return;
+  struct mmsghdr msgs[PEND_MAX];
+  struct iovec iov[PEND_MAX];
+  size_t off = 0;
+  for (int i = 0; i < s->pend_count; i++) {
+    iov[i].iov_base = s->pend_data + off;
+    iov[i].iov_len = s->pend_len[i];
+    off += s->pend_len[i];
+    memset(&msgs[i], 0, sizeof msgs[i]);
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+  }
+  int done = 0;
+  while (done < s->pend_count) {
+    int r = sendmmsg(s->fd, msgs + done, (unsigned)(s->pend_count - done), MSG_DONTWAIT);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      break; /* EAGAIN or an ICMP error: the rest is lost, as a full queue loses it; retransmission covers it */
+    }
+    done += r;
+  }
+  s->pend_count = 0;
+  s->pend_used = 0;
+}
+
+static void unlist(fast_sock *s) {
+  if (!s->pend_listed) return;
+  for (fast_sock **p = &pend_head; *p; p = &(*p)->pend_next) {
+    if (*p == s) {
+      *p = s->pend_next;
+      break;
+    }
+  }
+  s->pend_listed = 0;
+  s->pend_next = NULL;
+}
+
+static void on_check(uv_check_t *h) {
+  (void)h;
+  fast_sock *s = pend_head;
+  pend_head = NULL;
+  while (s) {
+    fast_sock *next = s->pend_next;
+    s->pend_listed = 0;
+    s->pend_next = NULL;
+    flush_sock(s);
+    s = next;
+  }
+}
+
+/* Holds a datagram back until on_check; 0 when it must go now instead. */
+static int defer_send(fast_sock *s, const struct iovec *iov, int n) {
+  if (!in_poll || open_socks <= SPIN_MAX_SOCKS) return 0;
+  size_t len = 0;
+  for (int i = 0; i < n; i++) len += iov[i].iov_len;
+  if (len > PEND_BYTES) return 0;
+  if (!s->pend_data && !(s->pend_data = malloc(PEND_BYTES))) return 0;
+  if (s->pend_count == PEND_MAX || s->pend_used + len > PEND_BYTES) flush_sock(s);
+  for (int i = 0; i < n; i++) {
+    memcpy(s->pend_data + s->pend_used, iov[i].iov_base, iov[i].iov_len);
+    s->pend_used += iov[i].iov_len;
+  }
+  s->pend_len[s->pend_count++] = len;
+  if (!s->pend_listed) {
+    s->pend_listed = 1;
+    s->pend_next = pend_head;
+    pend_head = s;
+  }
+  return 1;
+}
+
 static void maybe_free(fast_sock *s) {
   if (s->released && s->finalized) free(s);
 }
@@ -113,12 +208,16 @@ static void on_closed(uv_handle_t *h) {
   napi_delete_reference(s->env, s->callback);
   napi_delete_reference(s->env, s->recv_ref);
   napi_async_destroy(s->env, s->async);
+  free(s->pend_data);
+  s->pend_data = NULL;
   s->released = 1;
   maybe_free(s);
 }
 
 static void start_close(fast_sock *s) {
   if (s->closing) return;
+  flush_sock(s); /* an ERROR sent just before close() still goes out */
+  unlist(s);
   s->closing = 1;
   open_socks--;
   uv_poll_stop(&s->poll);
@@ -141,6 +240,7 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   napi_env env = s->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  in_poll++;
   napi_value cb, global, arg, result;
   napi_get_reference_value(env, s->callback, &cb);
   napi_get_global(env, &global);
@@ -164,6 +264,10 @@ static void on_readable(uv_poll_t *h, int status, int events) {
               if (r >= 0) {
                 s->spin_misses = 0;
                 n = (int)(r > (ssize_t)s->recv_cap ? (ssize_t)s->recv_cap : r);
+                goto deliver;
+              }
+              if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                n = -errno; /* ECONNREFUSED while spinning: report it, as below */
                 goto deliver;
               }
               if (++s->spin_misses >= SPIN_MISS_LIMIT) {
@@ -191,6 +295,7 @@ static void on_readable(uv_poll_t *h, int status, int events) {
       break;
     }
   }
+  in_poll--;
   napi_close_handle_scope(env, scope);
 }
 
@@ -259,6 +364,12 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "fastudp: cannot set up the socket");
     return NULL;
   }
+  if (!flush_ready) {
+    uv_check_init(loop, &flush_check);
+    uv_check_start(&flush_check, on_check);
+    uv_unref((uv_handle_t *)&flush_check);
+    flush_ready = 1;
+  }
   int rc = uv_poll_init(loop, &s->poll, fd);
   if (rc == 0) {
     s->poll.data = s;
@@ -310,6 +421,8 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
       iov[n].iov_len = len;
       n++;
     }
+    if (defer_send(s, iov, n)) goto sent;
+    flush_sock(s); /* keep the order of anything held back */
     struct msghdr m;
     memset(&m, 0, sizeof m);
     m.msg_iov = iov;
@@ -319,6 +432,7 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
     while (r < 0 && errno == EINTR);
     err = r < 0 ? errno : 0;
   }
+sent:
   CHECK(env, napi_create_int32(env, err, &ret));
   return ret;
 }

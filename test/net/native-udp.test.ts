@@ -121,6 +121,30 @@ describe('fastudp transport', () => {
     expect(again.got).toEqual([]);
   });
 
+  it('with many sockets open, answers sent from a handler are batched yet all arrive in order, also the last one before close', async () => {
+    const f = fastUdp(nodeUdp, addon);
+    const peers = await Promise.all([1, 2, 3, 4].map(() => peerSocket()));
+    cleanup.push(() => peers.forEach((p) => p.sock.close()));
+    const socks = await Promise.all(peers.map((p) => f.bind({ address: '127.0.0.1', port: 0, connect: p.at, reusedMessages: true })));
+    cleanup.push(() => socks.forEach((s) => s.close()));
+    const [first, second] = socks as [UdpSocket, UdpSocket];
+    // first: a window of 60 x 1400 bytes (more than one batch holds) in answer to one datagram
+    first.onMessage(() => {
+      for (let i = 0; i < 60; i++) first.send([Buffer.from([0, 3, 0, i]), Buffer.alloc(1396, i)]);
+    });
+    // second: three datagrams, then close at once (an ERROR then the end of a transfer)
+    second.onMessage(() => {
+      for (const m of ['a', 'b', 'error']) second.send(Buffer.from(m));
+      second.close();
+    });
+    peers[0]?.sock.send('go', first.local().port, '127.0.0.1');
+    peers[1]?.sock.send('go', second.local().port, '127.0.0.1');
+    await waitFor(() => (peers[0]?.got.length ?? 0) === 60 && (peers[1]?.got.length ?? 0) === 3, 'all datagrams');
+    expect(peers[0]?.got.map((g) => g.msg.readUInt16BE(2))).toEqual([...Array(60).keys()]);
+    expect(peers[0]?.got.every((g) => g.msg.length === 1400 && g.msg[1399] === g.msg[3])).toBe(true);
+    expect(peers[1]?.got.map((g) => g.msg.toString())).toEqual(['a', 'b', 'error']);
+  });
+
   it('leaves listeners, broadcast, device-bound and IPv6 sockets to the fallback', async () => {
     const asked: BindOptions[] = [];
     const fake: UdpSocketFactory = {
