@@ -67,7 +67,7 @@ static int open_socks = 0;
  * while it is reading. Clients then find their datagrams waiting.
  */
 #define PEND_MAX 64
-#define PEND_BYTES (64 * 1024)
+#define PEND_BYTES (16 * 1024) /* per socket, allocated on first use; fuller batches go out early */
 static int in_poll = 0;
 static struct fast_sock_s *pend_head = NULL;
 static uv_check_t flush_check;

@@ -126,7 +126,7 @@ export function fastUdp(fallback: UdpSocketFactory, addon: FastUdp | null = load
       const c = opts.connect;
       if (!c || opts.device || opts.broadcast || opts.reuseAddr || opts.port !== 0 || opts.recvBufferBytes || opts.sendBufferBytes || !isV4(opts.address) || !isV4(c.address)) return fallback.bind(opts);
       try {
-        return Promise.resolve(new NativeUdpSocket(addon, opts.address, c, Buffer.allocUnsafe(MAX_DATAGRAM), opts.reusedMessages === true));
+        return Promise.resolve(new NativeUdpSocket(addon, opts.address, c, Buffer.allocUnsafe(Math.min(opts.maxMessageBytes ?? MAX_DATAGRAM, MAX_DATAGRAM)), opts.reusedMessages === true));
       } catch (err) {
         return Promise.reject(err as Error);
       }

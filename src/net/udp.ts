@@ -37,6 +37,8 @@ export interface BindOptions {
    * may hand it a reused buffer (the fastudp transport does; node:dgram ignores it).
    */
   readonly reusedMessages?: boolean;
+  /** Longest datagram the socket needs to receive whole (longer ones may be cut); a hint for buffer sizes. */
+  readonly maxMessageBytes?: number;
 }
 
 export interface UdpSocketFactory {

@@ -89,6 +89,9 @@ export interface TftpStats {
   active: number;
 }
 
+/** A read transfer receives only ACKs (4 bytes) and ERRORs (RFC 1350: 4 bytes, a message and a NUL). */
+const READ_TRANSFER_MAX_MESSAGE = 1024;
+
 export class TftpServer {
   /** Running (or starting: null) transfers by client address:port, with the request that started each. */
   private readonly transfers = new Map<string, { transfer: ReadTransfer | WriteTransfer | null; request: string }>();
@@ -220,7 +223,7 @@ export class TftpServer {
     let socket: UdpSocket;
     try {
       // the read transfer parses each packet before returning (transfer.ts), so a reused receive buffer is safe
-      socket = await this.d.udp.bind({ address: this.d.config.transferAddress, port: 0, connect: peer, reusedMessages: true });
+      socket = await this.d.udp.bind({ address: this.d.config.transferAddress, port: 0, connect: peer, reusedMessages: true, maxMessageBytes: READ_TRANSFER_MAX_MESSAGE });
     } catch (err) {
       source.release();
       throw err;
@@ -269,8 +272,8 @@ export class TftpServer {
       this.release(key);
       return;
     }
-    const // the read transfer parses each packet before returning (transfer.ts), so a reused receive buffer is safe
-      socket = await this.d.udp.bind({ address: this.d.config.transferAddress, port: 0, connect: peer, reusedMessages: true });
+    // DATA up to the negotiated blksize; the write transfer may keep a block past the handler (a sink write in flight)
+    const socket = await this.d.udp.bind({ address: this.d.config.transferAddress, port: 0, connect: peer });
     const limits: NegotiationLimits = {
       maxBlksize: Math.min(this.d.config.maxBlksize, blksizeForMtu(this.d.mtu(socket.local().address))),
       maxWindowsize: this.d.config.maxWindowsize,
