@@ -525,8 +525,6 @@ async function startDhcp(c: NonNullable<AppConfig['dhcp']>, deps: AppDeps, hosts
     },
     store.leases(),
   );
-  const socket = await deps.udp.bind({ address: '0.0.0.0', port: 67, device: c.interface, broadcast: true, reuseAddr: true, recvBufferBytes: 4 << 20 });
-  const pxeSocket = proxy ? await deps.udp.bind({ address: '0.0.0.0', port: 4011, device: c.interface, reuseAddr: true }) : undefined;
   const lookup: HostLookup = {
     isKnown: (mac) => c.reservations.has(mac) || hosts?.current.byMac(mac) !== undefined,
     mayNetboot: (mac) => hosts?.current.byMac(mac)?.netboot ?? true,
@@ -534,10 +532,15 @@ async function startDhcp(c: NonNullable<AppConfig['dhcp']>, deps: AppDeps, hosts
     loader: (mac) => hosts?.current.byMac(mac)?.loader,
     replyDelayMs: (mac) => hosts?.current.byMac(mac)?.quirks.dhcpReplyDelayMs ?? 0,
   };
-  // compile the request path before the first real client (src/dhcp/warmup.ts)
+  // Compile the request path before the first real client (src/dhcp/warmup.ts),
+  // and before port 67 is bound: whoever waits for the port (a boot bench, a
+  // supervisor) then starts its clients when bootd is ready, not while the
+  // warm-up still takes the CPU from them.
   const warmStart = performance.now();
   const warmed = proxy ? 0 : await warmUpDhcp({ clock: deps.clock, hosts: lookup, config: c.server });
   const warmMs = Math.round(performance.now() - warmStart);
+  const socket = await deps.udp.bind({ address: '0.0.0.0', port: 67, device: c.interface, broadcast: true, reuseAddr: true, recvBufferBytes: 4 << 20 });
+  const pxeSocket = proxy ? await deps.udp.bind({ address: '0.0.0.0', port: 4011, device: c.interface, reuseAddr: true }) : undefined;
   const server = new DhcpServer({
     socket,
     ...(pxeSocket ? { pxeSocket } : {}),
