@@ -91,4 +91,13 @@ describe('bootd hosts / images / setup', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`${cfg}:4:18: dhcp.unknown_hosts: expected ignore, lease or boot, got \\"everyone\\"`);
   });
+
+  it('serve --config checks the TFTP transport keys', async () => {
+    const cfg = path.join(dir, 'transport.yaml');
+    await writeFile(cfg, 'tftp:\n  transport: fast\n  busy_poll_us: 5000\n');
+    const r = await bootd(['serve', '--config', cfg, '--log-format', 'json']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${cfg}:2:14: tftp.transport: expected native or dgram, got \\"fast\\"`);
+    expect(r.stderr).toMatch(/transport\.yaml:3:17: tftp\.busy_poll_us: expected microseconds/);
+  });
 });

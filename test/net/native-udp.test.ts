@@ -145,6 +145,13 @@ describe('fastudp transport', () => {
     expect(peers[1]?.got.map((g) => g.msg.toString())).toEqual(['a', 'b', 'error']);
   });
 
+  it('takes a busy-poll time of 0 to 1000 us and refuses others', () => {
+    expect(() => addon?.configure(1001)).toThrow(RangeError);
+    expect(() => addon?.configure(-1)).toThrow(RangeError);
+    addon?.configure(0);
+    addon?.configure(20); // the default again, for the tests after this one
+  });
+
   it('leaves listeners, broadcast, device-bound and IPv6 sockets to the fallback', async () => {
     const asked: BindOptions[] = [];
     const fake: UdpSocketFactory = {
