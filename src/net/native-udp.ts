@@ -28,24 +28,25 @@ const MAX_DATAGRAM = 65_507;
 
 const CANDIDATES = ['../native/fastudp.node', '../../dist/native/fastudp.node'];
 
-let loaded: FastUdp | null | undefined;
+let loaded: { addon: FastUdp | null; reason?: string } | undefined;
 
-/** The addon, or null with the reason when it is not built or does not load. */
+/** The addon, or null with the reason when it is not built or does not load (looked up once). */
 export function loadFastUdp(): { addon: FastUdp | null; reason?: string } {
-  if (loaded !== undefined) return loaded ? { addon: loaded } : { addon: null, reason: 'not built' };
+  loaded ??= find();
+  return loaded;
+}
+
+function find(): { addon: FastUdp | null; reason?: string } {
   const require = createRequire(import.meta.url);
   for (const rel of CANDIDATES) {
     const file = fileURLToPath(new URL(rel, import.meta.url));
     if (!existsSync(file)) continue;
     try {
-      loaded = require(file) as FastUdp;
-      return { addon: loaded };
+      return { addon: require(file) as FastUdp };
     } catch (err) {
-      loaded = null;
       return { addon: null, reason: `${file}: ${(err as Error).message}` };
     }
   }
-  loaded = null;
   return { addon: null, reason: `not built (npm run build compiles ${CANDIDATES[1]})` };
 }
 
