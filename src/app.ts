@@ -26,6 +26,7 @@ import { HostDirectory } from './hosts/loader.js';
 import type { Host, ImageRef } from './hosts/types.js';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import os from 'node:os';
 import { HostUploadDirs } from './uploads/host-dirs.js';
 import { MissingImageBuilder } from './images/auto-build.js';
 import { ImageCatalog } from './images/catalog.js';
@@ -492,6 +493,21 @@ async function startState(cfg: AppConfig, sc: NonNullable<AppConfig['state']>, d
   };
 }
 
+/** The DHCP warm-up over loopback sockets and a scratch lease store in a temporary directory, removed after. */
+async function warmUp(deps: AppDeps, hosts: HostLookup, config: DhcpServerConfig): Promise<number> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'bootd-warmup-'));
+  try {
+    const store = await LeaseStore.open(dir, undefined, { sync: false });
+    try {
+      return await warmUpDhcp({ clock: deps.clock, hosts, config }, { udp: deps.udp, store, log: deps.log.child({ svc: 'dhcp' }, { level: 'silent' }) });
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
+
 async function startDhcp(c: NonNullable<AppConfig['dhcp']>, deps: AppDeps, hosts: HostDirectory | null): Promise<{ server: DhcpServer; leases: LeaseTable; onHostsChanged: () => void }> {
   const log = deps.log.child({ svc: 'dhcp' });
   const proxy = c.server.mode === 'proxy';
@@ -537,7 +553,7 @@ async function startDhcp(c: NonNullable<AppConfig['dhcp']>, deps: AppDeps, hosts
   // supervisor) then starts its clients when bootd is ready, not while the
   // warm-up still takes the CPU from them.
   const warmStart = performance.now();
-  const warmed = proxy ? 0 : await warmUpDhcp({ clock: deps.clock, hosts: lookup, config: c.server });
+  const warmed = proxy ? 0 : await warmUp(deps, lookup, c.server);
   const warmMs = Math.round(performance.now() - warmStart);
   const socket = await deps.udp.bind({ address: '0.0.0.0', port: 67, device: c.interface, broadcast: true, reuseAddr: true, recvBufferBytes: 4 << 20 });
   const pxeSocket = proxy ? await deps.udp.bind({ address: '0.0.0.0', port: 4011, device: c.interface, reuseAddr: true }) : undefined;

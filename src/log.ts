@@ -10,7 +10,8 @@ export interface Logger {
   info(obj: object, msg?: string): void;
   warn(obj: object, msg?: string): void;
   error(obj: object, msg?: string): void;
-  child(bindings: Record<string, unknown>): Logger;
+  /** `level` overrides the parent's for the child (pino's child options). */
+  child(bindings: Record<string, unknown>, options?: { level?: string }): Logger;
   isLevelEnabled(level: string): boolean;
 }
 

@@ -96,6 +96,46 @@ export interface DhcpEvent {
   readonly bootFile: string | null;
 }
 
+/** Deps and config with every key present, in one order: see `wire`. */
+type Wired = Omit<DhcpServerDeps, 'pxeSocket' | 'config'> & {
+  readonly pxeSocket: UdpSocket | undefined;
+  readonly config: { readonly [K in keyof DhcpServerConfig]-?: DhcpServerConfig[K] | undefined } & Pick<DhcpServerConfig, 'serverIp' | 'subnetMask' | 'leaseSeconds' | 'unknownHosts' | 'bootFiles'>;
+};
+
+/**
+ * Copies the caller's deps and config into objects of one fixed shape.
+ * V8 compiles the request path for the object shapes it has seen; a server
+ * built from a literal with a spread and one built from a plain literal have
+ * different shapes, and the warm-up server (src/dhcp/warmup.ts) would then
+ * compile code that the real one throws away at its first packet ("wrong
+ * map" deoptimisations, then a second compilation under load).
+ */
+function wire(d: DhcpServerDeps): Wired {
+  const c = d.config;
+  return {
+    socket: d.socket,
+    pxeSocket: d.pxeSocket,
+    clock: d.clock,
+    leases: d.leases,
+    store: d.store,
+    hosts: d.hosts,
+    log: d.log,
+    config: {
+      mode: c.mode,
+      serverIp: c.serverIp,
+      subnetMask: c.subnetMask,
+      router: c.router,
+      relayed: c.relayed,
+      dns: c.dns,
+      leaseSeconds: c.leaseSeconds,
+      unknownHosts: c.unknownHosts,
+      bootFiles: c.bootFiles,
+      defaultLoader: c.defaultLoader,
+      nextServer: c.nextServer,
+    },
+  };
+}
+
 const CLIENT_PORT = 68;
 const SERVER_PORT = 67;
 const BROADCAST = '255.255.255.255';
@@ -118,7 +158,11 @@ export class DhcpServer {
   private closed = false;
   private readonly listeners: ((e: DhcpEvent) => void)[] = [];
 
-  constructor(private readonly d: DhcpServerDeps) {
+  private readonly d: Wired;
+
+  constructor(deps: DhcpServerDeps) {
+    const d = wire(deps);
+    this.d = d;
     this.serverIpNum = parseIpv4(d.config.serverIp) ?? 0;
     const mask = parseIpv4(d.config.subnetMask) ?? 0;
     this.subnets = [

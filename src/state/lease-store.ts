@@ -60,7 +60,12 @@ export class LeaseStore {
     private readonly compactAfter: number,
   ) {}
 
-  static async open(stateDir: string, compactAfter = DEFAULT_COMPACT_AFTER): Promise<LeaseStore> {
+  /**
+   * `sync: false` leaves out O_DSYNC: for the DHCP warm-up's scratch store
+   * only (src/dhcp/warmup.ts), which must run the same code but need not
+   * wait for a disk.
+   */
+  static async open(stateDir: string, compactAfter = DEFAULT_COMPACT_AFTER, opts: { readonly sync?: boolean } = {}): Promise<LeaseStore> {
     await fs.mkdir(stateDir, { recursive: true });
     const file = path.join(stateDir, 'leases.json');
     const db = new Low<LeaseDoc>(new DurableJsonFile<LeaseDoc>(file), { version: 1, leases: [] });
@@ -84,7 +89,8 @@ export class LeaseStore {
     }
     // O_DSYNC: each append returns only once its data is on disk, so a batch costs
     // one write job on libuv's thread pool instead of a write and an fdatasync
-    const journal = await fs.open(journalFile, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_DSYNC, 0o600);
+    const sync = opts.sync === false ? 0 : constants.O_DSYNC;
+    const journal = await fs.open(journalFile, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | sync, 0o600);
     const store = new LeaseStore(db, file, journal, [...byMac.values()], compactAfter);
     store.journalRecords = records;
     return store;
