@@ -5,12 +5,12 @@
  */
 import type { Clock } from './net/clock.js';
 import { cachedMtu, type MtuLookup } from './net/mtu.js';
-import type { UdpSocketFactory } from './net/udp.js';
+import { RoutedSocket, type BindOptions, type UdpSocketFactory } from './net/udp.js';
 import type { Logger } from './log.js';
 import { probeForDhcpServers } from './dhcp/probe.js';
 import { DhcpServer, type DhcpServerConfig, type HostLookup } from './dhcp/server.js';
 import { warmUpDhcp } from './dhcp/warmup.js';
-import { LeaseTable } from './dhcp/leases.js';
+import { LeaseTable, type PoolConfig } from './dhcp/leases.js';
 import { HostSet } from './hosts/directory.js';
 import { parseIpv4 } from './net/ipv4.js';
 import { LeaseStore } from './state/lease-store.js';
@@ -494,22 +494,21 @@ async function startState(cfg: AppConfig, sc: NonNullable<AppConfig['state']>, d
 }
 
 /** The DHCP warm-up over loopback sockets and a scratch lease store in a temporary directory, removed after. */
-async function warmUp(deps: AppDeps, hosts: HostLookup, config: DhcpServerConfig): Promise<number> {
+async function warmUp(deps: AppDeps, hosts: HostLookup, config: DhcpServerConfig, pool: PoolConfig, bindLike: Omit<BindOptions, 'address' | 'port'>): Promise<number> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'bootd-warmup-'));
+  let n = 0;
   try {
-    const store = await LeaseStore.open(dir, undefined, { sync: false });
-    try {
-      return await warmUpDhcp({ clock: deps.clock, hosts, config }, { udp: deps.udp, store, log: deps.log.child({ svc: 'dhcp' }, { level: 'silent' }) });
-    } finally {
-      await store.close();
-    }
+    const openStore = (): Promise<LeaseStore> => LeaseStore.open(path.join(dir, String(n++)), undefined, { sync: false });
+    // a sibling of the real DHCP logger (same parent, level given explicitly): one shape for both
+    return await warmUpDhcp({ clock: deps.clock, hosts, config }, { udp: deps.udp, openStore, pool, bindLike, log: deps.log.child({ svc: 'dhcp' }, { level: 'silent' }) });
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }
 }
 
 async function startDhcp(c: NonNullable<AppConfig['dhcp']>, deps: AppDeps, hosts: HostDirectory | null): Promise<{ server: DhcpServer; leases: LeaseTable; onHostsChanged: () => void }> {
-  const log = deps.log.child({ svc: 'dhcp' });
+  // the level given explicitly, as for the warm-up's silent sibling: pino then gives both the same shape
+  const log = deps.log.child({ svc: 'dhcp' }, { level: deps.log.level });
   const proxy = c.server.mode === 'proxy';
   // proxyDHCP exists to run beside another server; full mode must not
   if (!c.force && !proxy) {
@@ -527,20 +526,18 @@ async function startDhcp(c: NonNullable<AppConfig['dhcp']>, deps: AppDeps, hosts
     return out;
   };
   const reservations = reservationsNow();
-  const leases = new LeaseTable(
-    {
-      ranges: [
-        { start: parseIpv4(c.rangeStart) as number, end: parseIpv4(c.rangeEnd) as number },
-        ...(c.relayedRanges ?? []).map((r) => ({ start: parseIpv4(r.start) as number, end: parseIpv4(r.end) as number })),
-      ],
-      leaseSeconds: c.server.leaseSeconds,
-      offerHoldMs: 30_000,
-      declineHoldMs: 10 * 60_000,
-      reservations,
-      excluded: new Set([c.server.serverIp, c.server.router].flatMap((a) => (a ? [parseIpv4(a) as number] : []))),
-    },
-    store.leases(),
-  );
+  const pool: PoolConfig = {
+    ranges: [
+      { start: parseIpv4(c.rangeStart) as number, end: parseIpv4(c.rangeEnd) as number },
+      ...(c.relayedRanges ?? []).map((r) => ({ start: parseIpv4(r.start) as number, end: parseIpv4(r.end) as number })),
+    ],
+    leaseSeconds: c.server.leaseSeconds,
+    offerHoldMs: 30_000,
+    declineHoldMs: 10 * 60_000,
+    reservations,
+    excluded: new Set([c.server.serverIp, c.server.router].flatMap((a) => (a ? [parseIpv4(a) as number] : []))),
+  };
+  const leases = new LeaseTable(pool, store.leases());
   const lookup: HostLookup = {
     isKnown: (mac) => c.reservations.has(mac) || hosts?.current.byMac(mac) !== undefined,
     mayNetboot: (mac) => hosts?.current.byMac(mac)?.netboot ?? true,
@@ -553,9 +550,10 @@ async function startDhcp(c: NonNullable<AppConfig['dhcp']>, deps: AppDeps, hosts
   // supervisor) then starts its clients when bootd is ready, not while the
   // warm-up still takes the CPU from them.
   const warmStart = performance.now();
-  const warmed = proxy ? 0 : await warmUp(deps, lookup, c.server);
+  const bindOpts = { device: c.interface, broadcast: true, reuseAddr: true, recvBufferBytes: 4 << 20 } as const;
+  const warmed = proxy ? 0 : await warmUp(deps, lookup, c.server, pool, bindOpts);
   const warmMs = Math.round(performance.now() - warmStart);
-  const socket = await deps.udp.bind({ address: '0.0.0.0', port: 67, device: c.interface, broadcast: true, reuseAddr: true, recvBufferBytes: 4 << 20 });
+  const socket = new RoutedSocket(await deps.udp.bind({ ...bindOpts, address: '0.0.0.0', port: 67 }));
   const pxeSocket = proxy ? await deps.udp.bind({ address: '0.0.0.0', port: 4011, device: c.interface, reuseAddr: true }) : undefined;
   const server = new DhcpServer({
     socket,

@@ -13,6 +13,7 @@ export interface Logger {
   /** `level` overrides the parent's for the child (pino's child options). */
   child(bindings: Record<string, unknown>, options?: { level?: string }): Logger;
   isLevelEnabled(level: string): boolean;
+  readonly level: string;
 }
 
 export type LogFormat = 'json' | 'pretty' | 'auto';

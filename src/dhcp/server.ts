@@ -96,44 +96,67 @@ export interface DhcpEvent {
   readonly bootFile: string | null;
 }
 
-/** Deps and config with every key present, in one order: see `wire`. */
-type Wired = Omit<DhcpServerDeps, 'pxeSocket' | 'config'> & {
-  readonly pxeSocket: UdpSocket | undefined;
-  readonly config: { readonly [K in keyof DhcpServerConfig]-?: DhcpServerConfig[K] | undefined } & Pick<DhcpServerConfig, 'serverIp' | 'subnetMask' | 'leaseSeconds' | 'unknownHosts' | 'bootFiles'>;
-};
+type Required0<T> = { readonly [K in keyof T]-?: T[K] | undefined };
+
+/** The server's config with every key present, as a class of its own: see `Wired`. */
+class WiredConfig implements Required0<DhcpServerConfig> {
+  readonly mode: DhcpServerConfig['mode'];
+  readonly serverIp: string;
+  readonly subnetMask: string;
+  readonly router: string | undefined;
+  readonly relayed: readonly RelayedSubnet[] | undefined;
+  readonly dns: readonly string[] | undefined;
+  readonly leaseSeconds: number;
+  readonly unknownHosts: UnknownHosts;
+  readonly bootFiles: BootFileNames;
+  readonly defaultLoader: Loader | undefined;
+  readonly nextServer: string | undefined;
+
+  constructor(c: DhcpServerConfig) {
+    this.mode = c.mode;
+    this.serverIp = c.serverIp;
+    this.subnetMask = c.subnetMask;
+    this.router = c.router;
+    this.relayed = c.relayed;
+    this.dns = c.dns;
+    this.leaseSeconds = c.leaseSeconds;
+    this.unknownHosts = c.unknownHosts;
+    this.bootFiles = c.bootFiles;
+    this.defaultLoader = c.defaultLoader;
+    this.nextServer = c.nextServer;
+  }
+}
 
 /**
- * Copies the caller's deps and config into objects of one fixed shape.
- * V8 compiles the request path for the object shapes it has seen; a server
- * built from a literal with a spread and one built from a plain literal have
- * different shapes, and the warm-up server (src/dhcp/warmup.ts) would then
- * compile code that the real one throws away at its first packet ("wrong
- * map" deoptimisations, then a second compilation under load).
+ * The caller's deps and config copied into instances of classes of their
+ * own. V8 compiles the request path against the types each object field has
+ * held, and plain object literals share hidden classes with every other
+ * literal that starts with the same keys (a TFTP server's `{ socket, ... }`,
+ * a spread in the caller): when one of those stores another type into a
+ * shared field, code compiled during the warm-up (src/dhcp/warmup.ts) is
+ * thrown away, and the real server's first clients pay for compiling it
+ * again. Instances of these classes are made only here.
  */
-function wire(d: DhcpServerDeps): Wired {
-  const c = d.config;
-  return {
-    socket: d.socket,
-    pxeSocket: d.pxeSocket,
-    clock: d.clock,
-    leases: d.leases,
-    store: d.store,
-    hosts: d.hosts,
-    log: d.log,
-    config: {
-      mode: c.mode,
-      serverIp: c.serverIp,
-      subnetMask: c.subnetMask,
-      router: c.router,
-      relayed: c.relayed,
-      dns: c.dns,
-      leaseSeconds: c.leaseSeconds,
-      unknownHosts: c.unknownHosts,
-      bootFiles: c.bootFiles,
-      defaultLoader: c.defaultLoader,
-      nextServer: c.nextServer,
-    },
-  };
+class Wired {
+  readonly socket: UdpSocket;
+  readonly pxeSocket: UdpSocket | undefined;
+  readonly clock: Clock;
+  readonly leases: LeaseTable;
+  readonly store: Pick<LeaseStore, 'commit'>;
+  readonly hosts: HostLookup;
+  readonly log: Logger;
+  readonly config: WiredConfig;
+
+  constructor(d: DhcpServerDeps) {
+    this.socket = d.socket;
+    this.pxeSocket = d.pxeSocket;
+    this.clock = d.clock;
+    this.leases = d.leases;
+    this.store = d.store;
+    this.hosts = d.hosts;
+    this.log = d.log;
+    this.config = new WiredConfig(d.config);
+  }
 }
 
 const CLIENT_PORT = 68;
@@ -161,7 +184,7 @@ export class DhcpServer {
   private readonly d: Wired;
 
   constructor(deps: DhcpServerDeps) {
-    const d = wire(deps);
+    const d = new Wired(deps);
     this.d = d;
     this.serverIpNum = parseIpv4(d.config.serverIp) ?? 0;
     const mask = parseIpv4(d.config.subnetMask) ?? 0;

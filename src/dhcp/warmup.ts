@@ -18,14 +18,25 @@
  * meant for (a broadcast, a relay): nothing leaves the host. Without them
  * (no loopback in this namespace, or a test) the exchanges run over an
  * in-memory socket.
+ *
+ * V8's optimised code also depends on the types each object field has held.
+ * When the real server's objects put another type into a field the scratch
+ * server's objects had (a plain object where a class instance was, a Smi
+ * where a double was), every function compiled during the warm-up is thrown
+ * away and the real traffic recompiles it. So the scratch server is built
+ * from the same parts as the real one wherever that costs nothing: the same
+ * server config (its address too: nothing is sent to it), the same pool
+ * config for its own empty lease table, a RoutedSocket around a node:dgram
+ * socket bound with the real socket's options, a LeaseStore, a sibling of
+ * the real logger.
  */
-import type { Remote, UdpSocket, UdpSocketFactory } from '../net/udp.js';
+import { RoutedSocket, type BindOptions, type Remote, type UdpSocket, type UdpSocketFactory } from '../net/udp.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { LeaseStore } from '../state/lease-store.js';
-import { LeaseTable } from './leases.js';
+import { LeaseTable, type PoolConfig } from './leases.js';
 import { MessageType, Opt, encodeValue } from './options.js';
 import { FLAG_BROADCAST, clientRequest, encodeDhcp, type DhcpOption } from './packet.js';
-import { DhcpServer, type DhcpServerDeps } from './server.js';
+import { DhcpServer, type DhcpEvent, type DhcpServerDeps } from './server.js';
 
 const o = (code: number, value: Parameters<typeof encodeValue>[1]): DhcpOption => ({ code, data: encodeValue(code, value) });
 
@@ -49,38 +60,72 @@ export interface WarmUpOptions {
   readonly concurrency?: number;
   /** Loopback sockets for the exchanges; absent, or 127.0.0.1 cannot be bound: in memory. */
   readonly udp?: UdpSocketFactory;
-  /** A scratch store the ACKs wait for, as real ones wait for the real store; absent: none. */
-  readonly store?: Pick<LeaseStore, 'commit'>;
+  /** Opens a scratch store the ACKs wait for, as real ones wait for the real store (called twice, see `warmUpDhcp`); absent: none. */
+  readonly openStore?: () => Promise<Pick<LeaseStore, 'commit' | 'close'>>;
   /**
    * A logger of the same kind as the real server's, at level silent (a sibling
    * of it: `parent.child({ svc: 'dhcp' }, { level: 'silent' })`), so that the
    * logging calls are compiled for the real one too; default: a silent logger.
    */
   readonly log?: Logger;
+  /** The real server's pool config (the scratch lease table is its own, empty); default: a range in 198.18.0.0/16. */
+  readonly pool?: PoolConfig;
+  /** Options the real DHCP socket is bound with; the loopback server socket uses them but for address, port and device. */
+  readonly bindLike?: Omit<BindOptions, 'address' | 'port'>;
   /** Give up after this long, whatever is left (a lost datagram on loopback); default 5 s. */
   readonly maxMs?: number;
 }
 
-/** The scratch server's own address: 198.18.0.0/16 (RFC 2544), never sent to; replies go to the scratch client. */
-const SCRATCH_SERVER = '198.18.255.254';
+
+const SINKS: readonly ((e: DhcpEvent) => void)[] = [(e) => void e, (e) => void e.mac, (e) => void e.ip, (e) => void e.type, (e) => void e.bootFile];
 
 /** DISCOVER and REQUEST of `rounds` made-up PXE clients; resolves with the number of ACKs once all were answered. */
 export async function warmUpDhcp(deps: Pick<DhcpServerDeps, 'clock' | 'hosts' | 'config'>, opts: WarmUpOptions = {}): Promise<number> {
   const rounds = opts.rounds ?? 1000;
-  const concurrency = Math.max(1, Math.min(opts.concurrency ?? 20, rounds));
-  const pair = opts.udp ? await loopbackPair(opts.udp) : null;
-  const net = pair ?? memoryPair();
-  const base = 0xc6120000; // 198.18.0.0/16, see SCRATCH_SERVER
-  const leases = new LeaseTable({ ranges: [{ start: base + 1, end: base + rounds + 1 }], leaseSeconds: 600, offerHoldMs: 30_000, declineHoldMs: 600_000, reservations: new Map(), excluded: new Set() }, []);
-  const server = new DhcpServer({
-    socket: net.server,
-    clock: deps.clock,
-    leases,
-    store: opts.store ?? { commit: () => Promise.resolve() },
-    hosts: deps.hosts,
-    log: opts.log ?? silentLogger,
-    config: { ...deps.config, mode: 'full', unknownHosts: deps.config.unknownHosts === 'lease' ? 'lease' : 'boot', serverIp: SCRATCH_SERVER, subnetMask: '255.255.0.0', relayed: [] },
-  });
+  // each made-up client releases its address after the ACK, so a small pool
+  // serves all rounds; at most half of the local range is in flight at once
+  const local = opts.pool?.ranges[0];
+  const poolSize = local ? local.end - local.start + 1 : 0;
+  const pool = poolSize >= 2 ? opts.pool : undefined;
+  const concurrency = Math.max(1, Math.min(opts.concurrency ?? 20, rounds, pool ? Math.floor(poolSize / 2) : rounds));
+  const base = 0xc6120000; // 198.18.0.0/16 (RFC 2544): only in the scratch table, never on a wire
+  const scratchPool = pool ?? { ranges: [{ start: base + 1, end: base + concurrency * 2 }], leaseSeconds: 600, offerHoldMs: 30_000, declineHoldMs: 600_000, reservations: new Map(), excluded: new Set() };
+  const build = async (): Promise<Scratch> => {
+    const net = (opts.udp ? await loopbackPair(opts.udp, opts.bindLike ?? {}) : null) ?? memoryPair();
+    const store = opts.openStore ? await opts.openStore() : null;
+    const server = new DhcpServer({
+      socket: net.server,
+      clock: deps.clock,
+      leases: new LeaseTable(scratchPool, []),
+      store: store ?? { commit: () => Promise.resolve() },
+      hosts: deps.hosts,
+      log: opts.log ?? silentLogger,
+      // the real config; unknown clients are answered (the made-up ones are unknown)
+      config: deps.config.unknownHosts === 'ignore' ? { ...deps.config, unknownHosts: 'boot' } : deps.config,
+    });
+    // The real server has a listener (the after-boot tracker, src/app.ts); the scratch ones get
+    // five that are different functions, so that V8 compiles the call in `emit` as a generic
+    // call rather than one to a listener the real server does not have
+    for (const sink of SINKS) server.onEvent(sink);
+    return {
+      server,
+      net,
+      close: async () => {
+        server.close();
+        net.client.close();
+        await store?.close();
+      },
+    };
+  };
+  // Closing a server, a socket or a file handle writes fields that were
+  // constant until then (`closed`, node:dgram's handle, FileHandle's fd), and
+  // V8 throws away all code compiled on the assumption that they are: the
+  // whole request path, if that happened after the warm-up. So one scratch
+  // set is built and closed before any exchange, and the fields are already
+  // mutable when the code is compiled.
+  await (await build()).close();
+  const { net, close } = await build();
+  const serverIp = deps.config.serverIp;
   const macOf = (i: number): string => `02:b0:07:00:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
   const xids = new Map<number, number>();
   const xidOf: number[] = [];
@@ -99,7 +144,17 @@ export async function warmUpDhcp(deps: Pick<DhcpServerDeps, 'clock' | 'hosts' | 
         mac: macOf(i),
         xid: xidOf[i] as number,
         flags: i % 2 === 0 ? FLAG_BROADCAST : 0,
-        options: [o(Opt.MESSAGE_TYPE, MessageType.REQUEST), o(Opt.REQUESTED_IP, `${yiaddr[0]}.${yiaddr[1]}.${yiaddr[2]}.${yiaddr[3]}`), o(Opt.SERVER_ID, SCRATCH_SERVER), ...KINDS[i % KINDS.length]!],
+        options: [o(Opt.MESSAGE_TYPE, MessageType.REQUEST), o(Opt.REQUESTED_IP, `${yiaddr[0]}.${yiaddr[1]}.${yiaddr[2]}.${yiaddr[3]}`), o(Opt.SERVER_ID, serverIp), ...KINDS[i % KINDS.length]!],
+      }),
+    );
+
+  const release = (i: number, yiaddr: Buffer): Buffer =>
+    encodeDhcp(
+      clientRequest({
+        mac: macOf(i),
+        xid: (xidOf[i] as number) ^ 1,
+        ciaddr: `${yiaddr[0]}.${yiaddr[1]}.${yiaddr[2]}.${yiaddr[3]}`,
+        options: [o(Opt.MESSAGE_TYPE, MessageType.RELEASE), o(Opt.SERVER_ID, serverIp)],
       }),
     );
 
@@ -124,15 +179,21 @@ export async function warmUpDhcp(deps: Pick<DhcpServerDeps, 'clock' | 'hosts' | 
       else if (b[242] === MessageType.ACK && !answered.has(i)) {
         answered.add(i);
         acks++;
+        net.client.send(release(i, b.subarray(16, 20)));
         if (acks === rounds) finish();
         else startNext();
       }
     });
     for (let k = 0; k < concurrency; k++) startNext();
   });
-  server.close();
-  net.client.close();
+  await close();
   return acks;
+}
+
+interface Scratch {
+  readonly server: DhcpServer;
+  readonly net: Pair;
+  close(): Promise<void>;
 }
 
 interface Pair {
@@ -143,22 +204,14 @@ interface Pair {
 }
 
 /** Two sockets on 127.0.0.1; null when loopback cannot be bound. */
-async function loopbackPair(udp: UdpSocketFactory): Promise<Pair | null> {
+async function loopbackPair(udp: UdpSocketFactory, like: Omit<BindOptions, 'address' | 'port'>): Promise<Pair | null> {
   let srv: UdpSocket | null = null;
   try {
-    srv = await udp.bind({ address: '127.0.0.1', port: 0 });
+    const { device: _device, connect: _connect, ...opts } = like;
+    srv = await udp.bind({ ...opts, address: '127.0.0.1', port: 0 });
     const cli = await udp.bind({ address: '127.0.0.1', port: 0, connect: srv.local() });
-    const inner = srv;
-    const toClient = cli.local();
-    const server: UdpSocket = {
-      // every reply goes to the scratch client, never where the server meant it (a broadcast, a relay)
-      send: (data) => inner.send(data, toClient),
-      onMessage: (h) => inner.onMessage(h),
-      onError: (h) => inner.onError(h),
-      local: () => inner.local(),
-      close: () => inner.close(),
-    };
-    return { server, client: cli };
+    // every reply goes to the scratch client, never where the server meant it (a broadcast, a relay)
+    return { server: new RoutedSocket(srv, cli.local()), client: cli };
   } catch {
     srv?.close();
     return null;

@@ -91,6 +91,47 @@ class NodeUdpSocket implements UdpSocket {
   }
 }
 
+/**
+ * A socket whose sends may all be pointed at one fixed peer. The DHCP
+ * warm-up's scratch server sends its replies (broadcasts, relay unicasts) to
+ * its scratch client on 127.0.0.1 this way; the real DHCP socket is the same
+ * class with no route, so both servers hold one type in their socket field
+ * (see src/dhcp/warmup.ts). The route is two plain fields for the same reason.
+ */
+export class RoutedSocket implements UdpSocket {
+  private readonly routeAddress: string;
+  private readonly routePort: number;
+
+  constructor(
+    private readonly inner: UdpSocket,
+    route?: Remote,
+  ) {
+    this.routeAddress = route?.address ?? '';
+    this.routePort = route?.port ?? 0;
+  }
+
+  send(data: Buffer | readonly Buffer[], to?: Remote): void {
+    if (this.routePort !== 0) this.inner.send(data, { address: this.routeAddress, port: this.routePort });
+    else this.inner.send(data, to);
+  }
+
+  onMessage(handler: (msg: Buffer, from: Remote) => void): void {
+    this.inner.onMessage(handler);
+  }
+
+  onError(handler: (err: Error) => void): void {
+    this.inner.onError(handler);
+  }
+
+  local(): Remote {
+    return this.inner.local();
+  }
+
+  close(): void {
+    this.inner.close();
+  }
+}
+
 export const nodeUdp: UdpSocketFactory = {
   bind(opts) {
     return new Promise((resolve, reject) => {

@@ -44,19 +44,34 @@ describe('DHCP warm-up', () => {
     };
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'bootd-warmup-test-'));
     dirs.push(dir);
-    const store = await LeaseStore.open(dir, undefined, { sync: false });
-    const acks = await warmUpDhcp({ clock: systemClock, hosts: { isKnown: () => false }, config }, { rounds: 200, concurrency: 20, udp: watched, store });
-    await store.close();
+    const stores: LeaseStore[] = [];
+    const openStore = async (): Promise<LeaseStore> => {
+      const s = await LeaseStore.open(path.join(dir, String(stores.length)), undefined, { sync: false });
+      stores.push(s);
+      return s;
+    };
+    const acks = await warmUpDhcp({ clock: systemClock, hosts: { isKnown: () => false }, config }, { rounds: 200, concurrency: 20, udp: watched, openStore });
+    // a spare set is built and closed first (see warmUpDhcp), then the one that runs the exchanges
+    expect(stores.length).toBe(2);
+    const store = stores[1] as LeaseStore;
     expect(acks).toBe(200);
-    expect(binds.map((b) => b.address)).toEqual(['127.0.0.1', '127.0.0.1']);
+    expect(binds.map((b) => b.address)).toEqual(['127.0.0.1', '127.0.0.1', '127.0.0.1', '127.0.0.1']);
     expect(binds.every((b) => b.device === undefined && b.broadcast === undefined)).toBe(true);
-    // 200 DISCOVERs + 200 REQUESTs from the client (connected), 200 OFFERs + 200 ACKs from the server
-    expect(sent.length).toBe(800);
+    // 200 DISCOVERs, REQUESTs and RELEASEs from the client (connected), 200 OFFERs and ACKs from the server
+    expect(sent.length).toBe(1000);
     expect(sent.every((s) => s.to === '127.0.0.1' || s.to === 'connected')).toBe(true);
     expect(store.writes).toBeGreaterThan(0);
     expect(store.writes).toBeLessThan(200); // ACKs of one moment share one journal append
     const journal = await fs.readFile(store.journalFile, 'utf8');
-    expect(journal.trim().split('\n').length).toBe(200);
+    const macs = new Set(journal.trim().split('\n').map((l) => (JSON.parse(l) as { mac: string }).mac));
+    expect(macs.size).toBe(200);
+  });
+
+  it("uses the real server's pool and address: a range of 4 serves 60 exchanges, each client releasing its address after the ACK", async () => {
+    const ip = (a: string): number => a.split('.').reduce((n, b) => n * 256 + Number(b), 0);
+    const pool = { ranges: [{ start: ip('10.9.0.10'), end: ip('10.9.0.13') }], leaseSeconds: 600, offerHoldMs: 30_000, declineHoldMs: 600_000, reservations: new Map<string, number>(), excluded: new Set<number>() };
+    const acks = await warmUpDhcp({ clock: new ManualClock(), hosts: { isKnown: () => false }, config: { ...config, serverIp: '10.9.0.1' } }, { rounds: 60, pool, udp: nodeUdp, maxMs: 5000 });
+    expect(acks).toBe(60);
   });
 
   it('falls back to memory when loopback cannot be bound', async () => {
