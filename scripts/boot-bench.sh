@@ -5,6 +5,7 @@
 # guest's marker and the ratio bootd/dnsmasq (below 1: bootd faster).
 #   sudo bash scripts/boot-bench.sh            # all modes, RUNS=3
 #   MODES="1 4" RUNS=1 sudo bash scripts/boot-bench.sh
+#   SERVERS=bootd KEEP=1 VERBOSE=1 ...       # one server only; the bench keeps its run dirs
 # The bench runs every server inside its own namespace (e2e-pxe-<pid>).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -32,7 +33,7 @@ declare -A ENV=(
 median() { sort -n | awk '{a[NR]=$1} END{if(NR==0){print "-"; exit} printf "%.2f", (NR%2?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2)}'; }
 printf '%-5s %-44s %10s %10s %7s\n' mode "bench settings" dnsmasq bootd ratio | tee "$OUT/summary.txt"
 for m in $MODES; do
-  for server in dnsmasq bootd; do
+  for server in ${SERVERS:-dnsmasq bootd}; do
     log="$OUT/mode$m-$server.log"
     # the bench sometimes dies before its first boot (its `busybox | head -1` under
     # pipefail can end on SIGPIPE): try again, at most twice

@@ -245,7 +245,7 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
   let http: HttpFileServer | null = null;
   if (cfg.http) {
     try {
-      http = await HttpFileServer.start({ root, clock: deps.clock, log: log.child({ svc: 'http' }) }, cfg.http.listen, cfg.http.port);
+      http = await HttpFileServer.start({ root, cache, clock: deps.clock, log: log.child({ svc: 'http' }) }, cfg.http.listen, cfg.http.port);
     } catch (err) {
       await Promise.all([tftp.close(), uploads?.close()]);
       throw new Error(`cannot listen for HTTP on ${cfg.http.listen}:${cfg.http.port}: ${(err as Error).message}`);

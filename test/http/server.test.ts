@@ -3,6 +3,7 @@
  * GET, HEAD, one range, refusals, and the same path rules as TFTP.
  */
 import { execFile } from 'node:child_process';
+import net from 'node:net';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,10 +13,17 @@ import { HttpFileServer, type HttpTransfer } from '../../src/http/server.js';
 import { systemClock } from '../../src/net/clock.js';
 import { silentLogger } from '../../src/log.js';
 import { FileRoot, VirtualFileTable } from '../../src/tftp/fileroot.js';
+import { FileCache } from '../../src/tftp/source.js';
 
 const run = promisify(execFile);
 
-describe('HTTP file server (curl)', () => {
+// the body streamed from disk; from TFTP's shared file cache in one write; streamed again when over the cache's budget
+describe.each([
+  ['streamed from disk', null],
+  ['from the shared file cache', 128 << 20],
+  ['over the cache budget', 1 << 20],
+] as const)('HTTP file server (curl), %s', (_how, cacheBytes) => {
+  const cache = cacheBytes === null ? null : new FileCache(cacheBytes);
   let dir: string;
   let server: HttpFileServer;
   let base: string;
@@ -27,11 +35,12 @@ describe('HTTP file server (curl)', () => {
     dir = mkdtempSync(path.join(tmpdir(), 'bootd-http-'));
     mkdirSync(path.join(dir, 'root/images'), { recursive: true });
     writeFileSync(path.join(dir, 'root/images/vmlinuz'), big);
+    writeFileSync(path.join(dir, 'root/images/initrd'), Buffer.alloc(48 << 20));
     writeFileSync(path.join(dir, 'secret'), 'outside the root');
     symlinkSync(path.join(dir, 'secret'), path.join(dir, 'root/escape'));
     const v = new VirtualFileTable();
     v.set('boot.ipxe', '#!ipxe\nchain /ipxe/${mac:hexhyp}.ipxe\n');
-    server = await HttpFileServer.start({ root: await FileRoot.open(path.join(dir, 'root'), [v]), clock: systemClock, log: silentLogger }, '127.0.0.1', 0);
+    server = await HttpFileServer.start({ root: await FileRoot.open(path.join(dir, 'root'), [v]), ...(cache ? { cache } : {}), clock: systemClock, log: silentLogger }, '127.0.0.1', 0);
     server.onTransfer((t) => done.push(t));
     base = `http://127.0.0.1:${server.address.port}`;
   });
@@ -59,6 +68,26 @@ describe('HTTP file server (curl)', () => {
     expect(r.body.equals(big)).toBe(true);
     const t = done.find((x) => x.file === 'images/vmlinuz' && x.method === 'GET' && x.status === 200);
     expect(t).toMatchObject({ bytes: big.length, size: big.length, outcome: 'complete' });
+    if (cache) {
+      // the 3 MiB file is read into the cache under a 128 MiB budget, streamed under 1 MiB
+      const st = cache.stats();
+      expect([st.loads, st.streamed]).toEqual(cacheBytes === 128 << 20 ? [1, 0] : [0, 1]);
+    }
+  });
+
+  it('a client that goes away mid-body is an aborted transfer', async () => {
+    // 48 MiB, more than loopback's socket buffers hold; the client reads the first bytes and resets
+    await new Promise<void>((resolve) => {
+      const sock = net.connect(server.address.port, '127.0.0.1', () => sock.write('GET /images/initrd HTTP/1.1\r\nHost: x\r\n\r\n'));
+      sock.once('data', () => {
+        sock.resetAndDestroy();
+        resolve();
+      });
+      sock.on('error', () => resolve());
+    });
+    const deadline = Date.now() + 5000;
+    while (!done.some((x) => x.file === 'images/initrd') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(done.find((x) => x.file === 'images/initrd')).toMatchObject({ outcome: 'aborted', size: 48 << 20 });
   });
 
   it('HEAD answers Content-Length and Accept-Ranges, no body', async () => {
