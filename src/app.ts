@@ -493,16 +493,26 @@ async function startState(cfg: AppConfig, sc: NonNullable<AppConfig['state']>, d
   };
 }
 
-/** The DHCP warm-up over loopback sockets and a scratch lease store in a temporary directory, removed after. */
-async function warmUp(deps: AppDeps, hosts: HostLookup, config: DhcpServerConfig, pool: PoolConfig, bindLike: Omit<BindOptions, 'address' | 'port'>): Promise<number> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'bootd-warmup-'));
-  let n = 0;
+/**
+ * The DHCP warm-up over loopback sockets and a scratch lease store in a
+ * temporary directory, removed after. It only makes the first clients
+ * faster: if it fails (no writable temp directory, say), bootd says so and
+ * serves anyway.
+ */
+export async function warmUp(deps: Pick<AppDeps, 'clock' | 'udp' | 'log'>, hosts: HostLookup, config: DhcpServerConfig, pool: PoolConfig, bindLike: Omit<BindOptions, 'address' | 'port'>, tmp = os.tmpdir()): Promise<number> {
+  let dir: string | null = null;
   try {
-    const openStore = (): Promise<LeaseStore> => LeaseStore.open(path.join(dir, String(n++)), undefined, { sync: false });
+    dir = await fs.mkdtemp(path.join(tmp, 'bootd-warmup-'));
+    const base = dir;
+    let n = 0;
+    const openStore = (): Promise<LeaseStore> => LeaseStore.open(path.join(base, String(n++)), undefined, { sync: false });
     // a sibling of the real DHCP logger (same parent, level given explicitly): one shape for both
     return await warmUpDhcp({ clock: deps.clock, hosts, config }, { udp: deps.udp, openStore, pool, bindLike, log: deps.log.child({ svc: 'dhcp' }, { level: 'silent' }) });
+  } catch (err) {
+    deps.log.warn({ svc: 'dhcp', err: String(err) }, 'dhcp warm-up failed; serving without it (the first clients are answered more slowly)');
+    return 0;
   } finally {
-    await fs.rm(dir, { recursive: true, force: true });
+    if (dir) await fs.rm(dir, { recursive: true, force: true }).catch(() => {});
   }
 }
 

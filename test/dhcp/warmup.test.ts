@@ -7,6 +7,8 @@ import { systemClock } from '../../src/net/clock.js';
 import { nodeUdp, type BindOptions, type UdpSocket, type UdpSocketFactory } from '../../src/net/udp.js';
 import { LeaseStore } from '../../src/state/lease-store.js';
 import { ManualClock } from '../helpers/clock.js';
+import { warmUp } from '../../src/app.js';
+import { silentLogger, type Logger } from '../../src/log.js';
 
 const config = { mode: 'full', serverIp: '198.18.0.1', subnetMask: '255.255.255.0', leaseSeconds: 600, unknownHosts: 'ignore', bootFiles: { bios: 'pxelinux.0', efi: { 'efi-x64': 'syslinux.efi' }, ipxe: 'boot.ipxe' } } as const;
 
@@ -78,5 +80,28 @@ describe('DHCP warm-up', () => {
     const failing: UdpSocketFactory = { bind: () => Promise.reject(new Error('EADDRNOTAVAIL')) };
     const acks = await warmUpDhcp({ clock: new ManualClock(), hosts: { isKnown: () => false }, config }, { rounds: 30, udp: failing });
     expect(acks).toBe(30);
+  });
+});
+
+describe('DHCP warm-up at serve time (app.ts)', () => {
+  it('serves anyway when the warm-up cannot run: no writable temp directory gives a warning and 0 exchanges', async () => {
+    const warnings: string[] = [];
+    const log = { ...silentLogger, level: 'info', warn: (_o: object, msg?: string) => void warnings.push(msg ?? ''), child: () => silentLogger } as unknown as Logger;
+    const pool = { ranges: [{ start: 0x0a090010, end: 0x0a090020 }], leaseSeconds: 600, offerHoldMs: 30_000, declineHoldMs: 600_000, reservations: new Map<string, number>(), excluded: new Set<number>() };
+    const n = await warmUp({ clock: systemClock, udp: nodeUdp, log }, { isKnown: () => false }, config, pool, {}, '/nonexistent/bootd-test');
+    expect(n).toBe(0);
+    expect(warnings).toEqual([expect.stringContaining('dhcp warm-up failed')]);
+  });
+
+  it('runs 1,000 exchanges and leaves no temporary directory behind', async () => {
+    const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'bootd-warmup-app-'));
+    try {
+      const pool = { ranges: [{ start: 0x0a090010, end: 0x0a0900f0 }], leaseSeconds: 600, offerHoldMs: 30_000, declineHoldMs: 600_000, reservations: new Map<string, number>(), excluded: new Set<number>() };
+      const n = await warmUp({ clock: systemClock, udp: nodeUdp, log: silentLogger }, { isKnown: () => false }, { ...config, serverIp: '10.9.0.1' }, pool, { broadcast: true, reuseAddr: true }, tmp);
+      expect(n).toBe(1000);
+      expect(await fs.readdir(tmp)).toEqual([]);
+    } finally {
+      await fs.rm(tmp, { recursive: true, force: true });
+    }
   });
 });
