@@ -76,10 +76,9 @@ export interface WarmUpOptions {
   readonly maxMs?: number;
 }
 
-
 const SINKS: readonly ((e: DhcpEvent) => void)[] = [(e) => void e, (e) => void e.mac, (e) => void e.ip, (e) => void e.type, (e) => void e.bootFile];
 
-/** DISCOVER and REQUEST of `rounds` made-up PXE clients; resolves with the number of ACKs once all were answered. */
+/** DISCOVER, REQUEST and RELEASE of `rounds` made-up clients; resolves with the number of ACKs once all were answered (or after `maxMs`). */
 export async function warmUpDhcp(deps: Pick<DhcpServerDeps, 'clock' | 'hosts' | 'config'>, opts: WarmUpOptions = {}): Promise<number> {
   const rounds = opts.rounds ?? 1000;
   // each made-up client releases its address after the ACK, so a small pool
@@ -108,7 +107,6 @@ export async function warmUpDhcp(deps: Pick<DhcpServerDeps, 'clock' | 'hosts' | 
     // call rather than one to a listener the real server does not have
     for (const sink of SINKS) server.onEvent(sink);
     return {
-      server,
       net,
       close: async () => {
         server.close();
@@ -191,7 +189,6 @@ export async function warmUpDhcp(deps: Pick<DhcpServerDeps, 'clock' | 'hosts' | 
 }
 
 interface Scratch {
-  readonly server: DhcpServer;
   readonly net: Pair;
   close(): Promise<void>;
 }

@@ -14,7 +14,7 @@ import type { Clock } from '../net/clock.js';
 import type { Logger } from '../log.js';
 import type { Resolver } from '../tftp/fileroot.js';
 import { ErrorCode } from '../tftp/packet.js';
-import { BufferSource, type FileCache } from '../tftp/source.js';
+import type { FileCache } from '../tftp/source.js';
 import { decideRange } from './range.js';
 
 export interface HttpTransfer {
@@ -34,11 +34,10 @@ export interface HttpServerDeps {
   readonly root: Resolver;
   /**
    * TFTP's whole-file cache, shared: a kernel or initrd is read once for both
-   * protocols, and a body from it is handed to the socket in one write, so
-   * the kernel's send buffer never waits for a disk read (see `handle`).
-   * Absent, or a file over its budget: streamed from disk.
+   * protocols, and a body from it goes to the socket without waiting for disk
+   * reads (see `handle`). Absent, or a file over its budget: streamed from disk.
    */
-  readonly cache?: Pick<FileCache, 'open'>;
+  readonly cache?: Pick<FileCache, 'openBuffer'>;
   readonly clock: Clock;
   readonly log: Logger;
 }
@@ -172,6 +171,14 @@ export class HttpFileServer {
           finish('complete');
           return;
         }
+        // the response's end, either way: `cleanup` gives back what the body came from
+        const onClosed = (cleanup: () => void): void => {
+          res.on('close', () => {
+            cleanup();
+            if (res.writableFinished) finish('complete');
+            else finish('aborted', 'client closed the connection');
+          });
+        };
         const fromDisk = (): void => {
           const stream = createReadStream(r.realPath, { start, end, highWaterMark: 256 * 1024 });
           stream.on('data', (c) => {
@@ -181,11 +188,7 @@ export class HttpFileServer {
             res.destroy(err);
             finish('server-error', `read error: ${err.message}`);
           });
-          res.on('close', () => {
-            stream.destroy();
-            if (res.writableFinished) finish('complete');
-            else finish('aborted', 'client closed the connection');
-          });
+          onClosed(() => stream.destroy());
           stream.pipe(res);
         };
         if (!this.d.cache) {
@@ -198,19 +201,15 @@ export class HttpFileServer {
         // chunk for the next disk read. Under TCG iPXE then finds data waiting at
         // each ACK (ACK to next segment 42 us, as busybox httpd's sendfile,
         // instead of 85 us; docs/performance.md, boot bench mode 2).
-        this.d.cache.open(r.realPath, r.stat).then(
+        this.d.cache.openBuffer(r.realPath, r.stat).then(
           (src) => {
-            const body = src instanceof BufferSource && src.size === r.stat.size ? src.read(start, end + 1) : null;
-            if (body === null) {
-              src.release(); // over the cache's budget (a stream source), or the file changed
+            if (src === null || src.size !== r.stat.size) {
+              src?.release(); // over the cache's budget, or the file changed since its stat
               fromDisk();
               return;
             }
-            res.on('close', () => {
-              src.release();
-              if (res.writableFinished) finish('complete');
-              else finish('aborted', 'client closed the connection');
-            });
+            const body = src.read(start, end + 1);
+            onClosed(() => src.release());
             let off = 0;
             const pump = (): void => {
               while (off < body.length) {

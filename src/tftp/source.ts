@@ -151,7 +151,16 @@ export class FileCache {
     return { entries: this.entries.size, bytes: this.bytes, hits: this.hits, loads: this.loads, streamed: this.streamed };
   }
 
+  /** The file from the cache, or streamed from disk when it does not fit the budget. */
   async open(realPath: string, stat: Stats): Promise<BlockSource> {
+    return (await this.openBuffer(realPath, stat)) ?? StreamSource.open(realPath);
+  }
+
+  /**
+   * The file from the cache; null, without opening anything, when it does not
+   * fit the budget (the caller streams it its own way: HTTP pipes a read stream).
+   */
+  async openBuffer(realPath: string, stat: Stats): Promise<BufferSource | null> {
     const key = `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeMs}`;
     let e = this.entries.get(key);
     if (e) {
@@ -159,7 +168,7 @@ export class FileCache {
     } else {
       if (stat.size > this.maxBytes || !this.makeRoom(stat.size, realPath)) {
         this.streamed++;
-        return StreamSource.open(realPath);
+        return null;
       }
       this.loads++;
       e = { key, path: realPath, buf: null, loading: null, refs: 0, lastUsed: 0, bytes: stat.size };
