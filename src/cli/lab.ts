@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { MODES, runLab, type LabResult, type Loader } from '../lab/lab.js';
+import { MODES, runLab, type LabResult, type Loader, type PxelinuxHttp } from '../lab/lab.js';
 import type { Accel, Firmware, NicRom } from '../lab/qemu.js';
 
 function posInt(max: number) {
@@ -30,6 +30,7 @@ interface LabCliOptions {
   accel: 'auto' | Accel;
   memory?: number;
   ra: boolean;
+  pxelinuxHttp: PxelinuxHttp;
   keep?: boolean;
   build: boolean;
   images: string;
@@ -61,6 +62,7 @@ export function addLabCommand(program: Command): void {
     .addOption(new Option('--accel <accel>', 'QEMU accelerator; auto probes KVM and falls back to TCG').choices(['auto', 'kvm', 'tcg']).default('auto'))
     .option('--memory <MiB>', 'VM memory (default 1024, 1536 for buildos)', posInt(65536))
     .option('--no-ra', 'do not send IPv6 router advertisements in the lab network (iPXE then waits ~13 s)')
+    .addOption(new Option('--pxelinux-http <how>', "bootd serve's --pxelinux-http: auto (QEMU's iPXE ROM: pxelinux.0, then everything over iPXE's HTTP), lpxelinux (http/lpxelinux.0 with its own TCP stack, as plain PXE ROMs get it), off (TFTP)").choices(['auto', 'lpxelinux', 'off']).default('auto'))
     .option('--keep', 'keep the run directory (serial logs, bootd log, uploads) after a passing run')
     .option('--no-build', 'fail instead of building a missing image')
     .option('--smoke-script <file>', "run this script as the VMs' smoke test instead of the image's (PASS/FAIL lines, exit 0 = passed)")
@@ -96,6 +98,7 @@ export function addLabCommand(program: Command): void {
             accel: o.accel,
             ...(o.memory !== undefined ? { memoryMiB: o.memory } : {}),
             ra: o.ra,
+            pxelinuxHttp: o.pxelinuxHttp,
             keep: o.keep === true,
             build: o.build,
             ...(o.smokeScript !== undefined ? { smokeScript: String(o.smokeScript) } : {}),

@@ -175,7 +175,8 @@ program
   .option('--tftp-root <dir>', 'directory served over TFTP (read-only)', '/var/lib/bootd/tftp')
   .option('--tftp-port <port>', 'UDP port for TFTP requests', int(0, 65535), TFTP_DEFAULTS.port)
   .option('--listen <addr>', 'IPv4 address TFTP (and HTTP) listen on', ipv4, '0.0.0.0')
-  .option('--no-pxelinux-http', 'with --http-port, still give pxelinux hosts (loader: pxelinux) on BIOS plain pxelinux.0 over TFTP instead of http/lpxelinux.0 with kernel and initrd over HTTP')
+  .addOption(new Option('--pxelinux-http <how>', 'with --http-port, how PXELINUX on BIOS loads its files after the NBP: auto = iPXE firmware gets pxelinux.0 with option 210 (path prefix) at bootd\'s HTTP, so everything comes over iPXE\'s HTTP; plain PXE ROMs get http/lpxelinux.0 (kernel and initrds over HTTP) if the host is in hosts/; lpxelinux = http/lpxelinux.0 for every host in hosts/ (iPXE too); off = TFTP').choices(['auto', 'lpxelinux', 'off']).default('auto'))
+  .option('--no-pxelinux-http', 'same as --pxelinux-http off')
   .option('--http-port <port>', 'also serve the TFTP tree read-only over HTTP on this TCP port; iPXE clients then load their script, kernel and initrd over HTTP', int(1, 65535))
   .option('--tftp-max-transfers <n>', 'concurrent transfers; more get ERROR "server busy"', int(1, 100000), TFTP_DEFAULTS.maxTransfers)
   .option('--tftp-max-blksize <n>', 'largest blksize granted (also clamped to the path MTU)', int(MIN_BLKSIZE, MAX_BLKSIZE), TFTP_DEFAULTS.maxBlksize)
@@ -299,8 +300,15 @@ program
                 efi: { 'efi-x64': String(o.efiBootFile), ...(arm64 ? { 'efi-arm64': arm64 } : {}) },
                 // iPXE follows a URL in option 67; relative names in its scripts then resolve over HTTP too
                 ipxe: o.httpPort !== undefined && !/^[a-z]+:\/\//.test(String(o.ipxeBootFile)) ? `http://${serverAddress(o, iface.address)}:${o.httpPort as number}/${String(o.ipxeBootFile)}` : String(o.ipxeBootFile),
-                // PXELINUX over HTTP: lpxelinux.0 under http/ reads http/pxelinux.cfg/*, where kernel and initrds are URLs
-                ...(o.httpPort !== undefined && o.pxelinuxHttp !== false ? { knownHostLoaders: { ...DEFAULT_LOADER_FILES, pxelinux: { ...DEFAULT_LOADER_FILES.pxelinux, bios: 'http/lpxelinux.0' } } } : {}),
+                // PXELINUX over HTTP: under an iPXE ROM pxelinux.0 with option 210 = our HTTP URL loads everything
+                // after the NBP through iPXE's HTTP; on a plain PXE ROM, lpxelinux.0 under http/ reads
+                // http/pxelinux.cfg/*, where kernel and initrds are URLs (hosts in hosts/ only)
+                ...(o.httpPort !== undefined && o.pxelinuxHttp !== false && o.pxelinuxHttp !== 'off'
+                  ? {
+                      ...(o.pxelinuxHttp === 'auto' ? { pxelinuxHttpBase: `http://${serverAddress(o, iface.address)}:${o.httpPort as number}` } : {}),
+                      knownHostLoaders: { ...DEFAULT_LOADER_FILES, pxelinux: { ...DEFAULT_LOADER_FILES.pxelinux, bios: 'http/lpxelinux.0' } },
+                    }
+                  : {}),
               },
             },
           },

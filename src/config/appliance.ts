@@ -38,6 +38,7 @@ export function applianceSchema(p: CliParsers) {
     kernel_args: kernelArgsField.optional(),
     report_tftp_port: intField(1, 65535, 'a UDP port').optional(),
     http_port: intField(1, 65535, 'a TCP port').optional(),
+    pxelinux_http: z.enum(['auto', 'lpxelinux', 'off'], { error: 'expected auto, lpxelinux or off' }).optional(),
     build_missing: z.boolean({ error: 'expected true or false' }).optional(),
     machine_ports: viaCli(p.portRange, 'expected FIRST-LAST UDP ports such as 1070-1099').optional(),
     smoke: strictObject({
@@ -93,6 +94,7 @@ export function loadApplianceConfig(file: string, text: string, p: CliParsers): 
     kernelArgs: v.kernel_args,
     reportTftpPort: v.report_tftp_port,
     httpPort: v.http_port,
+    pxelinuxHttp: v.pxelinux_http,
     buildMissing: v.build_missing,
     machinePorts: v.machine_ports,
     smoke: v.smoke?.enabled,

@@ -8,7 +8,7 @@ import { formatIpv4, parseIpv4 } from '../net/ipv4.js';
 import type { Remote, UdpSocket } from '../net/udp.js';
 import type { Logger } from '../log.js';
 import type { LeaseStore } from '../state/lease-store.js';
-import { chooseBoot, clientFacts, type BootDecision, type BootFileNames, type ClientFacts, type Loader } from './boot-policy.js';
+import { chooseBoot, clientFacts, pxelinuxPathPrefix, type BootDecision, type BootFileNames, type ClientFacts, type Loader } from './boot-policy.js';
 import type { LeaseTable } from './leases.js';
 import { IpxeSub, MessageType, Opt, decodeValue, encodeValue } from './options.js';
 import { BOOTREPLY, BOOTREQUEST, DEFAULT_MAX_BYTES, DhcpDecodeError, FLAG_BROADCAST, decodeDhcp, encodeDhcp, getOption, hardwareAddress, type DhcpOption, type DhcpPacket } from './packet.js';
@@ -480,6 +480,8 @@ export class DhcpServer {
       // skip iPXE's 3 s ProxyDHCP wait, also when iPXE is handed PXELINUX (a pxelinux host under QEMU's ROM)
       if (boot.ipxe || facts.ipxe) options.push(opt(Opt.IPXE, [{ code: IpxeSub.NO_PXEDHCP, data: Buffer.from([1]) }]));
       if (boot.http) options.push(opt(Opt.VENDOR_CLASS, 'HTTPClient')); // UEFI HTTP boot wants it echoed
+      const prefix = pxelinuxPathPrefix(facts, boot, c.bootFiles.pxelinuxHttpBase);
+      if (prefix !== undefined) options.push(opt(Opt.PXELINUX_PATHPREFIX, prefix));
     }
     const uuid = getOption(p, Opt.CLIENT_UUID);
     if (uuid && boot.kind === 'file') options.push({ code: Opt.CLIENT_UUID, data: uuid }); // RFC 4578: echo 97
@@ -496,7 +498,10 @@ export class DhcpServer {
     if (!known && this.d.config.unknownHosts !== 'boot') return { kind: 'none', reason: 'unknown host gets a plain lease' };
     if (known && this.d.hosts.mayNetboot && !this.d.hosts.mayNetboot(mac)) return { kind: 'none', reason: 'netboot disabled for this host' };
     const names = this.d.config.bootFiles;
-    return chooseBoot(facts ?? clientFacts(p), known && names.knownHostLoaders ? { ...names, loaders: names.knownHostLoaders } : names, (known ? this.d.hosts.loader?.(mac) : undefined) ?? this.d.config.defaultLoader);
+    const f = facts ?? clientFacts(p);
+    // an iPXE client loads PXELINUX's files over iPXE's HTTP (option 210), faster than lpxelinux.0's own stack
+    const own = known && !(f.ipxe && names.pxelinuxHttpBase !== undefined) ? names.knownHostLoaders : undefined;
+    return chooseBoot(f, own ? { ...names, loaders: own } : names, (known ? this.d.hosts.loader?.(mac) : undefined) ?? this.d.config.defaultLoader);
   }
 
   /** RFC 2131 section 4.1 reply addressing. */

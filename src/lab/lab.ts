@@ -32,6 +32,8 @@ import { QEMU, prepareFirmwareFile, probeAccel, qemuArgs, type Accel, type Firmw
 import { Timeline, type LabEvent, type ServedFile, type VmTrack } from './timeline.js';
 
 export type Loader = 'pxelinux' | 'ipxe';
+/** How PXELINUX on BIOS loads after the NBP (bootd serve --pxelinux-http). */
+export type PxelinuxHttp = 'auto' | 'lpxelinux' | 'off';
 
 /** The five firmware paths of issue 5, by number. */
 export const MODES: Readonly<Record<number, { firmware: Firmware; rom: NicRom; loader: Loader; what: string }>> = {
@@ -65,6 +67,8 @@ export interface LabOptions {
   readonly memoryMiB?: number;
   /** Send IPv6 router advertisements in the lab network (saves iPXE ~13 s). */
   readonly ra: boolean;
+  /** bootd serve's --pxelinux-http (default auto). */
+  readonly pxelinuxHttp?: PxelinuxHttp;
   /** Keep the run directory (serial logs, bootd log, uploads) even on success. */
   readonly keep: boolean;
   /** Build the image when it has no current version. */
@@ -269,7 +273,7 @@ export async function runLab(o: LabOptions, io: LabIo): Promise<LabResult> {
       process.execPath, main, 'serve',
       '--interface', net.bridge, '--listen', net.serverIp, '--dhcp-range', `${range0}-${range1}`,
       '--hosts', hostsDir, '--images', path.resolve(o.imagesDir), '--state', labState, '--tftp-root', tftpRoot,
-      '--http-port', String(HTTP_PORT), '--report-tftp-port', String(UPLOAD_PORT),
+      '--http-port', String(HTTP_PORT), '--pxelinux-http', o.pxelinuxHttp ?? 'auto', '--report-tftp-port', String(UPLOAD_PORT),
       '--kernel-args', 'console=ttyS0,115200', '--dhcp-probe-ms', '500', '--log-format', 'json',
     ];
     const argv = net.exec(serveArgs);

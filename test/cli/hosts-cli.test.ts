@@ -92,6 +92,14 @@ describe('bootd hosts / images / setup', () => {
     expect(r.stderr).toContain(`${cfg}:4:18: dhcp.unknown_hosts: expected ignore, lease or boot, got \\"everyone\\"`);
   });
 
+  it('serve --config checks pxelinux_http', async () => {
+    const cfg = path.join(dir, 'pxelinux-http.yaml');
+    await writeFile(cfg, 'http_port: 80\npxelinux_http: always\n');
+    const r = await bootd(['serve', '--config', cfg, '--log-format', 'json']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${cfg}:2:16: pxelinux_http: expected auto, lpxelinux or off, got \\"always\\"`);
+  });
+
   it('serve --config checks the TFTP transport keys', async () => {
     const cfg = path.join(dir, 'transport.yaml');
     await writeFile(cfg, 'tftp:\n  transport: fast\n  busy_poll_us: 5000\n');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chooseBoot, clientFacts, type BootFileNames } from '../../src/dhcp/boot-policy.js';
+import { chooseBoot, clientFacts, pxelinuxPathPrefix, type BootDecision, type BootFileNames } from '../../src/dhcp/boot-policy.js';
 import { Opt } from '../../src/dhcp/options.js';
 
 const names: BootFileNames = { bios: 'pxelinux.0', efi: { 'efi-x64': 'syslinux.efi', 'efi-arm64': 'grubaa64.efi' }, ipxe: 'boot.ipxe', httpBase: 'http://198.18.0.1:8080/' };
@@ -54,6 +54,29 @@ describe('boot policy', () => {
       const d = chooseBoot(clientFacts(opts(options)), names, loader);
       if (want === null) expect(d.kind).toBe('none');
       else expect(d).toMatchObject({ kind: 'file', file: want, ipxe });
+    });
+  });
+
+  describe('option 210 for PXELINUX under iPXE (pxelinuxPathPrefix)', () => {
+    const BASE = 'http://198.18.0.1:80';
+    const IPXE_BIOS = clientFacts(opts({ [Opt.CLIENT_ARCH]: arch(0), [Opt.USER_CLASS]: Buffer.from('iPXE'), [Opt.VENDOR_CLASS]: Buffer.from('PXEClient:Arch:00000:UNDI:002001') }));
+    const PLAIN_BIOS = clientFacts(opts({ [Opt.CLIENT_ARCH]: arch(0), [Opt.VENDOR_CLASS]: Buffer.from('PXEClient:Arch:00000:UNDI:002001') }));
+    const IPXE_EFI = clientFacts(opts({ [Opt.CLIENT_ARCH]: arch(7), [Opt.USER_CLASS]: Buffer.from('iPXE') }));
+    const file = (f: string, over: Partial<Extract<BootDecision, { kind: 'file' }>> = {}): BootDecision => ({ kind: 'file', file: f, ipxe: false, http: false, firmware: 'bios', ...over });
+    it.each<[string, ReturnType<typeof clientFacts>, BootDecision, string | undefined, string | undefined]>([
+      ['iPXE ROM handed pxelinux.0', IPXE_BIOS, file('pxelinux.0'), BASE, 'http://198.18.0.1:80/'],
+      ['NBP in a folder: the folder, as PXELINUX derives it', IPXE_BIOS, file('boot/bios/pxelinux.0'), `${BASE}/`, 'http://198.18.0.1:80/boot/bios/'],
+      ['a leading slash does not double', IPXE_BIOS, file('/pxelinux.0'), BASE, 'http://198.18.0.1:80/'],
+      ['lpxelinux.0 too', IPXE_BIOS, file('lpxelinux.0'), BASE, 'http://198.18.0.1:80/'],
+      ['a plain PXE ROM has no file API', PLAIN_BIOS, file('pxelinux.0'), BASE, undefined],
+      ['UEFI (syslinux.efi)', IPXE_EFI, file('syslinux.efi', { firmware: 'efi-x64' }), BASE, undefined],
+      ['the iPXE script', IPXE_BIOS, file('http://198.18.0.1:80/boot.ipxe', { ipxe: true }), BASE, undefined],
+      ['another NBP (undionly.kpxe)', IPXE_BIOS, file('undionly.kpxe'), BASE, undefined],
+      ['a name that only ends like it', IPXE_BIOS, file('mypxelinux.0'), BASE, undefined],
+      ['PXELINUX over HTTP off (no base)', IPXE_BIOS, file('pxelinux.0'), undefined, undefined],
+      ['no boot file', IPXE_BIOS, { kind: 'none', reason: 'x' }, BASE, undefined],
+    ])('%s', (_n, facts, d, base, want) => {
+      expect(pxelinuxPathPrefix(facts, d, base)).toBe(want);
     });
   });
 });

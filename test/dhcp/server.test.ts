@@ -122,6 +122,31 @@ describe('DhcpServer (full mode) over an in-memory network', () => {
     expect(file(0x9999)).toBe('pxelinux.0');
   });
 
+  it('with pxelinuxHttpBase: an iPXE client handed PXELINUX gets pxelinux.0 and option 210 at the HTTP server, known or not; a plain PXE ROM keeps http/lpxelinux.0 (known) or pxelinux.0 (unknown) without 210', async () => {
+    const lp = { pxelinux: { bios: 'http/lpxelinux.0', efi: { 'efi-x64': 'syslinux.efi' } }, ipxe: { bios: 'undionly.kpxe', efi: { 'efi-x64': 'snponly.efi' } } } as const;
+    const r = await rig(
+      { unknownHosts: 'boot', defaultLoader: 'pxelinux', bootFiles: { bios: 'pxelinux.0', efi: { 'efi-x64': 'syslinux.efi' }, ipxe: 'boot.ipxe', knownHostLoaders: lp, pxelinuxHttpBase: 'http://198.18.0.1:80' } },
+      { isKnown: (mac) => mac === KNOWN, loader: (mac) => (mac === KNOWN ? 'pxelinux' : undefined) },
+    );
+    const pxe = [o(Opt.VENDOR_CLASS, 'PXEClient:Arch:00000:UNDI:002001'), o(Opt.CLIENT_ARCH, [0])];
+    const ipxe = [...pxe, { code: Opt.USER_CLASS, data: Buffer.from('iPXE') }];
+    const OTHER = '52:54:00:00:00:77';
+    r.client.send(request(MessageType.DISCOVER, ipxe, { xid: 1 }, KNOWN), SERVER);
+    r.client.send(request(MessageType.DISCOVER, pxe, { xid: 2 }, KNOWN), SERVER);
+    r.client.send(request(MessageType.DISCOVER, ipxe, { xid: 3 }, OTHER), SERVER);
+    r.client.send(request(MessageType.DISCOVER, pxe, { xid: 4 }, OTHER), SERVER);
+    await r.settle(() => r.replies().length === 4);
+    const got = (xid: number): [unknown, unknown] => {
+      const p = r.replies().find((x) => x.p.xid === xid)?.p as DhcpPacket;
+      const prefix = getOption(p, Opt.PXELINUX_PATHPREFIX);
+      return [decodeValue(Opt.BOOTFILE, getOption(p, Opt.BOOTFILE) as Buffer), prefix && decodeValue(Opt.PXELINUX_PATHPREFIX, prefix)];
+    };
+    expect(got(1)).toEqual(['pxelinux.0', 'http://198.18.0.1:80/']);
+    expect(got(2)).toEqual(['http/lpxelinux.0', undefined]);
+    expect(got(3)).toEqual(['pxelinux.0', 'http://198.18.0.1:80/']);
+    expect(got(4)).toEqual(['pxelinux.0', undefined]);
+  });
+
   it('runs DISCOVER/OFFER/REQUEST/ACK, broadcasts the replies, and writes the lease before the ACK', async () => {
     const r = await rig();
     r.client.send(request(MessageType.DISCOVER), SERVER);

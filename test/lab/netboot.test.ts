@@ -37,6 +37,8 @@ interface Case {
   readonly probe?: RegExp;
   /** DHCP boot files, in order of the firmware stages that asked. */
   readonly bootFiles: readonly RegExp[];
+  /** Extra `bootd lab` arguments. */
+  readonly args?: readonly string[];
 }
 
 const KERNEL = /^images\/[a-z]+\/[0-9][^/]*\/vmlinuz$/;
@@ -46,18 +48,20 @@ const HTTP_PXECFG = /^http\/pxelinux\.cfg\/01-52-54-00-b0-07-01$/;
 const HTTP_SCRIPT = /^http:\/\/198\.18\.77\.1:80\/boot\.ipxe$/;
 
 const CASES: readonly Case[] = [
-  // with --http-port (the lab has it) pxelinux hosts on BIOS get http/lpxelinux.0: config over TFTP, kernel and initrd over HTTP
-  { mode: 1, image: 'bee', bootFiles: [/^http\/lpxelinux\.0$/], served: [[/^http\/lpxelinux\.0$/, 'tftp'], [/^http\/ldlinux\.c32$/, 'tftp'], [HTTP_PXECFG, 'tftp'], [KERNEL, 'http'], [INITRD, 'http']] },
+  // with --http-port (the lab has it) QEMU's iPXE ROM gets pxelinux.0 and option 210 = bootd's HTTP URL:
+  // PXELINUX loads everything after the NBP through iPXE's HTTP (the PXE file API)
+  { mode: 1, image: 'bee', bootFiles: [/^pxelinux\.0$/], served: [[/^pxelinux\.0$/, 'tftp'], [/^ldlinux\.c32$/, 'http'], [PXECFG, 'http'], [KERNEL, 'http'], [INITRD, 'http']] },
   { mode: 2, image: 'bee', bootFiles: [HTTP_SCRIPT], served: [[/^boot\.ipxe$/, 'http'], [/^ipxe\/52-54-00-b0-07-01\.ipxe$/, 'http'], [KERNEL, 'http'], [INITRD, 'http']] },
   { mode: 3, image: 'bee', bootFiles: [/^syslinux\.efi$/], served: [[/^syslinux\.efi$/, 'tftp'], [/^ldlinux\.e64$/, 'tftp'], [PXECFG, 'tftp'], [KERNEL, 'tftp'], [INITRD, 'tftp']] },
   { mode: 4, image: 'bee', bootFiles: [/^syslinux\.efi$/], probe: /^syslinux\.efi$/, served: [[/^syslinux\.efi$/, 'tftp'], [/^ldlinux\.e64$/, 'tftp'], [PXECFG, 'tftp'], [KERNEL, 'tftp'], [INITRD, 'tftp']] },
   { mode: 5, image: 'bee', bootFiles: [/^snponly\.efi$/, HTTP_SCRIPT], probe: /^snponly\.efi$/, served: [[/^snponly\.efi$/, 'tftp'], [/^boot\.ipxe$/, 'http'], [KERNEL, 'http'], [INITRD, 'http']] },
-  { mode: 1, image: 'buildos', bootFiles: [/^http\/lpxelinux\.0$/], served: [[/^http\/lpxelinux\.0$/, 'tftp'], [HTTP_PXECFG, 'tftp'], [KERNEL, 'http'], [INITRD, 'http']] },
+  // the path of plain PXE ROMs (no iPXE file API): http/lpxelinux.0, config over TFTP, kernel and initrd over lpxelinux's own HTTP
+  { mode: 1, image: 'buildos', args: ['--pxelinux-http', 'lpxelinux'], bootFiles: [/^http\/lpxelinux\.0$/], served: [[/^http\/lpxelinux\.0$/, 'tftp'], [/^http\/ldlinux\.c32$/, 'tftp'], [HTTP_PXECFG, 'tftp'], [KERNEL, 'http'], [INITRD, 'http']] },
   { mode: 4, image: 'buildos', bootFiles: [/^syslinux\.efi$/], probe: /^syslinux\.efi$/, served: [[/^syslinux\.efi$/, 'tftp'], [PXECFG, 'tftp'], [KERNEL, 'tftp'], [INITRD, 'tftp']] },
 ];
 
-async function lab(c: Pick<Case, 'mode' | 'image'>, extra: readonly string[] = []): Promise<{ r: LabResult | null; stderr: string; exitCode: number | undefined }> {
-  const p = await execa(process.execPath, [BOOTD_BIN, 'lab', '--mode', String(c.mode), '--image', c.image, '--once', '--json', '--timeout', '420', '--images', path.join(REPO, 'images'), '--state', STATE, '--cache', CACHE, ...extra], {
+async function lab(c: Pick<Case, 'mode' | 'image' | 'args'>, extra: readonly string[] = []): Promise<{ r: LabResult | null; stderr: string; exitCode: number | undefined }> {
+  const p = await execa(process.execPath, [BOOTD_BIN, 'lab', '--mode', String(c.mode), '--image', c.image, '--once', '--json', '--timeout', '420', '--images', path.join(REPO, 'images'), '--state', STATE, '--cache', CACHE, ...(c.args ?? []), ...extra], {
     reject: false,
     timeout: 1_500_000,
     cwd: REPO,
@@ -73,7 +77,7 @@ async function lab(c: Pick<Case, 'mode' | 'image'>, extra: readonly string[] = [
 
 describe.skipIf(skip !== null)('netboot lab: real firmware booted by bootd', () => {
   for (const c of CASES) {
-    it(`mode ${c.mode} boots ${c.image}`, { timeout: 1_600_000 }, async () => {
+    it(`mode ${c.mode} boots ${c.image}${c.args ? ` (${c.args.join(' ')})` : ''}`, { timeout: 1_600_000 }, async () => {
       // mode 2 keeps its run directory so that `bootd status` can read bootd's state afterwards
       const keep = c.mode === 2 && c.image === 'bee';
       const { r, stderr, exitCode } = await lab(c, keep ? ['--keep'] : []);
