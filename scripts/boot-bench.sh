@@ -6,6 +6,8 @@
 #   sudo bash scripts/boot-bench.sh            # all modes, RUNS=3
 #   MODES="1 4" RUNS=1 sudo bash scripts/boot-bench.sh
 #   SERVERS=bootd KEEP=1 VERBOSE=1 ...       # one server only; the bench keeps its run dirs
+#   INTERLEAVE=1 ...   # alternate the servers boot by boot (RUNS rounds of one boot each), so that
+#                      # a drift in the shared machine's speed hits both alike (slower: one bench start per boot)
 # The bench runs every server inside its own namespace (e2e-pxe-<pid>).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -33,17 +35,23 @@ declare -A ENV=(
 median() { sort -n | awk '{a[NR]=$1} END{if(NR==0){print "-"; exit} printf "%.2f", (NR%2?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2)}'; }
 printf '%-5s %-44s %10s %10s %7s\n' mode "bench settings" dnsmasq bootd ratio | tee "$OUT/summary.txt"
 for m in $MODES; do
-  for server in ${SERVERS:-dnsmasq bootd}; do
-    log="$OUT/mode$m-$server.log"
-    # the bench sometimes dies before its first boot (its `busybox | head -1` under
-    # pipefail can end on SIGPIPE): try again, at most twice
-    for attempt in 1 2 3; do
-      if [ "$server" = bootd ]; then
-        env ${ENV[$m]} RUNS="$RUNS" UPLOAD_PORT=1069 SERVER_CMD="$BOOTD_CMD" bash "$BENCH" run >"$log" 2>&1 || true
-      else
-        env ${ENV[$m]} RUNS="$RUNS" bash "$BENCH" run >"$log" 2>&1 || true
-      fi
-      grep -q 'result=' "$log" && break
+  if [ "${INTERLEAVE:-0}" = 1 ]; then rounds=$RUNS; per=1; else rounds=1; per=$RUNS; fi
+  for server in ${SERVERS:-dnsmasq bootd}; do : >"$OUT/mode$m-$server.log"; done
+  for round in $(seq 1 "$rounds"); do
+    for server in ${SERVERS:-dnsmasq bootd}; do
+      log="$OUT/mode$m-$server.log"
+      one="$OUT/mode$m-$server.round.log"
+      # the bench sometimes dies before its first boot (its `busybox | head -1` under
+      # pipefail can end on SIGPIPE): try again, at most twice
+      for attempt in 1 2 3; do
+        if [ "$server" = bootd ]; then
+          env ${ENV[$m]} RUNS="$per" UPLOAD_PORT=1069 SERVER_CMD="$BOOTD_CMD" bash "$BENCH" run >"$one" 2>&1 || true
+        else
+          env ${ENV[$m]} RUNS="$per" bash "$BENCH" run >"$one" 2>&1 || true
+        fi
+        grep -q 'result=' "$one" && break
+      done
+      cat "$one" >>"$log" && rm -f "$one"
     done
   done
   d=$( (grep -oE 'result=PASS marker=[0-9.]+' "$OUT/mode$m-dnsmasq.log" || true) | sed 's/.*marker=//' | median)

@@ -290,7 +290,7 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
       dhcp?.close();
       void Promise.all([tftp.close(), uploads?.close(), http?.close(), stopState()]).then(() => {
         // peak resident memory, for boot-storm measurements (docs/performance.md)
-        log.info({ stats: tftp.counters, dhcp: dhcp?.counters, http: http?.counters, uploads: uploads?.counters, afterBoot: after?.counters, cache: cache.stats(), maxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024) }, 'stopped');
+        log.info({ stats: tftp.counters, dhcp: dhcp?.counters, http: http?.counters, uploads: uploads?.counters, afterBoot: after?.counters, cache: cache.stats(), maxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024), cpuSeconds: cpuSeconds() }, 'stopped');
         resolve();
       });
     };
@@ -577,4 +577,10 @@ async function startDhcp(c: NonNullable<AppConfig['dhcp']>, deps: AppDeps, hosts
   });
   log.info({ interface: c.interface, mode: proxy ? 'proxy' : 'full', server: c.server.serverIp, range: proxy ? null : `${c.rangeStart}-${c.rangeEnd}`, leases: leases.size, unknownHosts: c.server.unknownHosts, state: store.file, warmUp: { exchanges: warmed, ms: warmMs } }, 'dhcp listening');
   return { server, leases, onHostsChanged: () => leases.setReservations(reservationsNow()) };
+}
+
+/** CPU time the process used since it started (user, system), for the stop record. */
+function cpuSeconds(): { user: number; system: number } {
+  const u = process.cpuUsage();
+  return { user: Math.round(u.user / 1000) / 1000, system: Math.round(u.system / 1000) / 1000 };
 }

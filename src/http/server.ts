@@ -208,22 +208,41 @@ export class HttpFileServer {
               fromDisk();
               return;
             }
-            const body = src.read(start, end + 1);
             onClosed(() => src.release());
-            let off = 0;
+            // bytes still loading come as a promise (CachedSource): wait for that slice only
+            let off = start;
+            const last = end + 1;
+            const fail = (err: unknown): void => {
+              res.destroy(err as Error);
+              finish('server-error', `read error: ${String(err)}`);
+            };
+            const send = (slice: Buffer): boolean => {
+              off += slice.length;
+              bytes += slice.length;
+              if (off >= last) {
+                res.end(slice);
+                return false;
+              }
+              return res.write(slice);
+            };
             const pump = (): void => {
-              while (off < body.length) {
-                const slice = body.subarray(off, Math.min(off + HTTP_SLICE_BYTES, body.length));
-                off += slice.length;
-                bytes += slice.length;
-                if (off >= body.length) res.end(slice);
-                else if (!res.write(slice)) {
-                  res.once('drain', pump);
+              while (off < last && !res.destroyed) {
+                const piece = src.read(off, Math.min(off + HTTP_SLICE_BYTES, last));
+                if (piece instanceof Promise) {
+                  piece.then((b) => {
+                    if (res.destroyed) return;
+                    if (send(b)) pump();
+                    else if (off < last) res.once('drain', pump);
+                  }, fail);
+                  return;
+                }
+                if (!send(piece)) {
+                  if (off < last) res.once('drain', pump);
                   return;
                 }
               }
             };
-            if (body.length === 0) res.end();
+            if (last <= off) res.end();
             else pump();
           },
           (err: unknown) => {

@@ -113,14 +113,55 @@ export class StreamSource implements BlockSource {
   }
 }
 
+/** Bytes of a cache load per read(2): the first small, so the first reply need not wait for more. */
+const LOAD_FIRST_BYTES = 256 << 10;
+const LOAD_CHUNK_BYTES = 4 << 20;
+
 interface CacheEntry {
   readonly key: string;
   readonly path: string;
-  buf: Buffer | null;
-  loading: Promise<Buffer> | null;
+  /** The whole file once `loaded === bytes`; filled from the front while it loads. */
+  readonly buf: Buffer;
+  /** Bytes at the front of `buf` already read. */
+  loaded: number;
+  /** Reads waiting for bytes beyond `loaded`. */
+  waiters: { readonly end: number; readonly wake: (err?: Error) => void }[];
+  /** The load in progress; null once done (or failed: the entry is then dropped). */
+  loading: Promise<void> | null;
+  failed: Error | null;
   refs: number;
   lastUsed: number;
   readonly bytes: number;
+}
+
+/**
+ * One transfer's view of a cache entry: bytes already loaded are returned at
+ * once; a read beyond them waits for the load, so the first DATA block or
+ * HTTP slice goes out after the first 256 KiB are read, not after the whole
+ * kernel (a 14 MB kernel took some 25 ms to read whole: docs/performance.md).
+ */
+export class CachedSource implements BlockSource {
+  private released = false;
+  constructor(
+    private readonly e: CacheEntry,
+    private readonly onRelease: () => void,
+  ) {}
+  get size(): number {
+    return this.e.bytes;
+  }
+  read(start: number, end: number): Buffer | Promise<Buffer> {
+    const e = this.e;
+    if (end <= e.loaded) return e.buf.subarray(start, end);
+    if (e.failed) return Promise.reject(e.failed);
+    return new Promise<Buffer>((resolve, reject) => {
+      e.waiters.push({ end, wake: (err) => (err ? reject(err) : resolve(e.buf.subarray(start, end))) });
+    });
+  }
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.onRelease();
+  }
 }
 
 export interface FileCacheStats {
@@ -157,10 +198,11 @@ export class FileCache {
   }
 
   /**
-   * The file from the cache; null, without opening anything, when it does not
-   * fit the budget (the caller streams it its own way: HTTP pipes a read stream).
+   * The file from the cache (loading, or loaded); null, without opening
+   * anything, when it does not fit the budget (the caller streams it its own
+   * way: HTTP pipes a read stream). Rejects when the file cannot be opened.
    */
-  async openBuffer(realPath: string, stat: Stats): Promise<BufferSource | null> {
+  async openBuffer(realPath: string, stat: Stats): Promise<CachedSource | null> {
     const key = `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeMs}`;
     let e = this.entries.get(key);
     if (e) {
@@ -170,37 +212,60 @@ export class FileCache {
         this.streamed++;
         return null;
       }
-      this.loads++;
-      e = { key, path: realPath, buf: null, loading: null, refs: 0, lastUsed: 0, bytes: stat.size };
-      const entry = e;
-      entry.loading = fs.readFile(realPath).then(
-        (buf) => {
-          entry.buf = buf;
-          entry.loading = null;
-          return buf;
-        },
-        (err: unknown) => {
-          this.drop(entry);
-          throw err;
-        },
-      );
-      this.entries.set(key, entry);
-      this.bytes += entry.bytes;
+      const fh = await fs.open(realPath, 'r');
+      // another open of the same file may have started the load meanwhile
+      e = this.entries.get(key);
+      if (e) {
+        void fh.close().catch(() => {});
+        this.hits++;
+      } else if (!this.makeRoom(stat.size, realPath)) {
+        // other loads took the room while the file was opened
+        void fh.close().catch(() => {});
+        this.streamed++;
+        return null;
+      } else {
+        this.loads++;
+        e = { key, path: realPath, buf: Buffer.allocUnsafe(stat.size), loaded: 0, waiters: [], loading: null, failed: null, refs: 0, lastUsed: 0, bytes: stat.size };
+        e.loading = this.load(e, fh);
+        this.entries.set(key, e);
+        this.bytes += e.bytes;
+      }
     }
     const entry = e;
+    if (entry.failed) throw entry.failed;
     entry.refs++;
     entry.lastUsed = ++this.tick;
-    let buf: Buffer;
-    try {
-      buf = entry.buf ?? (await (entry.loading as Promise<Buffer>));
-    } catch (err) {
-      entry.refs--;
-      throw err;
-    }
-    return new BufferSource(buf, () => {
+    return new CachedSource(entry, () => {
       entry.refs--;
       entry.lastUsed = ++this.tick;
     });
+  }
+
+  /** Fills the entry front to back, waking each read whose bytes have arrived. */
+  private async load(e: CacheEntry, fh: fs.FileHandle): Promise<void> {
+    try {
+      while (e.loaded < e.bytes) {
+        const want = Math.min(e.loaded === 0 ? LOAD_FIRST_BYTES : LOAD_CHUNK_BYTES, e.bytes - e.loaded);
+        const { bytesRead } = await fh.read(e.buf, e.loaded, want, e.loaded);
+        // the key holds the size the transfers announced (tsize, Content-Length): a shorter file changed under us
+        if (bytesRead === 0) throw new Error(`${e.path} shrank while it was read`);
+        e.loaded += bytesRead;
+        if (e.waiters.length > 0) {
+          const ready = e.waiters.filter((w) => w.end <= e.loaded);
+          e.waiters = e.waiters.filter((w) => w.end > e.loaded);
+          for (const w of ready) w.wake();
+        }
+      }
+    } catch (err) {
+      e.failed = err instanceof Error ? err : new Error(String(err));
+      this.drop(e);
+      const waiting = e.waiters;
+      e.waiters = [];
+      for (const w of waiting) w.wake(e.failed);
+    } finally {
+      e.loading = null;
+      await fh.close().catch(() => {});
+    }
   }
 
   /** Evicts unused entries (stale versions of `path` first, then least recently used) until `size` fits. */

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BufferSource, FileCache, STREAM_CHUNK_BYTES, StreamSource } from '../../src/tftp/source.js';
+import { CachedSource, FileCache, STREAM_CHUNK_BYTES, StreamSource } from '../../src/tftp/source.js';
 
 let dir: string;
 const big = randomBytes(3 * STREAM_CHUNK_BYTES + 12345);
@@ -43,7 +43,7 @@ describe('byte sources', () => {
     const p = path.join(dir, 'big.bin');
     const st = await stat(p);
     const [a, b] = await Promise.all([cache.open(p, st), cache.open(p, st)]);
-    expect(a).toBeInstanceOf(BufferSource);
+    expect(a).toBeInstanceOf(CachedSource);
     expect(cache.stats()).toMatchObject({ loads: 1, hits: 1, entries: 1 });
     expect((await readAll(a, 1468)).equals(big)).toBe(true);
     a.release();
@@ -69,7 +69,7 @@ describe('byte sources', () => {
     b.release();
     a.release();
     const b2 = await cache.open(pb, await stat(pb)); // now a is idle and gets evicted
-    expect(b2).toBeInstanceOf(BufferSource);
+    expect(b2).toBeInstanceOf(CachedSource);
     expect(cache.stats()).toMatchObject({ entries: 1, bytes: 1000 });
     b2.release();
   });
@@ -85,5 +85,49 @@ describe('byte sources', () => {
     const second = await cache.open(p, await stat(p));
     expect((await readAll(second, 512)).equals(fresh)).toBe(true);
     second.release();
+  });
+
+  it('serves a file while it loads: the first bytes before the whole file is read, every byte right, in any order', async () => {
+    const cache = new FileCache(64 << 20);
+    const p = path.join(dir, 'big.bin');
+    const st = await stat(p);
+    const a = await cache.open(p, st);
+    // just opened: the load has not read the tail yet, so a read there waits for it
+    const tail = a.read(big.length - 100, big.length);
+    expect(tail).toBeInstanceOf(Promise);
+    const head = await a.read(0, 512);
+    expect(Buffer.from(head).equals(big.subarray(0, 512))).toBe(true);
+    expect(Buffer.from(await tail).equals(big.subarray(big.length - 100))).toBe(true);
+    // a second transfer joining mid-load shares the one load
+    const b = await cache.open(p, st);
+    expect(cache.stats()).toMatchObject({ loads: 1, hits: 1 });
+    const [ra, rb] = await Promise.all([readAll(a, 1468), readAll(b, 65464)]);
+    expect(ra.equals(big) && rb.equals(big)).toBe(true);
+    // loaded: reads are synchronous now
+    expect(Buffer.isBuffer(b.read(5, 10))).toBe(true);
+    a.release();
+    b.release();
+  });
+
+  it('fails the reads of a file that shrank after its stat, and forgets it', async () => {
+    const cache = new FileCache(64 << 20);
+    const p = path.join(dir, 'shrinks.bin');
+    await writeFile(p, randomBytes(STREAM_CHUNK_BYTES * 2));
+    const st = await stat(p); // the size a transfer announced
+    await truncate(p, 100_000);
+    const src = await cache.open(p, st);
+    await expect(readAll(src, 65464)).rejects.toThrow(/shrank/);
+    src.release();
+    expect(cache.stats()).toMatchObject({ entries: 0, bytes: 0 });
+  });
+
+  it('rejects the open of a file that is gone, and caches nothing', async () => {
+    const cache = new FileCache(64 << 20);
+    const p = path.join(dir, 'gone.bin');
+    await writeFile(p, randomBytes(1000));
+    const st = await stat(p);
+    await rm(p);
+    await expect(cache.open(p, st)).rejects.toThrow(/ENOENT/);
+    expect(cache.stats()).toMatchObject({ entries: 0, bytes: 0, loads: 0 });
   });
 });
