@@ -20,7 +20,9 @@ mkdir -p "$OUT"
 # bootd as the bench's SERVER_CMD: no hosts/ (cd into the run dir), every machine is
 # unknown and boots (--unknown-hosts boot); the loader follows the bench's BOOT; the
 # bench's own boot.ipxe in the TFTP root wins over bootd's generated one; the guest's
-# upload lands in {run}/state/uploads/<mac>/ through the write port.
+# upload lands in {run}/state/uploads/<mac>/ through the write port. With --http-port,
+# mode 1's iPXE ROM gets pxelinux.0 plus option 210 = http://{addr}:80/, so PXELINUX
+# reads the bench's own config, kernel and initrd over iPXE's HTTP (--pxelinux-http auto).
 BOOTD_CMD="cd {run} && exec $(command -v node) $PWD/bin/bootd serve --interface {iface} --listen {addr} \
  --dhcp-range {range_start}-{range_end} --unknown-hosts boot --default-loader \$([ -n '{ipxe_boot}' ] && echo ipxe || echo pxelinux) \
  --tftp-root {tftproot} --tftp-port 69 --http-port 80 --report-tftp-port {upload_port} --state {run}/state --no-smoke \
