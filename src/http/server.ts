@@ -203,9 +203,8 @@ export class HttpFileServer {
         // instead of 85 us; docs/performance.md, boot bench mode 2).
         this.d.cache.openBuffer(r.realPath, r.stat).then(
           (src) => {
-            if (src === null || src.size !== r.stat.size) {
-              src?.release(); // over the cache's budget, or the file changed since its stat
-              fromDisk();
+            if (src === null) {
+              fromDisk(); // over the cache's budget
               return;
             }
             onClosed(() => src.release());
