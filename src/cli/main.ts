@@ -272,6 +272,8 @@ program
           if (((parseIpv4(a) as number) & mask) !== net) throw new Error(`--dhcp-range address ${a} is not on ${o.interface}'s network ${iface.address}/${iface.netmask}`);
         }
         const arm64 = o.arm64EfiBootFile as string | undefined;
+        // where boot clients reach bootd's HTTP server: iPXE's script URL and PXELINUX's option 210
+        const httpBase = o.httpPort !== undefined ? `http://${serverAddress(o, iface.address)}:${o.httpPort as number}` : undefined;
         const relayed = o.relaySubnet as RelaySubnetArg[];
         cfg = {
           ...cfg,
@@ -299,13 +301,13 @@ program
                 bios: String(o.biosBootFile),
                 efi: { 'efi-x64': String(o.efiBootFile), ...(arm64 ? { 'efi-arm64': arm64 } : {}) },
                 // iPXE follows a URL in option 67; relative names in its scripts then resolve over HTTP too
-                ipxe: o.httpPort !== undefined && !/^[a-z]+:\/\//.test(String(o.ipxeBootFile)) ? `http://${serverAddress(o, iface.address)}:${o.httpPort as number}/${String(o.ipxeBootFile)}` : String(o.ipxeBootFile),
+                ipxe: httpBase !== undefined && !/^[a-z]+:\/\//.test(String(o.ipxeBootFile)) ? `${httpBase}/${String(o.ipxeBootFile)}` : String(o.ipxeBootFile),
                 // PXELINUX over HTTP: under an iPXE ROM pxelinux.0 with option 210 = our HTTP URL loads everything
                 // after the NBP through iPXE's HTTP; on a plain PXE ROM, lpxelinux.0 under http/ reads
                 // http/pxelinux.cfg/*, where kernel and initrds are URLs (hosts in hosts/ only)
-                ...(o.httpPort !== undefined && o.pxelinuxHttp !== false && o.pxelinuxHttp !== 'off'
+                ...(httpBase !== undefined && o.pxelinuxHttp !== false && o.pxelinuxHttp !== 'off'
                   ? {
-                      ...(o.pxelinuxHttp === 'auto' ? { pxelinuxHttpBase: `http://${serverAddress(o, iface.address)}:${o.httpPort as number}` } : {}),
+                      ...(o.pxelinuxHttp === 'auto' ? { pxelinuxHttpBase: httpBase } : {}),
                       knownHostLoaders: { ...DEFAULT_LOADER_FILES, pxelinux: { ...DEFAULT_LOADER_FILES.pxelinux, bios: 'http/lpxelinux.0' } },
                     }
                   : {}),

@@ -201,6 +201,10 @@ export class HttpFileServer {
         // chunk for the next disk read. Under TCG iPXE then finds data waiting at
         // each ACK (ACK to next segment 42 us, as busybox httpd's sendfile,
         // instead of 85 us; docs/performance.md, boot bench mode 2).
+        const fail = (err: unknown): void => {
+          res.destroy(err as Error);
+          finish('server-error', `read error: ${String(err)}`);
+        };
         this.d.cache.openBuffer(r.realPath, r.stat).then(
           (src) => {
             if (src === null) {
@@ -211,10 +215,6 @@ export class HttpFileServer {
             // bytes still loading come as a promise (CachedSource): wait for that slice only
             let off = start;
             const last = end + 1;
-            const fail = (err: unknown): void => {
-              res.destroy(err as Error);
-              finish('server-error', `read error: ${String(err)}`);
-            };
             const send = (slice: Buffer): boolean => {
               off += slice.length;
               bytes += slice.length;
@@ -244,10 +244,7 @@ export class HttpFileServer {
             if (last <= off) res.end();
             else pump();
           },
-          (err: unknown) => {
-            res.destroy(err as Error);
-            finish('server-error', `read error: ${String(err)}`);
-          },
+          fail,
         );
       },
       (err: unknown) => {
