@@ -415,8 +415,10 @@ async function startState(cfg: AppConfig, sc: NonNullable<AppConfig['state']>, d
       const base = change ? change([...mfile.machines]) : [...mfile.machines];
       const r = plan(base, buildHosts, sc.machinePorts, new Date(deps.clock.wallNow()));
       for (const n of r.noPort) deps.log.error({ svc: 'machines', machine: n, range: `${sc.machinePorts.first}-${sc.machinePorts.last}` }, 'no free machine port');
-      if (JSON.stringify(r.machines) !== JSON.stringify(mfile.machines)) await mfile.set(r.machines);
+      // ports first, then the record: `machines list` (the record) must not drop an expired
+      // machine while its port still takes uploads. Nothing is acknowledged before both are done.
       await ports.apply(r.machines);
+      if (JSON.stringify(r.machines) !== JSON.stringify(mfile.machines)) await mfile.set(r.machines);
     });
     chain = run.catch((err: unknown) => deps.log.error({ svc: 'machines', err: String(err) }, 'machine ports update failed'));
     return run;
