@@ -13,7 +13,8 @@
  * connect(2)ed to the client (its transfer ID, RFC 1350), polled on Node's own
  * libuv loop. Each datagram is received into one Buffer that JavaScript owns
  * and reuses, and the callback gets only its length. Every protocol decision
- * stays in TypeScript (src/tftp/session.ts); this file never parses TFTP.
+ * stays in TypeScript (src/tftp/session.ts), with one exception, the ACK pump
+ * below: the one case of a read transfer that needs no decision.
  *
  * JavaScript API (see src/net/native-udp.ts):
  *   open(bindAddr, peerAddr, peerPort, recvBuf, onDatagram) -> [handle, localAddr, localPort]
@@ -23,6 +24,7 @@
  *       held back to the end of the poll phase while many sockets are open)
  *   close(handle)
  *   configure(busyPollUs)   (see "Adaptive busy polling" below; 0 turns it off)
+ *   pump(handle, file, blksize, windowsize, state)   (see "ACK pump"; file null stops it)
  */
 #define _GNU_SOURCE /* sendmmsg */
 #define NAPI_VERSION 8
@@ -73,6 +75,28 @@ static struct fast_sock_s *pend_head = NULL;
 static uv_check_t flush_check;
 static int flush_ready = 0;
 
+/*
+ * ACK pump. On a lock-step transfer every ACK that acknowledges the whole
+ * outstanding window is answered the same way: send the next window. Taking
+ * that ACK through the event loop, a callback scope and JavaScript costs a
+ * few microseconds per block, and syslinux.efi fetches a 14 MB kernel in
+ * 10,000 lock-step blocks (docs/performance.md, session 9). So once the file
+ * is wholly in memory, the read transfer hands this socket the file's bytes
+ * and a small Int32Array it shares with JavaScript:
+ *   state[PUMP_ACKED]    highest block acknowledged (absolute, RFC 1350 numbering from 1)
+ *   state[PUMP_SENT]     highest block sent
+ *   state[PUMP_TOTAL]    number of blocks in the file (the last one short, maybe empty)
+ *   state[PUMP_ANSWERED] ACKs answered here (JavaScript reads it to see progress)
+ * A datagram of exactly 4 bytes, opcode ACK (4), whose block number is
+ * state[PUMP_SENT] modulo 65536 while blocks remain, is answered here with
+ * the next window: DATA blocks SENT+1 .. min(SENT+windowsize, TOTAL). Every
+ * other datagram (a duplicate or partial ACK, the final ACK, an ERROR,
+ * anything else) goes to JavaScript as before, which first reads the state,
+ * decides, and writes back what it sent. Retransmission timers, RTT and
+ * give-up stay in JavaScript, which sees the pump's progress in the counter.
+ */
+enum { PUMP_ACKED = 0, PUMP_SENT = 1, PUMP_TOTAL = 2, PUMP_ANSWERED = 3, PUMP_WORDS = 4 };
+
 static long now_ns(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
@@ -100,6 +124,14 @@ typedef struct fast_sock_s {
   size_t pend_len[PEND_MAX];
   struct fast_sock_s *pend_next;
   int pend_listed;
+  /* the ACK pump (off while pump_file is NULL) */
+  const uint8_t *pump_file;
+  size_t pump_len;
+  int32_t *pump_state;
+  uint32_t pump_blksize;
+  uint32_t pump_window;
+  napi_ref pump_file_ref;
+  napi_ref pump_state_ref;
 } fast_sock;
 
 #define CHECK(env, call)                                                     \
@@ -197,6 +229,55 @@ static int defer_send(fast_sock *s, const struct iovec *iov, int n) {
   return 1;
 }
 
+/* Sends one datagram (iovec parts) now, or holds it back; 0 or errno. */
+static int send_iov(fast_sock *s, struct iovec *iov, int n) {
+  if (defer_send(s, iov, n)) return 0;
+  flush_sock(s); /* keep the order of anything held back */
+  struct msghdr m;
+  memset(&m, 0, sizeof m);
+  m.msg_iov = iov;
+  m.msg_iovlen = n;
+  ssize_t r;
+  do r = sendmsg(s->fd, &m, MSG_DONTWAIT);
+  while (r < 0 && errno == EINTR);
+  return r < 0 ? errno : 0;
+}
+
+static void pump_stop(fast_sock *s) {
+  if (s->pump_file_ref) napi_delete_reference(s->env, s->pump_file_ref);
+  if (s->pump_state_ref) napi_delete_reference(s->env, s->pump_state_ref);
+  s->pump_file_ref = s->pump_state_ref = NULL;
+  s->pump_file = NULL;
+  s->pump_state = NULL;
+}
+
+/* 1 when the datagram of n bytes in recv_data was an ACK the pump answered. */
+static int pump_answer(fast_sock *s, int n) {
+  const uint8_t *p = s->recv_data;
+  int32_t *st = s->pump_state;
+  if (n != 4 || p[0] != 0 || p[1] != 4) return 0;
+  int32_t sent = st[PUMP_SENT], total = st[PUMP_TOTAL];
+  /* nothing outstanding, or the final ACK: JavaScript ends the transfer */
+  if (sent <= st[PUMP_ACKED] || sent >= total) return 0;
+  if ((((uint32_t)p[2] << 8) | p[3]) != ((uint32_t)sent & 0xffff)) return 0;
+  int32_t last = sent + (int32_t)s->pump_window;
+  if (last > total) last = total;
+  for (int32_t b = sent + 1; b <= last; b++) {
+    uint8_t hdr[4] = {0, 3, (uint8_t)((b >> 8) & 0xff), (uint8_t)(b & 0xff)};
+    size_t start = (size_t)(b - 1) * s->pump_blksize;
+    size_t end = start + s->pump_blksize;
+    if (start > s->pump_len) start = s->pump_len;
+    if (end > s->pump_len) end = s->pump_len;
+    struct iovec iov[2] = {{hdr, 4}, {(void *)(s->pump_file + start), end - start}};
+    /* a failed send is a lost datagram: JavaScript's timer resends it */
+    send_iov(s, iov, 2);
+  }
+  st[PUMP_ACKED] = sent;
+  st[PUMP_SENT] = last;
+  st[PUMP_ANSWERED]++;
+  return 1;
+}
+
 static void maybe_free(fast_sock *s) {
   if (s->released && s->finalized) free(s);
 }
@@ -208,6 +289,7 @@ static void on_closed(uv_handle_t *h) {
   napi_delete_reference(s->env, s->callback);
   napi_delete_reference(s->env, s->recv_ref);
   napi_async_destroy(s->env, s->async);
+  pump_stop(s);
   free(s->pend_data);
   s->pend_data = NULL;
   s->released = 1;
@@ -238,12 +320,9 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   fast_sock *s = (fast_sock *)h->data;
   if (s->closing) return;
   napi_env env = s->env;
-  napi_handle_scope scope;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_handle_scope scope = NULL; /* opened for the first datagram JavaScript gets (the pump needs none) */
   in_poll++;
   napi_value cb, global, arg, result;
-  napi_get_reference_value(env, s->callback, &cb);
-  napi_get_global(env, &global);
   for (int i = 0; i < MAX_DRAIN && !s->closing; i++) {
     int n;
     if (status < 0) {
@@ -285,6 +364,15 @@ static void on_readable(uv_poll_t *h, int status, int events) {
       }
     }
   deliver:
+    if (n >= 0 && s->pump_file && pump_answer(s, n)) continue;
+    if (!scope) {
+      if (napi_open_handle_scope(env, &scope) != napi_ok) {
+        scope = NULL;
+        break;
+      }
+      napi_get_reference_value(env, s->callback, &cb);
+      napi_get_global(env, &global);
+    }
     napi_create_int32(env, n, &arg);
     napi_status st = napi_make_callback(env, s->async, global, cb, 1, &arg, &result);
     if (st == napi_pending_exception) {
@@ -296,7 +384,7 @@ static void on_readable(uv_poll_t *h, int status, int events) {
     }
   }
   in_poll--;
-  napi_close_handle_scope(env, scope);
+  if (scope) napi_close_handle_scope(env, scope);
 }
 
 static int parse_v4(napi_env env, napi_value v, struct in_addr *out) {
@@ -421,18 +509,8 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
       iov[n].iov_len = len;
       n++;
     }
-    if (defer_send(s, iov, n)) goto sent;
-    flush_sock(s); /* keep the order of anything held back */
-    struct msghdr m;
-    memset(&m, 0, sizeof m);
-    m.msg_iov = iov;
-    m.msg_iovlen = n;
-    ssize_t r;
-    do r = sendmsg(s->fd, &m, MSG_DONTWAIT);
-    while (r < 0 && errno == EINTR);
-    err = r < 0 ? errno : 0;
+    err = send_iov(s, iov, n);
   }
-sent:
   CHECK(env, napi_create_int32(env, err, &ret));
   return ret;
 }
@@ -443,6 +521,43 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   fast_sock *s = argc >= 1 ? unwrap(env, argv[0]) : NULL;
   if (s) start_close(s);
+  return NULL;
+}
+
+static napi_value js_pump(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  fast_sock *s = argc >= 2 ? unwrap(env, argv[0]) : NULL;
+  if (!s) {
+    napi_throw_type_error(env, NULL, "pump(handle, file, blksize, windowsize, state)");
+    return NULL;
+  }
+  pump_stop(s);
+  napi_valuetype t;
+  CHECK(env, napi_typeof(env, argv[1], &t));
+  if (t == napi_null || t == napi_undefined || s->closing) return NULL;
+  uint32_t blksize, window;
+  void *file;
+  size_t flen;
+  bool is_typed;
+  napi_typedarray_type tt;
+  size_t words;
+  void *state;
+  if (argc < 5 || napi_get_buffer_info(env, argv[1], &file, &flen) != napi_ok || napi_get_value_uint32(env, argv[2], &blksize) != napi_ok ||
+      napi_get_value_uint32(env, argv[3], &window) != napi_ok || napi_is_typedarray(env, argv[4], &is_typed) != napi_ok || !is_typed ||
+      napi_get_typedarray_info(env, argv[4], &tt, &words, &state, NULL, NULL) != napi_ok || tt != napi_int32_array || words < PUMP_WORDS ||
+      blksize < 8 || blksize > 65464 || window < 1 || window > 64) {
+    napi_throw_type_error(env, NULL, "pump(handle, file: Buffer, blksize 8..65464, windowsize 1..64, state: Int32Array(4))");
+    return NULL;
+  }
+  CHECK(env, napi_create_reference(env, argv[1], 1, &s->pump_file_ref));
+  CHECK(env, napi_create_reference(env, argv[4], 1, &s->pump_state_ref));
+  s->pump_file = file;
+  s->pump_len = flen;
+  s->pump_blksize = blksize;
+  s->pump_window = window;
+  s->pump_state = state;
   return NULL;
 }
 
@@ -465,6 +580,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"send", NULL, js_send, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
       {"configure", NULL, js_configure, NULL, NULL, NULL, napi_default, NULL},
+      {"pump", NULL, js_pump, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -13,7 +13,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import type { BindOptions, Remote, UdpSocket, UdpSocketFactory } from './udp.js';
+import type { AckPump, BindOptions, Remote, UdpSocket, UdpSocketFactory } from './udp.js';
 
 export interface FastUdp {
   open(bindAddr: string, peerAddr: string, peerPort: number, recvBuf: Buffer, onDatagram: (n: number) => void): [unknown, string, number];
@@ -21,6 +21,8 @@ export interface FastUdp {
   close(handle: unknown): void;
   /** Microseconds a socket keeps polling for its peer's answer after a datagram (0: off). Process-wide. */
   configure(busyPollUs: number): void;
+  /** Starts (or with file null, stops) answering in-order ACKs (see AckPump in udp.ts). */
+  pump(handle: unknown, file: Buffer | null, blksize?: number, windowsize?: number, state?: Int32Array): void;
 }
 
 /** Largest UDP payload over IPv4 (65535 - 20 - 8). */
@@ -97,6 +99,12 @@ class NativeUdpSocket implements UdpSocket {
 
   onMessage(handler: (msg: Buffer, from: Remote) => void): void {
     this.messageHandler = handler;
+  }
+
+  pump(p: AckPump | null): void {
+    if (this.closed) return;
+    if (p === null) this.addon.pump(this.handle, null);
+    else this.addon.pump(this.handle, p.file, p.blksize, p.windowsize, p.state);
   }
 
   onError(handler: (err: Error) => void): void {

@@ -19,6 +19,35 @@ export interface UdpSocket {
   onError(handler: (err: Error) => void): void;
   local(): Remote;
   close(): void;
+  /**
+   * Only on transports that have one (the fastudp addon): from now on, answer
+   * each ACK of a read transfer that acknowledges the whole outstanding
+   * window by sending the next window, without handing it to the message
+   * handler. null stops it. See AckPump.
+   */
+  pump?(p: AckPump | null): void;
+}
+
+/** Indices into AckPump.state. Block numbers are absolute (from 1), as in src/tftp/session.ts. */
+export const PUMP_ACKED = 0;
+export const PUMP_SENT = 1;
+export const PUMP_TOTAL = 2;
+export const PUMP_ANSWERED = 3;
+
+/**
+ * A read transfer's in-order case, done by the socket (src/native/fastudp.c,
+ * "ACK pump"). The state is shared: the socket advances ACKED and SENT and
+ * counts ANSWERED for each ACK it answers; the owner reads them before it
+ * handles any datagram or timer and writes ACKED and SENT back after it has
+ * sent anything itself. Create it as `new Int32Array(new ArrayBuffer(16))`:
+ * an ArrayBuffer's bytes never move, a small typed array's own may.
+ */
+export interface AckPump {
+  /** The whole file: block n is bytes [(n-1)*blksize, n*blksize). */
+  readonly file: Buffer;
+  readonly blksize: number;
+  readonly windowsize: number;
+  readonly state: Int32Array;
 }
 
 export interface BindOptions {

@@ -82,6 +82,20 @@ export class ReadSession {
     return this.lastAcked;
   }
 
+  /** Highest block sent (absolute). */
+  get sent(): number {
+    return this.lastSent;
+  }
+
+  /**
+   * Sending DATA (after the OACK, before the end) with an RTT measured: an
+   * ACK pump may take over. It yields no samples (nothing it answers is
+   * timed), so without one first the timeout would stay at its initial 1 s.
+   */
+  get pumpable(): boolean {
+    return this.phase === 'data' && this.rto.smoothed !== null;
+  }
+
   get currentRtoMs(): number {
     return this.rto.current;
   }
@@ -161,6 +175,21 @@ export class ReadSession {
     this.restartFrom = block + 1;
     this.restartAt = now;
     return this.sendWindow(block + 1, now, true);
+  }
+
+  /**
+   * The socket answered in-order ACKs itself (an ACK pump, src/net/udp.ts)
+   * up to `acked` and has sent blocks through `sent`: the same as handling
+   * each of those ACKs here, minus RTT samples (Karn: none was timed).
+   */
+  pumped(acked: number, sent: number, now: number): void {
+    if (this.phase !== 'data' || acked <= this.lastAcked || sent < acked || acked >= this.totalBlocks || sent > this.totalBlocks) return;
+    this.lastAcked = acked;
+    this.lastSent = Math.max(this.lastSent, sent);
+    this.lastProgressAt = now;
+    this.consecutiveTimeouts = 0;
+    this.sampleBlock = -1;
+    this.rto.progress();
   }
 
   /** Keeps `windowsize` blocks outstanding past `block` without resending any. */

@@ -14,6 +14,8 @@ export interface BlockSource {
   readonly size: number;
   /** Bytes [start, end). Synchronous when the bytes are in memory. */
   read(start: number, end: number): Buffer | Promise<Buffer>;
+  /** The whole file as one Buffer when it is all in memory, else null (not yet loaded, or streamed). */
+  whole?(): Buffer | null;
   /** Gives the bytes back to the cache (or closes the file). Idempotent. */
   release(): void;
 }
@@ -29,6 +31,9 @@ export class BufferSource implements BlockSource {
   }
   read(start: number, end: number): Buffer {
     return this.buf.subarray(start, end);
+  }
+  whole(): Buffer {
+    return this.buf;
   }
   release(): void {
     if (this.released) return;
@@ -156,6 +161,9 @@ export class CachedSource implements BlockSource {
     return new Promise<Buffer>((resolve, reject) => {
       e.waiters.push({ end, wake: (err) => (err ? reject(err) : resolve(e.buf.subarray(start, end))) });
     });
+  }
+  whole(): Buffer | null {
+    return this.e.loaded === this.e.bytes ? this.e.buf : null;
   }
   release(): void {
     if (this.released) return;

@@ -4,7 +4,7 @@
  * decision is in session.ts.
  */
 import type { Clock, TimerHandle } from '../net/clock.js';
-import type { Remote, UdpSocket } from '../net/udp.js';
+import { PUMP_ACKED, PUMP_ANSWERED, PUMP_SENT, PUMP_TOTAL, type Remote, type UdpSocket } from '../net/udp.js';
 import { Opcode, dataHeader, errorPacket } from './packet.js';
 import type { Action, Outcome, ReadSession } from './session.js';
 import type { BlockSource } from './source.js';
@@ -22,6 +22,8 @@ export interface TransferResult {
   readonly detail?: string;
   readonly retransmits: number;
   readonly timeouts: number;
+  /** ACKs the socket's pump answered without JavaScript (fastudp transport only). */
+  readonly pumpedAcks?: number;
 }
 
 export interface ReadTransferParams {
@@ -48,6 +50,9 @@ export class ReadTransfer {
   private queue: Action[] = [];
   private waiting = false;
   private finished = false;
+  /** Shared with the socket's ACK pump once it runs (src/net/udp.ts AckPump). */
+  private pumpState: Int32Array | null = null;
+  private pumpSeen = 0;
 
   constructor(private readonly p: ReadTransferParams) {
     this.startedAt = p.clock.now();
@@ -76,6 +81,7 @@ export class ReadTransfer {
     if (this.finished || msg.length < 4) return;
     const op = msg.readUInt16BE(0);
     const now = this.p.clock.now();
+    this.syncPump(now);
     if (op === Opcode.ACK) this.run(this.p.session.onAck(msg.readUInt16BE(2), now));
     else if (op === Opcode.ERROR) {
       const end = msg.indexOf(0, 4);
@@ -108,6 +114,43 @@ export class ReadTransfer {
         this.p.socket.send([dataHeader(a.block), bytes]);
       } else this.apply(a);
     }
+    this.handOver();
+  }
+
+  /**
+   * After JavaScript has acted: tell a running pump what was sent, or start
+   * one once the transfer is sending DATA from a file wholly in memory. From
+   * then on the socket answers each in-order ACK itself and this class sees
+   * only the rest (duplicates, gaps, the final ACK, errors) and its timer.
+   */
+  private handOver(): void {
+    const st = this.pumpState;
+    const s = this.p.session;
+    if (this.finished) return;
+    if (st) {
+      st[PUMP_ACKED] = s.acked;
+      st[PUMP_SENT] = s.sent;
+      return;
+    }
+    if (!this.p.socket.pump || !s.pumpable) return;
+    const file = this.p.source.whole?.() ?? null;
+    if (!file || file.length !== this.p.source.size) return;
+    const state = new Int32Array(new ArrayBuffer(16));
+    state[PUMP_ACKED] = s.acked;
+    state[PUMP_SENT] = s.sent;
+    state[PUMP_TOTAL] = s.totalBlocks;
+    this.pumpState = state;
+    this.p.socket.pump({ file, blksize: this.p.blksize, windowsize: this.p.windowsize, state });
+    this.schedule(this.p.clock.now());
+  }
+
+  /** Brings the session up to what the pump did; true when it answered anything since the last look. */
+  private syncPump(now: number): boolean {
+    const st = this.pumpState;
+    if (!st || st[PUMP_ANSWERED] === this.pumpSeen) return false;
+    this.pumpSeen = st[PUMP_ANSWERED] as number;
+    this.p.session.pumped(st[PUMP_ACKED] as number, st[PUMP_SENT] as number, now);
+    return true;
   }
 
   private resume(block: number, bytes: Buffer | null, err?: unknown): void {
@@ -146,10 +189,21 @@ export class ReadTransfer {
   private arm(ms: number): void {
     const now = this.p.clock.now();
     this.deadline = now + ms;
-    if (this.timer === null || this.deadline < this.timerAt) {
+    this.schedule(now);
+  }
+
+  /**
+   * The timer fires at the deadline, and while a pump runs also every half
+   * timeout to see its progress: a block the pump sent and that was lost is
+   * then resent at most 1.5 timeouts after it went out.
+   */
+  private schedule(now: number): void {
+    let at = this.deadline;
+    if (this.pumpState) at = Math.min(at, now + Math.max(1, this.p.session.currentRtoMs / 2));
+    if (at !== Infinity && (this.timer === null || at < this.timerAt)) {
       this.timer?.cancel();
-      this.timerAt = this.deadline;
-      this.timer = this.p.clock.setTimer(ms, () => this.onTimer());
+      this.timerAt = at;
+      this.timer = this.p.clock.setTimer(at - now, () => this.onTimer());
     }
   }
 
@@ -158,13 +212,12 @@ export class ReadTransfer {
     this.timerAt = Infinity;
     if (this.finished) return;
     const now = this.p.clock.now();
+    // the pump's progress moves the deadline as an ACK handled here would
+    if (this.syncPump(now)) this.deadline = now + this.p.session.currentRtoMs;
     if (now + TIMER_SLACK_MS >= this.deadline) {
       this.deadline = Infinity;
       this.run(this.p.session.onTimeout(now));
-    } else {
-      this.timerAt = this.deadline;
-      this.timer = this.p.clock.setTimer(this.deadline - now, () => this.onTimer());
-    }
+    } else this.schedule(now);
   }
 
   private finish(outcome: Outcome, detail?: string): void {
@@ -189,6 +242,7 @@ export class ReadTransfer {
       ...(detail !== undefined ? { detail } : {}),
       retransmits: s.stats.retransmits,
       timeouts: s.stats.timeouts,
+      ...(this.pumpState ? { pumpedAcks: this.pumpState[PUMP_ANSWERED] as number } : {}),
     });
   }
 }

@@ -1,4 +1,4 @@
-import type { BindOptions, Remote, UdpSocket, UdpSocketFactory } from '../../src/net/udp.js';
+import { PUMP_ACKED, PUMP_ANSWERED, PUMP_SENT, PUMP_TOTAL, type AckPump, type BindOptions, type Remote, type UdpSocket, type UdpSocketFactory } from '../../src/net/udp.js';
 
 export interface Delivery {
   readonly from: Remote;
@@ -17,6 +17,10 @@ export class MemoryNetwork implements UdpSocketFactory {
   readonly queue: Delivery[] = [];
   readonly log: Delivery[] = [];
   filter: (d: Delivery) => boolean = () => true;
+  /** Connected sockets get an ACK pump that follows the rule of src/native/fastudp.c ("ACK pump"). */
+  pumps = false;
+  /** ACKs the pumps answered. */
+  pumped = 0;
 
   async bind(opts: BindOptions): Promise<UdpSocket> {
     return this.bindSync(opts);
@@ -71,12 +75,36 @@ export class MemoryNetwork implements UdpSocketFactory {
 export class MemorySocket implements UdpSocket {
   private handlers: ((msg: Buffer, from: Remote) => void)[] = [];
   closed = false;
+  pump?: (p: AckPump | null) => void;
+  private pumping: AckPump | null = null;
 
   constructor(
     private readonly net: MemoryNetwork,
     readonly addr: Remote,
     private readonly peer?: Remote,
-  ) {}
+  ) {
+    if (net.pumps && peer) this.pump = (p) => void (this.pumping = p);
+  }
+
+  /** The fastudp rule: an ACK of exactly SENT (mod 65536) while blocks remain gets the next window here. */
+  private pumpAnswer(msg: Buffer): boolean {
+    const p = this.pumping;
+    if (!p || msg.length !== 4 || msg.readUInt16BE(0) !== 4) return false;
+    const st = p.state;
+    const sent = st[PUMP_SENT] as number;
+    const total = st[PUMP_TOTAL] as number;
+    if (sent <= (st[PUMP_ACKED] as number) || sent >= total || msg.readUInt16BE(2) !== (sent & 0xffff)) return false;
+    const last = Math.min(sent + p.windowsize, total);
+    for (let b = sent + 1; b <= last; b++) {
+      const start = Math.min((b - 1) * p.blksize, p.file.length);
+      this.send([Buffer.from([0, 3, (b >> 8) & 0xff, b & 0xff]), p.file.subarray(start, Math.min(start + p.blksize, p.file.length))]);
+    }
+    st[PUMP_ACKED] = sent;
+    st[PUMP_SENT] = last;
+    st[PUMP_ANSWERED] = (st[PUMP_ANSWERED] as number) + 1;
+    this.net.pumped++;
+    return true;
+  }
 
   send(data: Buffer | readonly Buffer[], to?: Remote): void {
     if (this.closed) return;
@@ -101,6 +129,7 @@ export class MemorySocket implements UdpSocket {
     if (this.closed) return;
     // a connected socket only hears its peer, as the kernel does
     if (this.peer && (this.peer.address !== from.address || this.peer.port !== from.port)) return;
+    if (this.pumpAnswer(msg)) return;
     for (const h of this.handlers) h(msg, from);
   }
 }

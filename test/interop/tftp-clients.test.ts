@@ -92,6 +92,10 @@ describe.skipIf(skip !== null)('real TFTP clients against bootd serve (network n
       expect(typeof l.durationMs).toBe('number');
     }
     expect(lines.some((l) => l.windowsize === 16 && l.blksize === 1468)).toBe(true);
+    // the fastudp transport's ACK pump answered the in-order ACKs of each client's 65,538-block transfer
+    const rollover = lines.filter((l) => l.file === 'rollover.bin');
+    expect(rollover.map((l) => l.windowsize as number).sort()).toEqual([1, 1, 1, 8]);
+    for (const l of rollover) expect(l.pumpedAcks as number).toBeGreaterThan(65_538 / (l.windowsize as number) / 2);
   });
 
   it('answers a missing file with ERROR 1, which each client reports as "not found"', async () => {

@@ -8,7 +8,7 @@
 import dgram from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fastUdp, loadFastUdp } from '../../src/net/native-udp.js';
-import { nodeUdp, type BindOptions, type Remote, type UdpSocket, type UdpSocketFactory } from '../../src/net/udp.js';
+import { PUMP_ACKED, PUMP_ANSWERED, PUMP_SENT, PUMP_TOTAL, nodeUdp, type BindOptions, type Remote, type UdpSocket, type UdpSocketFactory } from '../../src/net/udp.js';
 
 const { addon, reason } = loadFastUdp();
 
@@ -143,6 +143,102 @@ describe('fastudp transport', () => {
     expect(peers[0]?.got.map((g) => g.msg.readUInt16BE(2))).toEqual([...Array(60).keys()]);
     expect(peers[0]?.got.every((g) => g.msg.length === 1400 && g.msg[1399] === g.msg[3])).toBe(true);
     expect(peers[1]?.got.map((g) => g.msg.toString())).toEqual(['a', 'b', 'error']);
+  });
+
+  describe('ACK pump', () => {
+    const ack = (b: number): Buffer => Buffer.from([0, 4, (b >> 8) & 0xff, b & 0xff]);
+    const pumpState = (acked: number, sent: number, total: number): Int32Array => {
+      const st = new Int32Array(new ArrayBuffer(16));
+      st[PUMP_ACKED] = acked;
+      st[PUMP_SENT] = sent;
+      st[PUMP_TOTAL] = total;
+      return st;
+    };
+    async function pumped(file: Buffer, blksize: number, windowsize: number, state: Int32Array) {
+      const peer = await peerSocket();
+      cleanup.push(() => peer.sock.close());
+      const s = await fastUdp(nodeUdp, addon).bind({ address: '127.0.0.1', port: 0, connect: peer.at, reusedMessages: true });
+      cleanup.push(() => s.close());
+      const handled: Buffer[] = [];
+      s.onMessage((m) => handled.push(Buffer.from(m)));
+      expect(s.pump).toBeTypeOf('function');
+      s.pump?.({ file, blksize, windowsize, state });
+      const send = (b: Buffer): void => void peer.sock.send(b, s.local().port, '127.0.0.1');
+      return { peer, s, handled, send };
+    }
+    const data = (m: Buffer): { block: number; bytes: Buffer } => {
+      expect(m.readUInt16BE(0)).toBe(3);
+      return { block: m.readUInt16BE(2), bytes: m.subarray(4) };
+    };
+
+    it('answers the ACK of the last block sent with the next block, without the handler, until the final ACK', async () => {
+      const file = Buffer.from('0123456789abcdefghijklmnopqrstuvwxyz'); // 36 bytes: blocks of 16, 16, 4
+      const st = pumpState(1, 2, 3); // blocks 1 and 2 sent by JavaScript, block 1 acknowledged
+      const { peer, handled, send } = await pumped(file, 16, 1, st);
+      send(ack(1)); // a duplicate here (SENT is 2): the handler decides
+      await waitFor(() => handled.length === 1, 'the stale ACK at the handler');
+      expect(peer.got).toHaveLength(0);
+      send(ack(2)); // acknowledges all that was sent: the pump answers
+
+      await waitFor(() => peer.got.length === 1, 'block 3');
+      expect(data(peer.got[0]!.msg)).toEqual({ block: 3, bytes: Buffer.from('wxyz') });
+      expect([st[PUMP_ACKED], st[PUMP_SENT], st[PUMP_ANSWERED]]).toEqual([2, 3, 1]);
+      send(ack(3)); // the final ACK is the handler's: it ends the transfer
+      await waitFor(() => handled.length === 2, 'the final ACK at the handler');
+      expect(handled[1]).toEqual(ack(3));
+      expect(st[PUMP_ANSWERED]).toBe(1);
+      expect(peer.got).toHaveLength(1);
+    });
+
+    it('sends a whole window per ACK, an empty last block when the size is a multiple of blksize, and leaves other datagrams to the handler', async () => {
+      const file = Buffer.alloc(8 * 5, 0);
+      for (let i = 0; i < file.length; i++) file[i] = i;
+      const st = pumpState(0, 2, 6); // 5 full blocks of 8 and an empty sixth; window of 2 outstanding
+      const { peer, handled, send } = await pumped(file, 8, 2, st);
+      send(ack(2));
+      await waitFor(() => peer.got.length === 2, 'blocks 3 and 4');
+      send(Buffer.from([0, 4, 0, 4, 0])); // 5 bytes: not an ACK the pump answers
+      send(Buffer.from([0, 5, 0, 0, 0])); // an ERROR
+      await waitFor(() => handled.length === 2, 'the odd datagrams at the handler');
+      send(ack(4));
+      await waitFor(() => peer.got.length === 4, 'blocks 5 and 6');
+      expect(peer.got.map((g) => data(g.msg).block)).toEqual([3, 4, 5, 6]);
+      expect(data(peer.got[0]!.msg).bytes).toEqual(file.subarray(16, 24));
+      expect(data(peer.got[2]!.msg).bytes).toEqual(file.subarray(32, 40));
+      expect(data(peer.got[3]!.msg).bytes.length).toBe(0);
+      expect([st[PUMP_ACKED], st[PUMP_SENT], st[PUMP_ANSWERED]]).toEqual([4, 6, 2]);
+    });
+
+    it('compares block numbers modulo 65536 (block 65536 goes out as 0)', async () => {
+      const blksize = 8;
+      const file = Buffer.alloc(65537 * blksize + 3);
+      file.writeUInt32BE(0xdeadbeef, 65535 * blksize); // the first bytes of block 65536
+      const st = pumpState(65534, 65535, 65538);
+      const { peer, send } = await pumped(file, blksize, 1, st);
+      send(ack(65535));
+      await waitFor(() => peer.got.length === 1, 'block 65536');
+      send(ack(0));
+      await waitFor(() => peer.got.length === 2, 'block 65537');
+      expect(data(peer.got[0]!.msg).block).toBe(0);
+      expect(data(peer.got[0]!.msg).bytes.readUInt32BE(0)).toBe(0xdeadbeef);
+      expect(data(peer.got[1]!.msg).block).toBe(1);
+      expect([st[PUMP_ACKED], st[PUMP_SENT]]).toEqual([65536, 65537]);
+    });
+
+    it('stops with pump(null) and refuses bad arguments', async () => {
+      const st = pumpState(0, 1, 3);
+      const { s, handled, peer, send } = await pumped(Buffer.alloc(20), 8, 1, st);
+      s.pump?.(null);
+      send(ack(1));
+      await waitFor(() => handled.length === 1, 'the ACK at the handler');
+      expect(peer.got).toHaveLength(0);
+      expect(() => addon?.pump({} as never, Buffer.alloc(1), 8, 1, st)).toThrow();
+      const h = (s as unknown as { handle: unknown }).handle;
+      expect(() => addon?.pump(h, Buffer.alloc(1), 4, 1, st)).toThrow(TypeError); // blksize below 8
+      expect(() => addon?.pump(h, Buffer.alloc(1), 8, 65, st)).toThrow(TypeError); // windowsize above 64
+      expect(() => addon?.pump(h, Buffer.alloc(1), 8, 1, new Int32Array(new ArrayBuffer(8)))).toThrow(TypeError); // state too short
+      expect(() => addon?.pump(h, Buffer.alloc(1), 8, 1, new Float64Array(4) as unknown as Int32Array)).toThrow(TypeError);
+    });
   });
 
   it('takes a busy-poll time of 0 to 1000 us and refuses others', () => {

@@ -1,7 +1,8 @@
 /**
  * The wiring with real sockets on 127.0.0.1 (no namespace needed: nothing
  * leaves loopback and no DHCP is involved): the composition root serving a
- * windowed transfer, and the CLI ending an in-flight transfer on SIGTERM.
+ * windowed transfer, the fastudp transport's ACK pump recovering lost blocks,
+ * and the CLI ending an in-flight transfer on SIGTERM.
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -13,8 +14,10 @@ import { startApp, type App } from '../../src/app.js';
 import { silentLogger } from '../../src/log.js';
 import { systemClock } from '../../src/net/clock.js';
 import { linuxMtu } from '../../src/net/mtu.js';
+import { fastUdp, loadFastUdp } from '../../src/net/native-udp.js';
 import { nodeUdp, type UdpSocket } from '../../src/net/udp.js';
 import { TFTP_DEFAULTS } from '../../src/tftp/server.js';
+import type { TransferResult } from '../../src/tftp/transfer.js';
 import { BOOTD_BIN } from '../helpers/bootd.js';
 import { TestClient } from '../helpers/tftp-client.js';
 import { until } from '../helpers/workdir.js';
@@ -62,6 +65,41 @@ describe('bootd on 127.0.0.1 with real sockets', () => {
       expect(c.oack).toEqual({ tsize: String(data.length), blksize: '8192', windowsize: '16' });
       expect(sha(c.data)).toBe(sha(data));
       await until(() => app.tftp.counters.completed === 1, 5000, 'the server to count the transfer', 10); // the server may not have read the final ACK yet
+    } finally {
+      sock.close();
+      ac.abort();
+      await app.stopped;
+    }
+  });
+
+  it('on the fastudp transport, the socket answers the in-order ACKs and JavaScript still resends the blocks a client never got', async () => {
+    const { addon, reason } = loadFastUdp();
+    expect(addon, reason).not.toBeNull();
+    const ac = new AbortController();
+    const tftp = { root: dir, listen: '127.0.0.1', port: 0, maxTransfers: 10, maxBlksize: TFTP_DEFAULTS.maxBlksize, maxWindowsize: TFTP_DEFAULTS.maxWindowsize, timing: TFTP_DEFAULTS.timing, cacheBytes: 64 << 20 };
+    const app: App = await startApp({ tftp }, { log: silentLogger, clock: systemClock, udp: fastUdp(nodeUdp, addon), mtu: linuxMtu }, ac.signal);
+    const results: TransferResult[] = [];
+    app.tftp.onTransfer((t) => results.push(t));
+    const sock: UdpSocket = await nodeUdp.bind({ address: '127.0.0.1', port: 0 });
+    try {
+      for (const [i, windowsize] of [[0, 1], [1, 4]] as const) {
+        // the client ignores the first copy of three blocks in the middle, as if the network had lost them
+        const lose = new Set([700, 701, 1500]);
+        const c = new TestClient(sock, app.tftp.address, (block) => lose.delete(block));
+        c.request('initrd.img', [
+          { name: 'blksize', value: '1468' },
+          { name: 'windowsize', value: String(windowsize) },
+        ]);
+        await until(() => c.done, 30_000, `the transfer with windowsize ${windowsize}`, 10);
+        await until(() => results.length === i + 1, 5000, 'the transfer result', 10);
+        expect(sha(c.data)).toBe(sha(data));
+        expect(lose.size).toBe(0);
+        const blocks = Math.floor(data.length / 1468) + 1; // 2143
+        expect(results[i]).toMatchObject({ outcome: 'complete', bytes: data.length, windowsize });
+        expect(results[i]?.retransmits).toBeGreaterThanOrEqual(2);
+        // in lock-step nearly every ACK goes through the pump; with a window, one in four
+        expect(results[i]?.pumpedAcks).toBeGreaterThan(((blocks / windowsize) * 9) / 10);
+      }
     } finally {
       sock.close();
       ac.abort();

@@ -282,3 +282,83 @@ describe('TftpServer over an in-memory network', () => {
     expect(r.net.openSockets).toBe(1); // only the client's own socket remains
   });
 });
+
+describe('TftpServer with transfer sockets that answer in-order ACKs themselves (the fastudp ACK pump, emulated)', () => {
+  let r: Rig;
+  beforeEach(async () => {
+    r = await rig();
+    r.net.pumps = true;
+  });
+  const dataBlock = (d: { data: Buffer }): number | null => (d.data.length >= 4 && d.data.readUInt16BE(0) === Opcode.DATA ? d.data.readUInt16BE(2) : null);
+
+  it('hands every in-order ACK but the final one to the socket, and the result counts them', async () => {
+    const c = r.client();
+    c.request('small.bin'); // 512-byte lock-step: 6 blocks
+    await r.settle(() => c.done && r.results.length === 1);
+    expect(sha(c.data)).toBe(sha(files['small.bin'] as Buffer));
+    // JavaScript takes ACK 1 (the RTT sample the timeout needs) and the final ACK 6; the pump answers ACKs 2 to 5
+    expect(r.results).toMatchObject([{ outcome: 'complete', bytes: 3000, pumpedAcks: 4, retransmits: 0 }]);
+    expect(r.net.pumped).toBe(4);
+  });
+
+  it('serves windowed and rolled-over transfers intact', async () => {
+    const c = r.client();
+    c.request('big.bin', [o('blksize', '1468'), o('windowsize', '8')]);
+    await r.settle(() => c.done && r.results.length === 1);
+    expect(sha(c.data)).toBe(sha(files['big.bin'] as Buffer));
+    const d = r.client();
+    d.request('rollover.bin', [o('blksize', '8')]); // lock-step through block 65536 = 0 on the wire
+    await r.settle(() => d.done && r.results.length === 2);
+    expect(sha(d.data)).toBe(sha(files['rollover.bin'] as Buffer));
+    expect(r.results.map((x) => x.outcome)).toEqual(['complete', 'complete']);
+    // 65542 blocks; the pump starts once the file is wholly loaded (256 KiB = block 32768 first), so it answers the second half, wrap included
+    expect(r.results[1]?.pumpedAcks).toBeGreaterThan(30_000);
+  });
+
+  it('resends a block the pump sent and the network lost within 1.5 timeouts', async () => {
+    let lost = false;
+    r.net.filter = (d) => {
+      if (!lost && d.from.port !== 2000 && dataBlock(d) === 100) return !(lost = true);
+      return true;
+    };
+    const c = r.client();
+    c.request('big.bin'); // 512-byte lock-step; the clock stands still, so every RTT sample is 0 and the timeout is its 10 ms floor
+    await r.settle();
+    expect(lost).toBe(true);
+    const sentAt = r.clock.now();
+    const copies = (): number => r.net.log.filter((d) => d.from.port !== 2000 && dataBlock(d) === 100).length;
+    let resentAfter = -1;
+    for (let ms = 1; ms <= 40 && resentAfter < 0; ms++) {
+      r.clock.advance(1);
+      await r.settle();
+      if (copies() === 2) resentAfter = r.clock.now() - sentAt;
+    }
+    await r.settle(() => c.done && r.results.length === 1);
+    expect(resentAfter).toBeGreaterThan(0);
+    expect(resentAfter).toBeLessThanOrEqual(15);
+    expect(sha(c.data)).toBe(sha(files['big.bin'] as Buffer));
+    expect(r.results[0]).toMatchObject({ outcome: 'complete', retransmits: 1, timeouts: 1 });
+    expect(r.results[0]?.pumpedAcks).toBeGreaterThan(380); // 391 blocks: the pump goes on after the resend
+  });
+
+  it('recovers from 5 % loss both ways, lock-step and windowed, and ends intact', async () => {
+    let seed = 11;
+    const rnd = (): number => ((seed = (seed * 1103515245 + 12345) >>> 0) % 1000) / 1000;
+    r.net.filter = () => rnd() >= 0.05;
+    for (const [i, opts] of [[0, [o('blksize', '1024')]], [1, [o('blksize', '1024'), o('windowsize', '8')]]] as const) {
+      const c = r.client();
+      c.request('big.bin', [...opts]);
+      for (let k = 0; k < 3000 && !c.done; k++) {
+        await r.settle();
+        r.clock.advance(r.server.counters.active > 0 ? 20 : 0);
+        if (!c.done && k % 20 === 19) c.reack();
+      }
+      await r.settle(() => r.results.length === i + 1);
+      expect(c.done).toBe(true);
+      expect(sha(c.data)).toBe(sha(files['big.bin'] as Buffer));
+      expect(r.results[i]).toMatchObject({ outcome: 'complete' });
+      expect(r.results[i]?.retransmits).toBeGreaterThan(0);
+      expect(r.results[i]?.pumpedAcks).toBeGreaterThan(0);
+    }
+  });
+});
