@@ -251,7 +251,9 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
       throw new Error(`cannot listen for HTTP on ${cfg.http.listen}:${cfg.http.port}: ${(err as Error).message}`);
     }
     const ha = http.address;
-    log.info({ svc: 'http', listen: `${ha.address}:${ha.port}` }, 'http listening');
+    const warmStart = deps.clock.now();
+    await http.warmUp();
+    log.info({ svc: 'http', listen: `${ha.address}:${ha.port}`, warmUpMs: Math.round(deps.clock.now() - warmStart) }, 'http listening');
   }
 
   let dhcp: DhcpServer | null = null;

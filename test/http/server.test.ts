@@ -3,6 +3,7 @@
  * GET, HEAD, one range, refusals, and the same path rules as TFTP.
  */
 import { execFile } from 'node:child_process';
+import http from 'node:http';
 import net from 'node:net';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,8 @@ import { HttpFileServer, type HttpTransfer } from '../../src/http/server.js';
 import { systemClock } from '../../src/net/clock.js';
 import { silentLogger } from '../../src/log.js';
 import { FileRoot, VirtualFileTable } from '../../src/tftp/fileroot.js';
-import { FileCache } from '../../src/tftp/source.js';
+import { FileCache, type CachedSource } from '../../src/tftp/source.js';
+import { until } from '../helpers/workdir.js';
 
 const run = promisify(execFile);
 
@@ -122,5 +124,89 @@ describe.each([
     expect((await curl([`${base}/escape`])).code).toBe('403'); // symlink out of the root
     expect((await curl([`${base}/bad%zz`])).code).toBe('400');
     expect((await curl(['-X', 'PUT', '--data-binary', 'x', `${base}/images/vmlinuz`])).code).toBe('405');
+  });
+});
+
+describe('HTTP warm-up', () => {
+  it('runs one request through the handler before clients come, and neither counts, logs nor reports it', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'bootd-http-warm-'));
+    const root = await FileRoot.open(dir, []);
+    const asked: string[] = [];
+    const resolver = { resolve: (name: string, ctx: Parameters<FileRoot['resolve']>[1]) => (asked.push(name), root.resolve(name, ctx)) };
+    const server = await HttpFileServer.start({ root: resolver, clock: systemClock, log: silentLogger }, '127.0.0.1', 0);
+    const done: HttpTransfer[] = [];
+    server.onTransfer((t) => done.push(t));
+    try {
+      await server.warmUp();
+      expect(asked).toHaveLength(1); // the request reached the handler and the path resolution
+      expect(asked[0]).toMatch(/^\/\.bootd-warm-up-[0-9a-f]{32}$/);
+      expect(server.counters).toMatchObject({ requests: 0, refused: 0, active: 0 });
+      expect(done).toEqual([]);
+      // the header without the process's token is an ordinary request
+      const r = await run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '-H', 'x-bootd-warm-up: guess', `http://127.0.0.1:${server.address.port}/nothing`], { encoding: 'utf8' });
+      expect(r.stdout).toBe('404');
+      expect(server.counters).toMatchObject({ requests: 1, refused: 1 });
+      expect(done.map((t) => t.file)).toEqual(['/nothing']);
+    } finally {
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('HTTP body from a file still loading into the cache', () => {
+  it('sends the bytes already loaded at once and the rest as the load goes on', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'bootd-http-load-'));
+    const body = Buffer.alloc(3 << 20);
+    for (let i = 0; i < body.length; i++) body[i] = (i * 7 + (i >> 12)) & 0xff;
+    writeFileSync(path.join(dir, 'vmlinuz'), body);
+    // a cache entry whose load the test drives: 256 KiB in memory, the rest on request
+    let loaded = 256 << 10;
+    const waiting: Array<{ end: number; wake: () => void }> = [];
+    const source = {
+      size: body.length,
+      get loaded() {
+        return loaded;
+      },
+      read: (start: number, end: number) => (end <= loaded ? body.subarray(start, end) : new Promise<Buffer>((res) => waiting.push({ end, wake: () => res(body.subarray(start, end)) }))),
+      release: () => {},
+    };
+    const loadTo = (n: number): void => {
+      loaded = n;
+      const all = waiting.splice(0);
+      for (const w of all) {
+        if (w.end <= loaded) w.wake();
+        else waiting.push(w);
+      }
+    };
+    const cache = { openBuffer: async () => source as unknown as CachedSource };
+    const server = await HttpFileServer.start({ root: await FileRoot.open(dir, []), cache, clock: systemClock, log: silentLogger }, '127.0.0.1', 0);
+    try {
+      const got: Buffer[] = [];
+      let received = 0;
+      const finished = new Promise<void>((resolve, reject) => {
+        http
+          .get(`http://127.0.0.1:${server.address.port}/vmlinuz`, (res) => {
+            res.on('data', (c: Buffer) => {
+              got.push(c);
+              received += c.length;
+            });
+            res.on('end', resolve);
+            res.on('error', reject);
+          })
+          .on('error', reject);
+      });
+      await until(() => received === 256 << 10, 5000, 'the loaded 256 KiB', 5);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(received).toBe(256 << 10); // nothing beyond what is loaded
+      loadTo((256 << 10) + (1 << 20));
+      await until(() => received === (256 << 10) + (1 << 20), 5000, 'the next MiB', 5);
+      loadTo(body.length);
+      await finished;
+      expect(Buffer.concat(got).equals(body)).toBe(true);
+    } finally {
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
