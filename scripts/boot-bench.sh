@@ -8,6 +8,7 @@
 #   SERVERS=bootd KEEP=1 VERBOSE=1 ...       # one server only; the bench keeps its run dirs
 #   INTERLEAVE=1 ...   # alternate the servers boot by boot (RUNS rounds of one boot each), so that
 #                      # a drift in the shared machine's speed hits both alike (slower: one bench start per boot)
+#   BOOTD_ENV="env NAME=value" ...   # prefix for bootd's command line (A/B runs of an environment knob)
 # The bench runs every server inside its own namespace (e2e-pxe-<pid>).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -23,7 +24,7 @@ mkdir -p "$OUT"
 # upload lands in {run}/state/uploads/<mac>/ through the write port. With --http-port,
 # mode 1's iPXE ROM gets pxelinux.0 plus option 210 = http://{addr}:80/, so PXELINUX
 # reads the bench's own config, kernel and initrd over iPXE's HTTP (--pxelinux-http auto).
-BOOTD_CMD="cd {run} && exec $(command -v node) $PWD/bin/bootd serve --interface {iface} --listen {addr} \
+BOOTD_CMD="cd {run} && exec ${BOOTD_ENV:-} $(command -v node) $PWD/bin/bootd serve --interface {iface} --listen {addr} \
  --dhcp-range {range_start}-{range_end} --unknown-hosts boot --default-loader \$([ -n '{ipxe_boot}' ] && echo ipxe || echo pxelinux) \
  --tftp-root {tftproot} --tftp-port 69 --http-port 80 --report-tftp-port {upload_port} --state {run}/state --no-smoke \
  --dhcp-probe-ms 300 --log-format json"
