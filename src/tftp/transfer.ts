@@ -228,7 +228,9 @@ export class ReadTransfer {
     this.p.socket.close();
     this.p.source.release();
     const s = this.p.session;
-    const bytes = outcome === 'complete' ? this.p.source.size : Math.min(s.acked * this.p.blksize, this.p.source.size);
+    // the session ends first (abort, timeout) and takes no more of the pump's progress: read it here
+    const acked = Math.max(s.acked, this.pumpState?.[PUMP_ACKED] ?? 0);
+    const bytes = outcome === 'complete' ? this.p.source.size : Math.min(acked * this.p.blksize, this.p.source.size);
     this.p.onDone({
       peer: this.p.peer,
       file: this.p.file,

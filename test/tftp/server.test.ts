@@ -341,6 +341,19 @@ describe('TftpServer with transfer sockets that answer in-order ACKs themselves 
     expect(r.results[0]?.pumpedAcks).toBeGreaterThan(380); // 391 blocks: the pump goes on after the resend
   });
 
+  it('counts the bytes the pump got acknowledged when the transfer ends early (server shutdown)', async () => {
+    const c = r.client(undefined, (block) => block > 50); // the client stops taking DATA after block 50
+    c.request('big.bin');
+    await r.settle();
+    expect(r.server.counters.active).toBe(1);
+    const closed = r.server.close();
+    await r.settle();
+    await closed;
+    expect(c.error).toEqual({ code: 0, message: 'Server shutting down' });
+    // ACK 1 went through JavaScript, ACKs 2 to 50 through the pump
+    expect(r.results).toMatchObject([{ outcome: 'shutdown', bytes: 50 * 512, pumpedAcks: 49 }]);
+  });
+
   it('recovers from 5 % loss both ways, lock-step and windowed, and ends intact', async () => {
     let seed = 11;
     const rnd = (): number => ((seed = (seed * 1103515245 + 12345) >>> 0) % 1000) / 1000;
