@@ -80,6 +80,18 @@ async function rig(config: Partial<TftpServerConfig> = {}, mtu = 1500, cacheByte
 
 const o = (name: string, value: string) => ({ name, value });
 
+/** Starts a transfer the client stalls (`drop`), closes the server under it and checks the client got the shutdown ERROR. */
+async function shutDownDuring(r: Rig, file: string, drop: (block: number) => boolean): Promise<void> {
+  const c = r.client(undefined, drop);
+  c.request(file);
+  await r.settle();
+  expect(r.server.counters.active).toBe(1);
+  const closed = r.server.close();
+  await r.settle();
+  await closed;
+  expect(c.error).toEqual({ code: 0, message: 'Server shutting down' });
+}
+
 describe('TftpServer over an in-memory network', () => {
   let r: Rig;
   beforeEach(async () => {
@@ -269,14 +281,7 @@ describe('TftpServer over an in-memory network', () => {
   });
 
   it('on close, ends transfers in flight with an ERROR, closes their sockets and resolves', async () => {
-    const c = r.client(undefined, () => true);
-    c.request('big.bin');
-    await r.settle();
-    expect(r.server.counters.active).toBe(1);
-    const closed = r.server.close();
-    await r.settle();
-    await closed;
-    expect(c.error).toEqual({ code: 0, message: 'Server shutting down' });
+    await shutDownDuring(r, 'big.bin', () => true);
     expect(r.results).toMatchObject([{ outcome: 'shutdown' }]);
     expect(r.net.isOpen(SERVER)).toBe(false);
     expect(r.net.openSockets).toBe(1); // only the client's own socket remains
@@ -342,14 +347,7 @@ describe('TftpServer with transfer sockets that answer in-order ACKs themselves 
   });
 
   it('counts the bytes the pump got acknowledged when the transfer ends early (server shutdown)', async () => {
-    const c = r.client(undefined, (block) => block > 50); // the client stops taking DATA after block 50
-    c.request('big.bin');
-    await r.settle();
-    expect(r.server.counters.active).toBe(1);
-    const closed = r.server.close();
-    await r.settle();
-    await closed;
-    expect(c.error).toEqual({ code: 0, message: 'Server shutting down' });
+    await shutDownDuring(r, 'big.bin', (block) => block > 50); // the client stops taking DATA after block 50
     // ACK 1 went through JavaScript, ACKs 2 to 50 through the pump
     expect(r.results).toMatchObject([{ outcome: 'shutdown', bytes: 50 * 512, pumpedAcks: 49 }]);
   });
