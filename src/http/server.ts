@@ -257,14 +257,11 @@ export class HttpFileServer {
               while (off < last && !res.destroyed) {
                 // what is loaded goes now, even short of a slice; with nothing loaded past
                 // `off`, wait for the load's next read and look again
-                if (src.loaded <= off) {
-                  const more = src.read(off, off + 1);
-                  if (more instanceof Promise) {
-                    more.then(() => void (res.destroyed || pump()), fail);
-                    return;
-                  }
+                const piece = src.read(off, src.loaded > off ? Math.min(off + HTTP_SLICE_BYTES, last, src.loaded) : off + 1);
+                if (piece instanceof Promise) {
+                  piece.then(() => void (res.destroyed || pump()), fail);
+                  return;
                 }
-                const piece = src.read(off, Math.min(off + HTTP_SLICE_BYTES, last, Math.max(src.loaded, off + 1))) as Buffer;
                 if (!send(piece)) {
                   if (off < last) res.once('drain', pump);
                   return;

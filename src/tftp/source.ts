@@ -120,12 +120,11 @@ export class StreamSource implements BlockSource {
 
 /**
  * Bytes of a cache load per read(2): the first small, so the first reply need
- * not wait for more, then 1 MiB (from the page cache a read of that size takes
- * a fraction of a millisecond, so an HTTP response never waits long for the
- * next slice; 4 MiB made it wait 20 ms for its first byte).
+ * not wait for more, then 4 MiB (1 MiB reads made a fast client's whole 14 MB
+ * take longer: more trips through the thread pool; docs/performance.md, session 9).
  */
 const LOAD_FIRST_BYTES = 256 << 10;
-const LOAD_CHUNK_BYTES = 1 << 20;
+const LOAD_CHUNK_BYTES = 4 << 20;
 
 interface CacheEntry {
   readonly key: string;
