@@ -148,6 +148,12 @@ export class WriteSession {
 
   abort(outcome: Outcome, message: string, code: number = ErrorCode.NOT_DEFINED): WriteAction[] {
     if (this.phase === 'done') return [];
+    if (this.phase === 'dally') {
+      // The last block is in and acknowledged (RFC 1350 section 6): the upload is
+      // complete for the client, so it gets no ERROR, and it is not an abort.
+      this.phase = 'done';
+      return [{ kind: 'done', outcome: 'complete', detail: `ended while dallying: ${message}` }];
+    }
     this.phase = 'done';
     return [
       { kind: 'error', code, message },

@@ -58,6 +58,7 @@ export class WriteTransfer {
   private disk: Promise<void> = Promise.resolve();
   private diskFailed = false;
   private committed = false;
+  private endedComplete = false;
 
   constructor(private readonly p: WriteTransferParams) {
     this.startedAt = p.clock.now();
@@ -108,7 +109,9 @@ export class WriteTransfer {
         }
         case 'ack':
           this.disk = this.disk.then(() => {
-            if (!this.diskFailed && !this.finished) this.p.socket.send(ackPacket(a.block));
+            // no ACK once the transfer failed; one that ended complete while its final
+            // ACK waited for the commit (shutdown while dallying) still sends it: finish() awaits this chain
+            if (!this.diskFailed && (!this.finished || this.endedComplete)) this.p.socket.send(ackPacket(a.block));
           });
           break;
         case 'oack':
@@ -134,6 +137,7 @@ export class WriteTransfer {
   private async finish(outcome: TransferResult['outcome'] | 'quota-exceeded', detail?: string): Promise<void> {
     if (this.finished) return;
     this.finished = true;
+    this.endedComplete = outcome === 'complete';
     this.timer?.cancel();
     this.timer = null;
     await this.disk;

@@ -9,6 +9,7 @@ import { Opcode, encodePacket } from '../../src/tftp/packet.js';
 import { TFTP_DEFAULTS, TftpServer, type TftpServerConfig } from '../../src/tftp/server.js';
 import { FileCache } from '../../src/tftp/source.js';
 import type { TransferResult } from '../../src/tftp/transfer.js';
+import type { WritePolicy } from '../../src/tftp/write-transfer.js';
 import { ManualClock } from '../helpers/clock.js';
 import { settle } from '../helpers/settle.js';
 import { MemoryNetwork } from '../helpers/memory-udp.js';
@@ -43,7 +44,7 @@ interface Rig {
   settle(done?: () => boolean): Promise<void>;
 }
 
-async function rig(config: Partial<TftpServerConfig> = {}, mtu = 1500, cacheBytes = 64 << 20): Promise<Rig> {
+async function rig(config: Partial<TftpServerConfig> = {}, mtu = 1500, cacheBytes = 64 << 20, writes?: WritePolicy): Promise<Rig> {
   const net = new MemoryNetwork();
   const clock = new ManualClock();
   const virtual = new VirtualFileTable();
@@ -55,6 +56,7 @@ async function rig(config: Partial<TftpServerConfig> = {}, mtu = 1500, cacheByte
     root: await FileRoot.open(dir, [virtual]),
     cache: new FileCache(cacheBytes),
     mtu: () => mtu,
+    ...(writes ? { writes } : {}),
     log: silentLogger,
     config: {
       maxTransfers: 100,
@@ -219,6 +221,48 @@ describe('TftpServer over an in-memory network', () => {
     await r.settle();
     expect(c.error?.code).toBe(2);
     expect(c.error?.message).toMatch(/not allowed/);
+  });
+
+  it('an upload stopped after its last block (server shutdown while dallying) is complete: final ACK sent after the commit, no ERROR', async () => {
+    let release!: () => void;
+    const committing = new Promise<void>((resolve) => (release = resolve));
+    const stored: Buffer[] = [];
+    let committed = false;
+    const policy: WritePolicy = {
+      authorize: () =>
+        Promise.resolve({
+          ok: true,
+          path: 'up.txt',
+          maxBytes: 1 << 20,
+          sink: {
+            write: (_offset, data) => Promise.resolve(void stored.push(Buffer.from(data))),
+            commit: async () => {
+              await committing; // a slow fsync: the final ACK waits for it
+              committed = true;
+            },
+            discard: () => Promise.resolve(),
+          },
+        }),
+    };
+    const w = await rig({}, 1500, 64 << 20, policy);
+    const sock = w.net.bindSync({ address: '10.0.0.7', port: 2000 });
+    const got: Array<{ op: number; block: number; from: number }> = [];
+    sock.onMessage((msg, from) => got.push({ op: msg.readUInt16BE(0), block: msg.readUInt16BE(2), from: from.port }));
+    sock.send(encodePacket({ opcode: Opcode.WRQ, filename: 'up.txt', mode: 'octet', options: [] }), SERVER);
+    await w.settle(() => got.length === 1);
+    expect(got).toMatchObject([{ op: Opcode.ACK, block: 0 }]);
+    sock.send(encodePacket({ opcode: Opcode.DATA, block: 1, data: Buffer.from('report') }), { address: SERVER.address, port: got[0]!.from });
+    await w.settle();
+    expect(got).toHaveLength(1); // the final ACK waits for the commit
+    const closed = w.server.close();
+    release();
+    await w.settle();
+    await closed;
+    expect(committed).toBe(true);
+    expect(Buffer.concat(stored).toString()).toBe('report');
+    expect(got.map((g) => [g.op, g.block])).toEqual([[Opcode.ACK, 0], [Opcode.ACK, 1]]); // no ERROR 0 "Server shutting down"
+    expect(w.results).toMatchObject([{ direction: 'write', outcome: 'complete', bytes: 6 }]);
+    expect(w.server.counters.uploads).toBe(1);
   });
 
   it.each([['mail'], ['binary'], ['bogus']])('refuses mode %j with ERROR 4', async (mode) => {

@@ -67,6 +67,22 @@ describe('WriteSession (server side of a WRQ)', () => {
     expect(end[0]).toMatchObject({ kind: 'error', code: 0 });
   });
 
+  it('ends complete, with no ERROR to the client, when stopped after the final ACK (dallying)', () => {
+    const s = session();
+    s.start(0);
+    s.onData(1, blk(100), 1);
+    const end = s.abort('shutdown', 'Server shutting down');
+    expect(kindsOf(end)).toEqual(['done']);
+    expect(outcome(end)).toBe('complete');
+    expect(s.abort('shutdown', 'again')).toEqual([]);
+    const mid = session();
+    mid.start(0);
+    mid.onData(1, blk(512), 1);
+    const cut = mid.abort('shutdown', 'Server shutting down'); // before the last block: an abort
+    expect(kindsOf(cut)).toEqual(['error', 'done']);
+    expect(outcome(cut)).toBe('shutdown');
+  });
+
   it('rolls block numbers over past 65535 (block 65536 is 0 on the wire)', () => {
     const s = session({ blksize: 8, maxBytes: 1 << 30 });
     s.start(0);
