@@ -45,8 +45,9 @@ for m in $MODES; do
       log="$OUT/mode$m-$server.log"
       one="$OUT/mode$m-$server.round.log"
       # the bench sometimes dies before its first boot (its `busybox | head -1` under
-      # pipefail can end on SIGPIPE): try again, at most twice
-      for attempt in 1 2 3; do
+      # pipefail can end on SIGPIPE, rc 141, in a quarter second and often several times
+      # in a row): try again, at most 10 times, and say so when a round still has no result
+      for attempt in $(seq 1 10); do
         if [ "$server" = bootd ]; then
           env ${ENV[$m]} RUNS="$per" UPLOAD_PORT=1069 SERVER_CMD="$BOOTD_CMD" bash "$BENCH" run >"$one" 2>&1 || true
         else
@@ -54,6 +55,7 @@ for m in $MODES; do
         fi
         grep -q 'result=' "$one" && break
       done
+      grep -q 'result=' "$one" || echo "round $round: no result from the bench after $attempt attempts (last output below)" | tee -a "$log" >&2
       cat "$one" >>"$log" && rm -f "$one"
     done
   done
