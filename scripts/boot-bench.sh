@@ -6,8 +6,9 @@
 #   sudo bash scripts/boot-bench.sh            # all modes, RUNS=3
 #   MODES="1 4" RUNS=1 sudo bash scripts/boot-bench.sh
 #   SERVERS=bootd KEEP=1 VERBOSE=1 ...       # one server only; the bench keeps its run dirs
-#   INTERLEAVE=1 ...   # alternate the servers boot by boot (RUNS rounds of one boot each), so that
-#                      # a drift in the shared machine's speed hits both alike (slower: one bench start per boot)
+#   INTERLEAVE=1 ...   # alternate the servers boot by boot (RUNS rounds of one boot each, the first
+#                      # server changing every round), so that a drift in the shared machine's speed
+#                      # hits both alike (slower: one bench start per boot)
 #   BOOTD_ENV="env NAME=value" ...   # prefix for bootd's command line (A/B runs of an environment knob)
 # The bench runs every server inside its own namespace (e2e-pxe-<pid>).
 set -euo pipefail
@@ -41,7 +42,11 @@ for m in $MODES; do
   if [ "${INTERLEAVE:-0}" = 1 ]; then rounds=$RUNS; per=1; else rounds=1; per=$RUNS; fi
   for server in ${SERVERS:-dnsmasq bootd}; do : >"$OUT/mode$m-$server.log"; done
   for round in $(seq 1 "$rounds"); do
-    for server in ${SERVERS:-dnsmasq bootd}; do
+    order=${SERVERS:-dnsmasq bootd}
+    # interleaved: every other round the other server goes first (ABBA), so that
+    # whatever one boot leaves behind (the namespace's teardown) hits both alike
+    if [ "$rounds" -gt 1 ] && [ $((round % 2)) = 0 ]; then order=$(echo "$order" | tr ' ' '\n' | tac | tr '\n' ' '); fi
+    for server in $order; do
       log="$OUT/mode$m-$server.log"
       one="$OUT/mode$m-$server.round.log"
       # the bench sometimes dies before its first boot (its `busybox | head -1` under
