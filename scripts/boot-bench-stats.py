@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Statistics over scripts/boot-bench.sh results (docs/performance.md, issue 5).
 
-  python3 scripts/boot-bench-stats.py OUT [OUT...]
+  python3 scripts/boot-bench-stats.py [--pair A B] OUT [OUT...]
       Interleaved runs (INTERLEAVE=1): pairs each round's dnsmasq boot with its
       bootd boot, pooled over every OUT given, and prints per mode the medians,
       the median of the per-round ratios bootd/dnsmasq with a bootstrap 90 %
-      interval, how many rounds bootd won, and the phase medians.
+      interval, how many rounds bootd won, and the phase medians. --pair names
+      the two servers instead (SERVERS="dnsmasq dnsmasq-b": an A/A run; the
+      ratio is B/A).
 
   python3 scripts/boot-bench-stats.py --captures RUN_DIR [RUN_DIR...]
       Run directories kept with KEEP=1: the server's share of each boot from
@@ -50,25 +52,32 @@ def bootstrap(values: list, rounds: int = 5000) -> tuple:
     return meds[int(0.05 * rounds)], meds[int(0.95 * rounds) - 1]
 
 
-def paired(outs: list) -> None:
+def paired(outs: list, first: str = "dnsmasq", second: str = "bootd") -> None:
     for mode in "12345":
         pairs = []
         for out in outs:
-            pairs += [(d, b) for d, b in zip(boots(out, mode, "dnsmasq"), boots(out, mode, "bootd")) if d and b]
+            pairs += [(d, b) for d, b in zip(boots(out, mode, first), boots(out, mode, second)) if d and b]
         if not pairs:
             continue
         ratios = [b["marker"] / d["marker"] for d, b in pairs]
         lo, hi = bootstrap(ratios)
         dm, bm = st.median(d["marker"] for d, _ in pairs), st.median(b["marker"] for _, b in pairs)
-        print(f"mode {mode}: {len(pairs)} rounds, marker medians dnsmasq {dm:.2f} s, bootd {bm:.2f} s; "
+        print(f"mode {mode}: {len(pairs)} rounds, marker medians {first} {dm:.2f} s, {second} {bm:.2f} s; "
               f"per-round ratio median x{st.median(ratios):.3f} (90 % interval {lo:.3f}-{hi:.3f}), "
-              f"bootd faster in {sum(r < 1 for r in ratios)}/{len(ratios)}")
+              f"{second} faster in {sum(r < 1 for r in ratios)}/{len(ratios)}")
         steps = []
         for a, z in zip(PHASES, PHASES[1:]):
             both = [(d[z] - d[a], b[z] - b[a]) for d, b in pairs if a in d and z in d and a in b and z in b]
             if both:
                 steps.append(f"{a}->{z} {st.median(x for x, _ in both):.2f}/{st.median(y for _, y in both):.2f}")
-        print("   phases, dnsmasq/bootd medians (s): " + ", ".join(steps))
+        print(f"   phases, {first}/{second} medians (s): " + ", ".join(steps))
+        diffs = []
+        for a, z in zip(["qemu"] + PHASES, PHASES):
+            ds = [(b[z] - b.get(a, 0.0)) - (d[z] - d.get(a, 0.0)) for d, b in pairs
+                  if z in d and z in b and (a == "qemu" or (a in d and a in b))]
+            if ds:
+                diffs.append(f"{a}->{z} {st.median(ds):+.3f}")
+        print(f"   paired {second} - {first}, medians (s): " + ", ".join(diffs))
 
 
 def tshark(pcap: Path, fields: list, display: str) -> list:
@@ -142,5 +151,7 @@ if __name__ == "__main__":
         sys.exit(__doc__)
     if args[0] == "--captures":
         captures([Path(a) for a in args[1:]])
+    elif args[0] == "--pair":
+        paired([Path(a) for a in args[3:]], args[1], args[2])
     else:
         paired([Path(a) for a in args])

@@ -10,6 +10,9 @@
 #                      # server changing every round), so that a drift in the shared machine's speed
 #                      # hits both alike (slower: one bench start per boot)
 #   BOOTD_ENV="env NAME=value" ...   # prefix for bootd's command line (A/B runs of an environment knob)
+#   SERVERS="dnsmasq dnsmasq-b" INTERLEAVE=1 ...   # an A/A run: a name starting with "bootd" runs
+#                      # bootd, any other the bench's default (dnsmasq); the ratio is second/first.
+#                      # It measures what the harness alone makes of two identical servers.
 # The bench runs every server inside its own namespace (e2e-pxe-<pid>).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -37,12 +40,14 @@ declare -A ENV=(
   [5]="FIRMWARE=uefi NIC_ROM=none BOOT=ipxe IPXE_PROTO=http"
 )
 median() { sort -n | awk '{a[NR]=$1} END{if(NR==0){print "-"; exit} printf "%.2f", (NR%2?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2)}'; }
-printf '%-5s %-44s %10s %10s %7s\n' mode "bench settings" dnsmasq bootd ratio | tee "$OUT/summary.txt"
+SERVERS=${SERVERS:-dnsmasq bootd}
+read -r A B _ <<<"$SERVERS"
+printf '%-5s %-44s %10s %10s %7s\n' mode "bench settings" "$A" "${B:--}" ratio | tee "$OUT/summary.txt"
 for m in $MODES; do
   if [ "${INTERLEAVE:-0}" = 1 ]; then rounds=$RUNS; per=1; else rounds=1; per=$RUNS; fi
-  for server in ${SERVERS:-dnsmasq bootd}; do : >"$OUT/mode$m-$server.log"; done
+  for server in $SERVERS; do : >"$OUT/mode$m-$server.log"; done
   for round in $(seq 1 "$rounds"); do
-    order=${SERVERS:-dnsmasq bootd}
+    order=$SERVERS
     # interleaved: every other round the other server goes first (ABBA), so that
     # whatever one boot leaves behind (the namespace's teardown) hits both alike
     if [ "$rounds" -gt 1 ] && [ $((round % 2)) = 0 ]; then order=$(echo "$order" | tr ' ' '\n' | tac | tr '\n' ' '); fi
@@ -53,7 +58,7 @@ for m in $MODES; do
       # pipefail can end on SIGPIPE, rc 141, in a quarter second and often several times
       # in a row): try again, at most 10 times, and say so when a round still has no result
       for attempt in $(seq 1 10); do
-        if [ "$server" = bootd ]; then
+        if [[ "$server" == bootd* ]]; then
           env ${ENV[$m]} RUNS="$per" UPLOAD_PORT=1069 SERVER_CMD="$BOOTD_CMD" bash "$BENCH" run >"$one" 2>&1 || true
         else
           env ${ENV[$m]} RUNS="$per" bash "$BENCH" run >"$one" 2>&1 || true
@@ -64,8 +69,9 @@ for m in $MODES; do
       cat "$one" >>"$log" && rm -f "$one"
     done
   done
-  d=$( (grep -oE 'result=PASS marker=[0-9.]+' "$OUT/mode$m-dnsmasq.log" || true) | sed 's/.*marker=//' | median)
-  b=$( (grep -oE 'result=PASS marker=[0-9.]+' "$OUT/mode$m-bootd.log" || true) | sed 's/.*marker=//' | median)
+  d=$( (grep -oE 'result=PASS marker=[0-9.]+' "$OUT/mode$m-$A.log" || true) | sed 's/.*marker=//' | median)
+  b=-
+  [ -n "$B" ] && b=$( (grep -oE 'result=PASS marker=[0-9.]+' "$OUT/mode$m-$B.log" || true) | sed 's/.*marker=//' | median)
   r=$(awk -v a="$b" -v b="$d" 'BEGIN{ if (a=="-"||b=="-"||b==0) print "-"; else printf "x%.2f", a/b }')
   printf '%-5s %-44s %9ss %9ss %7s\n' "$m" "${ENV[$m]}" "$d" "$b" "$r" | tee -a "$OUT/summary.txt"
 done

@@ -364,7 +364,18 @@ static void on_readable(uv_poll_t *h, int status, int events) {
       }
     }
   deliver:
-    if (n >= 0 && s->pump_file && pump_answer(s, n)) continue;
+    if (n >= 0 && s->pump_file && pump_answer(s, n)) {
+      /*
+       * The pump answered a whole window: the peer's next ACK is a round trip
+       * away. Unless this socket spins (below), do not drain: the recv(2)
+       * would find the socket empty, one syscall per block for nothing. The
+       * poll is level-triggered (libuv's epoll without EPOLLET), so a
+       * datagram that did arrive meanwhile is reported on the next pass.
+       */
+      if (spin_ns > 0 && open_socks <= SPIN_MAX_SOCKS && s->spin_cooldown == 0) continue;
+      if (s->spin_cooldown > 0) s->spin_cooldown--;
+      break;
+    }
     if (!scope) {
       if (napi_open_handle_scope(env, &scope) != napi_ok) {
         scope = NULL;

@@ -225,6 +225,24 @@ describe('fastudp transport', () => {
       expect([st[PUMP_ACKED], st[PUMP_SENT]]).toEqual([65536, 65537]);
     });
 
+    it('after answering an ACK without spinning, still gets to datagrams queued behind it (the poll is level-triggered)', async () => {
+      // With busy polling off the pump does not drain the socket after it answers (no
+      // recv(2) that would find it empty); datagrams already queued must come next pass.
+      addon?.configure(0);
+      cleanup.push(() => addon?.configure(20));
+      const st = pumpState(0, 1, 4);
+      const { peer, handled, send } = await pumped(Buffer.alloc(8 * 3 + 2, 7), 8, 1, st);
+      send(ack(1)); // the pump answers with block 2 ...
+      send(ack(1)); // ... and these, queued behind it in the same tick, go to the handler
+      send(Buffer.from([0, 5, 0, 0, 0]));
+      await waitFor(() => handled.length === 2, 'the two datagrams behind the pumped ACK');
+      expect(handled).toEqual([ack(1), Buffer.from([0, 5, 0, 0, 0])]);
+      send(ack(2));
+      await waitFor(() => peer.got.length === 2, 'block 3');
+      expect(peer.got.map((g) => data(g.msg).block)).toEqual([2, 3]);
+      expect([st[PUMP_ACKED], st[PUMP_SENT], st[PUMP_ANSWERED]]).toEqual([2, 3, 2]);
+    });
+
     it('stops with pump(null) and refuses bad arguments', async () => {
       const st = pumpState(0, 1, 3);
       const { s, handled, peer, send } = await pumped(Buffer.alloc(20), 8, 1, st);
