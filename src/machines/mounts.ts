@@ -6,7 +6,6 @@
  * a symlink out of a mounted directory resolves to nothing.
  */
 import { realpathSync } from 'node:fs';
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Provided, VirtualFiles } from '../tftp/fileroot.js';
 import { PARTIAL_PREFIX } from '../uploads/file-sink.js';
@@ -15,7 +14,8 @@ export class MountedDirs implements VirtualFiles {
   /** prefix (one path segment, no slash) -> directory */
   constructor(private readonly mounts: ReadonlyMap<string, string>) {}
 
-  async get(relPath: string): Promise<Provided> {
+  /** Synchronous, as the root's own lookups are (fileroot.ts: metadata on the loop). */
+  get(relPath: string): Provided {
     const slash = relPath.indexOf('/');
     if (slash <= 0) return undefined;
     const dir = this.mounts.get(relPath.slice(0, slash));
@@ -25,8 +25,8 @@ export class MountedDirs implements VirtualFiles {
     let realDir: string;
     let real: string;
     try {
-      realDir = realpathSync(dir);
-      real = await fs.realpath(path.join(dir, rest));
+      realDir = realpathSync.native(dir);
+      real = realpathSync.native(path.join(dir, rest));
     } catch {
       return undefined;
     }
