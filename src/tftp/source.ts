@@ -8,7 +8,7 @@
  * budget are streamed in 1 MiB chunks with read-ahead instead. docs/performance.md
  * has the measurement that chose this.
  */
-import { promises as fs, type Stats } from 'node:fs';
+import { close, openSync, promises as fs, read, type Stats } from 'node:fs';
 
 export interface BlockSource {
   readonly size: number;
@@ -228,24 +228,15 @@ export class FileCache {
         this.streamed++;
         return null;
       }
-      const fh = await fs.open(realPath, 'r');
-      // another open of the same file may have started the load meanwhile
-      e = this.entries.get(key);
-      if (e) {
-        void fh.close().catch(() => {});
-        this.hits++;
-      } else if (!this.makeRoom(stat.size, realPath)) {
-        // other loads took the room while the file was opened
-        void fh.close().catch(() => {});
-        this.streamed++;
-        return null;
-      } else {
-        this.loads++;
-        e = { key, path: realPath, buf: Buffer.allocUnsafe(stat.size), loaded: 0, waiters: [], loading: null, failed: null, refs: 0, lastUsed: 0, bytes: stat.size };
-        e.loading = this.load(e, fh);
-        this.entries.set(key, e);
-        this.bytes += e.bytes;
-      }
+      // open(2) on the loop, as the name was resolved (fileroot.ts): a thread-pool
+      // round trip here measured 0.2-2.6 ms before the first answer of a boot's
+      // every file (docs/performance.md, session 11). The reads stay off the loop.
+      const fd = openSync(realPath, 'r');
+      this.loads++;
+      e = { key, path: realPath, buf: Buffer.allocUnsafe(stat.size), loaded: 0, waiters: [], loading: null, failed: null, refs: 0, lastUsed: 0, bytes: stat.size };
+      e.loading = this.load(e, fd);
+      this.entries.set(key, e);
+      this.bytes += e.bytes;
     }
     const entry = e;
     if (entry.failed) throw entry.failed;
@@ -258,11 +249,11 @@ export class FileCache {
   }
 
   /** Fills the entry front to back, waking each read whose bytes have arrived. */
-  private async load(e: CacheEntry, fh: fs.FileHandle): Promise<void> {
+  private async load(e: CacheEntry, fd: number): Promise<void> {
     try {
       while (e.loaded < e.bytes) {
         const want = Math.min(e.loaded === 0 ? LOAD_FIRST_BYTES : LOAD_CHUNK_BYTES, e.bytes - e.loaded);
-        const { bytesRead } = await fh.read(e.buf, e.loaded, want, e.loaded);
+        const bytesRead = await readAt(fd, e.buf, e.loaded, want, e.loaded);
         // the key holds the size the transfers announced (tsize, Content-Length): a shorter file changed under us
         if (bytesRead === 0) throw new Error(`${e.path} shrank while it was read`);
         e.loaded += bytesRead;
@@ -280,7 +271,7 @@ export class FileCache {
       for (const w of waiting) w.wake(e.failed);
     } finally {
       e.loading = null;
-      await fh.close().catch(() => {});
+      await new Promise<void>((done) => close(fd, () => done()));
     }
   }
 
@@ -302,4 +293,9 @@ export class FileCache {
       this.bytes -= e.bytes;
     }
   }
+}
+
+/** pread(2) in the thread pool, as FileHandle.read, for a descriptor opened with openSync. */
+function readAt(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => read(fd, buf, offset, length, position, (err, n) => (err ? reject(err) : resolve(n))));
 }
