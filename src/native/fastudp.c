@@ -315,6 +315,20 @@ static void finalize(napi_env env, void *data, void *hint) {
   maybe_free(s);
 }
 
+/*
+ * 1 when this socket may busy-poll after the datagram it just delivered (see
+ * "Adaptive busy polling"); a wake while it cools down counts down instead.
+ * Asking twice in one wake is harmless: a yes changes nothing.
+ */
+static int spin_allowed(fast_sock *s) {
+  if (spin_ns <= 0 || open_socks > SPIN_MAX_SOCKS) return 0;
+  if (s->spin_cooldown > 0) {
+    s->spin_cooldown--;
+    return 0;
+  }
+  return 1;
+}
+
 static void on_readable(uv_poll_t *h, int status, int events) {
   (void)events;
   fast_sock *s = (fast_sock *)h->data;
@@ -333,26 +347,22 @@ static void on_readable(uv_poll_t *h, int status, int events) {
       if (r < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
           /* i > 0: a datagram was just delivered (and, likely, answered) */
-          if (i > 0 && spin_ns > 0 && open_socks <= SPIN_MAX_SOCKS) {
-            if (s->spin_cooldown > 0) {
-              s->spin_cooldown--;
-            } else {
-              long until = now_ns() + spin_ns;
-              do r = recv(s->fd, s->recv_data, s->recv_cap, MSG_DONTWAIT);
-              while (r < 0 && errno == EAGAIN && now_ns() < until);
-              if (r >= 0) {
-                s->spin_misses = 0;
-                n = (int)(r > (ssize_t)s->recv_cap ? (ssize_t)s->recv_cap : r);
-                goto deliver;
-              }
-              if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-                n = -errno; /* ECONNREFUSED while spinning: report it, as below */
-                goto deliver;
-              }
-              if (++s->spin_misses >= SPIN_MISS_LIMIT) {
-                s->spin_misses = 0;
-                s->spin_cooldown = SPIN_COOLDOWN_WAKES;
-              }
+          if (i > 0 && spin_allowed(s)) {
+            long until = now_ns() + spin_ns;
+            do r = recv(s->fd, s->recv_data, s->recv_cap, MSG_DONTWAIT);
+            while (r < 0 && errno == EAGAIN && now_ns() < until);
+            if (r >= 0) {
+              s->spin_misses = 0;
+              n = (int)(r > (ssize_t)s->recv_cap ? (ssize_t)s->recv_cap : r);
+              goto deliver;
+            }
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+              n = -errno; /* ECONNREFUSED while spinning: report it, as below */
+              goto deliver;
+            }
+            if (++s->spin_misses >= SPIN_MISS_LIMIT) {
+              s->spin_misses = 0;
+              s->spin_cooldown = SPIN_COOLDOWN_WAKES;
             }
           }
           break;
@@ -372,8 +382,7 @@ static void on_readable(uv_poll_t *h, int status, int events) {
        * poll is level-triggered (libuv's epoll without EPOLLET), so a
        * datagram that did arrive meanwhile is reported on the next pass.
        */
-      if (spin_ns > 0 && open_socks <= SPIN_MAX_SOCKS && s->spin_cooldown == 0) continue;
-      if (s->spin_cooldown > 0) s->spin_cooldown--;
+      if (spin_allowed(s)) continue; /* the next recv(2) starts the spin */
       break;
     }
     if (!scope) {
