@@ -17,6 +17,7 @@ const SERVER_IP = '198.18.0.1';
 const MAC = '52:54:00:12:34:56';
 const KNOWN = '52:54:00:00:00:99';
 let dir: string;
+const opened: LeaseStore[] = [];
 
 const o = (code: number, value: Parameters<typeof encodeValue>[1]): DhcpOption => ({ code, data: encodeValue(code, value) });
 function request(type: number, extra: DhcpOption[] = [], over: Partial<ClientRequest> = {}, mac = MAC): Buffer {
@@ -39,6 +40,7 @@ async function rig(over: Partial<DhcpServerConfig> = {}, hosts: HostLookup = { i
   const net = new MemoryNetwork();
   const clock = new ManualClock();
   const store = await LeaseStore.open(dir);
+  opened.push(store);
   const leases = new LeaseTable({
     ranges: [
       { start: parseIpv4('198.18.0.100') as number, end: parseIpv4('198.18.0.110') as number },
@@ -81,6 +83,8 @@ beforeEach(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'bootd-dhcpsrv-'));
 });
 afterEach(async () => {
+  // each rig's store holds its journal open: close it here (a FileHandle left to the GC is Node's DEP0137)
+  for (const s of opened.splice(0)) await s.close();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -163,7 +167,9 @@ describe('DhcpServer (full mode) over an in-memory network', () => {
     expect(ack && type(ack.p)).toBe(MessageType.ACK);
     expect(decodeValue(Opt.LEASE_TIME, getOption(ack?.p as DhcpPacket, Opt.LEASE_TIME) as Buffer)).toBe(600);
     expect(r.store.writes).toBe(1);
-    expect((await LeaseStore.open(dir)).leases()).toMatchObject([{ mac: MAC, ip: '198.18.0.100' }]);
+    const reopened = await LeaseStore.open(dir);
+    opened.push(reopened);
+    expect(reopened.leases()).toMatchObject([{ mac: MAC, ip: '198.18.0.100' }]);
   });
 
   it('forgets its offer when the client chose another server (SELECTING with a foreign option 54)', async () => {
