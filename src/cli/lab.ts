@@ -8,13 +8,14 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { MODES, runLab, type LabResult, type Loader, type PxelinuxHttp } from '../lab/lab.js';
 import type { Accel, Firmware, NicRom } from '../lab/qemu.js';
 
-function posInt(max: number) {
+function wholeNumber(min: number, max: number) {
   return (v: string): number => {
     const n = Number(v);
-    if (!/^[0-9]+$/.test(v) || n < 1 || n > max) throw new InvalidArgumentError(`expected a whole number from 1 to ${max}`);
+    if (!/^[0-9]+$/.test(v) || n < min || n > max) throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
     return n;
   };
 }
+const posInt = (max: number): ((v: string) => number) => wholeNumber(1, max);
 
 interface LabCliOptions {
   smokeScript?: string;
@@ -36,13 +37,15 @@ interface LabCliOptions {
   images: string;
   state: string;
   cache?: string;
+  powerCycles: number;
 }
 
 function summary(r: LabResult): string[] {
   return r.vms.map((v) => {
     const files = v.files.filter((f) => f.outcome === 'complete').map((f) => `${f.file}(${f.via})`).join(' ');
     const audit = v.audit ? ` audit ${v.audit.bytes} B ${Object.entries(v.audit.collectors).map(([k, s]) => `${k}:${s.split(':')[0]}`).join(',')}` : '';
-    return `${v.ok ? 'PASS' : 'FAIL'} ${v.name} ${v.mac} ip=${v.lease?.ip ?? '-'} up=${v.upSeconds ?? '-'}s kernel=${v.kernelSeconds ?? '-'}s files: ${files}${audit}${v.reason ? ` (${v.reason})` : ''}`;
+    const cycles = v.attempts?.length ? ` after ${v.attempts.length} power cycle(s)` : '';
+    return `${v.ok ? 'PASS' : 'FAIL'} ${v.name} ${v.mac} ip=${v.lease?.ip ?? '-'} up=${v.upSeconds ?? '-'}s${cycles} kernel=${v.kernelSeconds ?? '-'}s files: ${files}${audit}${v.reason ? ` (${v.reason})` : ''}`;
   });
 }
 
@@ -63,6 +66,7 @@ export function addLabCommand(program: Command): void {
     .option('--memory <MiB>', 'VM memory (default 1024, 1536 for buildos)', posInt(65536))
     .option('--no-ra', 'do not send IPv6 router advertisements in the lab network (iPXE then waits ~13 s)')
     .addOption(new Option('--pxelinux-http <how>', "bootd serve's --pxelinux-http: auto (QEMU's iPXE ROM: pxelinux.0, then everything over iPXE's HTTP), lpxelinux (http/lpxelinux.0 with its own TCP stack, as plain PXE ROMs get it), off (TFTP)").choices(['auto', 'lpxelinux', 'off']).default('auto'))
+    .option('--power-cycles <n>', "power-cycle a VM whose boot loader gave up (PXELINUX's 'Boot failed: press a key to retry') at most n times; each is on the timeline and in the result", wholeNumber(0, 10), 1)
     .option('--keep', 'keep the run directory (serial logs, bootd log, uploads) after a passing run')
     .option('--no-build', 'fail instead of building a missing image')
     .option('--smoke-script <file>', "run this script as the VMs' smoke test instead of the image's (PASS/FAIL lines, exit 0 = passed)")
@@ -101,6 +105,7 @@ export function addLabCommand(program: Command): void {
             pxelinuxHttp: o.pxelinuxHttp,
             keep: o.keep === true,
             build: o.build,
+            powerCycles: o.powerCycles,
             ...(o.smokeScript !== undefined ? { smokeScript: String(o.smokeScript) } : {}),
           },
           { line: (s) => out.write(`${s}\n`), signal: ac.signal },

@@ -29,7 +29,7 @@ import type { BootRecord, SmokeResult } from '../afterboot/record.js';
 import type { InventoryEntry } from '../afterboot/inventory.js';
 import { LabNetwork } from './network.js';
 import { QEMU, prepareFirmwareFile, probeAccel, qemuArgs, type Accel, type Firmware, type NicRom } from './qemu.js';
-import { Timeline, type LabEvent, type ServedFile, type VmTrack } from './timeline.js';
+import { Timeline, type LabEvent, type PastAttempt, type ServedFile, type VmTrack } from './timeline.js';
 
 export type Loader = 'pxelinux' | 'ipxe';
 /** How PXELINUX on BIOS loads after the NBP (bootd serve --pxelinux-http). */
@@ -75,6 +75,8 @@ export interface LabOptions {
   readonly build: boolean;
   /** A smoke script to run instead of the image's (to see a failing check recorded). */
   readonly smokeScript?: string;
+  /** Power-cycle a VM whose boot loader gave up (GAVE_UP_MARKER) at most this often. */
+  readonly powerCycles: number;
 }
 
 export interface VmResult {
@@ -93,6 +95,8 @@ export interface VmResult {
   readonly record?: { readonly boot: BootRecord | null; readonly inventory: InventoryEntry | null };
   readonly smoke?: SmokeResult;
   readonly serialLog: string;
+  /** Attempts before the last, each ended by a power cycle after the boot loader gave up. */
+  readonly attempts?: readonly PastAttempt[];
 }
 
 export interface LabResult {
@@ -294,20 +298,38 @@ export async function runLab(o: LabOptions, io: LabIo): Promise<LabResult> {
 
     // 4. the VMs
     const followers: FileFollower[] = [];
-    for (let i = 0; i < tracks.length; i++) {
+    const lnet = net;
+    const startVm = async (i: number): Promise<void> => {
       const t = tracks[i] as VmTrack;
       const serialLog = path.join(runDir, `${t.name}.serial.log`);
       const firmwareFile = path.join(runDir, `${t.name}.${o.firmware === 'uefi' ? 'OVMF_VARS.fd' : 'sercon-port'}`);
       await prepareFirmwareFile({ firmware: o.firmware, firmwareFile });
       await fs.writeFile(serialLog, '');
-      const spec = { name: t.name, mac: t.mac, uuid: `b0070000-0000-4000-8000-${t.mac.replace(/:/g, '')}`, tap: net.taps[i] as string, firmware: o.firmware, rom: o.rom, memoryMiB, accel: accel.accel, serialLog, firmwareFile };
-      const qargv = net.exec([QEMU, ...qemuArgs(spec)]);
+      const spec = { name: t.name, mac: t.mac, uuid: `b0070000-0000-4000-8000-${t.mac.replace(/:/g, '')}`, tap: lnet.taps[i] as string, firmware: o.firmware, rom: o.rom, memoryMiB, accel: accel.accel, serialLog, firmwareFile };
+      const qargv = lnet.exec([QEMU, ...qemuArgs(spec)]);
       await fs.writeFile(path.join(runDir, `${t.name}.qemu.cmd`), `${qargv.join(' ')}\n`);
+      qemus[i] = execa(qargv[0] as string, qargv.slice(1), { reject: false, stdin: 'ignore', stdout: { file: path.join(runDir, `${t.name}.qemu.log`) }, stderr: { file: path.join(runDir, `${t.name}.qemu.err`) } });
+      followers[i] = new FileFollower(serialLog, (l) => timeline.onSerialLine(t.name, l));
+    };
+    for (let i = 0; i < tracks.length; i++) {
+      const t = tracks[i] as VmTrack;
       t.startedAt = performance.now();
-      qemus.push(execa(qargv[0] as string, qargv.slice(1), { reject: false, stdin: 'ignore', stdout: { file: path.join(runDir, `${t.name}.qemu.log`) }, stderr: { file: path.join(runDir, `${t.name}.qemu.err`) } }));
+      await startVm(i);
       timeline.note(t.name, 'qemu', `QEMU started (${t.mac}, ${o.firmware}, rom ${o.rom})`);
-      followers.push(new FileFollower(serialLog, (l) => timeline.onSerialLine(t.name, l)));
     }
+    // A boot loader that gave up (PXELINUX's kaboom) waits for a key or its own
+    // 5-minute reset; the lab does what a BMC watchdog would: power-cycles the VM,
+    // at most o.powerCycles times, and records the lost attempt (docs/lab.md).
+    const powerCycle = async (i: number): Promise<void> => {
+      const t = tracks[i] as VmTrack;
+      await stop(qemus[i], 2000);
+      await followers[i]?.poll();
+      const n = (t.attempts?.length ?? 0) + 1;
+      const moved = path.join(runDir, `${t.name}.serial.attempt${n}.log`);
+      await fs.rename(path.join(runDir, `${t.name}.serial.log`), moved);
+      timeline.powerCycle(t.name, moved);
+      await startVm(i);
+    };
 
     // 5. follow until done, timeout or Ctrl-C
     const deadline = performance.now() + o.timeoutSeconds * 1000;
@@ -324,6 +346,13 @@ export async function runLab(o: LabOptions, io: LabIo): Promise<LabResult> {
         io.line('every VM is up; Ctrl-C ends the lab');
       }
       if (o.once && performance.now() > deadline) throw new Error(`timed out after ${o.timeoutSeconds} s waiting for ${tracks.filter((t) => !done(t)).map((t) => t.name).join(', ')}`);
+      for (const [i, t] of tracks.entries()) {
+        if (t.gaveUp === undefined || done(t)) continue;
+        const cycles = t.attempts?.length ?? 0;
+        // out of power cycles: fail now rather than wait out the loader's own reset
+        if (cycles >= o.powerCycles) throw new Error(`the boot loader of ${t.name} gave up ("${t.gaveUp}")${cycles > 0 ? ` in each of ${cycles + 1} attempts` : ''}`);
+        await powerCycle(i);
+      }
       for (const [i, q] of qemus.entries()) {
         const t = tracks[i] as VmTrack;
         if (q.exitCode !== null && !done(t)) throw new Error(`QEMU for ${t.name} exited (${q.exitCode}): ${await tail(path.join(runDir, `${t.name}.qemu.err`), 5)}`);
@@ -386,6 +415,7 @@ export async function runLab(o: LabOptions, io: LabIo): Promise<LabResult> {
       record: { boot, inventory },
       ...(smoke ? { smoke } : {}),
       serialLog: path.join(runDir, `${t.name}.serial.log`),
+      ...(t.attempts ? { attempts: t.attempts } : {}),
     });
   }
   const allOk = ok && error === undefined && results.every((r) => r.ok);

@@ -4,7 +4,7 @@
  * VM prints on its serial console. Pure: lines in, events out.
  */
 
-export type EventKind = 'qemu' | 'dhcp-offer' | 'dhcp-ack' | 'file' | 'refused' | 'kernel' | 'up' | 'os-lease' | 'ssh' | 'upload' | 'audit' | 'smoke' | 'error';
+export type EventKind = 'qemu' | 'dhcp-offer' | 'dhcp-ack' | 'file' | 'refused' | 'kernel' | 'up' | 'os-lease' | 'ssh' | 'upload' | 'audit' | 'smoke' | 'gave-up' | 'power-cycle' | 'error';
 
 export interface LabEvent {
   /** Seconds since this VM's QEMU started. */
@@ -36,7 +36,29 @@ export interface VmTrack {
   uploads: string[];
   files: ServedFile[];
   acks: { vendorClass: string | null; bootFile: string | null; ip: string }[];
+  /** The boot loader's give-up line (GAVE_UP_MARKER) in this attempt, once seen. */
+  gaveUp?: string;
+  /** Attempts that ended in a power cycle, oldest first (the fields above are the current attempt's). */
+  attempts?: PastAttempt[];
 }
+
+export interface PastAttempt {
+  /** Seconds since the VM's first QEMU start when it was power-cycled. */
+  readonly atSeconds: number;
+  readonly gaveUp: string;
+  readonly files: readonly ServedFile[];
+  readonly acks: VmTrack['acks'];
+  /** The attempt's serial console, moved aside. */
+  readonly serialLog: string;
+}
+
+/**
+ * PXELINUX's kaboom(): the boot loader stopped and waits for a key or its
+ * 5-minute reset. Printed for a missing config file, and (rarely, with no
+ * message before it) when lpxelinux's own TCP/IP stack dies mid-download:
+ * docs/lab.md, "Power cycles".
+ */
+export const GAVE_UP_MARKER = /Boot failed: press a key to retry/;
 
 /** The marker images print once userland runs and holds a lease (docs/lab.md). */
 export const UP_MARKER = /BOOTD-UP image=(\S+) ip=(\S+)/;
@@ -69,6 +91,24 @@ export class Timeline {
   note(vmName: string, kind: EventKind, text: string, data?: Record<string, unknown>): void {
     const vm = this.vms.find((v) => v.name === vmName);
     if (vm) this.add(vm, kind, text, data);
+  }
+
+  /**
+   * The VM is about to be power-cycled: its current attempt (DHCP, files, the
+   * give-up line) moves to `attempts`, and the next one starts empty. The
+   * clock keeps running from the first start, so times include the lost attempt.
+   */
+  powerCycle(vmName: string, serialLogMoved: string): PastAttempt | null {
+    const vm = this.vms.find((v) => v.name === vmName);
+    if (!vm || vm.gaveUp === undefined) return null;
+    const past: PastAttempt = { atSeconds: Math.round(this.now() - vm.startedAt) / 1000, gaveUp: vm.gaveUp, files: vm.files, acks: vm.acks, serialLog: serialLogMoved };
+    vm.attempts = [...(vm.attempts ?? []), past];
+    vm.files = [];
+    vm.acks = [];
+    delete vm.gaveUp;
+    delete vm.kernelAt;
+    this.add(vm, 'power-cycle', `power cycle ${vm.attempts.length} (the serial log so far: ${serialLogMoved})`);
+    return past;
   }
 
   /** One line of bootd's JSON log; anything else is ignored. */
@@ -148,6 +188,11 @@ export class Timeline {
     if (vm.kernelAt === undefined && KERNEL_MARKER.test(line)) {
       vm.kernelAt = this.now();
       this.add(vm, 'kernel', 'kernel started');
+      return;
+    }
+    if (vm.gaveUp === undefined && vm.upAt === undefined && GAVE_UP_MARKER.test(line)) {
+      vm.gaveUp = line.trim();
+      this.add(vm, 'gave-up', `boot loader gave up: "${vm.gaveUp}"`);
       return;
     }
     const m = UP_MARKER.exec(line);

@@ -92,6 +92,11 @@ describe.skipIf(skip !== null)('netboot lab: real firmware booted by bootd', () 
       expect(vm, why).toBeDefined();
       if (!vm) return;
       console.log(`mode ${c.mode} ${c.image} (${res.accel}): kernel at ${vm.kernelSeconds} s, BOOTD-UP at ${vm.upSeconds} s`);
+      // the lab power-cycles a VM whose boot loader gave up (at most once: --power-cycles 1); the
+      // checks below hold for the attempt that booted, and a lost attempt is printed, never silent
+      for (const a of vm.attempts ?? []) {
+        console.warn(`WARNING mode ${c.mode} ${c.image}: power-cycled at ${a.atSeconds} s after the boot loader gave up ("${a.gaveUp}"); that attempt's files: ${JSON.stringify(a.files.map((f) => [f.file, f.via, f.outcome, f.bytes]))}; serial log ${a.serialLog}`);
+      }
       // the marker, and its address is the one bootd leased (and recorded durably)
       expect(vm.upSeconds).toBeGreaterThan(0);
       const up = res.events.find((e) => e.kind === 'up');

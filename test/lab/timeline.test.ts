@@ -48,6 +48,41 @@ describe('lab timeline', () => {
     expect(seen[8]?.data).toEqual({ image: 'bee', ip: '198.18.77.100' });
     expect(other.files).toEqual([]);
   });
+
+  it("sees PXELINUX give up, and a power cycle moves that attempt aside and starts the next one empty", () => {
+    let now = 1000;
+    const seen: LabEvent[] = [];
+    const vm = track('vm1', '52:54:00:b0:07:01');
+    const t = new Timeline([vm], () => now, (e) => seen.push(e));
+    // the first attempt: lpxelinux's TCP stack dies while it loads the initrd (CI, session 12)
+    t.onBootdLine(log({ msg: 'dhcp ack', mac: vm.mac, ip: '198.18.77.100', vendorClass: 'PXEClient:Arch:00000:UNDI:002001', bootFile: 'http/lpxelinux.0' }));
+    t.onBootdLine(log({ msg: 'http transfer', peer: '198.18.77.100:49153', file: 'images/buildos/1/vmlinuz', bytes: 14186432, durationMs: 3751, outcome: 'complete', status: 200 }));
+    expect(t.powerCycle('vm1', '/r/vm1.serial.attempt1.log')).toBeNull(); // nothing gave up: no cycle
+    t.onSerialLine('vm1', 'Loading http://198.18.77.1:80/images/buildos/1/initrd.img...');
+    now = 7000;
+    t.onSerialLine('vm1', 'Boot failed: press a key to retry, or wait for reset...');
+    t.onSerialLine('vm1', 'Boot failed: press a key to retry, or wait for reset...'); // once per attempt
+    expect(vm.gaveUp).toBe('Boot failed: press a key to retry, or wait for reset...');
+    now = 7500;
+    const past = t.powerCycle('vm1', '/r/vm1.serial.attempt1.log');
+    expect(past).toMatchObject({ atSeconds: 6.5, gaveUp: vm.attempts?.[0]?.gaveUp, serialLog: '/r/vm1.serial.attempt1.log' });
+    expect(past?.files.map((f) => f.file)).toEqual(['images/buildos/1/vmlinuz']);
+    expect(past?.acks.map((a) => a.bootFile)).toEqual(['http/lpxelinux.0']);
+    expect(vm.files).toEqual([]);
+    expect(vm.acks).toEqual([]);
+    expect(vm.gaveUp).toBeUndefined();
+    // the second attempt is followed as the first was; times still count from the first start
+    now = 9000;
+    t.onBootdLine(log({ msg: 'dhcp ack', mac: vm.mac, ip: '198.18.77.100', vendorClass: 'PXEClient:Arch:00000:UNDI:002001', bootFile: 'http/lpxelinux.0' }));
+    now = 20000;
+    t.onSerialLine('vm1', '[    0.000000] Linux version 6.1.0-56-cloud-amd64');
+    t.onSerialLine('vm1', 'BOOTD-UP image=buildos ip=198.18.77.100');
+    t.onSerialLine('vm1', 'Boot failed: press a key to retry'); // after userland is up: not a boot loader
+    expect(vm.acks).toHaveLength(1);
+    expect(vm.gaveUp).toBeUndefined();
+    expect(vm.attempts).toHaveLength(1);
+    expect(seen.map((e) => [e.t, e.kind])).toEqual([[0, 'dhcp-ack'], [0, 'file'], [6, 'gave-up'], [6.5, 'power-cycle'], [8, 'dhcp-ack'], [19, 'kernel'], [19, 'up']]);
+  });
 });
 
 describe('lab QEMU command lines', () => {
