@@ -7,10 +7,11 @@
  * loop, as C servers do: for a tree on a local disk both come from the dentry
  * and inode caches in microseconds, while each of node:fs's promise calls is
  * a round trip through libuv's thread pool (a wake of an idle worker, then of
- * the loop): the two took 0.1 ms of a 0.3 ms answer to a read request back to
- * back, 0.4 ms of 1.4 ms after 100 ms idle (docs/performance.md, session 11). File contents are still read off
- * the loop (source.ts). The cost of the choice: a root on a network
- * filesystem that stalls stalls the whole server while it does.
+ * the loop): the two took 0.1 ms of a 0.3 ms answer to a read request back
+ * to back, 0.4 ms of 1.4 ms after 100 ms idle (docs/performance.md, session
+ * 11). File contents are still read off the loop (source.ts). The cost of the
+ * choice: a root on a network filesystem that stalls stalls the whole server
+ * while it does.
  */
 import fs, { type Stats } from 'node:fs';
 import path from 'node:path';
