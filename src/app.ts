@@ -14,6 +14,7 @@ import { LeaseTable, type PoolConfig } from './dhcp/leases.js';
 import { HostSet } from './hosts/directory.js';
 import { parseIpv4 } from './net/ipv4.js';
 import { LeaseStore } from './state/lease-store.js';
+import { arpInstaller } from './net/arp.js';
 import { FileRoot, VirtualFileTable } from './tftp/fileroot.js';
 import { TftpServer } from './tftp/server.js';
 import { FileCache } from './tftp/source.js';
@@ -274,7 +275,7 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
   let stopState = async (): Promise<void> => {};
   if (cfg.state) {
     try {
-      const started = await startState(cfg, cfg.state, deps, { hosts, catalog, tftp, http, uploads, dhcp, hostAt, lease: (mac) => leasesRef?.lease(mac)?.ip, unknownImage: cfg.dhcp?.server.unknownHosts === 'boot' ? boot.unknownImage?.name : undefined });
+      const started = await startState(cfg, cfg.state, deps, { hosts, catalog, tftp, http, uploads, dhcp, hostAt, lease: (mac) => leasesRef?.latestForMac(mac)?.ip, unknownImage: cfg.dhcp?.server.unknownHosts === 'boot' ? boot.unknownImage?.name : undefined });
       after = started.after;
       machines = started.machines;
       onBuildHostsChanged = started.onHostsChanged;
@@ -578,6 +579,7 @@ async function startDhcp(c: NonNullable<AppConfig['dhcp']>, deps: AppDeps, hosts
     hosts: lookup,
     log,
     config: c.server,
+    ...(proxy ? {} : { neighbor: arpInstaller(c.interface, (errno) => log.warn({ interface: c.interface, errno }, 'dhcp: SIOCSARP failed')) }),
   });
   log.info({ interface: c.interface, mode: proxy ? 'proxy' : 'full', server: c.server.serverIp, range: proxy ? null : `${c.rangeStart}-${c.rangeEnd}`, leases: leases.size, unknownHosts: c.server.unknownHosts, state: store.file, warmUp: { exchanges: warmed, ms: warmMs } }, 'dhcp listening');
   return { server, leases, onHostsChanged: () => leases.setReservations(reservationsNow()) };

@@ -7,10 +7,11 @@ import type { Clock } from '../net/clock.js';
 import { formatIpv4, parseIpv4 } from '../net/ipv4.js';
 import type { Remote, UdpSocket } from '../net/udp.js';
 import type { Logger } from '../log.js';
+import { RepeatLimiter } from '../log-limit.js';
 import type { LeaseStore } from '../state/lease-store.js';
 import { chooseBoot, clientFacts, pxelinuxPathPrefix, type BootDecision, type BootFileNames, type ClientFacts, type Loader } from './boot-policy.js';
-import type { LeaseTable } from './leases.js';
-import { IpxeSub, MessageType, Opt, decodeValue, encodeValue } from './options.js';
+import { describeClient, type ClientIdentity, type LeaseTable } from './leases.js';
+import { IpxeSub, MessageType, Opt, encodeValue } from './options.js';
 import { BOOTREPLY, BOOTREQUEST, DEFAULT_MAX_BYTES, DhcpDecodeError, FLAG_BROADCAST, decodeDhcp, encodeDhcp, getOption, hardwareAddress, type DhcpOption, type DhcpPacket } from './packet.js';
 
 export type UnknownHosts = 'ignore' | 'lease' | 'boot';
@@ -56,6 +57,19 @@ export interface DhcpStats {
   releases: number;
   informs: number;
   poolExhausted: number;
+  /** DECLINE or RELEASE not from the address's own client, or naming no address of ours: ignored. */
+  foreignDeclines: number;
+  foreignReleases: number;
+  /** INIT-REBOOT REQUESTs from clients this server has no record of (RFC 2131 section 4.3.2: silence). */
+  unknownInitReboot: number;
+  /** Replies that could not be encoded within the client's size: nothing was leased. */
+  replyTooBig: number;
+  /** Client-supplied values refused on the way in (host name too long or not a name). */
+  badClientValues: number;
+  /** Lease writes that failed (disk full): no ACK went out. */
+  storeFailures: number;
+  /** Replies unicast to yiaddr with an ARP entry installed (RFC 2131 section 4.1). */
+  unicastReplies: number;
 }
 
 /** The server sees a host directory through this: "not found" is a normal answer. */
@@ -81,6 +95,13 @@ export interface DhcpServerDeps {
   readonly hosts: HostLookup;
   readonly log: Logger;
   readonly config: DhcpServerConfig;
+  /**
+   * Installs an ARP entry (ip -> mac) on the served interface so that a reply
+   * can be unicast to a client that has no address yet (RFC 2131 section
+   * 4.1). Returns false where the platform does not let us; replies are then
+   * broadcast. Absent: always broadcast.
+   */
+  readonly neighbor?: ((ip: string, mac: string) => boolean) | undefined;
 }
 
 /** An OFFER or ACK as it went out, for the per-host timeline (src/afterboot/). */
@@ -146,6 +167,7 @@ class Wired {
   readonly hosts: HostLookup;
   readonly log: Logger;
   readonly config: WiredConfig;
+  readonly neighbor: ((ip: string, mac: string) => boolean) | undefined;
 
   constructor(d: DhcpServerDeps) {
     this.socket = d.socket;
@@ -156,6 +178,7 @@ class Wired {
     this.hosts = d.hosts;
     this.log = d.log;
     this.config = new WiredConfig(d.config);
+    this.neighbor = d.neighbor;
   }
 }
 
@@ -163,6 +186,12 @@ const CLIENT_PORT = 68;
 const SERVER_PORT = 67;
 const BROADCAST = '255.255.255.255';
 const ZERO = '0.0.0.0';
+/** RFC 2132 section 9.14: a client identifier has at least a type and one byte. Kea's upper bound. */
+const CLIENT_ID_MIN = 2;
+const CLIENT_ID_MAX = 255;
+/** Longest host name taken from a client (Linux's HOST_NAME_MAX; RFC 1035 labels are 63). */
+const HOSTNAME_MAX = 64;
+const HOSTNAME_RE = /^[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9_-]*[A-Za-z0-9])?)*$/;
 
 interface Subnet {
   readonly net: number;
@@ -174,18 +203,26 @@ interface Subnet {
 }
 
 export class DhcpServer {
-  readonly counters: DhcpStats = { received: 0, malformed: 0, ignored: 0, offers: 0, acks: 0, naks: 0, declines: 0, releases: 0, informs: 0, poolExhausted: 0 };
+  readonly counters: DhcpStats = {
+    received: 0, malformed: 0, ignored: 0, offers: 0, acks: 0, naks: 0, declines: 0, releases: 0, informs: 0, poolExhausted: 0,
+    foreignDeclines: 0, foreignReleases: 0, unknownInitReboot: 0, replyTooBig: 0, badClientValues: 0, storeFailures: 0, unicastReplies: 0,
+  };
   private readonly serverIpNum: number;
   /** The local subnet first, then the relayed ones. */
   private readonly subnets: Subnet[];
   private closed = false;
   private readonly listeners: ((e: DhcpEvent) => void)[] = [];
+  /** Warnings a client can cause per packet, summarised (a flood writes a few lines, not one per packet). */
+  private readonly warnings: RepeatLimiter;
+  /** Cleared when installing an ARP entry fails: from then on every reply is broadcast. */
+  private unicastOk = true;
 
   private readonly d: Wired;
 
   constructor(deps: DhcpServerDeps) {
     const d = new Wired(deps);
     this.d = d;
+    this.warnings = new RepeatLimiter(d.log, d.clock);
     this.serverIpNum = parseIpv4(d.config.serverIp) ?? 0;
     const mask = parseIpv4(d.config.subnetMask) ?? 0;
     this.subnets = [
@@ -196,7 +233,7 @@ export class DhcpServer {
       }),
     ];
     d.socket.onMessage((msg, from) => {
-      void this.onMessage(msg, from).catch((err: unknown) => d.log.error({ err: String(err) }, 'dhcp handler failed'));
+      void this.onMessage(msg, from).catch((err: unknown) => this.warnings.warn('handler', { err: String(err) }, 'dhcp handler failed'));
     });
     d.socket.onError((err) => d.log.warn({ err: err.message }, 'dhcp socket error'));
     d.pxeSocket?.onMessage((msg, from) => this.onPxePort(msg, from));
@@ -218,16 +255,31 @@ export class DhcpServer {
 
   close(): void {
     this.closed = true;
+    this.warnings.close();
     this.d.socket.close();
     this.d.pxeSocket?.close();
   }
 
-  /** Waits until every change so far is on disk. */
+  /** Waits until every change so far is on disk; rejects if the write failed (the changes stay pending). */
   private persist(): Promise<void> {
+    const leases = this.d.leases;
     return this.d.store.commit({
-      changes: () => this.d.leases.takeChanged().map((mac) => ({ mac, lease: this.d.leases.lease(mac) })),
-      all: () => this.d.leases.all(),
+      changes: () => leases.takeChanged().map((ip) => ({ ip: formatIpv4(ip), lease: leases.leaseAt(ip) })),
+      all: () => leases.all(),
+      putBack: (changes) => leases.markChanged(changes.map((c) => parseIpv4(c.ip) ?? 0)),
     });
+  }
+
+  /** persist(), with a failure counted and logged: false means nothing may be acknowledged. */
+  private async durable(id: ClientIdentity): Promise<boolean> {
+    try {
+      await this.persist();
+      return true;
+    } catch (err) {
+      this.counters.storeFailures++;
+      this.warnings.warn('store', { client: describeClient(id), err: (err as Error).message }, 'dhcp: lease not written, no ACK sent (the client will retry)');
+      return false;
+    }
   }
 
   /** RFC 2131 section 4.3.1: the subnet of a relayed request is the one holding giaddr; else the local one. */
@@ -261,6 +313,12 @@ export class DhcpServer {
     }
     const type = typeRaw[0] as number;
     const mac = hardwareAddress(p);
+    const cid = getOption(p, Opt.CLIENT_ID);
+    if (cid && (cid.length < CLIENT_ID_MIN || cid.length > CLIENT_ID_MAX)) {
+      this.counters.malformed++; // RFC 2132 section 9.14
+      return;
+    }
+    const id: ClientIdentity = { mac, clientId: cid ? cid.toString('hex') : null };
     const subnet = this.subnetOf(p);
     if (!subnet) {
       this.counters.ignored++; // relayed from a subnet this server does not serve
@@ -281,15 +339,15 @@ export class DhcpServer {
     const now = this.d.clock.wallNow();
     switch (type) {
       case MessageType.DISCOVER:
-        return this.discover(p, mac, known, now, subnet);
+        return this.discover(p, id, known, now, subnet);
       case MessageType.REQUEST:
-        return this.request(p, mac, known, now, subnet);
+        return this.request(p, id, known, now, subnet);
       case MessageType.DECLINE:
-        return this.decline(p, mac, now);
+        return this.decline(p, id, now);
       case MessageType.RELEASE:
-        return this.release(p, mac, now);
+        return this.release(p, id, now);
       case MessageType.INFORM:
-        return this.inform(p, mac, known, subnet);
+        return this.inform(p, id, known, subnet);
       default:
         this.counters.ignored++;
     }
@@ -326,9 +384,12 @@ export class DhcpServer {
     if (boot.ipxe) options.push(opt(Opt.IPXE, [{ code: IpxeSub.NO_PXEDHCP, data: Buffer.from([1]) }]));
     const uuid = getOption(p, Opt.CLIENT_UUID);
     if (uuid) options.push({ code: Opt.CLIENT_UUID, data: uuid });
+    echoClientId(p, options);
     const out: DhcpPacket = { ...replyBase(p), ciaddr: type === MessageType.ACK ? p.ciaddr : ZERO, siaddr: next, file: boot.file.length < 128 ? boot.file : '', options };
+    const wire = this.encode(p, out, mac);
+    if (!wire) return;
     this.counters.offers++;
-    this.send(p, mac, out, p.giaddr !== ZERO ? { address: p.giaddr, port: SERVER_PORT } : to);
+    this.transmit(mac, wire, p.giaddr !== ZERO ? { address: p.giaddr, port: SERVER_PORT } : to);
     this.d.log.info({ mac, file: boot.file, arch: facts.arch, port: to.port === CLIENT_PORT ? 67 : 4011 }, type === MessageType.ACK ? 'dhcp proxy ack' : 'dhcp proxy offer');
   }
 
@@ -364,99 +425,181 @@ export class DhcpServer {
     return r && r.length === 4 ? r.readUInt32BE(0) : null;
   }
 
-  private discover(p: DhcpPacket, mac: string, known: boolean, now: number, subnet: Subnet): void {
-    const ip = this.d.leases.offer(mac, this.requestedIp(p), now, subnet.range);
+  private discover(p: DhcpPacket, id: ClientIdentity, known: boolean, now: number, subnet: Subnet): void {
+    const mac = id.mac;
+    const ip = this.d.leases.offer(id, this.requestedIp(p), now, subnet.range);
     if (ip === null || !DhcpServer.contains(subnet, ip)) {
       // pool exhausted, or a reservation that belongs to another subnet than the client is on
+      if (ip !== null) this.d.leases.forgetOffer(id);
       this.counters.poolExhausted++;
-      this.d.log.warn({ mac, giaddr: p.giaddr }, 'dhcp: no address to offer on this subnet');
+      this.warnings.warn('no-address', { mac, giaddr: p.giaddr }, 'dhcp: no address to offer on this subnet');
+      return;
+    }
+    const built = this.reply(p, id, MessageType.OFFER, formatIpv4(ip), known, true, subnet, this.hostnameFor(p, id, known));
+    if (!built) {
+      this.d.leases.forgetOffer(id); // nothing held for a client we cannot answer
       return;
     }
     this.counters.offers++;
-    const { boot, facts } = this.reply(p, mac, MessageType.OFFER, formatIpv4(ip), known, true, subnet);
+    this.transmit(mac, built.wire, built.to);
+    const { boot, facts } = built;
     const e: DhcpEvent = { type: 'offer', mac, ip: formatIpv4(ip), vendorClass: facts.vendorClass, arch: facts.arch, pxe: facts.pxe, userClassIpxe: facts.ipxe, bootFile: boot.kind === 'file' ? boot.file : null };
-    if (this.d.log.isLevelEnabled('info')) this.d.log.info({ mac, ip: e.ip, vendorClass: e.vendorClass, arch: e.arch, userClassIpxe: e.userClassIpxe, bootFile: e.bootFile }, 'dhcp offer');
+    if (this.d.log.isLevelEnabled('info')) this.d.log.info({ mac, ...(id.clientId !== null ? { clientId: id.clientId } : {}), ip: e.ip, to: built.to.address, vendorClass: e.vendorClass, arch: e.arch, userClassIpxe: e.userClassIpxe, bootFile: e.bootFile }, 'dhcp offer');
     this.emit(e);
   }
 
-  private async request(p: DhcpPacket, mac: string, known: boolean, now: number, subnet: Subnet): Promise<void> {
+  /**
+   * The host name a client asked for (option 12), if it is one: at most
+   * HOSTNAME_MAX characters of letters, digits, '-', '_' and dots. Anything
+   * else is counted and not kept (it would be echoed in every reply and could
+   * make them too big to send).
+   */
+  private clientHostname(p: DhcpPacket): string | undefined {
+    const raw = getOption(p, Opt.HOSTNAME);
+    if (!raw) return undefined;
+    const name = raw.length <= HOSTNAME_MAX ? raw.toString('latin1').replace(/\0+$/, '') : '';
+    if (name.length === 0 || !HOSTNAME_RE.test(name)) {
+      this.counters.badClientValues++;
+      return undefined;
+    }
+    return name;
+  }
+
+  /** Option 12 in a reply: the host's configured name, else what the client asked for or had. */
+  private hostnameFor(p: DhcpPacket, id: ClientIdentity, known: boolean): string | undefined {
+    return (known ? this.d.hosts.hostname?.(id.mac) : undefined) ?? this.clientHostname(p) ?? this.d.leases.find(id)?.hostname;
+  }
+
+  private async request(p: DhcpPacket, id: ClientIdentity, known: boolean, now: number, subnet: Subnet): Promise<void> {
+    const mac = id.mac;
     const sid = getOption(p, Opt.SERVER_ID);
     const ciaddr = parseIpv4(p.ciaddr) ?? 0;
     if (sid) {
       // SELECTING (RFC 2131 section 4.3.2): the client named the server it chose
       if (sid.length !== 4 || sid.readUInt32BE(0) !== this.serverIpNum) {
-        this.d.leases.forgetOffer(mac);
+        this.d.leases.forgetOffer(id);
         this.counters.ignored++;
         return;
       }
     }
-    const ip = this.requestedIp(p) ?? (ciaddr !== 0 ? ciaddr : null);
+    const requested = this.requestedIp(p);
+    const ip = requested ?? (ciaddr !== 0 ? ciaddr : null);
     if (ip === null) {
       this.counters.ignored++;
       return;
     }
     if (!DhcpServer.contains(subnet, ip)) {
       // INIT-REBOOT on the wrong network, or a bogus request: tell the client to start over
-      this.nak(p, mac, `${formatIpv4(ip)} is not on this network`);
+      this.nak(p, id, `${formatIpv4(ip)} is not on this network`);
       return;
     }
+    const record = this.d.leases.find(id);
+    const reserved = this.d.leases.reservationOf(mac);
+    if (!sid && requested !== null && ciaddr === 0) {
+      // INIT-REBOOT (RFC 2131 section 4.3.2): "If the DHCP server has no record of this
+      // client, then it MUST remain silent" (another server on the wire may own it); a
+      // reservation is a record. If the client's notion of its address is wrong: NAK.
+      if (!record && reserved === undefined) {
+        this.counters.unknownInitReboot++;
+        return;
+      }
+      const mine = reserved ?? parseIpv4(record?.ip ?? '');
+      if (mine !== ip) {
+        this.nak(p, id, `${formatIpv4(ip)} is not the address of ${describeClient(id)}`);
+        return;
+      }
+    }
     const rebinding = !sid && ciaddr !== 0 && p.giaddr === ZERO && (p.flags & FLAG_BROADCAST) !== 0;
-    const hostname = getOption(p, Opt.HOSTNAME);
-    const result = this.d.leases.request(mac, ip, now, hostname ? (decodeValue(Opt.HOSTNAME, hostname) as string) : undefined);
+    const hostname = this.clientHostname(p);
+    const replyName = (known ? this.d.hosts.hostname?.(mac) : undefined) ?? hostname ?? record?.hostname;
+    // the reply is built before anything is leased: one that cannot be sent must leave nothing behind
+    const built = this.reply(p, id, MessageType.ACK, formatIpv4(ip), known, true, subnet, replyName);
+    if (!built) return;
+    const result = this.d.leases.request(id, ip, now, hostname);
     if (!result.ok) {
       // REBINDING with no record of the client: another server may own it; stay silent (RFC 2131 section 4.3.2)
-      if (rebinding && !this.d.leases.lease(mac)) {
+      if (rebinding && !record) {
         this.counters.ignored++;
         return;
       }
-      this.nak(p, mac, result.reason);
+      this.nak(p, id, result.reason);
       return;
     }
-    await this.persist();
+    if (!(await this.durable(id))) return; // never an ACK before the lease is on disk
+    if (this.closed) return;
     this.counters.acks++;
-    const { boot, facts } = this.reply(p, mac, MessageType.ACK, result.lease.ip, known, true, subnet);
+    this.transmit(mac, built.wire, built.to);
+    const { boot, facts } = built;
     const e: DhcpEvent = { type: 'ack', mac, ip: result.lease.ip, vendorClass: facts.vendorClass, arch: facts.arch, pxe: facts.pxe, userClassIpxe: facts.ipxe, bootFile: boot.kind === 'file' ? boot.file : null };
     // the vendor class tells the stages apart: PXEClient (firmware), none (an NBP's own DHCP), the OS's
-    if (this.d.log.isLevelEnabled('info')) this.d.log.info({ mac, ip: e.ip, expiresAt: new Date(result.lease.expiresAt).toISOString(), vendorClass: e.vendorClass, arch: e.arch, userClassIpxe: e.userClassIpxe, bootFile: e.bootFile }, 'dhcp ack');
+    if (this.d.log.isLevelEnabled('info')) this.d.log.info({ mac, ...(id.clientId !== null ? { clientId: id.clientId } : {}), ip: e.ip, expiresAt: new Date(result.lease.expiresAt).toISOString(), to: built.to.address, vendorClass: e.vendorClass, arch: e.arch, userClassIpxe: e.userClassIpxe, bootFile: e.bootFile }, 'dhcp ack');
     this.emit(e);
   }
 
-  private async decline(p: DhcpPacket, mac: string, now: number): Promise<void> {
+  /** A DECLINE or RELEASE naming another server (option 54) is not for us. */
+  private forOtherServer(p: DhcpPacket): boolean {
+    const sid = getOption(p, Opt.SERVER_ID);
+    return sid !== undefined && (sid.length !== 4 || sid.readUInt32BE(0) !== this.serverIpNum);
+  }
+
+  /**
+   * DHCPDECLINE (RFC 2131 section 4.3.3): the address the client was given is
+   * in use by another device. Honoured only from the address's own client and
+   * for an address of ours; anything else is counted and ignored (a client
+   * must not take others' addresses out of service).
+   */
+  private async decline(p: DhcpPacket, id: ClientIdentity, now: number): Promise<void> {
     const ip = this.requestedIp(p);
-    if (ip === null) return;
-    this.counters.declines++;
-    this.d.leases.decline(mac, ip, now);
-    this.d.log.warn({ mac, ip: formatIpv4(ip) }, 'dhcp decline: address in use on the network');
-    await this.persist();
-  }
-
-  private async release(p: DhcpPacket, mac: string, now: number): Promise<void> {
-    const ip = parseIpv4(p.ciaddr) ?? 0;
-    if (this.d.leases.release(mac, ip, now)) {
-      this.counters.releases++;
-      this.d.log.info({ mac, ip: p.ciaddr }, 'dhcp release');
-      await this.persist();
+    if (ip === null || this.forOtherServer(p) || !this.d.leases.isOurs(ip) || !this.d.leases.decline(id, ip, now)) {
+      this.counters.foreignDeclines++;
+      return;
     }
+    this.counters.declines++;
+    this.warnings.warn('decline', { mac: id.mac, ip: formatIpv4(ip) }, 'dhcp decline: address in use on the network');
+    await this.durable(id);
   }
 
-  private inform(p: DhcpPacket, mac: string, known: boolean, subnet: Subnet): void {
+  /** DHCPRELEASE (RFC 2131 section 4.4.6), from the lease's own client only. */
+  private async release(p: DhcpPacket, id: ClientIdentity, now: number): Promise<void> {
+    const ip = parseIpv4(p.ciaddr) ?? 0;
+    if (this.forOtherServer(p) || !this.d.leases.isOurs(ip) || !this.d.leases.release(id, ip, now)) {
+      this.counters.foreignReleases++;
+      return;
+    }
+    this.counters.releases++;
+    this.d.log.info({ mac: id.mac, ip: p.ciaddr }, 'dhcp release');
+    await this.durable(id);
+  }
+
+  private inform(p: DhcpPacket, id: ClientIdentity, known: boolean, subnet: Subnet): void {
     this.counters.informs++;
-    this.reply(p, mac, MessageType.ACK, ZERO, known, false, subnet);
+    const built = this.reply(p, id, MessageType.ACK, ZERO, known, false, subnet, undefined);
+    if (built) this.transmit(id.mac, built.wire, built.to);
   }
 
-  private nak(p: DhcpPacket, mac: string, reason: string): void {
+  private nak(p: DhcpPacket, id: ClientIdentity, reason: string): void {
     this.counters.naks++;
-    this.d.log.info({ mac, reason }, 'dhcp nak');
+    this.d.log.info({ mac: id.mac, reason }, 'dhcp nak');
     const options: DhcpOption[] = [opt(Opt.MESSAGE_TYPE, MessageType.NAK), opt(Opt.SERVER_ID, this.d.config.serverIp), opt(Opt.MESSAGE, reason.slice(0, 200))];
+    echoClientId(p, options); // RFC 6842 section 3
     const relay = getOption(p, Opt.RELAY_AGENT);
     if (relay) options.push({ code: Opt.RELAY_AGENT, data: relay });
-    // RFC 2131 section 4.1: a NAK goes to the relay, else is broadcast
-    this.send(p, mac, { ...replyBase(p), ciaddr: ZERO, options }, p.giaddr !== ZERO ? { address: p.giaddr, port: SERVER_PORT } : { address: BROADCAST, port: CLIENT_PORT });
+    const relayed = p.giaddr !== ZERO;
+    // RFC 2131 section 4.3.2: through a relay the server MUST set the broadcast bit, so the relay
+    // broadcasts the NAK to the client; section 4.1: without a relay a NAK is broadcast
+    const out: DhcpPacket = { ...replyBase(p), flags: relayed ? p.flags | FLAG_BROADCAST : p.flags, ciaddr: ZERO, options };
+    const wire = this.encode(p, out, id.mac);
+    if (wire) this.transmit(id.mac, wire, relayed ? { address: p.giaddr, port: SERVER_PORT } : { address: BROADCAST, port: CLIENT_PORT });
   }
 
-  /** Builds and sends the reply; returns what it decided, with the client facts it read (once per packet). */
-  private reply(p: DhcpPacket, mac: string, type: MessageType, yiaddr: string, known: boolean, withLease: boolean, subnet: Subnet): { boot: BootDecision; facts: ClientFacts } {
+  /**
+   * Builds and encodes the reply; returns it with where it goes and what was
+   * decided (the client facts are read once per packet). null: it does not
+   * fit the client's size, counted and logged; nothing was sent.
+   */
+  private reply(p: DhcpPacket, id: ClientIdentity, type: MessageType, yiaddr: string, known: boolean, withLease: boolean, subnet: Subnet, hostname: string | undefined): { wire: Buffer; to: Remote; boot: BootDecision; facts: ClientFacts } | null {
     const c = this.d.config;
+    const mac = id.mac;
     const options: DhcpOption[] = [opt(Opt.MESSAGE_TYPE, type), opt(Opt.SERVER_ID, c.serverIp)];
     if (withLease) {
       options.push(opt(Opt.LEASE_TIME, c.leaseSeconds), opt(Opt.RENEWAL_TIME, Math.floor(c.leaseSeconds / 2)), opt(Opt.REBINDING_TIME, Math.floor((c.leaseSeconds * 7) / 8)));
@@ -464,7 +607,6 @@ export class DhcpServer {
     options.push(opt(Opt.SUBNET_MASK, subnet.maskText));
     if (subnet.router) options.push(opt(Opt.ROUTER, [subnet.router]));
     if (c.dns && c.dns.length > 0) options.push(opt(Opt.DNS, [...c.dns]));
-    const hostname = (known ? this.d.hosts.hostname?.(mac) : undefined) ?? this.d.leases.lease(mac)?.hostname;
     if (hostname && withLease) options.push(opt(Opt.HOSTNAME, hostname));
 
     // BOOTP's siaddr is the next server for any client (RFC 951); options 66/67 only for boot clients
@@ -485,13 +627,14 @@ export class DhcpServer {
     }
     const uuid = getOption(p, Opt.CLIENT_UUID);
     if (uuid && boot.kind === 'file') options.push({ code: Opt.CLIENT_UUID, data: uuid }); // RFC 4578: echo 97
+    echoClientId(p, options); // RFC 6842 section 3
     const relay = getOption(p, Opt.RELAY_AGENT);
     if (relay) options.push({ code: Opt.RELAY_AGENT, data: relay }); // RFC 3046: echo 82 unchanged
 
     // RFC 2131 table 3: ciaddr is 0 in an OFFER, the client's in an ACK
     const out: DhcpPacket = { ...replyBase(p), ciaddr: type === MessageType.OFFER ? ZERO : p.ciaddr, yiaddr, siaddr, file, options };
-    this.send(p, mac, out, this.destination(p, type));
-    return { boot, facts };
+    const wire = this.encode(p, out, mac);
+    return wire ? { wire, to: this.destination(p, type, yiaddr, mac), boot, facts } : null;
   }
 
   private bootFor(p: DhcpPacket, mac: string, known: boolean, facts?: ClientFacts): BootDecision {
@@ -504,30 +647,55 @@ export class DhcpServer {
     return chooseBoot(f, own ? { ...names, loaders: own } : names, (known ? this.d.hosts.loader?.(mac) : undefined) ?? this.d.config.defaultLoader);
   }
 
-  /** RFC 2131 section 4.1 reply addressing. */
-  private destination(p: DhcpPacket, type: MessageType): Remote {
+  /**
+   * RFC 2131 section 4.1 reply addressing: to the relay (giaddr); to ciaddr
+   * when the client has an address (not for an OFFER); broadcast when the
+   * client set the broadcast bit (EDK2 does); else, as the RFC says a server
+   * SHOULD, unicast to yiaddr at chaddr, which needs an ARP entry the client
+   * cannot answer for yet: installed through `neighbor` (SIOCSARP, as
+   * dnsmasq does). iPXE, udhcpc, dhclient and dhcpcd leave the bit clear and
+   * take the unicast (shared/WIRE.md: dnsmasq's unicast to iPXE). Where the
+   * entry cannot be installed (no CAP_NET_ADMIN, another platform) the reply
+   * is broadcast, which every client tested accepts.
+   */
+  private destination(p: DhcpPacket, type: MessageType, yiaddr: string, mac: string): Remote {
     if (p.giaddr !== ZERO) return { address: p.giaddr, port: SERVER_PORT };
     if (p.ciaddr !== ZERO && type !== MessageType.OFFER) return { address: p.ciaddr, port: CLIENT_PORT };
-    // Unicast to yiaddr would need an ARP entry the client cannot answer yet,
-    // which node:dgram cannot install; broadcasting works with every client
-    // tested (WIRE.md, checklist 1).
+    if ((p.flags & FLAG_BROADCAST) === 0 && yiaddr !== ZERO && this.unicastOk && this.d.neighbor) {
+      if (this.d.neighbor(yiaddr, mac)) {
+        this.counters.unicastReplies++;
+        return { address: yiaddr, port: CLIENT_PORT };
+      }
+      this.unicastOk = false;
+      this.d.log.warn({ mac, ip: yiaddr }, 'dhcp: cannot install ARP entries here; replies are broadcast from now on');
+    }
     return { address: BROADCAST, port: CLIENT_PORT };
   }
 
-  private send(req: DhcpPacket, mac: string, reply: DhcpPacket, to: Remote): void {
+  /** The reply's bytes within the client's size (option 57), or null: counted, logged (summarised). */
+  private encode(req: DhcpPacket, reply: DhcpPacket, mac: string): Buffer | null {
     const max = getOption(req, Opt.MAX_MESSAGE_SIZE);
     const maxBytes = max && max.length === 2 ? Math.max(DEFAULT_MAX_BYTES, max.readUInt16BE(0) - 28) : DEFAULT_MAX_BYTES;
-    let wire: Buffer;
     try {
-      wire = encodeDhcp(reply, { maxBytes });
+      return encodeDhcp(reply, { maxBytes });
     } catch (err) {
-      this.d.log.error({ err: (err as Error).message }, 'dhcp reply does not fit the client');
-      return;
+      this.counters.replyTooBig++;
+      this.warnings.warn('too-big', { mac, err: (err as Error).message }, 'dhcp reply does not fit the client; nothing leased');
+      return null;
     }
+  }
+
+  private transmit(mac: string, wire: Buffer, to: Remote): void {
     const delay = this.d.hosts.replyDelayMs?.(mac) ?? 0;
     if (delay > 0) this.d.clock.setTimer(delay, () => this.closed || this.d.socket.send(wire, to));
     else this.d.socket.send(wire, to);
   }
+}
+
+/** RFC 6842 section 3: a server MUST return the client identifier in OFFER, ACK and NAK. */
+function echoClientId(p: DhcpPacket, options: DhcpOption[]): void {
+  const cid = getOption(p, Opt.CLIENT_ID);
+  if (cid) options.push({ code: Opt.CLIENT_ID, data: cid });
 }
 
 function opt(code: number, value: Parameters<typeof encodeValue>[1]): DhcpOption {

@@ -49,9 +49,16 @@ const KINDS: readonly (readonly DhcpOption[])[] = [
   [o(Opt.MAX_MESSAGE_SIZE, 1472), o(Opt.PARAMETER_LIST, [1, 3, 6, 12, 13, 15, 17, 28, 43, 60, 66, 67, 97, 128]), o(Opt.CLIENT_ARCH, [7]), o(Opt.CLIENT_NDI, Buffer.from([1, 3, 16])), o(Opt.VENDOR_CLASS, 'PXEClient:Arch:00007:UNDI:003016'), o(Opt.CLIENT_UUID, UUID)],
   // iPXE: client id, user class, its own encapsulated options
   [o(Opt.MAX_MESSAGE_SIZE, 1472), o(Opt.CLIENT_ARCH, [0]), o(Opt.CLIENT_NDI, Buffer.from([1, 2, 1])), o(Opt.VENDOR_CLASS, 'PXEClient:Arch:00000:UNDI:002001'), o(Opt.USER_CLASS, Buffer.from('iPXE')), o(Opt.PARAMETER_LIST, [1, 3, 6, 7, 12, 15, 17, 26, 43, 60, 66, 67, 119, 128, 129, 130, 131, 132, 133, 134, 135, 175, 203]), o(Opt.IPXE, [{ code: 19, data: Buffer.from([1]) }, { code: 24, data: Buffer.from([1]) }])],
-  // Linux's udhcpc: client id and host name, no PXE options
-  [o(Opt.CLIENT_ID, Buffer.from([1, 2, 0xb0, 7, 0, 0, 1])), o(Opt.MAX_MESSAGE_SIZE, 576), o(Opt.VENDOR_CLASS, 'udhcp 1.35.0'), o(Opt.HOSTNAME, 'bee'), o(Opt.PARAMETER_LIST, [1, 3, 6, 12, 15, 28, 42])],
+  // Linux's udhcpc: client id (01:<mac>, added per client by kindOptions) and host name, no PXE options
+  [o(Opt.MAX_MESSAGE_SIZE, 576), o(Opt.VENDOR_CLASS, 'udhcp 1.35.0'), o(Opt.HOSTNAME, 'bee'), o(Opt.PARAMETER_LIST, [1, 3, 6, 12, 15, 28, 42])],
 ];
+
+/** The options of client `i`'s kind; udhcpc's kind sends its own client identifier (RFC 2132 type 1 + MAC). */
+function kindOptions(i: number, mac: string): readonly DhcpOption[] {
+  const kind = KINDS[i % KINDS.length] as readonly DhcpOption[];
+  if (i % KINDS.length !== KINDS.length - 1) return kind;
+  return [o(Opt.CLIENT_ID, Buffer.from([1, ...mac.split(':').map((h) => parseInt(h, 16))])), ...kind];
+}
 
 export interface WarmUpOptions {
   /** Whole exchanges (DISCOVER to ACK); default 1,000. */
@@ -134,7 +141,7 @@ export async function warmUpDhcp(deps: Pick<DhcpServerDeps, 'clock' | 'hosts' | 
     const xid = (Math.imul(i + 1, 0x9e3779b1) ^ 0x5bd1e995) >>> 0;
     xids.set(xid, i);
     xidOf[i] = xid;
-    return encodeDhcp(clientRequest({ mac: macOf(i), xid, flags: i % 2 === 0 ? FLAG_BROADCAST : 0, options: [o(Opt.MESSAGE_TYPE, MessageType.DISCOVER), ...KINDS[i % KINDS.length]!] }));
+    return encodeDhcp(clientRequest({ mac: macOf(i), xid, flags: i % 2 === 0 ? FLAG_BROADCAST : 0, options: [o(Opt.MESSAGE_TYPE, MessageType.DISCOVER), ...kindOptions(i, macOf(i))] }));
   };
   const request = (i: number, yiaddr: Buffer): Buffer =>
     encodeDhcp(
@@ -142,7 +149,7 @@ export async function warmUpDhcp(deps: Pick<DhcpServerDeps, 'clock' | 'hosts' | 
         mac: macOf(i),
         xid: xidOf[i] as number,
         flags: i % 2 === 0 ? FLAG_BROADCAST : 0,
-        options: [o(Opt.MESSAGE_TYPE, MessageType.REQUEST), o(Opt.REQUESTED_IP, `${yiaddr[0]}.${yiaddr[1]}.${yiaddr[2]}.${yiaddr[3]}`), o(Opt.SERVER_ID, serverIp), ...KINDS[i % KINDS.length]!],
+        options: [o(Opt.MESSAGE_TYPE, MessageType.REQUEST), o(Opt.REQUESTED_IP, `${yiaddr[0]}.${yiaddr[1]}.${yiaddr[2]}.${yiaddr[3]}`), o(Opt.SERVER_ID, serverIp), ...kindOptions(i, macOf(i))],
       }),
     );
 

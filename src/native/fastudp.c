@@ -33,6 +33,9 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
+#include <net/if_arp.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -594,6 +597,49 @@ static napi_value js_configure(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * arpSet(ifname, ip, mac) -> 0 or errno. Installs the ARP entry ip -> mac on
+ * ifname (SIOCSARP, ATF_COM), so that a DHCP reply can be unicast to yiaddr
+ * at chaddr before the client can answer ARP (RFC 2131 section 4.1; dnsmasq
+ * does the same). Needs CAP_NET_ADMIN; the caller falls back to broadcast.
+ */
+static int arp_fd = -1;
+
+static napi_value js_arp_set(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char ifname[IFNAMSIZ + 1], ip[INET_ADDRSTRLEN + 1], mac[32];
+  size_t n1 = 0, n2 = 0, n3 = 0;
+  if (argc < 3 || napi_get_value_string_utf8(env, argv[0], ifname, sizeof ifname, &n1) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[1], ip, sizeof ip, &n2) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[2], mac, sizeof mac, &n3) != napi_ok || n1 == 0 || n1 >= IFNAMSIZ) {
+    napi_throw_type_error(env, NULL, "arpSet(ifname, ip, mac)");
+    return NULL;
+  }
+  struct arpreq req;
+  memset(&req, 0, sizeof req);
+  struct sockaddr_in *sin = (struct sockaddr_in *)&req.arp_pa;
+  sin->sin_family = AF_INET;
+  unsigned int b[6];
+  if (inet_pton(AF_INET, ip, &sin->sin_addr) != 1 ||
+      sscanf(mac, "%2x:%2x:%2x:%2x:%2x:%2x", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]) != 6) {
+    napi_throw_type_error(env, NULL, "arpSet: bad address");
+    return NULL;
+  }
+  req.arp_ha.sa_family = ARPHRD_ETHER;
+  for (int i = 0; i < 6; i++) req.arp_ha.sa_data[i] = (char)b[i];
+  req.arp_flags = ATF_COM;
+  memcpy(req.arp_dev, ifname, n1 + 1);
+  int err = 0;
+  if (arp_fd < 0) arp_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (arp_fd < 0) err = errno;
+  else if (ioctl(arp_fd, SIOCSARP, &req) < 0) err = errno;
+  napi_value out;
+  napi_create_int32(env, err, &out);
+  return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
@@ -601,6 +647,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
       {"configure", NULL, js_configure, NULL, NULL, NULL, napi_default, NULL},
       {"pump", NULL, js_pump, NULL, NULL, NULL, napi_default, NULL},
+      {"arpSet", NULL, js_arp_set, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

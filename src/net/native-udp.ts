@@ -23,6 +23,8 @@ export interface FastUdp {
   configure(busyPollUs: number): void;
   /** Starts (or with file null, stops) answering in-order ACKs (see AckPump in udp.ts). */
   pump(handle: unknown, file: Buffer | null, blksize?: number, windowsize?: number, state?: Int32Array): void;
+  /** Installs the ARP entry ip -> mac on ifname (SIOCSARP); 0, or the errno. */
+  arpSet(ifname: string, ip: string, mac: string): number;
 }
 
 /** Largest UDP payload over IPv4 (65535 - 20 - 8). */

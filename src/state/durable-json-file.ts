@@ -46,12 +46,18 @@ export class DurableJsonFile<T> implements Adapter<T> {
     const tmp = path.join(dir, `.${path.basename(this.file)}.${process.pid}.${this.seq++}.tmp`);
     const fh = await fs.open(tmp, 'w', 0o600);
     try {
-      await fh.writeFile(JSON.stringify(data) + '\n');
-      await fh.sync();
-    } finally {
-      await fh.close();
+      try {
+        await fh.writeFile(JSON.stringify(data) + '\n');
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await fs.rename(tmp, this.file);
+    } catch (err) {
+      // a full disk must not leave a half-written temporary file behind to fill it further
+      await fs.unlink(tmp).catch(() => {});
+      throw err;
     }
-    await fs.rename(tmp, this.file);
     const d = await fs.open(dir, 'r');
     try {
       await d.sync();

@@ -9,10 +9,17 @@
  * written as a new snapshot and the journal truncated.
  *
  * Recovery reads the snapshot, then replays the journal in order. Replay is
- * idempotent (each record is a lease's full state, or its removal), so a
- * crash between the snapshot's rename and the journal's truncation is
- * harmless. A torn last line, from a crash in the middle of an append, was
- * never synced and so never acknowledged: it is skipped.
+ * idempotent (each record is a lease's full state, or its removal, keyed by
+ * address), so a crash between the snapshot's rename and the journal's
+ * truncation is harmless. A torn tail (power lost in the middle of an
+ * append) was never synced and so never acknowledged: recovery drops it and
+ * cuts the file back to the last whole record, so the next append starts on
+ * a line of its own instead of being glued onto the torn bytes.
+ *
+ * A failed or short append (ENOSPC, EIO) rejects the commit: nothing that
+ * waits on it is acknowledged. The journal is cut back to where the batch
+ * began and the batch's changes go back to the source (`putBack`), so the
+ * next commit writes them again once the disk has room.
  */
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -22,12 +29,18 @@ import { DurableJsonFile } from './durable-json-file.js';
 import { MomentWriter } from './moment-writer.js';
 
 interface LeaseDoc {
-  version: 1;
+  version: 1 | 2;
   leases: Lease[];
 }
 
-/** One journal record: the lease as it now is, or its removal. */
+/** One journal record: the lease on an address as it now is, or its removal. */
 export interface LeaseChange {
+  readonly ip: string;
+  readonly lease: Lease | undefined;
+}
+
+/** A record written before leases were keyed by address (by MAC then). */
+interface LegacyChange {
   readonly mac: string;
   readonly lease: Lease | undefined;
 }
@@ -37,6 +50,20 @@ export interface CommitSource {
   readonly changes: () => LeaseChange[];
   /** Every current lease, for compaction. */
   readonly all: () => Lease[];
+  /** The write that took `changes` failed: they are pending again. */
+  readonly putBack?: (changes: readonly LeaseChange[]) => void;
+}
+
+/** A journal append that failed or was cut short: the commit's changes are not durable. */
+export class LeaseWriteError extends Error {
+  readonly code = 'ERR_STATE_WRITE';
+  constructor(
+    readonly file: string,
+    cause: unknown,
+  ) {
+    super(`lease journal ${file}: ${(cause as Error).message}`, { cause });
+    this.name = 'LeaseWriteError';
+  }
 }
 
 export const DEFAULT_COMPACT_AFTER = 50_000;
@@ -45,12 +72,19 @@ export class LeaseStore {
   private source: CommitSource | null = null;
   private readonly writer = new MomentWriter(() => {
     const src = this.source;
-    return src ? this.write(src.changes(), src.all) : Promise.resolve();
+    return src ? this.write(src) : Promise.resolve();
   });
   private journalRecords = 0;
+  /** Bytes of whole records in the journal: where a failed append is cut back to. */
+  private journalBytes = 0;
   /** Number of journal appends and snapshot rewrites, for tests and stats. */
   writes = 0;
   compactions = 0;
+  /** Appends that failed (the commit rejected) and compactions that failed (retried later). */
+  writeFailures = 0;
+  compactionFailures = 0;
+  /** Torn bytes cut off the journal's tail at open. */
+  readonly tornBytes: number;
 
   private constructor(
     private readonly db: Low<LeaseDoc>,
@@ -58,7 +92,10 @@ export class LeaseStore {
     private readonly journal: fs.FileHandle,
     private readonly loaded: Lease[],
     private readonly compactAfter: number,
-  ) {}
+    tornBytes: number,
+  ) {
+    this.tornBytes = tornBytes;
+  }
 
   /**
    * `sync: false` leaves out O_DSYNC: for the DHCP warm-up's scratch store
@@ -68,31 +105,45 @@ export class LeaseStore {
   static async open(stateDir: string, compactAfter = DEFAULT_COMPACT_AFTER, opts: { readonly sync?: boolean } = {}): Promise<LeaseStore> {
     await fs.mkdir(stateDir, { recursive: true });
     const file = path.join(stateDir, 'leases.json');
-    const db = new Low<LeaseDoc>(new DurableJsonFile<LeaseDoc>(file), { version: 1, leases: [] });
+    const db = new Low<LeaseDoc>(new DurableJsonFile<LeaseDoc>(file), { version: 2, leases: [] });
     await db.read();
-    if (!Array.isArray(db.data.leases)) db.data = { version: 1, leases: [] };
-    const byMac = new Map(db.data.leases.map((l) => [l.mac, l]));
+    if (!Array.isArray(db.data.leases)) db.data = { version: 2, leases: [] };
+    const byIp = new Map<string, Lease>(db.data.leases.map((l) => [l.ip, l]));
     const journalFile = path.join(stateDir, 'leases.journal');
+    const raw = await fs.readFile(journalFile).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? Buffer.alloc(0) : Promise.reject(err)));
+    // only bytes up to the last newline are whole records; the rest is a torn append
+    const whole = raw.lastIndexOf(0x0a) + 1;
     let records = 0;
-    const text = await fs.readFile(journalFile, 'utf8').catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? '' : Promise.reject(err)));
-    for (const line of text.split('\n')) {
+    for (const line of raw.subarray(0, whole).toString('utf8').split('\n')) {
       if (line === '') continue;
-      let rec: LeaseChange;
+      let rec: LeaseChange | LegacyChange;
       try {
-        rec = JSON.parse(line) as LeaseChange;
+        rec = JSON.parse(line) as LeaseChange | LegacyChange;
       } catch {
-        continue; // a torn append: never synced, never acknowledged
+        continue; // damaged inside: a line glued onto a torn one by an older version
       }
-      if (rec.lease) byMac.set(rec.mac, rec.lease);
-      else byMac.delete(rec.mac);
+      if ('ip' in rec && typeof rec.ip === 'string') {
+        if (rec.lease) byIp.set(rec.ip, rec.lease);
+        else byIp.delete(rec.ip);
+      } else if ('mac' in rec) {
+        // a record from the MAC-keyed journal: the MAC had one lease
+        for (const [ip, l] of byIp) if (l.mac === rec.mac) byIp.delete(ip);
+        if (rec.lease) byIp.set(rec.lease.ip, rec.lease);
+      }
       records++;
     }
     // O_DSYNC: each append returns only once its data is on disk, so a batch costs
     // one write job on libuv's thread pool instead of a write and an fdatasync
     const sync = opts.sync === false ? 0 : constants.O_DSYNC;
     const journal = await fs.open(journalFile, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | sync, 0o600);
-    const store = new LeaseStore(db, file, journal, [...byMac.values()], compactAfter);
+    if (whole < raw.length) {
+      // cut the torn tail off, durably, before anything is appended after it
+      await journal.truncate(whole);
+      await journal.datasync();
+    }
+    const store = new LeaseStore(db, file, journal, [...byIp.values()], compactAfter, raw.length - whole);
     store.journalRecords = records;
+    store.journalBytes = whole;
     return store;
   }
 
@@ -112,20 +163,43 @@ export class LeaseStore {
     return this.writer.request();
   }
 
-  private async write(changes: LeaseChange[], all: () => Lease[]): Promise<void> {
+  private async write(src: CommitSource): Promise<void> {
+    const changes = src.changes();
     if (changes.length > 0) {
-      await this.journal.write(changes.map((c) => JSON.stringify(c)).join('\n') + '\n');
+      const buf = Buffer.from(changes.map((c) => JSON.stringify(c)).join('\n') + '\n');
+      try {
+        let off = 0;
+        while (off < buf.length) {
+          // a short write is legal; the rest is retried until it lands or fails
+          const { bytesWritten } = await this.journal.write(buf, off, buf.length - off);
+          if (bytesWritten <= 0) throw new Error(`wrote ${off} of ${buf.length} bytes`);
+          off += bytesWritten;
+        }
+      } catch (err) {
+        this.writeFailures++;
+        // no partial record may stay: the next append would be glued onto it
+        await this.journal.truncate(this.journalBytes).catch(() => {});
+        src.putBack?.(changes);
+        throw new LeaseWriteError(this.journalFile, err);
+      }
+      this.journalBytes += buf.length;
       this.journalRecords += changes.length;
       this.writes++;
     }
     if (this.journalRecords >= this.compactAfter) {
-      // the snapshot holds everything the journal says; then the journal can go
-      this.db.data = { version: 1, leases: all() };
-      await this.db.write();
-      await this.journal.truncate(0);
-      await this.journal.datasync();
-      this.journalRecords = 0;
-      this.compactions++;
+      // the snapshot holds everything the journal says; then the journal can go.
+      // A failed compaction loses nothing (the journal still holds it all) and is tried again later.
+      try {
+        this.db.data = { version: 2, leases: src.all() };
+        await this.db.write();
+        await this.journal.truncate(0);
+        await this.journal.datasync();
+        this.journalRecords = 0;
+        this.journalBytes = 0;
+        this.compactions++;
+      } catch {
+        this.compactionFailures++;
+      }
     }
   }
 

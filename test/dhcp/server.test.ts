@@ -36,7 +36,13 @@ interface Rig {
   settle(done?: () => boolean): Promise<void>;
 }
 
-async function rig(over: Partial<DhcpServerConfig> = {}, hosts: HostLookup = { isKnown: (mac) => mac === KNOWN }): Promise<Rig> {
+interface RigExtra {
+  readonly neighbor?: (ip: string, mac: string) => boolean;
+  /** Wraps the store's commit (a disk that fails). */
+  readonly commit?: (real: LeaseStore['commit']) => LeaseStore['commit'];
+}
+
+async function rig(over: Partial<DhcpServerConfig> = {}, hosts: HostLookup = { isKnown: (mac) => mac === KNOWN }, extra: RigExtra = {}): Promise<Rig> {
   const net = new MemoryNetwork();
   const clock = new ManualClock();
   const store = await LeaseStore.open(dir);
@@ -57,9 +63,10 @@ async function rig(over: Partial<DhcpServerConfig> = {}, hosts: HostLookup = { i
     ...(over.mode === 'proxy' ? { pxeSocket: net.bindSync({ address: '0.0.0.0', port: 4011 }) } : {}),
     clock,
     leases,
-    store,
+    store: extra.commit ? { commit: extra.commit(store.commit.bind(store)) } : store,
     hosts,
     log: silentLogger,
+    ...(extra.neighbor ? { neighbor: extra.neighbor } : {}),
     config: {
       serverIp: SERVER_IP, subnetMask: '255.255.255.0', router: '198.18.0.254', leaseSeconds: 600, unknownHosts: 'lease',
       relayed: [{ network: '198.18.5.0', mask: '255.255.255.0', router: '198.18.5.1' }],
@@ -192,16 +199,16 @@ describe('DhcpServer (full mode) over an in-memory network', () => {
 
   it('NAKs a request for an address leased to another MAC', async () => {
     const r = await rig();
-    r.client.send(request(MessageType.REQUEST, [o(Opt.REQUESTED_IP, '198.18.0.100')]), SERVER);
+    r.client.send(request(MessageType.REQUEST, [o(Opt.REQUESTED_IP, '198.18.0.100'), o(Opt.SERVER_ID, SERVER_IP)]), SERVER);
     await r.settle(() => r.replies().length === 1);
-    r.client.send(request(MessageType.REQUEST, [o(Opt.REQUESTED_IP, '198.18.0.100')], {}, '52:54:00:00:00:77'), SERVER);
+    r.client.send(request(MessageType.REQUEST, [o(Opt.REQUESTED_IP, '198.18.0.100'), o(Opt.SERVER_ID, SERVER_IP)], {}, '52:54:00:00:00:77'), SERVER);
     await r.settle(() => r.replies().length === 2);
     expect(r.replies().map((x) => type(x.p))).toEqual([MessageType.ACK, MessageType.NAK]);
   });
 
   it('answers a RENEWING request by unicast to ciaddr', async () => {
     const r = await rig();
-    r.client.send(request(MessageType.REQUEST, [o(Opt.REQUESTED_IP, '198.18.0.100')]), SERVER);
+    r.client.send(request(MessageType.REQUEST, [o(Opt.REQUESTED_IP, '198.18.0.100'), o(Opt.SERVER_ID, SERVER_IP)]), SERVER);
     await r.settle(() => r.replies().length === 1);
     r.client.send(request(MessageType.REQUEST, [], { ciaddr: '198.18.0.100' }), SERVER);
     await r.settle(() => r.replies().length === 2);
@@ -303,7 +310,7 @@ describe('DhcpServer (full mode) over an in-memory network', () => {
 
   it('marks a declined address unusable and offers another', async () => {
     const r = await rig();
-    r.client.send(request(MessageType.REQUEST, [o(Opt.REQUESTED_IP, '198.18.0.100')]), SERVER);
+    r.client.send(request(MessageType.REQUEST, [o(Opt.REQUESTED_IP, '198.18.0.100'), o(Opt.SERVER_ID, SERVER_IP)]), SERVER);
     await r.settle(() => r.replies().length === 1);
     r.client.send(request(MessageType.DECLINE, [o(Opt.REQUESTED_IP, '198.18.0.100'), o(Opt.SERVER_ID, SERVER_IP)]), SERVER);
     await r.settle();
@@ -373,5 +380,163 @@ describe('DhcpServer (proxy mode)', () => {
     expect(ack?.to).toBe('198.18.0.100:4011');
     expect(type(ack?.p as DhcpPacket)).toBe(MessageType.ACK);
     expect(ack?.p.file).toBe('syslinux.efi');
+  });
+});
+
+describe('DhcpServer by the RFCs', () => {
+  const cid = (hex: string): DhcpOption => ({ code: Opt.CLIENT_ID, data: Buffer.from(hex, 'hex') });
+  const sel = (ip: string): DhcpOption[] => [o(Opt.SERVER_ID, SERVER_IP), o(Opt.REQUESTED_IP, ip)];
+
+  it('returns option 61 in every OFFER, ACK and NAK to a client that sent it (RFC 6842 section 3)', async () => {
+    const r = await rig();
+    r.client.send(request(MessageType.DISCOVER, [cid('01aabbcc')]), SERVER);
+    await r.settle(() => r.replies().length === 1);
+    r.client.send(request(MessageType.REQUEST, [cid('01aabbcc'), ...sel('198.18.0.100')]), SERVER);
+    await r.settle(() => r.replies().length === 2);
+    r.client.send(request(MessageType.REQUEST, [cid('01aabbcc'), ...sel('198.18.0.105')], {}, '52:54:00:00:00:44'), SERVER);
+    await r.settle(() => r.replies().length === 3);
+    r.client.send(request(MessageType.REQUEST, [cid('01ddeeff'), o(Opt.REQUESTED_IP, '10.1.1.1')]), SERVER); // wrong network: NAK
+    await r.settle(() => r.replies().length === 4);
+    const got = r.replies().map((x) => [type(x.p), getOption(x.p, Opt.CLIENT_ID)?.toString('hex')]);
+    expect(got).toEqual([[MessageType.OFFER, '01aabbcc'], [MessageType.ACK, '01aabbcc'], [MessageType.ACK, '01aabbcc'], [MessageType.NAK, '01ddeeff']]);
+    // the third was the same client on another MAC: it moved its lease
+    expect(r.replies()[2]?.p.yiaddr).toBe('198.18.0.105');
+    r.client.send(request(MessageType.DISCOVER), SERVER); // no option 61: none comes back
+    await r.settle(() => r.replies().length === 5);
+    expect(getOption(r.replies()[4]?.p as DhcpPacket, Opt.CLIENT_ID)).toBeUndefined();
+  });
+
+  it('leases two addresses to two clients that share a MAC but not a client identifier (RFC 2131 section 4.2)', async () => {
+    const r = await rig();
+    r.client.send(request(MessageType.REQUEST, [cid('01aa'), ...sel('198.18.0.100')]), SERVER);
+    await r.settle(() => r.replies().length === 1);
+    r.client.send(request(MessageType.DISCOVER, [cid('01bb')]), SERVER);
+    await r.settle(() => r.replies().length === 2);
+    expect(r.replies()[1]?.p.yiaddr).toBe('198.18.0.101');
+    r.client.send(request(MessageType.REQUEST, [cid('01bb'), ...sel('198.18.0.100')]), SERVER);
+    await r.settle(() => r.replies().length === 3);
+    expect(type(r.replies()[2]?.p as DhcpPacket)).toBe(MessageType.NAK);
+  });
+
+  it('stays silent on INIT-REBOOT from a client it has no record of; NAKs a wrong address; ACKs the right one (RFC 2131 section 4.3.2)', async () => {
+    const r = await rig();
+    r.client.send(request(MessageType.REQUEST, [o(Opt.REQUESTED_IP, '198.18.0.100')]), SERVER);
+    await r.settle();
+    expect(r.replies()).toHaveLength(0);
+    expect(r.server.counters.unknownInitReboot).toBe(1);
+    expect(r.store.writes).toBe(0); // and nothing was handed out
+    r.client.send(request(MessageType.REQUEST, sel('198.18.0.103')), SERVER);
+    await r.settle(() => r.replies().length === 1);
+    r.client.send(request(MessageType.REQUEST, [o(Opt.REQUESTED_IP, '198.18.0.104')]), SERVER);
+    r.client.send(request(MessageType.REQUEST, [o(Opt.REQUESTED_IP, '198.18.0.103')], { xid: 77 }), SERVER);
+    await r.settle(() => r.replies().length === 3);
+    const t = r.replies().map((x) => type(x.p));
+    expect(t.slice(1).sort()).toEqual([MessageType.ACK, MessageType.NAK].sort());
+    expect(r.replies().find((x) => x.p.xid === 77)?.p.yiaddr).toBe('198.18.0.103');
+  });
+
+  it('answers INIT-REBOOT from a host with a reservation even with no lease on record', async () => {
+    const r = await rig();
+    r.client.send(request(MessageType.REQUEST, [o(Opt.REQUESTED_IP, '198.18.0.42')], {}, KNOWN), SERVER);
+    await r.settle(() => r.replies().length === 1);
+    expect(type(r.replies()[0]?.p as DhcpPacket)).toBe(MessageType.ACK);
+  });
+
+  it('sets the broadcast bit in a NAK sent through a relay (RFC 2131 section 4.3.2)', async () => {
+    const r = await rig();
+    r.relay.send(request(MessageType.REQUEST, [o(Opt.SERVER_ID, SERVER_IP), o(Opt.REQUESTED_IP, '198.18.0.100')], { giaddr: '198.18.5.1', hops: 1 }), { address: '10.0.0.1', port: 67 });
+    await r.settle(() => r.replies().length === 1);
+    const nak = r.replies()[0];
+    expect(nak?.to).toBe('198.18.5.1:67');
+    expect(type(nak?.p as DhcpPacket)).toBe(MessageType.NAK);
+    expect((nak?.p.flags ?? 0) & FLAG_BROADCAST).toBe(FLAG_BROADCAST);
+  });
+
+  it('ignores (and counts) a DECLINE or RELEASE from anyone but the lease\'s client, or for an address not ours', async () => {
+    const r = await rig();
+    r.client.send(request(MessageType.REQUEST, [cid('01aa'), ...sel('198.18.0.100')]), SERVER);
+    await r.settle(() => r.replies().length === 1);
+    const intruder = [cid('01ee')];
+    r.client.send(request(MessageType.DECLINE, [...intruder, ...sel('198.18.0.100')], {}, '52:54:00:00:00:66'), SERVER);
+    r.client.send(request(MessageType.RELEASE, [...intruder, o(Opt.SERVER_ID, SERVER_IP)], { ciaddr: '198.18.0.100' }, '52:54:00:00:00:66'), SERVER);
+    r.client.send(request(MessageType.DECLINE, [cid('01aa'), ...sel('10.7.7.7')]), SERVER);
+    await r.settle();
+    expect(r.server.counters).toMatchObject({ declines: 0, releases: 0, foreignDeclines: 2, foreignReleases: 1 });
+    r.client.send(request(MessageType.DISCOVER, [cid('01aa')]), SERVER);
+    await r.settle(() => r.replies().length === 2);
+    expect(r.replies()[1]?.p.yiaddr).toBe('198.18.0.100'); // still its lease
+    r.client.send(request(MessageType.RELEASE, [cid('01aa'), o(Opt.SERVER_ID, SERVER_IP)], { ciaddr: '198.18.0.100' }), SERVER);
+    await r.settle();
+    expect(r.server.counters.releases).toBe(1);
+  });
+
+  it('keeps no lease for a request whose reply cannot fit, and the same MAC is served when it asks normally', async () => {
+    const r = await rig();
+    // 255 bytes of client id and 250 of option 82 (RFC 3396 lets a sender join instances): each is
+    // echoed (RFC 6842, RFC 3046), and together they cannot fit the 548 bytes the client takes
+    const huge = [cid('01' + 'ab'.repeat(254)), { code: Opt.RELAY_AGENT, data: Buffer.alloc(250, 1) }];
+    r.client.send(request(MessageType.REQUEST, [...huge, ...sel('198.18.0.100')]), SERVER);
+    r.client.send(request(MessageType.DISCOVER, huge), SERVER);
+    await r.settle();
+    expect(r.replies()).toHaveLength(0);
+    expect(r.server.counters.replyTooBig).toBe(2);
+    expect(r.store.writes).toBe(0);
+    r.client.send(request(MessageType.DISCOVER), SERVER);
+    await r.settle(() => r.replies().length === 1);
+    expect(type(r.replies()[0]?.p as DhcpPacket)).toBe(MessageType.OFFER);
+    // nothing was bound or held: the address the oversized request named is free for anyone
+    r.client.send(request(MessageType.REQUEST, sel('198.18.0.100'), {}, '52:54:00:00:00:58'), SERVER);
+    await r.settle(() => r.replies().length === 2);
+    expect(type(r.replies()[1]?.p as DhcpPacket)).toBe(MessageType.ACK);
+  });
+
+  it('bounds a client host name on the way in: a long or odd one is neither kept nor echoed', async () => {
+    const r = await rig();
+    const longName = Buffer.alloc(600, 0x61); // joined from three option 12 instances (RFC 3396)
+    r.client.send(request(MessageType.REQUEST, [{ code: Opt.HOSTNAME, data: longName }, ...sel('198.18.0.100')]), SERVER);
+    r.client.send(request(MessageType.REQUEST, [o(Opt.HOSTNAME, 'bad name;rm'), ...sel('198.18.0.101')], {}, '52:54:00:00:00:55'), SERVER);
+    r.client.send(request(MessageType.REQUEST, [o(Opt.HOSTNAME, 'bee-01'), ...sel('198.18.0.102')], {}, '52:54:00:00:00:56'), SERVER);
+    await r.settle(() => r.replies().length === 3);
+    expect(r.replies().map((x) => type(x.p))).toEqual([MessageType.ACK, MessageType.ACK, MessageType.ACK]);
+    expect(r.replies().map((x) => getOption(x.p, Opt.HOSTNAME)?.toString())).toEqual([undefined, undefined, 'bee-01']);
+    expect(r.server.counters.badClientValues).toBe(2);
+  });
+
+  it('sends no ACK when the lease cannot be written, and ACKs the retry once the disk takes it', async () => {
+    let fail = true;
+    const r = await rig({}, undefined, { commit: (real) => (src) => (fail ? (src.changes(), Promise.reject(Object.assign(new Error('ENOSPC'), { code: 'ENOSPC' }))) : real(src)) });
+    r.client.send(request(MessageType.REQUEST, sel('198.18.0.100')), SERVER);
+    await r.settle();
+    expect(r.replies()).toHaveLength(0);
+    expect(r.server.counters.storeFailures).toBe(1);
+    fail = false;
+    r.client.send(request(MessageType.REQUEST, sel('198.18.0.100')), SERVER);
+    await r.settle(() => r.replies().length === 1);
+    expect(type(r.replies()[0]?.p as DhcpPacket)).toBe(MessageType.ACK);
+    const reopened = await LeaseStore.open(dir);
+    opened.push(reopened);
+    expect(reopened.leases()).toMatchObject([{ mac: MAC, ip: '198.18.0.100' }]);
+  });
+
+  it('unicasts to yiaddr when the broadcast bit is clear and an ARP entry can be installed; broadcasts otherwise (RFC 2131 section 4.1)', async () => {
+    const arp: string[] = [];
+    const r = await rig({}, undefined, { neighbor: (ip, mac) => (arp.push(`${ip}=${mac}`), true) });
+    r.client.send(request(MessageType.DISCOVER), SERVER);
+    r.client.send(request(MessageType.DISCOVER, [], { flags: FLAG_BROADCAST }, '52:54:00:00:00:57'), SERVER);
+    await r.settle(() => r.replies().length === 2);
+    expect(r.replies().map((x) => x.to).sort()).toEqual(['198.18.0.100:68', '255.255.255.255:68']);
+    expect(arp).toEqual([`198.18.0.100=${MAC}`]);
+    const r2 = await rig({}, undefined, { neighbor: () => false });
+    r2.client.send(request(MessageType.DISCOVER), SERVER);
+    await r2.settle(() => r2.replies().length === 1);
+    expect(r2.replies()[0]?.to).toBe('255.255.255.255:68');
+  });
+
+  it('drops a client identifier shorter than 2 bytes as malformed (RFC 2132 section 9.14)', async () => {
+    const r = await rig();
+    r.client.send(request(MessageType.DISCOVER, [cid('01')]), SERVER);
+    await r.settle();
+    expect(r.replies()).toHaveLength(0);
+    expect(r.server.counters.malformed).toBe(1);
   });
 });

@@ -65,7 +65,7 @@ describe('DHCP warm-up', () => {
     expect(store.writes).toBeGreaterThan(0);
     expect(store.writes).toBeLessThan(200); // ACKs of one moment share one journal append
     const journal = await fs.readFile(store.journalFile, 'utf8');
-    const macs = new Set(journal.trim().split('\n').map((l) => (JSON.parse(l) as { mac: string }).mac));
+    const macs = new Set(journal.trim().split('\n').map((l) => (JSON.parse(l) as { lease?: { mac: string } }).lease?.mac));
     expect(macs.size).toBe(200);
   });
 

@@ -73,6 +73,11 @@ describe.skipIf(skip !== null)('real DHCP clients against bootd serve (full mode
     try {
       await until(async () => (await events('udhcpc')).includes('bound'), 20_000, 'udhcpc bound');
       expect(await events('udhcpc')).toMatch(/bound ip=198\.18\.0\.1\d\d subnet=255\.255\.255\.0 router=198\.18\.0\.254 siaddr=198\.18\.0\.1 serverid=198\.18\.0\.1 lease=600/);
+      // udhcpc leaves the broadcast bit clear: the OFFER and ACK went by unicast to yiaddr (RFC 2131 section 4.1),
+      // through the ARP entry bootd installed, and udhcpc took them
+      const first = bootd.logs.filter((l) => (l.msg === 'dhcp offer' || l.msg === 'dhcp ack') && l.mac === '52:54:00:aa:00:01').slice(0, 2);
+      expect(first.map((l) => l.to)).toEqual([first[0]?.ip, first[0]?.ip]);
+      expect(first[0]?.ip).toMatch(/^198\.18\.0\.1\d\d$/);
       child.kill('SIGUSR1'); // renew: unicast REQUEST with ciaddr (RENEWING)
       await until(async () => (await events('udhcpc')).includes('renew'), 20_000, 'udhcpc renew');
       const ip = /bound ip=(\S+)/.exec(await events('udhcpc'))?.[1];

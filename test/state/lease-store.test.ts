@@ -21,26 +21,30 @@ async function open(compactAfter?: number): Promise<LeaseStore> {
   stores.push(s);
   return s;
 }
-/** A tiny model of the lease table: current leases plus the MACs changed since the last take. */
+/** A tiny model of the lease table: current leases by address plus the addresses changed since the last take. */
 function model() {
   const leases = new Map<string, Lease>();
   let changed = new Set<string>();
   return {
     set(l: Lease) {
-      leases.set(l.mac, l);
-      changed.add(l.mac);
+      leases.set(l.ip, l);
+      changed.add(l.ip);
     },
-    remove(mac: string) {
-      leases.delete(mac);
-      changed.add(mac);
+    remove(ip: string) {
+      leases.delete(ip);
+      changed.add(ip);
     },
+    pending: () => [...changed],
     src: {
       changes: (): LeaseChange[] => {
-        const out = [...changed].map((mac) => ({ mac, lease: leases.get(mac) }));
+        const out = [...changed].map((ip) => ({ ip, lease: leases.get(ip) }));
         changed = new Set();
         return out;
       },
       all: () => [...leases.values()],
+      putBack: (cs: readonly LeaseChange[]) => {
+        for (const c of cs) changed.add(c.ip);
+      },
     },
   };
 }
@@ -89,8 +93,9 @@ describe('LeaseStore (snapshot + journal)', () => {
     m.set(lease(1));
     m.set(lease(2));
     await s.commit(m.src);
+    m.remove(lease(1).ip);
     m.set({ ...lease(1), ip: '198.18.0.99' });
-    m.remove(lease(2).mac);
+    m.remove(lease(2).ip);
     await s.commit(m.src);
     expect((await open()).leases()).toEqual([{ ...lease(1), ip: '198.18.0.99' }]);
   });
@@ -100,8 +105,60 @@ describe('LeaseStore (snapshot + journal)', () => {
     const m = model();
     m.set(lease(1));
     await s.commit(m.src);
-    await appendFile(s.journalFile, '{"mac":"52:54:00:00:00:02","lease":{"mac":"52:5');
+    await appendFile(s.journalFile, '{"ip":"198.18.0.2","lease":{"mac":"52:5');
     expect((await open()).leases()).toEqual([lease(1)]);
+  });
+
+  it('cuts a torn tail off at open, so the next record is never glued onto it and survives the next recovery', async () => {
+    const s = await open();
+    const m = model();
+    m.set(lease(1));
+    await s.commit(m.src);
+    await s.close();
+    stores.splice(stores.indexOf(s), 1);
+    await appendFile(s.journalFile, '{"ip":"198.18.0.2","lease":{"mac":"52:5'); // power lost mid-append
+    const after = await open();
+    expect(after.tornBytes).toBe(39);
+    const m2 = model();
+    m2.set(lease(3));
+    await after.commit(m2.src); // acknowledged
+    const text = await readFile(s.journalFile, 'utf8');
+    expect(text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as LeaseChange)).toHaveLength(2);
+    expect((await open()).leases()).toEqual([lease(1), lease(3)]);
+  });
+
+  it('reads a journal written by the MAC-keyed version (records with mac, removals by mac)', async () => {
+    await writeFile(path.join(dir, 'leases.json'), JSON.stringify({ version: 1, leases: [lease(1), lease(2)] }));
+    await writeFile(path.join(dir, 'leases.journal'), [
+      JSON.stringify({ mac: lease(1).mac, lease: { ...lease(1), ip: '198.18.0.77' } }),
+      JSON.stringify({ mac: lease(2).mac }),
+    ].join('\n') + '\n');
+    expect((await open()).leases()).toEqual([{ ...lease(1), ip: '198.18.0.77' }]);
+  });
+
+  it('rejects a commit whose append fails, cuts the journal back, puts the changes back, and writes them on the next commit', async () => {
+    const s = await open();
+    const m = model();
+    m.set(lease(1));
+    await s.commit(m.src);
+    const before = (await readFile(s.journalFile)).length;
+    // make the next append fail as a full disk would, after part of it was written
+    const handle = (s as unknown as { journal: { write: (...a: unknown[]) => Promise<{ bytesWritten: number }> } }).journal;
+    const real = handle.write.bind(handle);
+    let fail = true;
+    handle.write = async (buf: unknown, off: unknown, len: unknown) => {
+      if (!fail) return real(buf, off, len);
+      await real(Buffer.from('{"ip":"198.18.0.2","le'));
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    };
+    m.set(lease(2));
+    await expect(s.commit(m.src)).rejects.toMatchObject({ code: 'ERR_STATE_WRITE', message: expect.stringContaining('ENOSPC') });
+    expect((await readFile(s.journalFile)).length).toBe(before); // no partial record stays
+    expect(m.pending()).toEqual([lease(2).ip]);
+    expect(s.writeFailures).toBe(1);
+    fail = false; // space is back
+    await s.commit(m.src);
+    expect((await open()).leases()).toEqual([lease(1), lease(2)]);
   });
 
   it('compacts into the snapshot and truncates the journal, losing nothing', async () => {
