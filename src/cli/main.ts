@@ -29,6 +29,7 @@ import { ensureKeyPair } from '../images/ssh-key.js';
 import { addHostCommands } from './hosts.js';
 import { addLabCommand } from './lab.js';
 import { addStateCommands } from './state.js';
+import { addLeaseCommands } from './leases.js';
 import { DEFAULT_MACHINE_PORTS } from '../machines/registry.js';
 
 function int(min: number, max: number) {
@@ -364,6 +365,7 @@ program
 addImageBuildCommand(addHostCommands(program));
 addLabCommand(program);
 addStateCommands(program);
+addLeaseCommands(program);
 
 program
   .command('setup')

@@ -106,45 +106,27 @@ export class LeaseStore {
     await fs.mkdir(stateDir, { recursive: true });
     const file = path.join(stateDir, 'leases.json');
     const db = new Low<LeaseDoc>(new DurableJsonFile<LeaseDoc>(file), { version: 2, leases: [] });
-    await db.read();
-    if (!Array.isArray(db.data.leases)) db.data = { version: 2, leases: [] };
-    const byIp = new Map<string, Lease>(db.data.leases.map((l) => [l.ip, l]));
+    const r = await recover(db, path.join(stateDir, 'leases.journal'));
     const journalFile = path.join(stateDir, 'leases.journal');
-    const raw = await fs.readFile(journalFile).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? Buffer.alloc(0) : Promise.reject(err)));
-    // only bytes up to the last newline are whole records; the rest is a torn append
-    const whole = raw.lastIndexOf(0x0a) + 1;
-    let records = 0;
-    for (const line of raw.subarray(0, whole).toString('utf8').split('\n')) {
-      if (line === '') continue;
-      let rec: LeaseChange | LegacyChange;
-      try {
-        rec = JSON.parse(line) as LeaseChange | LegacyChange;
-      } catch {
-        continue; // damaged inside: a line glued onto a torn one by an older version
-      }
-      if ('ip' in rec && typeof rec.ip === 'string') {
-        if (rec.lease) byIp.set(rec.ip, rec.lease);
-        else byIp.delete(rec.ip);
-      } else if ('mac' in rec) {
-        // a record from the MAC-keyed journal: the MAC had one lease
-        for (const [ip, l] of byIp) if (l.mac === rec.mac) byIp.delete(ip);
-        if (rec.lease) byIp.set(rec.lease.ip, rec.lease);
-      }
-      records++;
-    }
     // O_DSYNC: each append returns only once its data is on disk, so a batch costs
     // one write job on libuv's thread pool instead of a write and an fdatasync
     const sync = opts.sync === false ? 0 : constants.O_DSYNC;
     const journal = await fs.open(journalFile, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | sync, 0o600);
-    if (whole < raw.length) {
+    if (r.tornBytes > 0) {
       // cut the torn tail off, durably, before anything is appended after it
-      await journal.truncate(whole);
+      await journal.truncate(r.wholeBytes);
       await journal.datasync();
     }
-    const store = new LeaseStore(db, file, journal, [...byIp.values()], compactAfter, raw.length - whole);
-    store.journalRecords = records;
-    store.journalBytes = whole;
+    const store = new LeaseStore(db, file, journal, r.leases, compactAfter, r.tornBytes);
+    store.journalRecords = r.records;
+    store.journalBytes = r.wholeBytes;
     return store;
+  }
+
+  /** The leases in `stateDir` as recovery would see them, read only (for `bootd leases` beside a running server). */
+  static async read(stateDir: string): Promise<Lease[]> {
+    const db = new Low<LeaseDoc>(new DurableJsonFile<LeaseDoc>(path.join(stateDir, 'leases.json')), { version: 2, leases: [] });
+    return (await recover(db, path.join(stateDir, 'leases.journal'))).leases;
   }
 
   /** The leases as recovered at open. */
@@ -207,4 +189,34 @@ export class LeaseStore {
     await this.writer.settled();
     await this.journal.close();
   }
+}
+
+/** Snapshot, then the journal's whole records in order; what follows the last newline is a torn append. */
+async function recover(db: Low<LeaseDoc>, journalFile: string): Promise<{ leases: Lease[]; records: number; wholeBytes: number; tornBytes: number }> {
+  await db.read();
+  if (!Array.isArray(db.data.leases)) db.data = { version: 2, leases: [] };
+  const byIp = new Map<string, Lease>(db.data.leases.map((l) => [l.ip, l]));
+  const raw = await fs.readFile(journalFile).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? Buffer.alloc(0) : Promise.reject(err)));
+  // only bytes up to the last newline are whole records; the rest is a torn append
+  const whole = raw.lastIndexOf(0x0a) + 1;
+  let records = 0;
+  for (const line of raw.subarray(0, whole).toString('utf8').split('\n')) {
+    if (line === '') continue;
+    let rec: LeaseChange | LegacyChange;
+    try {
+      rec = JSON.parse(line) as LeaseChange | LegacyChange;
+    } catch {
+      continue; // damaged inside: a line glued onto a torn one by an older version
+    }
+    if ('ip' in rec && typeof rec.ip === 'string') {
+      if (rec.lease) byIp.set(rec.ip, rec.lease);
+      else byIp.delete(rec.ip);
+    } else if ('mac' in rec) {
+      // a record from the MAC-keyed journal: the MAC had one lease
+      for (const [ip, l] of byIp) if (l.mac === rec.mac) byIp.delete(ip);
+      if (rec.lease) byIp.set(rec.lease.ip, rec.lease);
+    }
+    records++;
+  }
+  return { leases: [...byIp.values()], records, wholeBytes: whole, tornBytes: raw.length - whole };
 }
