@@ -109,6 +109,16 @@ static long now_ns(void) {
 typedef struct fast_sock_s {
   uv_poll_t poll;
   int fd;
+  /*
+   * Unknown transfer IDs (RFC 1350 section 4): a second, unconnected socket on
+   * the transfer's port. The kernel gives the peer's datagrams to the
+   * connected socket (its lookup scores an exact 4-tuple higher) and any
+   * other source's to this one, which answers each with ERROR 5 without
+   * disturbing the transfer. -1 when it could not be set up.
+   */
+  int sfd;
+  uv_poll_t spoll;
+  int closes_left; /* uv handles still to close before the struct is released */
   napi_env env;
   napi_ref callback;
   napi_ref recv_ref; /* keeps the receive Buffer alive */
@@ -287,16 +297,58 @@ static void maybe_free(fast_sock *s) {
 
 static void on_closed(uv_handle_t *h) {
   fast_sock *s = (fast_sock *)h->data;
-  close(s->fd);
-  s->fd = -1;
-  napi_delete_reference(s->env, s->callback);
-  napi_delete_reference(s->env, s->recv_ref);
-  napi_async_destroy(s->env, s->async);
-  pump_stop(s);
-  free(s->pend_data);
-  s->pend_data = NULL;
+  if (h == (uv_handle_t *)&s->spoll) {
+    close(s->sfd);
+    s->sfd = -1;
+  } else {
+    close(s->fd);
+    s->fd = -1;
+    napi_delete_reference(s->env, s->callback);
+    napi_delete_reference(s->env, s->recv_ref);
+    napi_async_destroy(s->env, s->async);
+    pump_stop(s);
+    free(s->pend_data);
+    s->pend_data = NULL;
+  }
+  if (--s->closes_left > 0) return;
   s->released = 1;
   maybe_free(s);
+}
+
+/* Datagrams from a source other than the transfer's peer, answered with ERROR 5 (process-wide count). */
+static uint32_t unknown_tid_total = 0;
+
+static void on_stranger(uv_poll_t *h, int status, int events) {
+  (void)events;
+  fast_sock *s = (fast_sock *)h->data;
+  if (s->closing || status < 0) return;
+  static const uint8_t err5[] = {0, 5, 0, 5, 'U', 'n', 'k', 'n', 'o', 'w', 'n', ' ', 't', 'r', 'a', 'n', 's', 'f', 'e', 'r', ' ', 'I', 'D', 0};
+  uint8_t buf[4];
+  for (int i = 0; i < MAX_DRAIN; i++) {
+    struct sockaddr_in from;
+    socklen_t flen = sizeof from;
+    ssize_t r = recvfrom(s->sfd, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)&from, &flen);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    unknown_tid_total++;
+    /* never answer an ERROR with an ERROR (RFC 1350 section 7: not acknowledged; no loops) */
+    if (r >= 2 && buf[0] == 0 && buf[1] == 5) continue;
+    sendto(s->sfd, err5, sizeof err5, MSG_DONTWAIT, (struct sockaddr *)&from, flen);
+  }
+}
+
+/* The stranger socket on `local` (the transfer's address and port); -1 if it cannot be had. */
+static int open_stranger(const struct sockaddr_in *local) {
+  int one = 1;
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 || bind(fd, (const struct sockaddr *)local, sizeof *local) < 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
 }
 
 static void start_close(fast_sock *s) {
@@ -307,6 +359,10 @@ static void start_close(fast_sock *s) {
   open_socks--;
   uv_poll_stop(&s->poll);
   uv_close((uv_handle_t *)&s->poll, on_closed);
+  if (s->sfd >= 0) {
+    uv_poll_stop(&s->spoll);
+    uv_close((uv_handle_t *)&s->spoll, on_closed);
+  }
 }
 
 static void finalize(napi_env env, void *data, void *hint) {
@@ -438,6 +494,14 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   size_t cap;
   CHECK(env, napi_get_buffer_info(env, argv[3], &data, &cap));
 
+  /*
+   * The port comes from binding the transfer socket alone, without
+   * SO_REUSEADDR, so that it is a port no other socket holds (an autobind
+   * with SO_REUSEADDR may pick a port another reusing socket has). Then both
+   * sockets get SO_REUSEADDR, the stranger socket binds the same port, and
+   * the transfer socket connects to its peer.
+   */
+  int one = 1;
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return throw_errno(env, "socket", errno);
   if (bind(fd, (struct sockaddr *)&local, sizeof local) < 0) {
@@ -445,14 +509,17 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     close(fd);
     return throw_errno(env, "bind", e);
   }
-  if (connect(fd, (struct sockaddr *)&peer, sizeof peer) < 0) {
-    int e = errno;
-    close(fd);
-    return throw_errno(env, "connect", e);
-  }
   struct sockaddr_in bound;
   socklen_t blen = sizeof bound;
   getsockname(fd, (struct sockaddr *)&bound, &blen);
+  int sfd = -1;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0) sfd = open_stranger(&bound);
+  if (connect(fd, (struct sockaddr *)&peer, sizeof peer) < 0) {
+    int e = errno;
+    close(fd);
+    if (sfd >= 0) close(sfd);
+    return throw_errno(env, "connect", e);
+  }
 
   fast_sock *s = calloc(1, sizeof *s);
   if (!s) {
@@ -460,6 +527,8 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     return throw_errno(env, "calloc", ENOMEM);
   }
   s->fd = fd;
+  s->sfd = sfd;
+  s->closes_left = 1;
   s->env = env;
   open_socks++;
   s->recv_data = data;
@@ -488,8 +557,19 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   }
   if (rc != 0) {
     close(fd);
+    if (sfd >= 0) close(sfd);
     napi_throw_error(env, NULL, uv_strerror(rc));
     return NULL; /* the refs leak on this path only, which never happens with a fresh fd */
+  }
+  if (sfd >= 0) {
+    if (uv_poll_init(loop, &s->spoll, sfd) == 0) {
+      s->spoll.data = s;
+      s->closes_left++;
+      uv_poll_start(&s->spoll, UV_READABLE, on_stranger);
+    } else {
+      close(sfd);
+      s->sfd = -1;
+    }
   }
 
   napi_value handle, out, addr, lport;
@@ -640,6 +720,14 @@ static napi_value js_arp_set(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* unknownTids() -> datagrams from unknown transfer IDs answered (or dropped, for ERRORs) so far. */
+static napi_value js_unknown_tids(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+  napi_create_uint32(env, unknown_tid_total, &out);
+  return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
@@ -648,6 +736,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"configure", NULL, js_configure, NULL, NULL, NULL, napi_default, NULL},
       {"pump", NULL, js_pump, NULL, NULL, NULL, napi_default, NULL},
       {"arpSet", NULL, js_arp_set, NULL, NULL, NULL, napi_default, NULL},
+      {"unknownTids", NULL, js_unknown_tids, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

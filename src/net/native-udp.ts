@@ -25,6 +25,8 @@ export interface FastUdp {
   pump(handle: unknown, file: Buffer | null, blksize?: number, windowsize?: number, state?: Int32Array): void;
   /** Installs the ARP entry ip -> mac on ifname (SIOCSARP); 0, or the errno. */
   arpSet(ifname: string, ip: string, mac: string): number;
+  /** Datagrams from unknown transfer IDs so far (answered with ERROR 5, or dropped if they were ERRORs). */
+  unknownTids(): number;
 }
 
 /** Largest UDP payload over IPv4 (65535 - 20 - 8). */

@@ -107,6 +107,45 @@ describe('bootd on 127.0.0.1 with real sockets', () => {
     }
   });
 
+  it('answers a datagram from an unknown transfer ID with ERROR 5 to its source and leaves the transfer undisturbed (RFC 1350 section 4)', async () => {
+    const { addon, reason } = loadFastUdp();
+    expect(addon, reason).not.toBeNull();
+    const ac = new AbortController();
+    const tftp = { root: dir, listen: '127.0.0.1', port: 0, maxTransfers: 10, maxBlksize: TFTP_DEFAULTS.maxBlksize, maxWindowsize: TFTP_DEFAULTS.maxWindowsize, timing: TFTP_DEFAULTS.timing, cacheBytes: 64 << 20 };
+    const app: App = await startApp({ tftp }, { log: silentLogger, clock: systemClock, udp: fastUdp(nodeUdp, addon), mtu: linuxMtu }, ac.signal);
+    const sock: UdpSocket = await nodeUdp.bind({ address: '127.0.0.1', port: 0 });
+    const stranger: UdpSocket = await nodeUdp.bind({ address: '127.0.0.1', port: 0 });
+    const got: { msg: Buffer; from: string }[] = [];
+    stranger.onMessage((msg, from) => got.push({ msg: Buffer.from(msg), from: `${from.address}:${from.port}` }));
+    try {
+      // the client holds back its ACK of block 3 until the stranger has been answered
+      let hold = true;
+      const c = new TestClient(sock, app.tftp.address, (block) => block === 3 && hold);
+      c.request('initrd.img', [{ name: 'blksize', value: '1024' }]);
+      await until(() => c.serverTid !== null && c.dataSeen >= 2, 10_000, 'a transfer in flight', 10);
+      const tid = c.serverTid as { address: string; port: number };
+      const before = addon?.unknownTids() ?? 0;
+      stranger.send(Buffer.from([0, 4, 0, 2]), tid); // an ACK for the transfer, from another port
+      stranger.send(Buffer.from([0, 5, 0, 0, 0x78, 0]), tid); // an ERROR from it: not answered (no loops)
+      await until(() => got.length >= 1 && (addon?.unknownTids() ?? 0) >= before + 2, 5000, 'the ERROR 5', 10);
+      expect(got).toHaveLength(1);
+      expect(got[0]?.from).toBe(`${tid.address}:${tid.port}`);
+      expect(got[0]?.msg.readUInt16BE(0)).toBe(5);
+      expect(got[0]?.msg.readUInt16BE(2)).toBe(5);
+      expect(got[0]?.msg.subarray(4, -1).toString()).toBe('Unknown transfer ID');
+      hold = false;
+      c.reack(); // the client's own retry goes on: the transfer completes
+      await until(() => c.done, 30_000, 'the transfer to complete', 10);
+      expect(c.error).toBeNull();
+      expect(sha(c.data)).toBe(sha(data));
+    } finally {
+      sock.close();
+      stranger.close();
+      ac.abort();
+      await app.stopped;
+    }
+  });
+
   it('on SIGTERM ends an in-flight transfer with an ERROR to the client and exits 0', async () => {
     const child = spawn(process.execPath, [BOOTD_BIN, 'serve', '--tftp-root', dir, '--listen', '127.0.0.1', '--tftp-port', '0', '--log-format', 'json'], {
       stdio: ['ignore', 'ignore', 'pipe'],
