@@ -14,6 +14,7 @@ import { LeaseTable, type PoolConfig } from './dhcp/leases.js';
 import { HostSet } from './hosts/directory.js';
 import { parseIpv4 } from './net/ipv4.js';
 import { LeaseStore } from './state/lease-store.js';
+import type { ClientLimits } from './tftp/client-limits.js';
 import { arpInstaller } from './net/arp.js';
 import { FileRoot, VirtualFileTable } from './tftp/fileroot.js';
 import { TftpServer } from './tftp/server.js';
@@ -49,6 +50,8 @@ export interface AppConfig {
     readonly listen: string;
     readonly port: number;
     readonly maxTransfers: number;
+    /** Per client address (TFTP_DEFAULTS.perClient when absent). */
+    readonly perClient?: ClientLimits;
     readonly maxBlksize: number;
     readonly maxWindowsize: number;
     readonly timing: TimingConfig;
@@ -212,6 +215,7 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
       maxWindowsize: cfg.tftp.maxWindowsize,
       timing: cfg.tftp.timing,
       transferAddress: cfg.tftp.listen,
+      ...(cfg.tftp.perClient ? { perClient: cfg.tftp.perClient } : {}),
     },
   });
   const addr = tftp.address;

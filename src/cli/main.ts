@@ -180,6 +180,8 @@ program
   .option('--no-pxelinux-http', 'same as --pxelinux-http off')
   .option('--http-port <port>', 'also serve the TFTP tree read-only over HTTP on this TCP port; iPXE clients then load their script, kernel and initrd over HTTP', int(1, 65535))
   .option('--tftp-max-transfers <n>', 'concurrent transfers; more get ERROR "server busy"', int(1, 100000), TFTP_DEFAULTS.maxTransfers)
+  .option('--tftp-max-per-client <n>', 'concurrent transfers per client address; more get ERROR "too many transfers from ADDR"', int(1, 100000), TFTP_DEFAULTS.perClient.maxTransfers)
+  .option('--tftp-client-rate <n>', 'requests per second per client address (burst twice that); more are dropped unanswered', int(1, 1000000), TFTP_DEFAULTS.perClient.requestsPerSecond)
   .option('--tftp-max-blksize <n>', 'largest blksize granted (also clamped to the path MTU)', int(MIN_BLKSIZE, MAX_BLKSIZE), TFTP_DEFAULTS.maxBlksize)
   .option('--tftp-max-windowsize <n>', 'largest windowsize granted (1 disables RFC 7440)', int(1, MAX_WINDOWSIZE), TFTP_DEFAULTS.maxWindowsize)
   .option('--tftp-rto-ms <ms>', 'initial retransmission timeout', int(1, 255000), TFTP_DEFAULTS.timing.initialMs)
@@ -241,6 +243,7 @@ program
         listen: String(o.listen),
         port: o.tftpPort as number,
         maxTransfers: o.tftpMaxTransfers as number,
+        perClient: { maxTransfers: o.tftpMaxPerClient as number, requestsPerSecond: o.tftpClientRate as number, burst: 2 * (o.tftpClientRate as number) },
         maxBlksize: o.tftpMaxBlksize as number,
         maxWindowsize: o.tftpMaxWindowsize as number,
         timing: {

@@ -49,3 +49,85 @@ export function fromNetascii(input: Buffer): Buffer {
   }
   return out.subarray(0, o);
 }
+
+/** Bytes converted per step of toNetasciiYielding before the event loop gets a turn. */
+const STEP_BYTES = 1 << 20;
+
+/**
+ * toNetascii in steps of STEP_BYTES with the event loop served in between
+ * (`yieldFn`, setImmediate by default): a large text file does not hold up
+ * DHCP and the other transfers while it is converted.
+ */
+export async function toNetasciiYielding(input: Buffer, yieldFn: () => Promise<void> = () => new Promise((r) => setImmediate(r))): Promise<Buffer> {
+  let extra = 0;
+  for (let start = 0; start < input.length; start += STEP_BYTES) {
+    const end = Math.min(input.length, start + STEP_BYTES);
+    for (let i = start; i < end; i++) {
+      const c = input[i];
+      if (c === 0x0a || c === 0x0d) extra++;
+    }
+    if (end < input.length) await yieldFn();
+  }
+  if (extra === 0) return input;
+  const out = Buffer.allocUnsafe(input.length + extra);
+  let o = 0;
+  for (let start = 0; start < input.length; start += STEP_BYTES) {
+    const end = Math.min(input.length, start + STEP_BYTES);
+    for (let i = start; i < end; i++) {
+      const c = input[i] as number;
+      if (c === 0x0a) {
+        out[o++] = 0x0d;
+        out[o++] = 0x0a;
+      } else if (c === 0x0d) {
+        out[o++] = 0x0d;
+        out[o++] = 0x00;
+      } else {
+        out[o++] = c;
+      }
+    }
+    if (end < input.length) await yieldFn();
+  }
+  return out;
+}
+
+/**
+ * Netascii copies of files, shared by every transfer of the same file
+ * version (path, size, mtime) while any of them runs: forty concurrent
+ * netascii reads of one file cost one conversion and one copy, not forty.
+ * The copy is dropped when its last reader releases it.
+ */
+export class NetasciiShare {
+  private readonly entries = new Map<string, { readonly buf: Promise<Buffer>; users: number }>();
+
+  /** The converted bytes and a release function; `load` gives the raw bytes, called once per version. */
+  async get(key: string, load: () => Promise<Buffer>): Promise<{ buf: Buffer; release: () => void }> {
+    let e = this.entries.get(key);
+    if (!e) {
+      const created = { buf: load().then((raw) => toNetasciiYielding(raw)), users: 0 };
+      e = created;
+      this.entries.set(key, created);
+      created.buf.catch(() => {
+        if (this.entries.get(key) === created) this.entries.delete(key);
+      });
+    }
+    e.users++;
+    const entry = e;
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      if (--entry.users === 0 && this.entries.get(key) === entry) this.entries.delete(key);
+    };
+    try {
+      return { buf: await entry.buf, release };
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+
+  /** Versions held now (for tests). */
+  get size(): number {
+    return this.entries.size;
+  }
+}

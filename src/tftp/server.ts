@@ -11,8 +11,9 @@ import type { Clock } from '../net/clock.js';
 import type { MtuLookup } from '../net/mtu.js';
 import type { Remote, UdpSocket, UdpSocketFactory } from '../net/udp.js';
 import type { Logger } from '../log.js';
+import { ClientLimiter, type ClientLimits } from './client-limits.js';
 import type { Resolver } from './fileroot.js';
-import { toNetascii } from './netascii.js';
+import { NetasciiShare, toNetascii } from './netascii.js';
 import { blksizeForMtu, negotiate, MAX_BLKSIZE, MAX_WINDOWSIZE, type NegotiationLimits } from './options.js';
 import { ErrorCode, Opcode, TftpDecodeError, decodePacket, encodePacket, errorPacket, type RequestPacket } from './packet.js';
 import { ReadSession, type TimingConfig } from './session.js';
@@ -40,8 +41,17 @@ export const TFTP_DEFAULTS = {
   } satisfies TimingConfig,
   /** Shared file cache budget; larger files are streamed. */
   cacheBytes: 1024 * 1024 * 1024,
-  /** netascii is converted in memory; it is for text files. */
+  /** netascii is converted in memory (one shared copy per file); it is for text files. */
   netasciiMaxBytes: 64 * 1024 * 1024,
+  /**
+   * Per client address. A PXE client fetches its files one after another
+   * (PXELINUX's config search is ten quick requests, EDK2's size probe ends
+   * before its real request), so 32 transfers at once is far above any boot,
+   * while 1000 slots then take at least 32 addresses to fill. 50 requests a
+   * second with a burst of 100 is ten times PXELINUX's search and stops one
+   * address from keeping the server resolving names for a flood.
+   */
+  perClient: { maxTransfers: 32, requestsPerSecond: 50, burst: 100 } satisfies ClientLimits,
 } as const;
 
 export interface TftpServerConfig {
@@ -51,6 +61,8 @@ export interface TftpServerConfig {
   readonly timing: TimingConfig;
   /** Address transfer sockets bind to: the listen address, or 0.0.0.0. */
   readonly transferAddress: string;
+  /** Per client address (default TFTP_DEFAULTS.perClient). */
+  readonly perClient?: ClientLimits;
 }
 
 /** Per-client negotiation limits (firmware quirks from hosts/*.yaml, a later issue). */
@@ -76,6 +88,10 @@ export interface TftpStats {
   unexpected: number;
   duplicateRequests: number;
   refusedBusy: number;
+  /** Refused: the client's address has its maximum of transfers in flight. */
+  refusedClientBusy: number;
+  /** Dropped unanswered: over the client address's request rate. */
+  rateLimited: number;
   refusedWrite: number;
   uploads: number;
   bytesReceived: number;
@@ -98,12 +114,15 @@ export class TftpServer {
   private readonly listeners: ((r: TransferResult) => void)[] = [];
   private readonly idle: (() => void)[] = [];
   private closing = false;
+  private readonly netascii = new NetasciiShare();
   readonly counters: TftpStats = {
     requests: 0,
     malformed: 0,
     unexpected: 0,
     duplicateRequests: 0,
     refusedBusy: 0,
+    refusedClientBusy: 0,
+    rateLimited: 0,
     refusedWrite: 0,
     uploads: 0,
     bytesReceived: 0,
@@ -117,7 +136,10 @@ export class TftpServer {
     active: 0,
   };
 
+  private readonly clients: ClientLimiter;
+
   constructor(private readonly d: TftpServerDeps) {
+    this.clients = new ClientLimiter(d.config.perClient ?? TFTP_DEFAULTS.perClient);
     d.listener.onMessage((msg, from) => this.onRequest(msg, from));
     d.listener.onError((err) => d.log.warn({ err: err.message }, 'tftp listener send error'));
   }
@@ -154,6 +176,10 @@ export class TftpServer {
       return;
     }
     this.counters.requests++;
+    if (!this.clients.admit(from.address, this.d.clock.now())) {
+      this.counters.rateLimited++;
+      return;
+    }
     const key = `${from.address}:${from.port}`;
     const signature = requestSignature(req);
     const running = this.transfers.get(key);
@@ -179,6 +205,11 @@ export class TftpServer {
     if (this.transfers.size >= this.d.config.maxTransfers) {
       this.counters.refusedBusy++;
       this.refuse(from, req.filename, ErrorCode.NOT_DEFINED, `Server busy: ${this.d.config.maxTransfers} transfers in progress, retry later`, 'busy');
+      return;
+    }
+    if (!running && !this.clients.acquire(from.address, this.d.clock.now())) {
+      this.counters.refusedClientBusy++;
+      this.refuse(from, req.filename, ErrorCode.NOT_DEFINED, `Too many transfers from ${from.address}, retry later`, 'client busy');
       return;
     }
     this.transfers.set(key, { transfer: null, request: signature }); // reserve the slot while the file is resolved
@@ -207,10 +238,19 @@ export class TftpServer {
         this.release(key);
         return;
       }
-      const raw = await this.d.cache.open(res.realPath, res.stat);
-      const text = raw.read(0, raw.size);
-      source = new BufferSource(toNetascii(text instanceof Promise ? await text : text));
-      raw.release();
+      // one converted copy per file version, shared by its concurrent readers and converted in
+      // steps that let the event loop run (not a copy per transfer, not one long blocking loop)
+      const version = `${res.realPath}\0${res.stat.size}\0${res.stat.mtimeMs}`;
+      const shared = await this.netascii.get(version, async () => {
+        const raw = await this.d.cache.open(res.realPath, res.stat);
+        try {
+          const text = raw.read(0, raw.size);
+          return text instanceof Promise ? await text : text;
+        } finally {
+          raw.release();
+        }
+      });
+      source = new BufferSource(shared.buf, shared.release);
     } else {
       source = await this.d.cache.open(res.realPath, res.stat);
     }
@@ -328,7 +368,7 @@ export class TftpServer {
   private release(key: string, transfer?: ReadTransfer | WriteTransfer): void {
     // a superseded transfer finishes after its successor took the key
     if (transfer && this.transfers.get(key)?.transfer !== transfer) return;
-    this.transfers.delete(key);
+    if (this.transfers.delete(key)) this.clients.release(key.slice(0, key.lastIndexOf(':')));
     this.counters.active = this.transfers.size;
     if (this.transfers.size === 0) for (const fn of this.idle.splice(0)) fn();
   }

@@ -311,6 +311,47 @@ describe('TftpServer over an in-memory network', () => {
     expect(r.server.counters.refusedBusy).toBe(1);
   });
 
+  it('caps transfers per client address, so that one address cannot take every slot; others are still served', async () => {
+    r = await rig({ maxTransfers: 10, perClient: { maxTransfers: 3, requestsPerSecond: 1000, burst: 1000 } });
+    const hog = (port: number): TestClient => new TestClient(r.net.bindSync({ address: '10.0.0.66', port }), SERVER, () => true);
+    const hogs = [2001, 2002, 2003, 2004, 2005].map(hog);
+    for (const h of hogs) h.request('big.bin');
+    await r.settle();
+    expect(hogs.filter((h) => h.error !== null).map((h) => h.error)).toEqual([
+      { code: 0, message: 'Too many transfers from 10.0.0.66, retry later' },
+      { code: 0, message: 'Too many transfers from 10.0.0.66, retry later' },
+    ]);
+    expect(r.server.counters).toMatchObject({ refusedClientBusy: 2, refusedBusy: 0, active: 3 });
+    const other = r.client();
+    other.request('small.bin');
+    await r.settle(() => other.done);
+    expect(sha(other.data)).toBe(sha(files['small.bin'] as Buffer));
+    // the hog's transfers time out and free its slots: it may start again
+    for (let i = 0; i < 100 && r.server.counters.active > 0; i++) {
+      r.clock.advance(1000);
+      await r.settle();
+    }
+    const again = hog(2006);
+    again.request('small.bin');
+    await r.settle(() => again.dataSeen > 0);
+    expect(again.error).toBeNull();
+  });
+
+  it('drops requests over a client address\'s rate without an answer, and lets it in again as time passes', async () => {
+    r = await rig({ perClient: { maxTransfers: 32, requestsPerSecond: 10, burst: 5 } });
+    const cs = [3001, 3002, 3003, 3004, 3005, 3006, 3007].map((port) => new TestClient(r.net.bindSync({ address: '10.0.0.77', port }), SERVER));
+    for (const c of cs) c.request('nope.bin');
+    await r.settle();
+    expect(cs.filter((c) => c.error?.code === 1)).toHaveLength(5); // file not found, answered
+    expect(cs.filter((c) => c.error === null)).toHaveLength(2); // over the rate: silence
+    expect(r.server.counters.rateLimited).toBe(2);
+    r.clock.advance(200); // two tokens later
+    const late = new TestClient(r.net.bindSync({ address: '10.0.0.77', port: 3008 }), SERVER);
+    late.request('nope.bin');
+    await r.settle();
+    expect(late.error?.code).toBe(1);
+  });
+
   it('retransmits to a silent client, then gives up, frees the slot and logs a timeout', async () => {
     const c = r.client(undefined, () => true);
     c.request('small.bin');
