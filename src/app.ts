@@ -16,10 +16,11 @@ import { parseIpv4 } from './net/ipv4.js';
 import { LeaseStore } from './state/lease-store.js';
 import type { ClientLimits } from './tftp/client-limits.js';
 import { arpInstaller } from './net/arp.js';
+import { openFileLimit } from './net/fd-limit.js';
 import { FileRoot, VirtualFileTable } from './tftp/fileroot.js';
 import { TftpServer } from './tftp/server.js';
 import { FileCache } from './tftp/source.js';
-import { HttpFileServer } from './http/server.js';
+import { HttpFileServer, httpLimitsFor } from './http/server.js';
 import type { TimingConfig } from './tftp/session.js';
 import { BootFiles } from './bootconfig/files.js';
 import { BootTemplates, macHyphen } from './bootconfig/render.js';
@@ -250,7 +251,7 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
   let http: HttpFileServer | null = null;
   if (cfg.http) {
     try {
-      http = await HttpFileServer.start({ root, cache, clock: deps.clock, log: log.child({ svc: 'http' }) }, cfg.http.listen, cfg.http.port);
+      http = await HttpFileServer.start({ root, cache, clock: deps.clock, log: log.child({ svc: 'http' }), limits: httpLimitsFor(openFileLimit()) }, cfg.http.listen, cfg.http.port);
     } catch (err) {
       await Promise.all([tftp.close(), uploads?.close()]);
       throw new Error(`cannot listen for HTTP on ${cfg.http.listen}:${cfg.http.port}: ${(err as Error).message}`);

@@ -10,12 +10,13 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Clock } from '../net/clock.js';
 import type { Logger } from '../log.js';
 import type { Resolver } from '../tftp/fileroot.js';
 import { ErrorCode } from '../tftp/packet.js';
 import type { FileCache } from '../tftp/source.js';
+import { requestPathBytes } from './path.js';
 import { decideRange } from './range.js';
 
 export interface HttpTransfer {
@@ -41,6 +42,31 @@ export interface HttpServerDeps {
   readonly cache?: Pick<FileCache, 'openBuffer'>;
   readonly clock: Clock;
   readonly log: Logger;
+  readonly limits?: HttpLimits;
+}
+
+/**
+ * What one client may hold. A connection with no progress either way (a
+ * client that stopped reading: its window stays shut) is closed after
+ * `idleMs`; connections are capped in all and per client address, below the
+ * process's descriptor limit, so TFTP transfers and DHCP always find
+ * descriptors (see `httpLimitsFor`).
+ */
+export interface HttpLimits {
+  readonly idleMs: number;
+  readonly maxConnections: number;
+  readonly maxPerClient: number;
+}
+
+/**
+ * Defaults from the soft descriptor limit (Node raises it to the hard limit
+ * at start): a quarter of it for HTTP, at most 4096, at least 64; 64 per
+ * client address (iPXE opens one connection per file or keeps one alive). 30 s
+ * of no progress is far beyond a TCG guest's slowest read (a 256 KiB window
+ * drained in well under a second) and frees a stuck client's slot soon.
+ */
+export function httpLimitsFor(fdLimit: number): HttpLimits {
+  return { idleMs: 30_000, maxConnections: Math.max(64, Math.min(4096, Math.floor(fdLimit / 4))), maxPerClient: 64 };
 }
 
 export interface HttpStats {
@@ -50,6 +76,10 @@ export interface HttpStats {
   refused: number;
   bytesSent: number;
   active: number;
+  /** Connections closed at once: over the total or the per-client cap. */
+  refusedConnections: number;
+  /** Connections closed after `idleMs` without progress. */
+  idleTimeouts: number;
 }
 
 const HTTP_SLICE_BYTES = 1 << 20;
@@ -59,7 +89,9 @@ const TEXT = /\.(ipxe|cfg|txt|json|log)$|^pxelinux\.cfg\//;
 export class HttpFileServer {
   private readonly server: http.Server;
   private readonly listeners: ((t: HttpTransfer) => void)[] = [];
-  readonly counters: HttpStats = { requests: 0, completed: 0, aborted: 0, refused: 0, bytesSent: 0, active: 0 };
+  readonly counters: HttpStats = { requests: 0, completed: 0, aborted: 0, refused: 0, bytesSent: 0, active: 0, refusedConnections: 0, idleTimeouts: 0 };
+  private readonly perClient = new Map<string, number>();
+  private open = 0;
   /** Marks warmUp()'s own request (header WARM_UP_HEADER): answered as any other, but not counted, logged or reported. */
   private readonly warmToken = randomBytes(16).toString('hex');
 
@@ -68,6 +100,30 @@ export class HttpFileServer {
     // boot clients open one connection per file or keep one alive; neither needs long idle times
     this.server.keepAliveTimeout = 10_000;
     this.server.headersTimeout = 15_000;
+    const limits = d.limits ?? httpLimitsFor(1024);
+    // no progress either way for idleMs (a client that never reads): the socket is closed
+    this.server.timeout = limits.idleMs;
+    this.server.on('timeout', (socket: Socket) => {
+      this.counters.idleTimeouts++;
+      socket.destroy();
+    });
+    this.server.on('connection', (socket: Socket) => {
+      const addr = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+      const mine = this.perClient.get(addr) ?? 0;
+      if (this.open >= limits.maxConnections || mine >= limits.maxPerClient) {
+        this.counters.refusedConnections++;
+        socket.destroy();
+        return;
+      }
+      this.open++;
+      this.perClient.set(addr, mine + 1);
+      socket.once('close', () => {
+        this.open--;
+        const n = (this.perClient.get(addr) ?? 1) - 1;
+        if (n <= 0) this.perClient.delete(addr);
+        else this.perClient.set(addr, n);
+      });
+    });
   }
 
   static async start(d: HttpServerDeps, address: string, port: number): Promise<HttpFileServer> {
@@ -157,13 +213,12 @@ export class HttpFileServer {
       refuse(405, 'read-only: GET and HEAD only', { Allow: 'GET, HEAD' });
       return;
     }
-    const q = file.indexOf('?');
-    try {
-      file = decodeURIComponent(q < 0 ? file : file.slice(0, q));
-    } catch {
+    const bytes0 = requestPathBytes(file);
+    if (bytes0 === null) {
       refuse(400, 'malformed percent-encoding in the path');
       return;
     }
+    file = bytes0;
     this.d.root.resolve(file, { peer }).then(
       (r) => {
         if (!r.ok) {

@@ -24,6 +24,11 @@ export function normalizeRequestPath(raw: string): PathResult {
   } catch {
     return { ok: false, reason: 'file name is not valid UTF-8' };
   }
+  // C1 controls (U+0080..U+009F) exist only after decoding: the byte check above cannot see them
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c >= 0x80 && c <= 0x9f) return { ok: false, reason: `control character U+${c.toString(16).toUpperCase().padStart(4, '0')} in file name` };
+  }
   const parts: string[] = [];
   for (const seg of name.replace(/\\/g, '/').split('/')) {
     if (seg === '' || seg === '.') continue;

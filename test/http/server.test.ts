@@ -210,3 +210,81 @@ describe('HTTP body from a file still loading into the cache', () => {
     }
   });
 });
+
+describe('HTTP against hostile clients', () => {
+  let dir: string;
+  let server: HttpFileServer;
+  let port: number;
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'bootd-http-hostile-'));
+    mkdirSync(path.join(dir, 'root/a'), { recursive: true });
+    writeFileSync(path.join(dir, 'root/x'), 'x at the top');
+    writeFileSync(path.join(dir, 'root/é.txt'), 'utf-8 name');
+    writeFileSync(path.join(dir, 'root/big'), Buffer.alloc(32 << 20, 7));
+    server = await HttpFileServer.start({ root: await FileRoot.open(path.join(dir, 'root'), []), cache: new FileCache(64 << 20), clock: systemClock, log: silentLogger, limits: { idleMs: 400, maxConnections: 8, maxPerClient: 3 } }, '127.0.0.1', 0);
+    port = server.address.port;
+  });
+  afterAll(async () => {
+    await server?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** One raw request; the status line (or '' if the connection closed without one). */
+  const raw = (target: string): Promise<string> =>
+    new Promise((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => s.write(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
+      let got = '';
+      s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+      s.on('close', () => resolve(got.split('\r\n')[0] ?? ''));
+      s.on('error', () => resolve(''));
+    });
+
+  it('decodes percent-escapes to UTF-8 bytes: %C4%AE is "Į", never a dot, and a UTF-8 name is reachable', async () => {
+    expect(await raw('/a/%C4%AE%C4%AE/x')).toBe('HTTP/1.1 404 Not Found'); // "a/ĮĮ/x", not "a/../x"
+    expect(await raw('/%C4%AE%C4%AE/%C4%AE%C4%AE/x')).toBe('HTTP/1.1 404 Not Found');
+    expect(await raw('/a/%2E%2E/x')).toBe('HTTP/1.1 200 OK'); // a real ".." stays inside the root
+    expect(await raw('/%C3%A9.txt')).toBe('HTTP/1.1 200 OK');
+  });
+
+  it('refuses control characters after decoding (C0 escaped, C1 as UTF-8), and malformed escapes', async () => {
+    expect(await raw('/x%0A')).toBe('HTTP/1.1 403 Forbidden');
+    expect(await raw('/x%C2%85')).toBe('HTTP/1.1 403 Forbidden'); // U+0085 NEL
+    expect(await raw('/x%C4')).toBe('HTTP/1.1 403 Forbidden'); // not UTF-8
+    expect(await raw('/x%zz')).toBe('HTTP/1.1 400 Bad Request');
+  });
+
+  it('closes a connection whose client never reads, after the idle time', async () => {
+    const before = { ...server.counters };
+    const s = net.connect(port, '127.0.0.1', () => {
+      s.write('GET /big HTTP/1.1\r\nHost: x\r\n\r\n');
+      s.pause(); // never read: the window closes, the server's writes stall
+    });
+    s.on('error', () => {});
+    try {
+      // the paused client would not notice the close itself: the server's side says it
+      await until(() => server.counters.idleTimeouts === before.idleTimeouts + 1, 10_000, 'the idle timeout', 20);
+      await until(() => server.counters.aborted === before.aborted + 1 && server.counters.active === 0, 5000, 'the transfer ended as aborted', 20);
+    } finally {
+      s.destroy();
+    }
+  });
+
+  it('caps connections per client address; a closed one frees its place', async () => {
+    const before = server.counters.refusedConnections;
+    const open = (): Promise<net.Socket> => new Promise((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => resolve(s));
+    });
+    const held = [await open(), await open(), await open()];
+    const fourth = await open();
+    const fourthClosed = await new Promise<boolean>((resolve) => {
+      fourth.on('close', () => resolve(true));
+      setTimeout(() => resolve(false), 5000);
+    });
+    expect(fourthClosed).toBe(true);
+    await until(() => server.counters.refusedConnections === before + 1, 5000, 'the refusal counted', 10);
+    held[0]?.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await raw('/x')).toBe('HTTP/1.1 200 OK');
+    for (const s of held) s.destroy();
+  });
+});
