@@ -151,12 +151,19 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
   let onBuildHostsChanged = (): void => {};
   const bm = cfg.images?.buildMissing;
   const autoBuild = bm ? new MissingImageBuilder(catalog, { stateDir: bm.stateDir, ...(bm.authorizedKeys ? { authorizedKeys: bm.authorizedKeys } : {}) }, log) : null;
+  let hostsFailure = '';
   const hosts = cfg.hosts ? new HostDirectory(cfg.hosts.dir, { clock: deps.clock, images: catalog, onReload: (a, changed) => {
     autoBuild?.request([...a.set.hosts.filter((h) => h.netboot).map((h) => h.image.name), ...(cfg.boot?.unknownImage ? [cfg.boot.unknownImage.name] : [])]);
     for (const i of a.issues) log.warn({ svc: 'hosts', file: i.file, line: i.line, col: i.col, key: i.path }, formatIssue(i));
     log.info({ svc: 'hosts', hosts: a.set.size, errors: a.issues.length, stale: a.files.filter((f) => f.stale).map((f) => f.file), ...changed }, 'hosts loaded');
     onHostsChanged();
     onBuildHostsChanged();
+    hostsFailure = '';
+  }, onReloadFailed: (err, serving) => {
+    // once per streak of the same failure: the folder is retried every few seconds
+    if (err.message === hostsFailure) return;
+    hostsFailure = err.message;
+    log.error({ svc: 'hosts', dir: cfg.hosts?.dir, err: err.message, serving }, 'hosts folder cannot be read; the last good hosts keep serving, retrying');
   } }) : null;
   if (hosts) {
     await hosts.reload();

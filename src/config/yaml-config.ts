@@ -106,29 +106,80 @@ export function describeValue(v: unknown): string {
  */
 export function parseYaml<S extends z.ZodType>(file: string, text: string, schema: S): Parsed<z.output<S>> {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  // uniqueKeys off: the library compares every key with every other (quadratic; a file of
+  // 20,000 keys took seconds); duplicateKeys() below does it with one set per map
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false });
   if (doc.errors.length > 0) {
     return {
       ok: false,
-      issues: doc.errors.map((e) => {
+      issues: capIssues(file, doc.errors.map((e) => {
         const pos = lines.linePos(e.pos[0]);
         return { file, line: pos.line, col: pos.col, path: '', message: `not valid YAML: ${e.message.split('\n')[0] ?? e.code}` };
-      }),
+      })),
     };
   }
+  const dups = duplicateKeys(file, doc.contents, lines);
+  if (dups.length > 0) return { ok: false, issues: capIssues(file, dups) };
   const src = new YamlSource(file, doc, lines);
-  const data: unknown = doc.toJS() ?? {};
+  let data: unknown;
+  try {
+    // the library refuses documents whose aliases expand past maxAliasCount (a "billion laughs")
+    data = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (err) {
+    return { ok: false, issues: [{ file, line: 1, col: 1, path: '', message: `not accepted: ${(err as Error).message}` }] };
+  }
   const r = schema.safeParse(data, { reportInput: true });
   if (r.success) return { ok: true, value: r.data, doc: src };
-  return { ok: false, issues: r.error.issues.flatMap((i) => zodIssue(src, i)).sort((a, b) => a.line - b.line || a.col - b.col) };
+  // positions are looked up per issue (a scan of the map): only the first MAX_ISSUES are placed
+  const zi = r.error.issues;
+  const placed = zi.slice(0, MAX_ISSUES * 2).flatMap((i) => zodIssue(src, i, MAX_ISSUES));
+  return { ok: false, issues: capIssues(file, placed.sort((a, b) => a.line - b.line || a.col - b.col), zi.length > MAX_ISSUES * 2) };
 }
 
-function zodIssue(src: YamlSource, i: z.core.$ZodIssue): ConfigIssue[] {
+/** Issues reported per file; a file with more says how many more there were. */
+export const MAX_ISSUES = 20;
+
+function capIssues(file: string, issues: ConfigIssue[], more = false): ConfigIssue[] {
+  if (issues.length <= MAX_ISSUES && !more) return issues;
+  const kept = issues.slice(0, MAX_ISSUES);
+  const rest = issues.length - kept.length;
+  return [...kept, { file, line: kept.at(-1)?.line ?? 1, col: 1, path: '', message: more ? 'and more issues not listed' : `and ${rest} more issues not listed` }];
+}
+
+/** Keys that appear twice in one map (YAML 1.2 section 3.2.1.1: keys are unique), each at its second place. */
+function duplicateKeys(file: string, root: unknown, lines: LineCounter): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  const walk = (node: unknown, path: PropertyKey[]): void => {
+    if (out.length > MAX_ISSUES) return;
+    if (isMap(node)) {
+      const seen = new Set<string>();
+      for (const pair of node.items) {
+        const key = isScalar(pair.key) ? String(pair.key.value) : JSON.stringify(pair.key);
+        if (seen.has(key)) {
+          const pos = lines.linePos(rangeStart(pair.key) ?? 0);
+          out.push({ file, line: pos.line, col: pos.col, path: formatPath([...path, key]), message: `duplicate key "${key.length > 40 ? `${key.slice(0, 37)}...` : key}"` });
+          if (out.length > MAX_ISSUES) return;
+        }
+        seen.add(key);
+        walk(pair.value, [...path, key]);
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, i) => walk(item, [...path, i]));
+    }
+  };
+  walk(root, []);
+  return out;
+}
+
+function zodIssue(src: YamlSource, i: z.core.$ZodIssue, max: number): ConfigIssue[] {
   const path = i.path as PropertyKey[];
   if (i.code === 'unrecognized_keys') {
     // strictObject() (config/fields.ts) words it "unknown key; expected one of ..."
     const message = i.message.startsWith('unknown key') ? i.message : 'unknown key';
-    return (i as { keys: string[] }).keys.map((k) => src.issue([...path, k], message, true));
+    const keys = (i as { keys: string[] }).keys;
+    const placed = keys.slice(0, max).map((k) => src.issue([...path, k], message, true));
+    if (keys.length > max) placed.push(src.issue(path, `and ${keys.length - max} more unknown keys`, true));
+    return placed;
   }
   // the value as zod saw it (after transforms such as splitting kernel_args), else as written
   const found = 'input' in i && i.input !== undefined ? i.input : src.valueAt(path);

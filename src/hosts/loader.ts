@@ -22,23 +22,51 @@ export function hostNameOf(entry: string): string {
   return entry.replace(/\.ya?ml$/, '');
 }
 
-/** Parses every host file in `dir`; a file that cannot be read becomes an issue. */
+/**
+ * Largest host file read. A host file is a dozen lines; anything far larger
+ * is refused by its size, before it is read or parsed, so it cannot hold up
+ * the event loop (DHCP and TFTP) at this or any later reload.
+ */
+export const MAX_HOST_FILE_BYTES = 16 * 1024;
+
+/**
+ * Parses every host file in `dir`; a file that cannot be read becomes an
+ * issue. A host file that is a symlink is followed when it leads to a
+ * regular file inside the hosts folder, and refused with an issue
+ * otherwise: never silently left out. Rejects when `dir` itself cannot be
+ * read (the caller keeps what it had).
+ */
 export async function readHostFiles(dir: string): Promise<Map<string, HostFileResult>> {
-  const entries = (await fs.readdir(dir, { withFileTypes: true })).filter((e) => e.isFile() && isHostFileName(e.name)).map((e) => e.name).sort();
+  const entries = (await fs.readdir(dir, { withFileTypes: true })).filter((e) => (e.isFile() || e.isSymbolicLink()) && isHostFileName(e.name)).sort((a, b) => (a.name < b.name ? -1 : 1));
+  const realDir = entries.some((e) => e.isSymbolicLink()) ? await fs.realpath(dir) : dir;
   const out = new Map<string, HostFileResult>();
   await Promise.all(
     entries.map(async (e) => {
-      const file = path.join(dir, e);
+      const file = path.join(dir, e.name);
+      const problem = (message: string): void => void out.set(file, { ok: false, issues: [{ file, line: 1, col: 1, path: '', message }] });
       let text: string;
       try {
-        text = await fs.readFile(file, 'utf8');
+        let target = file;
+        if (e.isSymbolicLink()) {
+          target = await fs.realpath(file);
+          if (!target.startsWith(realDir + path.sep)) return problem(`symlink to ${target}, outside the hosts folder: not read`);
+        }
+        const fh = await fs.open(target, 'r');
+        try {
+          const st = await fh.stat();
+          if (!st.isFile()) return problem(`symlink to ${target}, which is not a regular file: not read`);
+          if (st.size > MAX_HOST_FILE_BYTES) return problem(`${st.size} bytes: larger than ${MAX_HOST_FILE_BYTES} bytes, not read (a host file is a few lines)`);
+          text = await fh.readFile('utf8');
+        } finally {
+          await fh.close();
+        }
       } catch (err) {
         // deleted between readdir and read: the next change event reloads again
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-        out.set(file, { ok: false, issues: [{ file, line: 1, col: 1, path: '', message: `cannot read: ${(err as Error).message}` }] });
-        return;
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !e.isSymbolicLink()) return;
+        return problem(`cannot read: ${(err as Error).message}`);
       }
-      out.set(file, parseHostFile(file, hostNameOf(e), text));
+      if (text.length > MAX_HOST_FILE_BYTES) return problem(`larger than ${MAX_HOST_FILE_BYTES} bytes, not read (a host file is a few lines)`);
+      out.set(file, parseHostFile(file, hostNameOf(e.name), text));
     }),
   );
   return out;
@@ -52,6 +80,12 @@ export async function loadHosts(dir: string, images?: ImageIndex): Promise<Assem
 export interface HostDirectoryEvents {
   /** After every reload, with what changed and every issue still standing. */
   onReload?(a: Assembly, changed: { added: string[]; removed: string[]; updated: string[] }): void;
+  /**
+   * A reload while watching failed (the folder was renamed or removed, or is
+   * unreadable): the last good hosts keep serving, and the folder is tried
+   * again every `retryMs` until it reads.
+   */
+  onReloadFailed?(err: Error, serving: number): void;
 }
 
 /**
@@ -66,10 +100,12 @@ export class HostDirectory {
   private timer: TimerHandle | null = null;
   private reloading: Promise<void> | null = null;
   private again = false;
+  private signal: AbortSignal | null = null;
+  private failing = false;
 
   constructor(
     readonly dir: string,
-    private readonly deps: { readonly clock: Clock; readonly images?: ImageIndex; readonly debounceMs?: number } & HostDirectoryEvents,
+    private readonly deps: { readonly clock: Clock; readonly images?: ImageIndex; readonly debounceMs?: number; readonly retryMs?: number } & HostDirectoryEvents,
   ) {}
 
   get current(): HostSet {
@@ -118,9 +154,9 @@ export class HostDirectory {
 
   /** Reloads on every change in the directory until `signal` aborts. */
   watch(signal: AbortSignal): void {
-    if (this.watcher || signal.aborted) return;
-    this.watcher = watch(this.dir, { persistent: false }, () => this.schedule());
-    this.watcher.on('error', () => this.schedule());
+    if (this.signal || signal.aborted) return;
+    this.signal = signal;
+    this.startWatcher();
     signal.addEventListener(
       'abort',
       () => {
@@ -133,12 +169,36 @@ export class HostDirectory {
     );
   }
 
+  private startWatcher(): void {
+    this.watcher?.close();
+    this.watcher = null;
+    try {
+      this.watcher = watch(this.dir, { persistent: false }, () => this.schedule());
+      this.watcher.on('error', () => this.schedule());
+    } catch {
+      // the folder is gone: the retry timer looks again
+    }
+  }
+
   /** Waits for a quiet moment: a save is often several events (write, rename, chmod). */
-  private schedule(): void {
+  private schedule(delayMs = this.deps.debounceMs ?? 150): void {
+    if (this.signal?.aborted) return;
     this.timer?.cancel();
-    this.timer = this.deps.clock.setTimer(this.deps.debounceMs ?? 150, () => {
+    this.timer = this.deps.clock.setTimer(delayMs, () => {
       this.timer = null;
-      void this.reload();
+      this.reload().then(
+        () => {
+          if (!this.failing) return;
+          // back: a renamed-back or recreated folder is another inode, watch it afresh
+          this.failing = false;
+          this.startWatcher();
+        },
+        (err: unknown) => {
+          this.failing = true;
+          this.deps.onReloadFailed?.(err instanceof Error ? err : new Error(String(err)), this.set.size);
+          this.schedule(this.deps.retryMs ?? 5000);
+        },
+      );
     });
   }
 }

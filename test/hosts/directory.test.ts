@@ -1,4 +1,4 @@
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, realpath, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { formatIssue } from '../../src/config/yaml-config.js';
@@ -118,5 +118,77 @@ describe('HostDirectory on a real folder', () => {
     await until(() => d.current.size === 0, 5000, 'deleted host dropped');
     expect(d.issues).toEqual([]);
     expect(reloads.length).toBeGreaterThanOrEqual(3);
+  });
+
+  it('refuses a YAML alias bomb with an issue and keeps serving the other files', async () => {
+    await writeFile(path.join(dir, 'a.yaml'), 'mac: 52:54:00:00:00:01\nimage: bee\n');
+    const lol = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
+    for (let i = 1; i < 9; i++) lol.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
+    await writeFile(path.join(dir, 'bomb.yaml'), lol.join('\n') + '\n');
+    const a = await loadHosts(dir, images);
+    expect(a.set.hosts.map((h) => h.name)).toEqual(['a']);
+    expect(a.issues).toHaveLength(1);
+    expect(a.issues[0]?.message).toMatch(/^not accepted: .*alias/i);
+  });
+
+  it('refuses files far larger than a host file by their size, unread, and bounds the issues of a large bad one', async () => {
+    await writeFile(path.join(dir, 'huge.yaml'), Array.from({ length: 300_000 }, (_, i) => `k${i}: ${i}`).join('\n'));
+    await writeFile(path.join(dir, 'many.yaml'), Array.from({ length: 1_200 }, (_, i) => `k${i}: ${i}`).join('\n'));
+    const a = await loadHosts(dir, images);
+    const huge = a.issues.filter((i) => i.file.endsWith('huge.yaml'));
+    expect(huge).toHaveLength(1);
+    expect(huge[0]?.message).toMatch(/^\d+ bytes: larger than 16384 bytes, not read/);
+    const many = a.issues.filter((i) => i.file.endsWith('many.yaml'));
+    expect(many.length).toBeLessThanOrEqual(22);
+    expect(many.at(-1)?.message).toMatch(/more/);
+  });
+
+  it('reports a duplicate key at its second place', async () => {
+    await writeFile(path.join(dir, 'a.yaml'), 'mac: 52:54:00:00:00:01\nimage: bee\nimage: buildos\n');
+    const a = await loadHosts(dir, images);
+    expect(a.issues.map(formatIssue)).toEqual([`${path.join(dir, 'a.yaml')}:3:1: image: duplicate key "image"`]);
+  });
+
+  it('follows a symlinked host file inside the folder, refuses one that leads outside (the last good version keeps serving)', async () => {
+    await mkdir(path.join(dir, 'store'));
+    await writeFile(path.join(dir, 'store', 'in.txt'), 'mac: 52:54:00:00:00:07\nimage: bee\n');
+    await symlink(path.join(dir, 'store', 'in.txt'), path.join(dir, 'linked.yaml'));
+    const outside = path.join(path.dirname(dir), 'outside.yaml');
+    await writeFile(outside, 'mac: 52:54:00:00:00:08\nimage: bee\n');
+    const file = path.join(dir, 'web.yaml');
+    await writeFile(file, 'mac: 52:54:00:00:00:09\nimage: bee\n');
+    const d = new HostDirectory(dir, { clock: systemClock, images, debounceMs: 50 });
+    await d.reload();
+    expect(d.current.hosts.map((h) => h.name).sort()).toEqual(['linked', 'web']);
+    // web.yaml replaced by a symlink to a file outside the folder
+    await rm(file);
+    await symlink(outside, file);
+    await d.reload();
+    expect(d.issues.map((i) => i.message)).toEqual([`symlink to ${await realpath(outside)}, outside the hosts folder: not read`]);
+    expect(d.current.byName('web')?.macs).toEqual(['52:54:00:00:00:09']); // the last good version
+  });
+
+  it('keeps serving the last good hosts when the folder is renamed away or removed, and picks it up again when it is back', async () => {
+    await writeFile(path.join(dir, 'a.yaml'), 'mac: 52:54:00:00:00:01\nimage: bee\n');
+    const failures: string[] = [];
+    const d = new HostDirectory(dir, { clock: systemClock, images, debounceMs: 20, retryMs: 100, onReloadFailed: (err, serving) => failures.push(`${serving}:${err.message}`) });
+    await d.reload();
+    d.watch(abort.signal);
+    const away = `${dir}.away`;
+    await rename(dir, away);
+    await writeFile(path.join(away, 'b.yaml'), 'mac: 52:54:00:00:00:02\nimage: bee\n'); // an event in the moved folder
+    await until(() => failures.length > 0, 5000, 'the failed reload reported');
+    expect(failures[0]).toMatch(/^1:.*ENOENT/);
+    expect(d.current.hosts.map((h) => h.name)).toEqual(['a']);
+    await rename(away, dir); // back, now with b.yaml
+    await until(() => d.current.size === 2, 5000, 'the folder read again');
+    await writeFile(path.join(dir, 'c.yaml'), 'mac: 52:54:00:00:00:03\nimage: bee\n');
+    await until(() => d.current.size === 3, 5000, 'changes seen through a new watcher');
+    await rm(dir, { recursive: true });
+    await until(() => failures.length > 1, 5000, 'the removal reported');
+    expect(d.current.size).toBe(3);
+    await mkdir(dir);
+    await writeFile(path.join(dir, 'a.yaml'), 'mac: 52:54:00:00:00:01\nimage: bee\n');
+    await until(() => d.current.size === 1, 5000, 'the recreated folder read');
   });
 });

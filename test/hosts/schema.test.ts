@@ -84,7 +84,7 @@ describe('one host file', () => {
     ['a bad quota', 'mac: 52:54:00:12:34:56\nimage: bee\nbuild: { quota: lots }\n', 'hosts/web-01.yaml:3:17: build.quota: expected a size like 200M, 1G or a number of bytes, got "lots"'],
     ['a bad host name', 'mac: 52:54:00:12:34:56\nimage: bee\nhostname: Web_01\n', 'hosts/web-01.yaml:3:11: hostname: expected a host name like build-01 (lower-case letters, digits, dashes; dots between labels), got "Web_01"'],
     ['broken YAML', 'mac: [52:54:00:12:34:56\nimage: bee\n', 'hosts/web-01.yaml:2:1: not valid YAML: Flow sequence in block collection must be sufficiently indented and end with a ]'],
-    ['a duplicate key', 'mac: 52:54:00:12:34:56\nmac: 52:54:00:12:34:57\nimage: bee\n', 'hosts/web-01.yaml:2:1: not valid YAML: Map keys must be unique'],
+    ['a duplicate key', 'mac: 52:54:00:12:34:56\nmac: 52:54:00:12:34:57\nimage: bee\n', 'hosts/web-01.yaml:2:1: mac: duplicate key "mac"'],
     ['a list instead of a mapping', '- mac: 52:54:00:12:34:56\n', 'hosts/web-01.yaml:1:1: expected a mapping with keys mac, macs, ip, hostname, image, netboot, loader, kernel_args, params, build, smoke, quirks, got [{"mac":"52:54:00:12:34:56"}]'],
   ])('reports %s with file, line, column, key and value', (_what, text, message) => {
     expect(errors(text)).toEqual([message]);
