@@ -43,6 +43,7 @@ import { MountedDirs } from './machines/mounts.js';
 import { MachineFile, plan, freePort, expired, type Machine } from './machines/registry.js';
 import { MachinePorts } from './machines/ports.js';
 import { usageBytes } from './uploads/host-dirs.js';
+import { sweepPartials } from './uploads/file-sink.js';
 import { ControlError, startControl } from './control/socket.js';
 
 export interface AppConfig {
@@ -233,6 +234,9 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
   if (cfg.uploads) {
     const u = cfg.uploads;
     await fs.mkdir(u.dir, { recursive: true });
+    // partial uploads a crash left behind: never completed, never counted, gone before the port opens
+    const swept = await sweepPartials(u.dir);
+    if (swept > 0) log.info({ svc: 'uploads', dir: u.dir, removed: swept }, 'removed partial uploads left by a crash');
     const policy = new HostUploadDirs(u.dir, {
       // the same names bee.report= carries (render.ts): the host's name, or the MAC of an unknown machine
       whoIs: (address) => {
@@ -406,6 +410,8 @@ async function startState(cfg: AppConfig, sc: NonNullable<AppConfig['state']>, d
   // build machines: hosts with build: plus machines opened from the CLI
   const mfile = await MachineFile.open(dir);
   const machinesDir = path.join(dir, 'machines');
+  const sweptMachines = await sweepPartials(machinesDir);
+  if (sweptMachines > 0) log.info({ svc: 'machines', dir: machinesDir, removed: sweptMachines }, 'removed partial uploads left by a crash');
   const ownerAddress = (m: Machine): string | undefined => m.owner.ip ?? (m.owner.mac ? p.lease(m.owner.mac) : undefined);
   const ports = new MachinePorts({
     udp: deps.udp,

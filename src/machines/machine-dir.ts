@@ -5,14 +5,13 @@
  * of the directory. Writes go through HostUploadDirs (temporary file, rename
  * after the last block, quota, overwrite policy).
  */
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Remote } from '../net/udp.js';
 import { ErrorCode } from '../tftp/packet.js';
 import { FileRoot, type RequestContext, type Resolution, type Resolver } from '../tftp/fileroot.js';
 import { normalizeRequestPath } from '../tftp/paths.js';
 import type { WriteDecision, WritePolicy } from '../tftp/write-transfer.js';
-import { PARTIAL_PREFIX } from '../uploads/file-sink.js';
+import { isPartialPath } from '../uploads/file-sink.js';
 import { HostUploadDirs } from '../uploads/host-dirs.js';
 
 export interface MachineDirOptions {
@@ -39,10 +38,11 @@ export class MachineDir implements Resolver, WritePolicy {
   }
 
   async resolve(rawName: string, ctx: RequestContext): Promise<Resolution> {
-    await fs.mkdir(this.dir, { recursive: true, mode: 0o755 });
     const n = normalizeRequestPath(rawName);
-    if (n.ok && path.posix.basename(n.path).startsWith(PARTIAL_PREFIX)) return { ok: false, code: ErrorCode.FILE_NOT_FOUND, message: 'File not found', reason: 'upload in progress' };
-    return (await FileRoot.open(this.dir)).resolve(rawName, ctx);
+    if (n.ok && isPartialPath(n.path)) return { ok: false, code: ErrorCode.FILE_NOT_FOUND, message: 'File not found', reason: 'upload in progress' };
+    const root = await FileRoot.open(this.dir).catch(() => null);
+    if (root === null) return { ok: false, code: ErrorCode.FILE_NOT_FOUND, message: 'File not found', reason: 'nothing uploaded yet' };
+    return root.resolve(rawName, ctx);
   }
 
   async authorize(peer: Remote, filename: string): Promise<WriteDecision> {

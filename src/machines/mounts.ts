@@ -8,7 +8,7 @@
 import { realpathSync } from 'node:fs';
 import path from 'node:path';
 import type { Provided, VirtualFiles } from '../tftp/fileroot.js';
-import { PARTIAL_PREFIX } from '../uploads/file-sink.js';
+import { isPartialPath } from '../uploads/file-sink.js';
 
 export class MountedDirs implements VirtualFiles {
   /** prefix (one path segment, no slash) -> directory */
@@ -21,7 +21,7 @@ export class MountedDirs implements VirtualFiles {
     const dir = this.mounts.get(relPath.slice(0, slash));
     if (dir === undefined) return undefined;
     const rest = relPath.slice(slash + 1);
-    if (rest === '' || path.posix.basename(rest).startsWith(PARTIAL_PREFIX)) return undefined;
+    if (rest === '' || isPartialPath(rest)) return undefined;
     let realDir: string;
     let real: string;
     try {

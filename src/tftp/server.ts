@@ -313,7 +313,13 @@ export class TftpServer {
       return;
     }
     // DATA up to the negotiated blksize; the write transfer may keep a block past the handler (a sink write in flight)
-    const socket = await this.d.udp.bind({ address: this.d.config.transferAddress, port: 0, connect: peer });
+    let socket: UdpSocket;
+    try {
+      socket = await this.d.udp.bind({ address: this.d.config.transferAddress, port: 0, connect: peer });
+    } catch (err) {
+      await grant.sink.discard().catch(() => {}); // gives back its reservation
+      throw err;
+    }
     const limits: NegotiationLimits = {
       maxBlksize: Math.min(this.d.config.maxBlksize, blksizeForMtu(this.d.mtu(socket.local().address))),
       maxWindowsize: this.d.config.maxWindowsize,

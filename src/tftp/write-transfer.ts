@@ -103,7 +103,9 @@ export class WriteTransfer {
             }
           }).catch((err: unknown) => {
             this.diskFailed = true;
-            this.run(this.p.session.abort('server-error', `cannot store the upload: ${(err as Error).message}`, ErrorCode.DISK_FULL));
+            // a sink may name the TFTP error (quota: 3, a name that appeared meanwhile: 6)
+            const code = (err as { tftpCode?: unknown }).tftpCode;
+            this.run(this.p.session.abort('server-error', `cannot store the upload: ${(err as Error).message}`, typeof code === 'number' ? code : ErrorCode.DISK_FULL));
           });
           break;
         }

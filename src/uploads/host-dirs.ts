@@ -13,7 +13,8 @@ import { ErrorCode } from '../tftp/packet.js';
 import { normalizeRequestPath } from '../tftp/paths.js';
 import type { WriteDecision, WritePolicy } from '../tftp/write-transfer.js';
 import { FileRoot, type RequestContext, type Resolution, type Resolver } from '../tftp/fileroot.js';
-import { FileUploadSink, PARTIAL_PREFIX } from './file-sink.js';
+import { FileUploadSink, PARTIAL_PREFIX, isPartialPath } from './file-sink.js';
+import { QuotaLedger } from './quota.js';
 
 export interface HostUploadDirsOptions {
   /** The host name behind an address, or undefined for strangers. */
@@ -24,7 +25,7 @@ export interface HostUploadDirsOptions {
   overwrite?(host: string): boolean;
 }
 
-/** Bytes in a directory tree, temporary upload files included (they hold space too). */
+/** Bytes of whole files in a directory tree; partial uploads are left out (in-flight uploads hold reservations instead). */
 export async function usageBytes(dir: string): Promise<number> {
   let total = 0;
   let entries;
@@ -36,7 +37,7 @@ export async function usageBytes(dir: string): Promise<number> {
   for (const e of entries) {
     const p = path.join(dir, e.name);
     if (e.isDirectory()) total += await usageBytes(p);
-    else if (e.isFile()) total += (await fs.stat(p).catch(() => ({ size: 0 }))).size;
+    else if (e.isFile() && !e.name.startsWith(PARTIAL_PREFIX)) total += (await fs.stat(p).catch(() => ({ size: 0 }))).size;
   }
   return total;
 }
@@ -45,11 +46,61 @@ function refuse(code: number, message: string, reason: string): WriteDecision {
   return { ok: false, code, message, reason };
 }
 
+const inside = (p: string, root: string): boolean => p === root || p.startsWith(root + path.sep);
+
+/**
+ * The directory `rel` (a normalized relative path, '' for `own` itself)
+ * under `own`, checked whole before anything is created: every segment that
+ * exists must be a directory, or a symlink whose target stays inside `own`;
+ * the first one missing and all after it cannot lead anywhere. Only then are
+ * the missing ones made, one at a time. null when the path leaves `own`.
+ */
+export async function confinedDir(own: string, rel: string): Promise<string | null> {
+  const parent = path.dirname(own);
+  const realParent = await fs.realpath(parent);
+  const segs = rel === '' ? [] : rel.split('/');
+  // phase 1: check what exists
+  let cur = realParent;
+  let realOwn: string | null = null;
+  let missing = -1; // index (in [own, ...segs]) of the first missing segment
+  const names = [path.basename(own), ...segs];
+  for (let i = 0; i < names.length; i++) {
+    const next = path.join(cur, names[i] as string);
+    const st = await fs.lstat(next).catch(() => null);
+    if (st === null) {
+      missing = i;
+      break;
+    }
+    if (st.isSymbolicLink()) {
+      const real = await fs.realpath(next).catch(() => null);
+      if (real === null || (realOwn !== null && !inside(real, realOwn)) || (realOwn === null && !inside(real, realParent))) return null;
+      const rst = await fs.stat(real);
+      if (!rst.isDirectory()) return null;
+      cur = real;
+    } else if (st.isDirectory()) {
+      cur = next;
+    } else return null;
+    if (i === 0) realOwn = cur;
+  }
+  // phase 2: the whole path is confined; make what is missing
+  if (missing >= 0) {
+    for (let i = missing; i < names.length; i++) {
+      cur = path.join(cur, names[i] as string);
+      await fs.mkdir(cur, { mode: 0o755 }).catch((err: NodeJS.ErrnoException) => (err.code === 'EEXIST' ? undefined : Promise.reject(err)));
+    }
+  }
+  return cur;
+}
+
 /**
  * Also the read side of the upload port: a client reads only its own
  * directory (`x` or `<host>/x`), so two hosts never see each other's files.
  */
 export class HostUploadDirs implements WritePolicy, Resolver {
+  private readonly ledger = new QuotaLedger();
+  /** Targets being uploaded now where overwrite is off: a second upload of one name is refused at once. */
+  private readonly exclusiveInFlight = new Set<string>();
+
   constructor(
     readonly dir: string,
     private readonly o: HostUploadDirsOptions,
@@ -59,11 +110,13 @@ export class HostUploadDirs implements WritePolicy, Resolver {
     const host = this.o.whoIs(ctx.peer.address);
     if (host === undefined) return { ok: false, code: ErrorCode.ACCESS_VIOLATION, message: 'Access violation', reason: `no host has address ${ctx.peer.address}` };
     const own = path.join(this.dir, host);
-    await fs.mkdir(own, { recursive: true, mode: 0o755 });
     const n = normalizeRequestPath(rawName);
-    const rel = n.ok && n.path.startsWith(`${host}/`) ? n.path.slice(host.length + 1) : rawName;
-    if (path.posix.basename(rel).startsWith(PARTIAL_PREFIX)) return { ok: false, code: ErrorCode.FILE_NOT_FOUND, message: 'File not found', reason: 'upload in progress' };
-    return (await FileRoot.open(own)).resolve(rel, ctx);
+    if (!n.ok) return { ok: false, code: ErrorCode.ACCESS_VIOLATION, message: 'Access violation', reason: n.reason };
+    const rel = n.path.startsWith(`${host}/`) ? n.path.slice(host.length + 1) : n.path;
+    if (isPartialPath(rel)) return { ok: false, code: ErrorCode.FILE_NOT_FOUND, message: 'File not found', reason: 'upload in progress' };
+    const root = await FileRoot.open(own).catch(() => null);
+    if (root === null) return { ok: false, code: ErrorCode.FILE_NOT_FOUND, message: 'File not found', reason: 'nothing uploaded yet' };
+    return root.resolve(rel, ctx);
   }
 
   async authorize(peer: Remote, filename: string): Promise<WriteDecision> {
@@ -72,21 +125,23 @@ export class HostUploadDirs implements WritePolicy, Resolver {
     const n = normalizeRequestPath(filename);
     if (!n.ok) return refuse(ErrorCode.ACCESS_VIOLATION, 'Access violation', n.reason);
     const rel = n.path.startsWith(`${host}/`) ? n.path.slice(host.length + 1) : n.path;
-    const base = path.posix.basename(rel);
-    if (rel === '' || base.startsWith(PARTIAL_PREFIX)) return refuse(ErrorCode.ACCESS_VIOLATION, 'Access violation', 'not a file name');
+    if (rel === '' || isPartialPath(rel)) return refuse(ErrorCode.ACCESS_VIOLATION, 'Access violation', 'not a file name');
     const own = path.join(this.dir, host);
-    const target = path.join(own, rel);
-    await fs.mkdir(path.dirname(target), { recursive: true, mode: 0o755 });
-    // a symlink planted in the directory must not lead the write elsewhere
-    const realOwn = await fs.realpath(own);
-    const realParent = await fs.realpath(path.dirname(target));
-    if (realParent !== realOwn && !realParent.startsWith(realOwn + path.sep)) return refuse(ErrorCode.ACCESS_VIOLATION, 'Access violation', 'path leaves the host directory');
+    const relDir = path.posix.dirname(rel);
+    // nothing is created before the whole path is known to stay in the host's directory
+    const parent = await confinedDir(own, relDir === '.' ? '' : relDir);
+    if (parent === null) return refuse(ErrorCode.ACCESS_VIOLATION, 'Access violation', 'path leaves the host directory');
+    const target = path.join(parent, path.posix.basename(rel));
     const existing = await fs.lstat(target).catch(() => null);
     if (existing && !existing.isFile()) return refuse(ErrorCode.ACCESS_VIOLATION, 'Access violation', 'not a regular file');
-    if (existing && this.o.overwrite?.(host) === false) return refuse(ErrorCode.FILE_EXISTS, 'File already exists', 'overwrite is off for this host');
+    const exclusive = this.o.overwrite?.(host) === false;
+    if (exclusive && (existing || this.exclusiveInFlight.has(target))) return refuse(ErrorCode.FILE_EXISTS, 'File already exists', existing ? 'overwrite is off for this host' : 'an upload of this name is in progress');
     // the old file's bytes are freed by the rename, so they count as available
-    const free = this.o.quotaBytes(host) - (await usageBytes(own)) + (existing?.size ?? 0);
-    if (free <= 0) return refuse(ErrorCode.DISK_FULL, `Quota of ${this.o.quotaBytes(host)} bytes used up`, 'quota used up');
-    return { ok: true, path: `${host}/${rel}`, sink: new FileUploadSink(target), maxBytes: free };
+    const quota = this.o.quotaBytes(host);
+    const held = this.ledger.open(own, quota, await usageBytes(own), exclusive ? 0 : (existing?.size ?? 0));
+    if (held === null) return refuse(ErrorCode.DISK_FULL, `Quota of ${quota} bytes used up`, 'quota used up');
+    if (exclusive) this.exclusiveInFlight.add(target);
+    const sink = new FileUploadSink(target, { reservation: held.reservation, exclusive, onEnd: () => this.exclusiveInFlight.delete(target) });
+    return { ok: true, path: `${host}/${rel}`, sink, maxBytes: held.free };
   }
 }
