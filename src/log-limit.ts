@@ -25,6 +25,7 @@ interface Window {
 
 export class RepeatLimiter {
   private readonly windows = new Map<string, Window>();
+  private closed = false;
   /** Lines left out so far, all kinds together (for stats). */
   suppressedTotal = 0;
 
@@ -43,6 +44,10 @@ export class RepeatLimiter {
   }
 
   private line(level: 'warn' | 'info', kind: string, obj: object, msg: string): void {
+    if (this.closed) {
+      this.log[level](obj, msg); // stopping: no new windows, no timers left behind
+      return;
+    }
     let w = this.windows.get(kind);
     if (!w) {
       const timer = this.clock.setTimer(this.opts.windowMs, () => this.endWindow(kind, level));
@@ -66,6 +71,7 @@ export class RepeatLimiter {
 
   /** Writes what is still counted and stops the timers. */
   close(): void {
+    this.closed = true;
     for (const [kind, w] of [...this.windows]) {
       w.timer.cancel();
       this.endWindow(kind, 'warn');

@@ -13,6 +13,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Clock } from '../net/clock.js';
 import type { Logger } from '../log.js';
+import { RepeatLimiter } from '../log-limit.js';
 import type { Resolver } from '../tftp/fileroot.js';
 import { ErrorCode } from '../tftp/packet.js';
 import type { FileCache } from '../tftp/source.js';
@@ -91,12 +92,14 @@ export class HttpFileServer {
   private readonly listeners: ((t: HttpTransfer) => void)[] = [];
   readonly counters: HttpStats = { requests: 0, completed: 0, aborted: 0, refused: 0, bytesSent: 0, active: 0, refusedConnections: 0, idleTimeouts: 0 };
   private readonly perClient = new Map<string, number>();
+  private readonly warnings: RepeatLimiter;
   private open = 0;
   /** Marks warmUp()'s own request (header WARM_UP_HEADER): answered as any other, but not counted, logged or reported. */
   private readonly warmToken = randomBytes(16).toString('hex');
 
   private constructor(private readonly d: HttpServerDeps) {
     this.server = http.createServer((req, res) => this.handle(req, res));
+    this.warnings = new RepeatLimiter(d.log, d.clock);
     // boot clients open one connection per file or keep one alive; neither needs long idle times
     this.server.keepAliveTimeout = 10_000;
     this.server.headersTimeout = 15_000;
@@ -172,6 +175,7 @@ export class HttpFileServer {
 
   /** Stops accepting, ends open connections, resolves when closed. */
   close(): Promise<void> {
+    this.warnings.close();
     return new Promise((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
@@ -200,8 +204,9 @@ export class HttpFileServer {
       counters.bytesSent += bytes;
       if (warm) return;
       const t: HttpTransfer = { peer, method, file, status: res.statusCode, bytes, size, durationMs: Math.round((this.d.clock.now() - started) * 10) / 10, outcome, ...(detail ? { detail } : {}) };
-      const level = outcome === 'complete' || outcome === 'refused' ? 'info' : 'warn';
-      this.d.log[level]({ ...t, peer: `${peer.address}:${peer.port}` }, 'http transfer');
+      const line = { ...t, peer: `${peer.address}:${peer.port}` };
+      if (outcome === 'complete' || outcome === 'refused') this.d.log.info(line, 'http transfer');
+      else this.warnings.warn(`transfer-${outcome}`, line, 'http transfer'); // many aborted clients: a few lines and a count
       for (const fn of this.listeners) fn(t);
     };
     const refuse = (status: number, reason: string, headers: Record<string, string> = {}): void => {

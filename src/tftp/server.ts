@@ -11,6 +11,7 @@ import type { Clock } from '../net/clock.js';
 import type { MtuLookup } from '../net/mtu.js';
 import type { Remote, UdpSocket, UdpSocketFactory } from '../net/udp.js';
 import type { Logger } from '../log.js';
+import { RepeatLimiter } from '../log-limit.js';
 import { ClientLimiter, type ClientLimits } from './client-limits.js';
 import type { Resolver } from './fileroot.js';
 import { NetasciiShare, toNetascii } from './netascii.js';
@@ -137,9 +138,11 @@ export class TftpServer {
   };
 
   private readonly clients: ClientLimiter;
+  private readonly warnings: RepeatLimiter;
 
   constructor(private readonly d: TftpServerDeps) {
     this.clients = new ClientLimiter(d.config.perClient ?? TFTP_DEFAULTS.perClient);
+    this.warnings = new RepeatLimiter(d.log, d.clock);
     d.listener.onMessage((msg, from) => this.onRequest(msg, from));
     d.listener.onError((err) => d.log.warn({ err: err.message }, 'tftp listener send error'));
   }
@@ -360,8 +363,9 @@ export class TftpServer {
     if (r.outcome === 'complete') this.counters.completed++;
     else if (r.outcome === 'probe-aborted') this.counters.probes++;
     else this.counters.failed++;
-    const level = r.outcome === 'complete' || r.outcome === 'probe-aborted' || r.outcome === 'shutdown' ? 'info' : 'warn';
-    this.d.log[level]({ ...r, peer: `${r.peer.address}:${r.peer.port}` }, 'tftp transfer');
+    const line = { ...r, peer: `${r.peer.address}:${r.peer.port}` };
+    if (r.outcome === 'complete' || r.outcome === 'probe-aborted' || r.outcome === 'shutdown') this.d.log.info(line, 'tftp transfer');
+    else this.warnings.warn(`transfer-${r.outcome}`, line, 'tftp transfer'); // a flood of failing transfers: a few lines and a count
     for (const fn of this.listeners) fn(r);
   }
 
@@ -388,6 +392,7 @@ export class TftpServer {
       this.closing = true;
       this.d.listener.close();
     }
+    this.warnings.close();
     for (const t of this.transfers.values()) t.transfer?.abort('shutdown', 'Server shutting down');
     if (this.transfers.size > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
   }
