@@ -32,7 +32,8 @@ export interface RunningBootd {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startBootd(net: TestNet, host: string, args: readonly string[], readyMsg = 'tftp listening'): Promise<RunningBootd> {
+/** `keep` chooses the log lines kept in `logs` (a flood test would otherwise hold every line in memory). */
+export async function startBootd(net: TestNet, host: string, args: readonly string[], readyMsg = 'tftp listening', keep: (rec: Record<string, unknown>) => boolean = () => true): Promise<RunningBootd> {
   const child = net.spawn(host, [process.execPath, BOOTD_BIN, 'serve', '--log-format', 'json', ...args]);
   const logs: Record<string, unknown>[] = [];
   let buf = '';
@@ -49,7 +50,7 @@ export async function startBootd(net: TestNet, host: string, args: readonly stri
         buf = buf.slice(nl + 1);
         try {
           const rec = JSON.parse(line) as Record<string, unknown>;
-          logs.push(rec);
+          if (keep(rec)) logs.push(rec);
           if (rec.msg === readyMsg) {
             clearTimeout(timer);
             resolve();
