@@ -3,15 +3,26 @@
  * bare CR becomes CR NUL. Pure.
  */
 export function toNetascii(input: Buffer): Buffer {
-  let extra = 0;
-  for (let i = 0; i < input.length; i++) {
-    const c = input[i];
-    if (c === 0x0a || c === 0x0d) extra++;
-  }
+  const extra = lineEnds(input, 0, input.length);
   if (extra === 0) return input;
   const out = Buffer.allocUnsafe(input.length + extra);
-  let o = 0;
-  for (let i = 0; i < input.length; i++) {
+  convert(input, 0, input.length, out, 0);
+  return out;
+}
+
+/** LF and CR bytes in input[start, end): each becomes two bytes. */
+function lineEnds(input: Buffer, start: number, end: number): number {
+  let n = 0;
+  for (let i = start; i < end; i++) {
+    const c = input[i];
+    if (c === 0x0a || c === 0x0d) n++;
+  }
+  return n;
+}
+
+/** Converts input[start, end) into out at `o`; returns the next output offset. */
+function convert(input: Buffer, start: number, end: number, out: Buffer, o: number): number {
+  for (let i = start; i < end; i++) {
     const c = input[i] as number;
     if (c === 0x0a) {
       out[o++] = 0x0d;
@@ -23,7 +34,7 @@ export function toNetascii(input: Buffer): Buffer {
       out[o++] = c;
     }
   }
-  return out;
+  return o;
 }
 
 /** Inverse, for writes: CR LF becomes LF, CR NUL becomes CR. */
@@ -62,10 +73,7 @@ export async function toNetasciiYielding(input: Buffer, yieldFn: () => Promise<v
   let extra = 0;
   for (let start = 0; start < input.length; start += STEP_BYTES) {
     const end = Math.min(input.length, start + STEP_BYTES);
-    for (let i = start; i < end; i++) {
-      const c = input[i];
-      if (c === 0x0a || c === 0x0d) extra++;
-    }
+    extra += lineEnds(input, start, end);
     if (end < input.length) await yieldFn();
   }
   if (extra === 0) return input;
@@ -73,18 +81,7 @@ export async function toNetasciiYielding(input: Buffer, yieldFn: () => Promise<v
   let o = 0;
   for (let start = 0; start < input.length; start += STEP_BYTES) {
     const end = Math.min(input.length, start + STEP_BYTES);
-    for (let i = start; i < end; i++) {
-      const c = input[i] as number;
-      if (c === 0x0a) {
-        out[o++] = 0x0d;
-        out[o++] = 0x0a;
-      } else if (c === 0x0d) {
-        out[o++] = 0x0d;
-        out[o++] = 0x00;
-      } else {
-        out[o++] = c;
-      }
-    }
+    o = convert(input, start, end, out, o);
     if (end < input.length) await yieldFn();
   }
   return out;

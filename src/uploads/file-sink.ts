@@ -1,8 +1,9 @@
 /**
  * An upload written beside its final name and renamed into place after the
  * last block, so readers see the old file or the whole new one, never a part
- * (rename(2) is atomic within a file system). fsync before the rename: a
- * crash right after the final ACK must not leave an empty file behind.
+ * (rename(2) is atomic within a file system). fsync before the rename and
+ * of the directory after it: a crash (or power loss) right after the final
+ * ACK must not leave an empty file, or no file, behind.
  *
  * With `exclusive` (a host's `overwrite: false`) the file is put in place
  * with link(2), which fails if the name exists: of several uploads of one
@@ -89,6 +90,13 @@ export class FileUploadSink implements UploadSink {
       await fs.unlink(this.tmp);
     } else {
       await fs.rename(this.tmp, this.target);
+    }
+    // the new name is durable only once its directory is: before the final ACK says "stored"
+    const d = await fs.open(path.dirname(this.target), 'r');
+    try {
+      await d.sync();
+    } finally {
+      await d.close();
     }
     this.o.reservation?.commit();
     this.end();
