@@ -520,6 +520,9 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     if (sfd >= 0) close(sfd);
     return throw_errno(env, "connect", e);
   }
+  /* after connect: the local address the route chose (bound to 0.0.0.0, the caller's MTU lookup needs it) */
+  blen = sizeof bound;
+  getsockname(fd, (struct sockaddr *)&bound, &blen);
 
   fast_sock *s = calloc(1, sizeof *s);
   if (!s) {
