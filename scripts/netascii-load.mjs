@@ -7,7 +7,7 @@
 //   OLD=1 node scripts/netascii-load.mjs /path/to/older/bin/bootd   (no per-client flags)
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
-import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 const bin = process.argv[2];
@@ -46,3 +46,4 @@ clearInterval(timer);
 console.log(JSON.stringify({ clients: 40, ok: codes.filter((c) => c === 0).length, seconds: secs.toFixed(1), rssKiB: { before: rss0, peak: maxRss }, probe: { answered, worstMs: worst.toFixed(1) } }));
 child.kill('SIGTERM');
 probe.close();
+child.on('exit', () => rmSync(dir, { recursive: true, force: true }));
