@@ -522,10 +522,44 @@ async function startState(cfg: AppConfig, sc: NonNullable<AppConfig['state']>, d
  * faster: if it fails (no writable temp directory, say), bootd says so and
  * serves anyway.
  */
+const WARM_UP_PREFIX = 'bootd-warmup-';
+
+/**
+ * Removes scratch folders of warm-ups that a kill -9 cut short: named with
+ * their process's PID, they go when that process is gone (one left by an
+ * older version, without a PID, when it is over 10 minutes old). A running
+ * bootd's own folder is never touched.
+ */
+export async function sweepStaleWarmUps(tmp: string, now = Date.now()): Promise<number> {
+  let removed = 0;
+  for (const name of await fs.readdir(tmp).catch(() => [] as string[])) {
+    if (!name.startsWith(WARM_UP_PREFIX)) continue;
+    const m = /^bootd-warmup-(\d+)-/.exec(name);
+    let stale: boolean;
+    if (m) {
+      try {
+        process.kill(Number(m[1]), 0);
+        stale = false;
+      } catch (err) {
+        stale = (err as NodeJS.ErrnoException).code === 'ESRCH';
+      }
+    } else {
+      const st = await fs.stat(path.join(tmp, name)).catch(() => null);
+      stale = st !== null && now - st.mtimeMs > 10 * 60_000;
+    }
+    if (stale) {
+      await fs.rm(path.join(tmp, name), { recursive: true, force: true }).catch(() => {});
+      removed++;
+    }
+  }
+  return removed;
+}
+
 export async function warmUp(deps: Pick<AppDeps, 'clock' | 'udp' | 'log'>, hosts: HostLookup, config: DhcpServerConfig, pool: PoolConfig, bindLike: Omit<BindOptions, 'address' | 'port'>, tmp = os.tmpdir()): Promise<number> {
   let dir: string | null = null;
   try {
-    dir = await fs.mkdtemp(path.join(tmp, 'bootd-warmup-'));
+    await sweepStaleWarmUps(tmp);
+    dir = await fs.mkdtemp(path.join(tmp, `${WARM_UP_PREFIX}${process.pid}-`));
     const base = dir;
     let n = 0;
     const openStore = (): Promise<LeaseStore> => LeaseStore.open(path.join(base, String(n++)), undefined, { sync: false });

@@ -7,7 +7,7 @@ import { systemClock } from '../../src/net/clock.js';
 import { nodeUdp, type BindOptions, type UdpSocket, type UdpSocketFactory } from '../../src/net/udp.js';
 import { LeaseStore } from '../../src/state/lease-store.js';
 import { ManualClock } from '../helpers/clock.js';
-import { warmUp } from '../../src/app.js';
+import { sweepStaleWarmUps, warmUp } from '../../src/app.js';
 import { silentLogger, type Logger } from '../../src/log.js';
 
 const config = { mode: 'full', serverIp: '198.18.0.1', subnetMask: '255.255.255.0', leaseSeconds: 600, unknownHosts: 'ignore', bootFiles: { bios: 'pxelinux.0', efi: { 'efi-x64': 'syslinux.efi' }, ipxe: 'boot.ipxe' } } as const;
@@ -100,6 +100,20 @@ describe('DHCP warm-up at serve time (app.ts)', () => {
       const n = await warmUp({ clock: systemClock, udp: nodeUdp, log: silentLogger }, { isKnown: () => false }, { ...config, serverIp: '10.9.0.1' }, pool, { broadcast: true, reuseAddr: true }, tmp);
       expect(n).toBe(1000);
       expect(await fs.readdir(tmp)).toEqual([]);
+    } finally {
+      await fs.rm(tmp, { recursive: true, force: true });
+    }
+  });
+
+  it('sweeps the scratch folders of warm-ups a kill -9 cut short, never a live process\'s', async () => {
+    const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'bootd-sweep-test-'));
+    try {
+      // a PID far above pid_max's default cannot be running
+      for (const name of ['bootd-warmup-4194000-aaaa', `bootd-warmup-${process.pid}-bbbb`, 'bootd-warmup-Xy12Zq', 'bootd-warmup-Old123', 'unrelated']) await fs.mkdir(path.join(tmp, name));
+      const old = new Date(Date.now() - 3600_000);
+      await fs.utimes(path.join(tmp, 'bootd-warmup-Old123'), old, old);
+      expect(await sweepStaleWarmUps(tmp)).toBe(2);
+      expect((await fs.readdir(tmp)).sort()).toEqual([`bootd-warmup-${process.pid}-bbbb`, 'bootd-warmup-Xy12Zq', 'unrelated']);
     } finally {
       await fs.rm(tmp, { recursive: true, force: true });
     }
