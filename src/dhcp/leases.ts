@@ -32,10 +32,10 @@ export interface Lease {
   readonly mac: string;
   readonly ip: string;
   /** Option 61 as lower-case hex, when the client sent one. */
-  readonly clientId?: string;
+  readonly clientId?: string | undefined;
   /** Wall-clock ms since the epoch. */
   readonly expiresAt: number;
-  readonly hostname?: string;
+  readonly hostname?: string | undefined;
   /** Absent in records written before it existed: `active`. */
   readonly state?: LeaseState;
 }
@@ -154,15 +154,9 @@ export class LeaseTable {
     return this.byIp.size;
   }
 
+  /** One shape for every lease (absent values are undefined, which JSON leaves out): the request path stays monomorphic. */
   private view(ip: number, r: Rec): Lease {
-    return {
-      mac: r.mac,
-      ip: formatIpv4(ip),
-      ...(r.clientId !== null ? { clientId: r.clientId } : {}),
-      expiresAt: r.expiresAt,
-      ...(r.hostname ? { hostname: r.hostname } : {}),
-      state: r.state,
-    };
+    return { mac: r.mac, ip: formatIpv4(ip), clientId: r.clientId ?? undefined, expiresAt: r.expiresAt, hostname: r.hostname || undefined, state: r.state };
   }
 
   /** The lease on `ip`, expired or not. */
@@ -175,6 +169,17 @@ export class LeaseTable {
   find(id: ClientIdentity): Lease | undefined {
     const ip = this.findIp(id);
     return ip === null ? undefined : this.leaseAt(ip);
+  }
+
+  /** The address of the client's lease or last lease (a number), without building a Lease; null: no record. */
+  addressOf(id: ClientIdentity): number | null {
+    return this.findIp(id);
+  }
+
+  /** The host name recorded with the client's lease, without building a Lease. */
+  hostnameOf(id: ClientIdentity): string | undefined {
+    const ip = this.findIp(id);
+    return ip === null ? undefined : (this.byIp.get(ip) as Rec).hostname;
   }
 
   /** The newest lease of any client on this MAC (which address a host in hosts/ has now). */

@@ -467,7 +467,7 @@ export class DhcpServer {
 
   /** Option 12 in a reply: the host's configured name, else what the client asked for or had. */
   private hostnameFor(p: DhcpPacket, id: ClientIdentity, known: boolean): string | undefined {
-    return (known ? this.d.hosts.hostname?.(id.mac) : undefined) ?? this.clientHostname(p) ?? this.d.leases.find(id)?.hostname;
+    return (known ? this.d.hosts.hostname?.(id.mac) : undefined) ?? this.clientHostname(p) ?? this.d.leases.hostnameOf(id);
   }
 
   private async request(p: DhcpPacket, id: ClientIdentity, known: boolean, now: number, subnet: Subnet): Promise<void> {
@@ -493,17 +493,17 @@ export class DhcpServer {
       this.nak(p, id, `${formatIpv4(ip)} is not on this network`);
       return;
     }
-    const record = this.d.leases.find(id);
+    const recorded = this.d.leases.addressOf(id);
     const reserved = this.d.leases.reservationOf(mac);
     if (!sid && requested !== null && ciaddr === 0) {
       // INIT-REBOOT (RFC 2131 section 4.3.2): "If the DHCP server has no record of this
       // client, then it MUST remain silent" (another server on the wire may own it); a
       // reservation is a record. If the client's notion of its address is wrong: NAK.
-      if (!record && reserved === undefined) {
+      if (recorded === null && reserved === undefined) {
         this.counters.unknownInitReboot++;
         return;
       }
-      const mine = reserved ?? parseIpv4(record?.ip ?? '');
+      const mine = reserved ?? recorded;
       if (mine !== ip) {
         this.nak(p, id, `${formatIpv4(ip)} is not the address of ${describeClient(id)}`);
         return;
@@ -511,14 +511,14 @@ export class DhcpServer {
     }
     const rebinding = !sid && ciaddr !== 0 && p.giaddr === ZERO && (p.flags & FLAG_BROADCAST) !== 0;
     const hostname = this.clientHostname(p);
-    const replyName = (known ? this.d.hosts.hostname?.(mac) : undefined) ?? hostname ?? record?.hostname;
+    const replyName = (known ? this.d.hosts.hostname?.(mac) : undefined) ?? hostname ?? (recorded !== null ? this.d.leases.hostnameOf(id) : undefined);
     // the reply is built before anything is leased: one that cannot be sent must leave nothing behind
     const built = this.reply(p, id, MessageType.ACK, formatIpv4(ip), known, true, subnet, replyName);
     if (!built) return;
     const result = this.d.leases.request(id, ip, now, hostname);
     if (!result.ok) {
       // REBINDING with no record of the client: another server may own it; stay silent (RFC 2131 section 4.3.2)
-      if (rebinding && !record) {
+      if (rebinding && recorded === null) {
         this.counters.ignored++;
         return;
       }
