@@ -50,6 +50,8 @@ export async function readHostFiles(dir: string): Promise<Map<string, HostFileRe
         if (e.isSymbolicLink()) {
           target = await fs.realpath(file);
           if (!target.startsWith(realDir + path.sep)) return problem(`symlink to ${target}, outside the hosts folder: not read`);
+          // before opening: a FIFO would block the open
+          if (!(await fs.stat(target)).isFile()) return problem(`symlink to ${target}, which is not a regular file: not read`);
         }
         const fh = await fs.open(target, 'r');
         try {
