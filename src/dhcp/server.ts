@@ -441,10 +441,11 @@ export class DhcpServer {
       return;
     }
     this.counters.offers++;
-    this.transmit(mac, built.wire, built.to);
+    const to = this.destination(p, MessageType.OFFER, formatIpv4(ip), mac);
+    this.transmit(mac, built.wire, to);
     const { boot, facts } = built;
     const e: DhcpEvent = { type: 'offer', mac, ip: formatIpv4(ip), vendorClass: facts.vendorClass, arch: facts.arch, pxe: facts.pxe, userClassIpxe: facts.ipxe, bootFile: boot.kind === 'file' ? boot.file : null };
-    if (this.d.log.isLevelEnabled('info')) this.d.log.info({ mac, ...(id.clientId !== null ? { clientId: id.clientId } : {}), ip: e.ip, to: built.to.address, vendorClass: e.vendorClass, arch: e.arch, userClassIpxe: e.userClassIpxe, bootFile: e.bootFile }, 'dhcp offer');
+    if (this.d.log.isLevelEnabled('info')) this.d.log.info({ mac, ...(id.clientId !== null ? { clientId: id.clientId } : {}), ip: e.ip, to: to.address, vendorClass: e.vendorClass, arch: e.arch, userClassIpxe: e.userClassIpxe, bootFile: e.bootFile }, 'dhcp offer');
     this.emit(e);
   }
 
@@ -528,11 +529,14 @@ export class DhcpServer {
     if (!(await this.durable(id))) return; // never an ACK before the lease is on disk
     if (this.closed) return;
     this.counters.acks++;
-    this.transmit(mac, built.wire, built.to);
+    // addressed (and any ARP entry installed) only now: a request that was refused must not
+    // point the server's ARP cache for someone else's address at the asking MAC
+    const to = this.destination(p, MessageType.ACK, result.lease.ip, mac);
+    this.transmit(mac, built.wire, to);
     const { boot, facts } = built;
     const e: DhcpEvent = { type: 'ack', mac, ip: result.lease.ip, vendorClass: facts.vendorClass, arch: facts.arch, pxe: facts.pxe, userClassIpxe: facts.ipxe, bootFile: boot.kind === 'file' ? boot.file : null };
     // the vendor class tells the stages apart: PXEClient (firmware), none (an NBP's own DHCP), the OS's
-    if (this.d.log.isLevelEnabled('info')) this.d.log.info({ mac, ...(id.clientId !== null ? { clientId: id.clientId } : {}), ip: e.ip, expiresAt: new Date(result.lease.expiresAt).toISOString(), to: built.to.address, vendorClass: e.vendorClass, arch: e.arch, userClassIpxe: e.userClassIpxe, bootFile: e.bootFile }, 'dhcp ack');
+    if (this.d.log.isLevelEnabled('info')) this.d.log.info({ mac, ...(id.clientId !== null ? { clientId: id.clientId } : {}), ip: e.ip, expiresAt: new Date(result.lease.expiresAt).toISOString(), to: to.address, vendorClass: e.vendorClass, arch: e.arch, userClassIpxe: e.userClassIpxe, bootFile: e.bootFile }, 'dhcp ack');
     this.emit(e);
   }
 
@@ -574,7 +578,7 @@ export class DhcpServer {
   private inform(p: DhcpPacket, id: ClientIdentity, known: boolean, subnet: Subnet): void {
     this.counters.informs++;
     const built = this.reply(p, id, MessageType.ACK, ZERO, known, false, subnet, undefined);
-    if (built) this.transmit(id.mac, built.wire, built.to);
+    if (built) this.transmit(id.mac, built.wire, this.destination(p, MessageType.ACK, ZERO, id.mac));
   }
 
   private nak(p: DhcpPacket, id: ClientIdentity, reason: string): void {
@@ -597,7 +601,7 @@ export class DhcpServer {
    * decided (the client facts are read once per packet). null: it does not
    * fit the client's size, counted and logged; nothing was sent.
    */
-  private reply(p: DhcpPacket, id: ClientIdentity, type: MessageType, yiaddr: string, known: boolean, withLease: boolean, subnet: Subnet, hostname: string | undefined): { wire: Buffer; to: Remote; boot: BootDecision; facts: ClientFacts } | null {
+  private reply(p: DhcpPacket, id: ClientIdentity, type: MessageType, yiaddr: string, known: boolean, withLease: boolean, subnet: Subnet, hostname: string | undefined): { wire: Buffer; boot: BootDecision; facts: ClientFacts } | null {
     const c = this.d.config;
     const mac = id.mac;
     const options: DhcpOption[] = [opt(Opt.MESSAGE_TYPE, type), opt(Opt.SERVER_ID, c.serverIp)];
@@ -634,7 +638,7 @@ export class DhcpServer {
     // RFC 2131 table 3: ciaddr is 0 in an OFFER, the client's in an ACK
     const out: DhcpPacket = { ...replyBase(p), ciaddr: type === MessageType.OFFER ? ZERO : p.ciaddr, yiaddr, siaddr, file, options };
     const wire = this.encode(p, out, mac);
-    return wire ? { wire, to: this.destination(p, type, yiaddr, mac), boot, facts } : null;
+    return wire ? { wire, boot, facts } : null;
   }
 
   private bootFor(p: DhcpPacket, mac: string, known: boolean, facts?: ClientFacts): BootDecision {

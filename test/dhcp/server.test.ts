@@ -532,6 +532,17 @@ describe('DhcpServer by the RFCs', () => {
     expect(r2.replies()[0]?.to).toBe('255.255.255.255:68');
   });
 
+  it('installs no ARP entry for a request it refuses: the address keeps pointing at its owner', async () => {
+    const arp: string[] = [];
+    const r = await rig({}, undefined, { neighbor: (ip, mac) => (arp.push(`${ip}=${mac}`), true) });
+    r.client.send(request(MessageType.REQUEST, sel('198.18.0.100')), SERVER);
+    await r.settle(() => r.replies().length === 1);
+    r.client.send(request(MessageType.REQUEST, sel('198.18.0.100'), {}, '52:54:00:00:00:66'), SERVER);
+    await r.settle(() => r.replies().length === 2);
+    expect(type(r.replies()[1]?.p as DhcpPacket)).toBe(MessageType.NAK);
+    expect(arp).toEqual([`198.18.0.100=${MAC}`]);
+  });
+
   it('drops a client identifier shorter than 2 bytes as malformed (RFC 2132 section 9.14)', async () => {
     const r = await rig();
     r.client.send(request(MessageType.DISCOVER, [cid('01')]), SERVER);
