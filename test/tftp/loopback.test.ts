@@ -146,6 +146,31 @@ describe('bootd on 127.0.0.1 with real sockets', () => {
     }
   });
 
+  it('takes the per-client limits from the appliance config (tftp.max_per_client): a second transfer from one address is refused', async () => {
+    const cfg = path.join(dir, 'limits.yaml');
+    await writeFile(cfg, 'tftp:\n  max_per_client: 1\n  client_rate: 1000\n');
+    const child = spawn(process.execPath, [BOOTD_BIN, 'serve', '--config', cfg, '--tftp-root', dir, '--listen', '127.0.0.1', '--tftp-port', '0', '--log-format', 'json'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    child.stderr.on('data', (d: Buffer) => (log += d.toString()));
+    const a = await nodeUdp.bind({ address: '127.0.0.1', port: 0 });
+    const b = await nodeUdp.bind({ address: '127.0.0.1', port: 0 });
+    try {
+      await until(() => /tftp listening/.test(log), 20_000, 'bootd to listen', 10);
+      const port = Number(/"listen":"127\.0\.0\.1:(\d+)"/.exec(log)?.[1]);
+      const first = new TestClient(a, { address: '127.0.0.1', port }, () => true); // never ACKs: its transfer stays open
+      first.request('initrd.img');
+      await until(() => first.dataSeen > 0, 10_000, 'the first transfer', 10);
+      const second = new TestClient(b, { address: '127.0.0.1', port });
+      second.request('initrd.img');
+      await until(() => second.error !== null, 10_000, 'the refusal', 10);
+      expect(second.error).toEqual({ code: 0, message: 'Too many transfers from 127.0.0.1, retry later' });
+    } finally {
+      a.close();
+      b.close();
+      child.kill('SIGTERM');
+    }
+  });
+
   it('on SIGTERM ends an in-flight transfer with an ERROR to the client and exits 0', async () => {
     const child = spawn(process.execPath, [BOOTD_BIN, 'serve', '--tftp-root', dir, '--listen', '127.0.0.1', '--tftp-port', '0', '--log-format', 'json'], {
       stdio: ['ignore', 'ignore', 'pipe'],
