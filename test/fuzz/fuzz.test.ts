@@ -41,10 +41,8 @@ describe.skipIf(skip !== null)('fuzz harness: mutated DHCP and TFTP packets, the
     await writeFile(path.join(dir, 'root', 'fuzz.bin'), file);
     await writeFile(path.join(dir, 'udhcpc.sh'), `#!/bin/sh\necho "$1 ip=$ip" >> "${dir}/udhcpc.events"\n`, { mode: 0o755 });
     net = await TestNet.create({ hosts: ['server', 'fuzzer', 'client'] });
-    // the limited broadcast needs a route of its own in a namespace without a default route (on the test bridge only)
-    await net.run('fuzzer', ['ip', 'route', 'add', '255.255.255.255/32', 'dev', 'eth0']);
-    await net.run('client', ['ip', 'addr', 'flush', 'dev', 'eth0']);
-    await net.run('client', ['ip', 'link', 'set', 'eth0', 'address', RESERVED_MAC]);
+    await net.limitedBroadcast('fuzzer');
+    await net.dhcpClient('client', RESERVED_MAC);
     bootd = await startBootd(
       net,
       'server',

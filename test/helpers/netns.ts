@@ -164,6 +164,21 @@ export class TestNet {
     };
   }
 
+  /** Makes a host a DHCP client: no address on eth0, and the given MAC. */
+  async dhcpClient(host: string, mac: string): Promise<void> {
+    await this.run(host, ['ip', 'addr', 'flush', 'dev', 'eth0']);
+    await this.run(host, ['ip', 'link', 'set', 'eth0', 'address', mac]);
+  }
+
+  /**
+   * Lets a host's sockets send to 255.255.255.255 (a namespace without a
+   * default route has no route for the limited broadcast): a host route on
+   * the test bridge only, nothing out.
+   */
+  async limitedBroadcast(host: string): Promise<void> {
+    await this.run(host, ['ip', 'route', 'add', '255.255.255.255/32', 'dev', 'eth0']);
+  }
+
   /** Starts a long-running process in a host's namespace; destroy() ends it. */
   spawn(host: string, argv: readonly string[]): ChildProcess {
     return this.spawnIn(this.host(host).ns, argv);

@@ -56,7 +56,7 @@ describe.skipIf(skip !== null)(`kill -9 ${KILLS} times under a lease loop and up
   beforeAll(async () => {
     dir = await makeWorkDir('crash');
     net = await TestNet.create({ hosts: ['server', 'client', 'uploader'] });
-    await net.run('client', ['ip', 'route', 'add', '255.255.255.255/32', 'dev', 'eth0']);
+    await net.limitedBroadcast('client');
     await net.run('uploader', ['ip', 'link', 'set', 'eth0', 'address', UPLOADER_MAC]);
     await mkdir(path.join(dir, 'root'), { recursive: true });
     await mkdir(path.join(dir, 'hosts'), { recursive: true });

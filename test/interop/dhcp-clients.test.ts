@@ -37,8 +37,7 @@ describe.skipIf(skip !== null)('real DHCP clients against bootd serve (full mode
     const macs: Record<string, string> = { udhcpc: '52:54:00:aa:00:01', dhclient: '52:54:00:aa:00:02', dhcpcd: '52:54:00:aa:00:03', reserved: RESERVED_MAC };
     for (const [host, mac] of Object.entries(macs)) {
       // clients start with no address: DHCP must give them one
-      await net.run(host, ['ip', 'addr', 'flush', 'dev', 'eth0']);
-      await net.run(host, ['ip', 'link', 'set', 'eth0', 'address', mac]);
+      await net.dhcpClient(host, mac);
     }
     bootd = await startBootd(
       net,

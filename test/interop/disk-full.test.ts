@@ -34,8 +34,7 @@ describe.skipIf(skip !== null)('a full disk under the state directory (tmpfs)', 
     await execa('mount', ['-t', 'tmpfs', '-o', 'size=2m,mode=0755', 'bootd-test-tmpfs', state()]);
     mounted = true;
     net = await TestNet.create({ hosts: ['server', 'client', 'uploader'] });
-    await net.run('client', ['ip', 'addr', 'flush', 'dev', 'eth0']);
-    await net.run('client', ['ip', 'link', 'set', 'eth0', 'address', CLIENT_MAC]);
+    await net.dhcpClient('client', CLIENT_MAC);
     await mkdir(path.join(dir, 'root'), { recursive: true });
     await mkdir(path.join(dir, 'hosts'), { recursive: true });
     await writeFile(path.join(dir, 'hosts', 'uploader.yaml'), `mac: 52:54:00:ee:00:02\nip: ${net.host('uploader').address}\nnetboot: false\n`);

@@ -37,8 +37,7 @@ describe.skipIf(skip !== null)('hosts/*.yaml edited while bootd serves (network 
     await writeFile(path.join(dir, 'udhcpc.sh'), `#!/bin/sh\necho "$1 ip=$ip hostname=$hostname" >> "${dir}/udhcpc.events"\n`);
     await chmod(path.join(dir, 'udhcpc.sh'), 0o755);
     net = await TestNet.create({ hosts: ['server', 'pxe', 'dhcp'] });
-    await net.run('dhcp', ['ip', 'addr', 'flush', 'dev', 'eth0']);
-    await net.run('dhcp', ['ip', 'link', 'set', 'eth0', 'address', DHCP_MAC]);
+    await net.dhcpClient('dhcp', DHCP_MAC);
     bootd = await startBootd(
       net,
       'server',
