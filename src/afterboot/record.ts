@@ -15,7 +15,18 @@
  * `loading`. A new PXE exchange after the kernel went out is a new boot.
  */
 
-import type { DhcpEvent } from '../dhcp/server.js';
+/** An OFFER or ACK as it went out (src/events/types.ts DhcpMessageEvent, as the tracker takes it). */
+export interface DhcpSeen {
+  readonly type: 'offer' | 'ack';
+  readonly mac: string;
+  readonly ip: string;
+  readonly vendorClass: string | null;
+  readonly arch: number | null;
+  /** Vendor class PXEClient: a firmware PXE stack (or iPXE). */
+  readonly pxe: boolean;
+  readonly userClassIpxe: boolean;
+  readonly bootFile: string | null;
+}
 
 export type Phase = 'dhcp' | 'loading' | 'kernel' | 'os-dhcp' | 'up' | 'smoke-passed' | 'smoke-failed';
 
@@ -74,7 +85,7 @@ export const KEEP_EVENTS = 300;
 
 /** What the servers report, already tied to a host. */
 export type Observation =
-  | (DhcpEvent & { readonly kind: 'dhcp'; readonly image?: string })
+  | (DhcpSeen & { readonly kind: 'dhcp'; readonly image?: string })
   | { readonly kind: 'file'; readonly via: 'tftp' | 'http'; readonly file: string; readonly bytes: number; readonly durationMs: number; readonly outcome: string }
   | { readonly kind: 'upload'; readonly file: string; readonly bytes: number; readonly outcome: string }
   | { readonly kind: 'ssh'; readonly port: number; readonly afterMs: number }

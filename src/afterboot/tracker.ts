@@ -12,10 +12,10 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log.js';
-import type { DhcpEvent } from '../dhcp/server.js';
-import type { HostStore } from '../state/host-store.js';
+import { NO_EVENTS, type EventSink, type Stamped } from '../events/types.js';
+import type { HostRecordStore } from './host-records.js';
 import { MAX_REPORT_BYTES, parseAuditReport, type InventoryEntry } from './inventory.js';
-import { observe, phaseAtLeast, type BootRecord, type Observation, type SmokeResult } from './record.js';
+import { observe, phaseAtLeast, type BootRecord, type DhcpSeen, type Observation, type SmokeResult } from './record.js';
 import type { SmokeParams, SmokeRun } from './smoke.js';
 
 /** How to smoke-test one host, or why not. */
@@ -23,9 +23,16 @@ export type SmokePlan =
   | { readonly ok: true; readonly user: string; readonly port: number; readonly privateKey: Buffer | string; readonly script: string; readonly timeoutMs: number }
   | { readonly ok: false; readonly reason: string; readonly port: number };
 
+/** A host an event may belong to; `ifRecorded`: only when bootd already keeps a record of it (an unknown machine it booted earlier). */
+export interface HostCandidate {
+  readonly name: string;
+  readonly image?: string;
+  readonly ifRecorded?: boolean;
+}
+
 export interface AfterBootDeps {
   readonly stateDir: string;
-  readonly store: HostStore;
+  readonly store: HostRecordStore;
   readonly log: Logger;
   readonly now: () => Date;
   /**
@@ -33,9 +40,15 @@ export interface AfterBootDeps {
    * with hyphens) and its image; undefined: not a host bootd keeps records
    * of (a plain DHCP client on a shared segment, a PXE client bootd does not boot).
    */
-  readonly hostOfMac: (mac: string, e: DhcpEvent) => { name: string; image?: string } | undefined;
-  /** The tracked host behind an address (reservation or lease), if any. */
-  readonly nameAt: (address: string) => string | undefined;
+  readonly hostOfMac: (mac: string, e: DhcpSeen) => HostCandidate | undefined;
+  /** The host behind an address (reservation or lease), if any. */
+  readonly nameAt: (address: string) => string | HostCandidate | undefined;
+  /** Where phase changes, SSH, smoke runs and inventories are published; default nowhere. */
+  readonly events?: EventSink;
+  /** Waits between SSH probes (tests: a fake); default setTimeout. */
+  readonly sleep?: (ms: number) => Promise<void>;
+  /** Random bytes for boot ids; default node:crypto. */
+  readonly randomBytes?: (n: number) => Buffer;
   readonly smokePlan: (name: string) => Promise<SmokePlan>;
   readonly runSmoke: (p: SmokeParams) => Promise<SmokeRun>;
   readonly tcpAnswers: (host: string, port: number, timeoutMs: number) => Promise<boolean>;
@@ -57,9 +70,51 @@ export class AfterBoot {
   private closed = false;
   /** Hosts whose log directory exists already. */
   private readonly made = new Set<string>();
+  /** Per host: the change in progress; a host's changes run one after another. */
+  private readonly chains = new Map<string, Promise<unknown>>();
+  private readonly events: EventSink;
+  private readonly sleep: (ms: number) => Promise<void>;
   readonly counters = { events: 0, smokeRuns: 0, smokePassed: 0, smokeFailed: 0, reports: 0, reportsRejected: 0 };
 
-  constructor(private readonly d: AfterBootDeps) {}
+  constructor(private readonly d: AfterBootDeps) {
+    this.events = d.events ?? NO_EVENTS;
+    this.sleep = d.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+  }
+
+  /**
+   * The bus subscriber (src/events/): OFFERs and ACKs with an address, files
+   * read over TFTP, HTTP (GET) and machine ports, uploads and machine writes.
+   */
+  onEvent(e: Stamped): void {
+    if (e.type === 'dhcp') {
+      if ((e.message === 'offer' || e.message === 'ack') && e.ip !== null) {
+        this.onDhcp({ type: e.message, mac: e.mac, ip: e.ip, vendorClass: e.vendorClass, arch: e.arch, pxe: e.pxe, userClassIpxe: e.userClassIpxe, bootFile: e.bootFile });
+      }
+    } else if (e.type === 'transfer.finished') {
+      if (e.direction === 'write') {
+        if (e.protocol === 'upload' || e.protocol === 'machine') this.onUpload(e.peer, e.file, e.bytes, e.outcome, e.stored);
+      } else if (e.protocol === 'http') {
+        if (e.outcome !== 'refused' && e.http?.method === 'GET') this.onFile(e.peer, 'http', e.file, e.bytes, e.durationMs, e.outcome);
+      } else if (e.protocol === 'tftp' || e.protocol === 'machine') this.onFile(e.peer, 'tftp', e.file, e.bytes, e.durationMs, e.outcome);
+    }
+  }
+
+  /** Runs `fn` after the host's earlier changes (get, change, put never interleave for one host). */
+  private serial<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.chains.get(name) ?? Promise.resolve();
+    const run = prev.catch(() => {}).then(fn);
+    const tail = run.catch(() => {});
+    this.chains.set(name, tail);
+    void tail.then(() => {
+      if (this.chains.get(name) === tail) this.chains.delete(name);
+    });
+    return run;
+  }
+
+  /** Does bootd keep a record of this host? */
+  async knows(name: string): Promise<boolean> {
+    return (await this.d.store.get(name)) !== undefined;
+  }
 
   close(): void {
     this.closed = true;
@@ -77,25 +132,35 @@ export class AfterBoot {
   }
 
   private newId(): string {
-    return `${this.d.now().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(2).toString('hex')}`;
+    return `${this.d.now().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${(this.d.randomBytes ?? randomBytes)(2).toString('hex')}`;
   }
 
   logDir(name: string): string {
     return path.join(this.d.stateDir, 'logs', name);
   }
 
-  /** Folds an observation in, writes the event line and saves; returns the boot it went into. */
-  private async record(name: string, o: Observation): Promise<BootRecord | null> {
-    const rec = this.d.store.host(name);
+  /** Folds an observation in, writes the event line and stores it; returns the boot it went into. */
+  private record(who: string | HostCandidate, o: Observation): Promise<BootRecord | null> {
+    const c = typeof who === 'string' ? { name: who } : who;
+    return this.serial(c.name, () => this.recordNow(c, o));
+  }
+
+  private async recordNow(c: HostCandidate, o: Observation): Promise<BootRecord | null> {
+    const name = c.name;
+    const stored = await this.d.store.get(name);
+    if (stored === undefined && c.ifRecorded === true) return null;
+    const rec = stored ?? { name, boots: [] };
     const before = rec.boots[rec.boots.length - 1];
     const beforeId = before?.id;
     const beforePhase = before?.phase;
     const boot = observe(rec, o, this.d.now(), () => this.newId());
     if (!boot) return null;
-    // logged now, in order: other records may move the phase on while this one waits for the disk
     const phase = boot.phase;
     const changed = phase !== beforePhase || boot.id !== beforeId;
-    if (changed) this.d.log.info({ svc: 'afterboot', host: name, boot: boot.id, phase, ip: boot.ip }, 'host phase');
+    if (changed) {
+      this.d.log.info({ svc: 'afterboot', host: name, boot: boot.id, phase, ip: boot.ip }, 'host phase');
+      this.events.publish({ type: 'host.phase', host: name, boot: boot.id, phase, ip: boot.ip ?? null });
+    }
     this.counters.events++;
     const e = boot.events[boot.events.length - 1];
     if (e) {
@@ -107,32 +172,35 @@ export class AfterBoot {
       await fs.appendFile(path.join(this.logDir(name), 'events.log'), `${newBoot}${e.at} ${e.kind} ${e.text}\n`);
     }
     // a result someone reads back (smoke, inventory) is durable before we go on; events may gather
-    if (o.kind === 'smoke' || o.kind === 'audit') await this.d.store.save();
-    else this.d.store.saveSoon();
+    const durable = o.kind === 'smoke' || o.kind === 'audit';
+    const put = this.d.store.put(rec, durable);
+    if (durable) await put;
+    else void put.catch((err: unknown) => this.fail('store', err));
     if (changed && phase === 'os-dhcp' && boot.ip !== undefined) this.watchForSsh(name, boot.id, boot.ip);
     return boot;
   }
 
-  onDhcp(e: DhcpEvent): void {
+  onDhcp(e: DhcpSeen): void {
     const h = this.d.hostOfMac(e.mac, e);
     if (h === undefined) return;
-    void this.track(this.record(h.name, { ...e, kind: 'dhcp', ...(h.image !== undefined ? { image: h.image } : {}) })).catch((err: unknown) => this.fail('dhcp', err));
+    void this.track(this.record(h, { ...e, kind: 'dhcp', ...(h.image !== undefined ? { image: h.image } : {}) })).catch((err: unknown) => this.fail('dhcp', err));
   }
 
   onFile(peer: string, via: 'tftp' | 'http', file: string, bytes: number, durationMs: number, outcome: string): void {
-    const name = this.d.nameAt(peer);
-    if (name === undefined) return;
-    void this.track(this.record(name, { kind: 'file', via, file, bytes, durationMs, outcome })).catch((err: unknown) => this.fail('file', err));
+    const who = this.d.nameAt(peer);
+    if (who === undefined) return;
+    void this.track(this.record(who, { kind: 'file', via, file, bytes, durationMs, outcome })).catch((err: unknown) => this.fail('file', err));
   }
 
   /** A write transfer ended; `stored` is where a complete upload now is. */
   onUpload(peer: string, file: string, bytes: number, outcome: string, stored?: string): void {
-    const name = this.d.nameAt(peer);
-    if (name === undefined) return;
+    const who = this.d.nameAt(peer);
+    if (who === undefined) return;
+    const name = typeof who === 'string' ? who : who.name;
     void this.track(
       (async () => {
-        await this.record(name, { kind: 'upload', file, bytes, outcome });
-        if (outcome === 'complete' && stored !== undefined && AUDIT_FILE.test(file)) await this.ingestReport(name, stored);
+        const boot = await this.record(who, { kind: 'upload', file, bytes, outcome });
+        if (boot !== null && outcome === 'complete' && stored !== undefined && AUDIT_FILE.test(file)) await this.ingestReport(name, stored);
       })(),
     ).catch((err: unknown) => this.fail('upload', err));
   }
@@ -152,13 +220,13 @@ export class AfterBoot {
     const st = await fs.stat(file);
     const r = st.size > MAX_REPORT_BYTES ? ({ ok: false, error: `report is ${st.size} bytes, larger than ${MAX_REPORT_BYTES}` } as const) : parseAuditReport(await fs.readFile(file, 'utf8'));
     const at = this.d.now().toISOString();
-    const inv = this.d.store.data.inventory;
     if (!r.ok) {
       this.counters.reportsRejected++;
       const kept = path.join(dir, 'rejected', `${name}-${at.replace(/[:.]/g, '')}.json`);
       await fs.copyFile(file, kept);
-      const prev = inv[name];
-      if (prev) inv[name] = { ...prev, rejected: { at, file: path.relative(this.d.stateDir, kept), error: r.error } };
+      const prev = await this.d.store.inventory(name);
+      if (prev) await this.d.store.putInventory(name, { ...prev, rejected: { at, file: path.relative(this.d.stateDir, kept), error: r.error } });
+      this.events.publish({ type: 'inventory.rejected', host: name, bytes: st.size, error: r.error });
       await this.record(name, { kind: 'audit', ok: false, text: `audit report refused: ${r.error} (kept as ${path.relative(this.d.stateDir, kept)})` });
       this.d.log.warn({ svc: 'afterboot', host: name, file, error: r.error, kept }, 'audit report refused');
       return { error: r.error };
@@ -171,7 +239,8 @@ export class AfterBoot {
     await fh.sync().finally(() => fh.close());
     await fs.rename(tmp, target);
     const entry: InventoryEntry = { receivedAt: at, bytes: st.size, file: path.relative(this.d.stateDir, target), collectedAt: r.collectedAt, summary: r.summary };
-    inv[name] = entry;
+    await this.d.store.putInventory(name, entry);
+    this.events.publish({ type: 'inventory.stored', host: name, bytes: st.size });
     const s = r.summary;
     const summary = `${s.cpu.model ?? 'cpu ?'}, ${s.memoryMiB ?? '?'} MiB, ${s.disks.length} disk(s), ${s.pcieDevices ?? '?'} PCIe device(s)`;
     await this.record(name, { kind: 'audit', ok: true, text: `audit report stored: ${summary}` });
@@ -189,23 +258,25 @@ export class AfterBoot {
       const started = this.d.now().getTime();
       const deadline = started + (this.d.upTimeoutMs ?? 600_000);
       while (!this.closed && this.d.now().getTime() < deadline) {
-        const cur = this.current(name);
+        const cur = await this.current(name);
         if (cur?.id !== bootId) return; // the host rebooted meanwhile
         if (await this.d.tcpAnswers(ip, plan.port, 1000)) {
-          await this.record(name, { kind: 'ssh', port: plan.port, afterMs: this.d.now().getTime() - started });
+          const afterMs = this.d.now().getTime() - started;
+          await this.record(name, { kind: 'ssh', port: plan.port, afterMs });
+          this.events.publish({ type: 'host.ssh', host: name, boot: bootId, port: plan.port, afterMs });
           if (this.d.smokeAutomatically !== false && plan.ok) await this.smoke(name);
           else if (!plan.ok) this.d.log.info({ svc: 'afterboot', host: name, reason: plan.reason }, 'no smoke test');
           return;
         }
-        await new Promise((r) => setTimeout(r, this.d.probeEveryMs ?? 1000));
+        await this.sleep(this.d.probeEveryMs ?? 1000);
       }
     })())
       .catch((err: unknown) => this.fail('ssh watch', err))
       .finally(() => this.watching.delete(key));
   }
 
-  current(name: string): BootRecord | undefined {
-    const b = this.d.store.data.hosts[name]?.boots;
+  async current(name: string): Promise<BootRecord | undefined> {
+    const b = (await this.d.store.get(name))?.boots;
     return b?.[b.length - 1];
   }
 
@@ -222,7 +293,7 @@ export class AfterBoot {
   }
 
   private async runSmokeNow(name: string): Promise<SmokeResult> {
-    const boot = this.current(name);
+    const boot = await this.current(name);
     const startedAt = this.d.now();
     const plan = await this.d.smokePlan(name);
     const base = { startedAt: startedAt.toISOString(), attempts: 0, passed: 0, failed: [] as string[], exitCode: null };
@@ -231,6 +302,7 @@ export class AfterBoot {
     else if (!plan.ok) result = { ...base, ok: false, durationMs: 0, error: plan.reason };
     else {
       this.counters.smokeRuns++;
+      this.events.publish({ type: 'smoke.started', host: name, boot: boot.id });
       this.d.log.info({ svc: 'afterboot', host: name, ip: boot.ip, user: plan.user, port: plan.port }, 'smoke test starting');
       const run = await this.d.runSmoke({ host: boot.ip, port: plan.port, user: plan.user, privateKey: plan.privateKey, script: plan.script, timeoutMs: plan.timeoutMs });
       const out = path.join(this.logDir(name), `smoke-${boot.id}.log`);
@@ -250,6 +322,7 @@ export class AfterBoot {
     }
     if (result.ok) this.counters.smokePassed++;
     else this.counters.smokeFailed++;
+    this.events.publish({ type: 'smoke.finished', host: name, boot: boot?.id ?? null, ok: result.ok, passed: result.passed, failed: result.failed.length, durationMs: result.durationMs, ...(result.error !== undefined ? { error: result.error } : {}) });
     this.d.log[result.ok ? 'info' : 'warn']({ svc: 'afterboot', host: name, ok: result.ok, passed: result.passed, failed: result.failed, error: result.error, exitCode: result.exitCode }, 'smoke test finished');
     if (boot && phaseAtLeast(boot.phase, 'dhcp')) await this.record(name, { kind: 'smoke', result });
     return result;

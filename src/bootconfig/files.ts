@@ -15,7 +15,7 @@
  *   http/pxelinux.cfg/...    the same configs with kernel and initrds as
  *                            http:// URLs, for http/lpxelinux.0 (--http-port)
  */
-import type { RequestContext, Provided, VirtualFiles } from '../tftp/fileroot.js';
+import type { RequestContext, Provided, VirtualFiles } from '../files/root.js';
 import type { HostSet } from '../hosts/directory.js';
 import type { Mac } from '../hosts/types.js';
 import { TFTP_PREFIX } from '../images/catalog.js';

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import type { Resolve, ResolvedImage } from '../images/catalog.js';
-import { formatImageRef, type Host, type ImageRef, type Mac } from '../hosts/types.js';
+import { formatImageRef, macHyphen, type Host, type ImageRef, type Mac } from '../hosts/types.js';
 import { render, type View } from './template.js';
 
 /** Network-wide settings the configs depend on (from the appliance config). */
@@ -46,11 +46,6 @@ export type BootTarget =
 
 /** Linux's x86 COMMAND_LINE_SIZE, including the terminating NUL. */
 export const MAX_CMDLINE = 2047;
-
-/** `52-54-00-12-34-56`, the form PXELINUX and iPXE's ${mac:hexhyp} use in file names. */
-export function macHyphen(mac: string): string {
-  return mac.toLowerCase().replace(/:/g, '-');
-}
 
 /**
  * Kernel arguments in a fixed order, so later ones win where the kernel or

@@ -8,9 +8,10 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { BootRecord } from '../afterboot/record.js';
 import { formatSummary, type InventoryEntry } from '../afterboot/inventory.js';
-import { HostStore } from '../state/host-store.js';
+import { FileHostRecords } from '../state/host-records.js';
 import type { Command } from 'commander';
-import { BootTemplates, macHyphen, targetFor } from '../bootconfig/render.js';
+import { BootTemplates, targetFor } from '../bootconfig/render.js';
+import { macHyphen } from '../hosts/types.js';
 import { formatIssue } from '../config/yaml-config.js';
 import type { Assembly } from '../hosts/directory.js';
 import { loadHosts } from '../hosts/loader.js';
@@ -99,9 +100,9 @@ export function addHostCommands(program: Command): Command {
       const h = a.set.byName(name);
       const issues = a.issues.filter((i) => i.file.endsWith(`/${name}.yaml`) || i.file.endsWith(`/${name}.yml`));
       for (const i of issues) process.stderr.write(`${formatIssue(i)}\n`);
-      const doc = await HostStore.read(o.state);
-      const inv = doc.inventory[name];
-      const lastBoot = doc.hosts[name]?.boots.at(-1) ?? null;
+      const records = await FileHostRecords.reader(o.state);
+      const inv = await records.inventory(name);
+      const lastBoot = (await records.boots(name, { limit: 1 })).items[0] ?? null;
       const report = inv ? await readFile(path.join(o.state, inv.file), 'utf8').then((t) => JSON.parse(t) as unknown, () => null) : null;
       if (!h && !inv && !lastBoot) {
         process.stderr.write(`bootd: no valid host ${name} in ${o.hosts} and no record of it in ${o.state}\n`);

@@ -7,7 +7,7 @@
  */
 import { Command } from 'commander';
 import type { Lease } from '../dhcp/leases.js';
-import { LeaseStore } from '../state/lease-store.js';
+import { FileLeaseStore } from '../state/lease-store.js';
 
 const DEFAULT_STATE = '/var/lib/bootd';
 
@@ -56,7 +56,7 @@ export function addLeaseCommands(program: Command): void {
     .option('--json', 'as JSON')
     .action(async (args: string[], o: { state: string; all?: boolean; json?: boolean }) => {
       const now = Date.now();
-      const views = sortByAddress((await LeaseStore.read(o.state)).map((l) => leaseView(l, now)));
+      const views = sortByAddress((await FileLeaseStore.reader(o.state).list()).map((l) => leaseView(l, now)));
       if (args.length > 0) {
         if (args[0] !== 'show' || args.length !== 2) throw new Error(`bootd leases: expected "show <ip|mac|client-id|hostname>", got "${args.join(' ')}"`);
         show(views, args[1] as string, o);

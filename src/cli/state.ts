@@ -1,16 +1,20 @@
 /**
  * The after-boot commands: `bootd status`, `bootd logs`, `bootd smoke`,
- * `bootd machines list|open|close`. Reading needs only the state directory
- * (the store is a file written atomically); acting (open, close, smoke)
- * asks the running bootd over its control socket.
+ * `bootd machines list|open|close`. Reading records needs only the state
+ * directory (through the stores' readers, never their file layout); live
+ * numbers and acting (open, close, smoke) ask the running bootd over its
+ * control socket.
  */
 import { createReadStream, promises as fs, watch } from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import type { BootRecord, SmokeResult } from '../afterboot/record.js';
 import { controlRequest } from '../control/socket.js';
-import { MachineFile, type Machine } from '../machines/registry.js';
-import { HostStore } from '../state/host-store.js';
+import type { Machine } from '../machines/registry.js';
+import type { Metric } from '../stats/registry.js';
+import type { SubscriberStats } from '../events/bus.js';
+import { FileHostRecords } from '../state/host-records.js';
+import { FileMachineStore } from '../state/machine-store.js';
 import { HOST_NAME_RE } from '../hosts/schema.js';
 import { parseIpv4 } from '../net/ipv4.js';
 import { usageBytes } from '../uploads/host-dirs.js';
@@ -87,25 +91,58 @@ async function listFiles(dir: string, rel = ''): Promise<{ rel: string; size: nu
 }
 
 export function addStateCommands(program: Command): void {
+  addStatusCommand(program);
+  addLogsCommand(program);
+  addSmokeCommand(program);
+  addMachineCommands(program);
+}
+
+interface LiveStats {
+  readonly metrics: readonly Metric[];
+  readonly events: { readonly published: number; readonly subscribers: readonly SubscriberStats[] };
+}
+
+/** The running bootd's counters and gauges, grouped by server; null when none runs on this state directory. */
+async function liveStats(state: string): Promise<LiveStats | null> {
+  return controlRequest<LiveStats>(state, 'GET', '/stats', undefined, 5000).catch(() => null);
+}
+
+function printStats(live: LiveStats): void {
+  const groups = new Map<string, string[]>();
+  for (const m of live.metrics) {
+    const dot = m.name.indexOf('.');
+    const g = m.name.slice(0, dot);
+    const list = groups.get(g) ?? [];
+    list.push(`${m.name.slice(dot + 1)}=${m.value}`);
+    groups.set(g, list);
+  }
+  out('');
+  out('live (bootd is running):');
+  for (const [g, items] of groups) out(`  ${g.padEnd(10)} ${items.join(' ')}`);
+}
+
+function addStatusCommand(program: Command): void {
   program
     .command('status')
-    .description('one line per host: image, address, last boot, phase, smoke result (from the state directory)')
+    .description('one line per host: image, address, last boot, phase, smoke result; and, while bootd runs, its live counters')
     .option('--state <dir>', 'bootd state directory', DEFAULT_STATE)
-    .option('--json', 'every host with its recent boots, timelines and smoke results')
+    .option('--json', 'every host with its recent boots, timelines and smoke results, and the live counters')
     .action(async (o: { state: string; json?: boolean }) => {
-      const doc = await HostStore.read(o.state);
-      const names = Object.keys(doc.hosts).sort();
+      const records = await FileHostRecords.reader(o.state);
+      const hosts = (await records.list({ limit: 1000 })).items;
+      const live = await liveStats(o.state);
       if (o.json) {
-        out(JSON.stringify({ hosts: names.map((n) => ({ name: n, last: doc.hosts[n]?.boots.at(-1) ?? null, boots: doc.hosts[n]?.boots ?? [], inventory: doc.inventory[n] ?? null })) }, null, 2));
+        const full = await Promise.all(hosts.map(async (h) => ({ name: h.name, last: h.last, boots: (await records.get(h.name))?.boots ?? [], inventory: h.inventory })));
+        out(JSON.stringify({ hosts: full, live: live === null ? null : { ...live, metrics: Object.fromEntries(live.metrics.map((m) => [m.name, m.value])) } }, null, 2));
         return;
       }
-      if (names.length === 0) {
-        out(`no host has booted from bootd with state ${o.state}`);
-        return;
-      }
-      table([['HOST', 'IMAGE', 'IP', 'LAST BOOT', 'PHASE', 'SMOKE'], ...names.map((n) => statusRow(n, doc.hosts[n]?.boots.at(-1)))]);
+      if (hosts.length === 0) out(`no host has booted from bootd with state ${o.state}`);
+      else table([['HOST', 'IMAGE', 'IP', 'LAST BOOT', 'PHASE', 'SMOKE'], ...hosts.map((h) => statusRow(h.name, h.last ?? undefined))]);
+      if (live) printStats(live);
     });
+}
 
+function addLogsCommand(program: Command): void {
   program
     .command('logs <name>')
     .description("a host's event log (logs/<name>/events.log, also readable over TFTP), its last smoke output and the files it uploaded")
@@ -142,6 +179,9 @@ export function addStateCommands(program: Command): void {
       }
     });
 
+}
+
+function addSmokeCommand(program: Command): void {
   program
     .command('smoke <name>')
     .description("run the host's smoke test now, through the running bootd, and print its output")
@@ -157,6 +197,9 @@ export function addStateCommands(program: Command): void {
       process.exitCode = r.ok ? 0 : 1;
     });
 
+}
+
+function addMachineCommands(program: Command): void {
   const machines = program.command('machines').description("build machines' write-enabled TFTP ports");
   type View = Machine & { dir?: string; usageBytes?: number; ownerAddress?: string | null; listening?: boolean; error?: string | null };
   const printMachine = (m: View): string[] => [
@@ -179,7 +222,7 @@ export function addStateCommands(program: Command): void {
         list = await controlRequest<View[]>(o.state, 'GET', '/machines', undefined, 10_000);
       } catch {
         // bootd is not running: the assignment file still says what will reopen
-        list = await Promise.all((await MachineFile.read(o.state)).map(async (m) => ({ ...m, usageBytes: await usageBytes(path.join(o.state, 'machines', m.name)) })));
+        list = await Promise.all((await FileMachineStore.reader(o.state).load()).map(async (m) => ({ ...m, usageBytes: await usageBytes(path.join(o.state, 'machines', m.name)) })));
       }
       if (o.json) return out(JSON.stringify(list, null, 2));
       if (list.length === 0) return out('no build machine is open');

@@ -5,10 +5,11 @@
  */
 import type { Clock } from '../net/clock.js';
 import { formatIpv4, parseIpv4 } from '../net/ipv4.js';
-import type { Remote, UdpSocket } from '../net/udp.js';
+import { SocketLostError, type Remote, type UdpSocket } from '../net/udp.js';
 import type { Logger } from '../log.js';
 import { RepeatLimiter } from '../log-limit.js';
-import type { LeaseStore } from '../state/lease-store.js';
+import type { LeaseStore } from './lease-store.js';
+import { NO_EVENTS, type DhcpMessageEvent, type EventSink } from '../events/types.js';
 import { chooseBoot, clientFacts, pxelinuxPathPrefix, type BootDecision, type BootFileNames, type ClientFacts, type Loader } from './boot-policy.js';
 import { describeClient, type ClientIdentity, type LeaseTable } from './leases.js';
 import { IpxeSub, MessageType, Opt, encodeValue } from './options.js';
@@ -102,19 +103,14 @@ export interface DhcpServerDeps {
    * broadcast. Absent: always broadcast.
    */
   readonly neighbor?: ((ip: string, mac: string) => boolean) | undefined;
-}
-
-/** An OFFER or ACK as it went out, for the per-host timeline (src/afterboot/). */
-export interface DhcpEvent {
-  readonly type: 'offer' | 'ack';
-  readonly mac: string;
-  readonly ip: string;
-  readonly vendorClass: string | null;
-  readonly arch: number | null;
-  /** Vendor class PXEClient: a firmware PXE stack (or iPXE). */
-  readonly pxe: boolean;
-  readonly userClassIpxe: boolean;
-  readonly bootFile: string | null;
+  /**
+   * Where every DHCP message received and sent is published (src/events/):
+   * an OFFER or ACK after it went out (an ACK after its lease is durable).
+   * Publishing only queues; nothing here waits for a subscriber. Absent: none.
+   */
+  readonly events?: EventSink;
+  /** The listening socket is lost (SocketLostError): this server cannot go on. */
+  readonly onFatal?: (err: Error) => void;
 }
 
 type Required0<T> = { readonly [K in keyof T]-?: T[K] | undefined };
@@ -168,6 +164,7 @@ class Wired {
   readonly log: Logger;
   readonly config: WiredConfig;
   readonly neighbor: ((ip: string, mac: string) => boolean) | undefined;
+  readonly events: EventSink;
 
   constructor(d: DhcpServerDeps) {
     this.socket = d.socket;
@@ -179,6 +176,7 @@ class Wired {
     this.log = d.log;
     this.config = new WiredConfig(d.config);
     this.neighbor = d.neighbor;
+    this.events = d.events ?? NO_EVENTS;
   }
 }
 
@@ -211,7 +209,6 @@ export class DhcpServer {
   /** The local subnet first, then the relayed ones. */
   private readonly subnets: Subnet[];
   private closed = false;
-  private readonly listeners: ((e: DhcpEvent) => void)[] = [];
   /** Warnings a client can cause per packet, summarised (a flood writes a few lines, not one per packet). */
   private readonly warnings: RepeatLimiter;
   /** Cleared when installing an ARP entry fails: from then on every reply is broadcast. */
@@ -235,18 +232,33 @@ export class DhcpServer {
     d.socket.onMessage((msg, from) => {
       void this.onMessage(msg, from).catch((err: unknown) => this.warnings.warn('handler', { err: String(err) }, 'dhcp handler failed'));
     });
-    d.socket.onError((err) => d.log.warn({ err: err.message }, 'dhcp socket error'));
+    const onError = (what: string) => (err: Error) => {
+      if (err instanceof SocketLostError && !this.closed) deps.onFatal?.(err);
+      else this.warnings.warn(what, { err: err.message }, `${what} error`);
+    };
+    d.socket.onError(onError('dhcp socket'));
     d.pxeSocket?.onMessage((msg, from) => this.onPxePort(msg, from));
-    d.pxeSocket?.onError((err) => d.log.warn({ err: err.message }, 'pxe 4011 socket error'));
+    d.pxeSocket?.onError(onError('pxe 4011 socket'));
   }
 
-  /** Called for every OFFER and ACK sent (full mode), after the ACK's lease is durable. */
-  onEvent(fn: (e: DhcpEvent) => void): void {
-    this.listeners.push(fn);
-  }
-
-  private emit(e: DhcpEvent): void {
-    for (const fn of this.listeners) fn(e);
+  /** Publishes a message this server received or sent (src/events/types.ts). */
+  private publish(message: DhcpMessageEvent['message'], p: DhcpPacket, id: ClientIdentity, ip: string | null, facts: ClientFacts | null, bootFile: string | null, reason?: string): void {
+    const f = facts ?? clientFacts(p);
+    const e: DhcpMessageEvent = {
+      type: 'dhcp',
+      message,
+      mac: id.mac,
+      clientId: id.clientId,
+      ip,
+      arch: f.arch,
+      vendorClass: f.vendorClass,
+      relay: p.giaddr !== ZERO ? p.giaddr : null,
+      pxe: f.pxe,
+      userClassIpxe: f.ipxe,
+      bootFile,
+      ...(reason !== undefined ? { reason } : {}),
+    };
+    this.d.events.publish(e);
   }
 
   private get proxy(): boolean {
@@ -390,6 +402,8 @@ export class DhcpServer {
     if (!wire) return;
     this.counters.offers++;
     this.transmit(mac, wire, p.giaddr !== ZERO ? { address: p.giaddr, port: SERVER_PORT } : to);
+    // a proxy offer carries no address (ip null): boot information only
+    this.publish(type === MessageType.ACK ? 'ack' : 'offer', p, { mac, clientId: getOption(p, Opt.CLIENT_ID)?.toString('hex') ?? null }, null, facts, boot.file);
     this.d.log.info({ mac, file: boot.file, arch: facts.arch, port: to.port === CLIENT_PORT ? 67 : 4011 }, type === MessageType.ACK ? 'dhcp proxy ack' : 'dhcp proxy offer');
   }
 
@@ -429,6 +443,7 @@ export class DhcpServer {
     const mac = id.mac;
     const ip = this.d.leases.offer(id, this.requestedIp(p), now, subnet.range);
     if (ip === null || !DhcpServer.contains(subnet, ip)) {
+      this.publish('discover', p, id, null, null, null);
       // pool exhausted, or a reservation that belongs to another subnet than the client is on
       if (ip !== null) this.d.leases.forgetOffer(id);
       this.counters.poolExhausted++;
@@ -437,16 +452,19 @@ export class DhcpServer {
     }
     const built = this.reply(p, id, MessageType.OFFER, formatIpv4(ip), known, true, subnet, this.hostnameFor(p, id, known));
     if (!built) {
+      this.publish('discover', p, id, null, null, null);
       this.d.leases.forgetOffer(id); // nothing held for a client we cannot answer
       return;
     }
+    // published with the facts the reply already read (one parse of the options per packet)
+    this.publish('discover', p, id, null, built.facts, null);
     this.counters.offers++;
     const to = this.destination(p, MessageType.OFFER, formatIpv4(ip), mac);
     this.transmit(mac, built.wire, to);
     const { boot, facts } = built;
-    const e: DhcpEvent = { type: 'offer', mac, ip: formatIpv4(ip), vendorClass: facts.vendorClass, arch: facts.arch, pxe: facts.pxe, userClassIpxe: facts.ipxe, bootFile: boot.kind === 'file' ? boot.file : null };
-    if (this.d.log.isLevelEnabled('info')) this.d.log.info({ mac, ...(id.clientId !== null ? { clientId: id.clientId } : {}), ip: e.ip, to: to.address, vendorClass: e.vendorClass, arch: e.arch, userClassIpxe: e.userClassIpxe, bootFile: e.bootFile }, 'dhcp offer');
-    this.emit(e);
+    const bootFile = boot.kind === 'file' ? boot.file : null;
+    if (this.d.log.isLevelEnabled('info')) this.d.log.info({ mac, ...(id.clientId !== null ? { clientId: id.clientId } : {}), ip: formatIpv4(ip), to: to.address, vendorClass: facts.vendorClass, arch: facts.arch, userClassIpxe: facts.ipxe, bootFile }, 'dhcp offer');
+    this.publish('offer', p, id, formatIpv4(ip), facts, bootFile);
   }
 
   /**
@@ -534,10 +552,10 @@ export class DhcpServer {
     const to = this.destination(p, MessageType.ACK, result.lease.ip, mac);
     this.transmit(mac, built.wire, to);
     const { boot, facts } = built;
-    const e: DhcpEvent = { type: 'ack', mac, ip: result.lease.ip, vendorClass: facts.vendorClass, arch: facts.arch, pxe: facts.pxe, userClassIpxe: facts.ipxe, bootFile: boot.kind === 'file' ? boot.file : null };
+    const bootFile = boot.kind === 'file' ? boot.file : null;
     // the vendor class tells the stages apart: PXEClient (firmware), none (an NBP's own DHCP), the OS's
-    if (this.d.log.isLevelEnabled('info')) this.d.log.info({ mac, ...(id.clientId !== null ? { clientId: id.clientId } : {}), ip: e.ip, expiresAt: new Date(result.lease.expiresAt).toISOString(), to: to.address, vendorClass: e.vendorClass, arch: e.arch, userClassIpxe: e.userClassIpxe, bootFile: e.bootFile }, 'dhcp ack');
-    this.emit(e);
+    if (this.d.log.isLevelEnabled('info')) this.d.log.info({ mac, ...(id.clientId !== null ? { clientId: id.clientId } : {}), ip: result.lease.ip, expiresAt: new Date(result.lease.expiresAt).toISOString(), to: to.address, vendorClass: facts.vendorClass, arch: facts.arch, userClassIpxe: facts.ipxe, bootFile }, 'dhcp ack');
+    this.publish('ack', p, id, result.lease.ip, facts, bootFile);
   }
 
   /** A DECLINE or RELEASE naming another server (option 54) is not for us. */
@@ -559,6 +577,7 @@ export class DhcpServer {
       return;
     }
     this.counters.declines++;
+    this.publish('decline', p, id, formatIpv4(ip), null, null);
     this.warnings.warn('decline', { mac: id.mac, ip: formatIpv4(ip) }, 'dhcp decline: address in use on the network');
     await this.durable(id);
   }
@@ -571,18 +590,21 @@ export class DhcpServer {
       return;
     }
     this.counters.releases++;
+    this.publish('release', p, id, p.ciaddr, null, null);
     this.d.log.info({ mac: id.mac, ip: p.ciaddr }, 'dhcp release');
     await this.durable(id);
   }
 
   private inform(p: DhcpPacket, id: ClientIdentity, known: boolean, subnet: Subnet): void {
     this.counters.informs++;
+    this.publish('inform', p, id, null, null, null);
     const built = this.reply(p, id, MessageType.ACK, ZERO, known, false, subnet, undefined);
     if (built) this.transmit(id.mac, built.wire, this.destination(p, MessageType.ACK, ZERO, id.mac));
   }
 
   private nak(p: DhcpPacket, id: ClientIdentity, reason: string): void {
     this.counters.naks++;
+    this.publish('nak', p, id, null, null, null, reason);
     this.d.log.info({ mac: id.mac, reason }, 'dhcp nak');
     const options: DhcpOption[] = [opt(Opt.MESSAGE_TYPE, MessageType.NAK), opt(Opt.SERVER_ID, this.d.config.serverIp), opt(Opt.MESSAGE, reason.slice(0, 200))];
     echoClientId(p, options); // RFC 6842 section 3

@@ -32,11 +32,13 @@
  */
 import { RoutedSocket, type BindOptions, type Remote, type UdpSocket, type UdpSocketFactory } from '../net/udp.js';
 import { silentLogger, type Logger } from '../log.js';
-import type { LeaseStore } from '../state/lease-store.js';
+import type { LeaseStore } from './lease-store.js';
+import { EventBus } from '../events/bus.js';
+import type { Stamped } from '../events/types.js';
 import { LeaseTable, type PoolConfig } from './leases.js';
 import { MessageType, Opt, encodeValue } from './options.js';
 import { FLAG_BROADCAST, clientRequest, encodeDhcp, type DhcpOption } from './packet.js';
-import { DhcpServer, type DhcpEvent, type DhcpServerDeps } from './server.js';
+import { DhcpServer, type DhcpServerDeps } from './server.js';
 
 const o = (code: number, value: Parameters<typeof encodeValue>[1]): DhcpOption => ({ code, data: encodeValue(code, value) });
 
@@ -83,7 +85,7 @@ export interface WarmUpOptions {
   readonly maxMs?: number;
 }
 
-const SINKS: readonly ((e: DhcpEvent) => void)[] = [(e) => void e, (e) => void e.mac, (e) => void e.ip, (e) => void e.type, (e) => void e.bootFile];
+const SINKS: readonly ((e: Stamped) => void)[] = [(e) => void e, (e) => void e.seq, (e) => void e.at, (e) => void e.type, (e) => void (e.type === 'dhcp' ? e.mac : null)];
 
 /** DISCOVER, REQUEST and RELEASE of `rounds` made-up clients; resolves with the number of ACKs once all were answered (or after `maxMs`). */
 export async function warmUpDhcp(deps: Pick<DhcpServerDeps, 'clock' | 'hosts' | 'config'>, opts: WarmUpOptions = {}): Promise<number> {
@@ -99,6 +101,12 @@ export async function warmUpDhcp(deps: Pick<DhcpServerDeps, 'clock' | 'hosts' | 
   const build = async (): Promise<Scratch> => {
     const net = (opts.udp ? await loopbackPair(opts.udp, opts.bindLike ?? {}) : null) ?? memoryPair();
     const store = opts.openStore ? await opts.openStore() : null;
+    // The real server publishes on bootd's bus (src/app.ts), which has subscribers (the after-boot
+    // tracker, later metrics); the scratch one gets a bus of the same class with five subscribers
+    // that are different functions, so that V8 compiles publishing and delivery as generic code
+    // rather than for subscribers the real bus does not have
+    const events = new EventBus({ wallNow: () => deps.clock.wallNow() });
+    for (const [i, sink] of SINKS.entries()) events.subscribe(`warm-up ${i}`, sink);
     const server = new DhcpServer({
       socket: net.server,
       clock: deps.clock,
@@ -108,16 +116,14 @@ export async function warmUpDhcp(deps: Pick<DhcpServerDeps, 'clock' | 'hosts' | 
       log: opts.log ?? silentLogger,
       // the real config; unknown clients are answered (the made-up ones are unknown)
       config: deps.config.unknownHosts === 'ignore' ? { ...deps.config, unknownHosts: 'boot' } : deps.config,
+      events,
     });
-    // The real server has a listener (the after-boot tracker, src/app.ts); the scratch ones get
-    // five that are different functions, so that V8 compiles the call in `emit` as a generic
-    // call rather than one to a listener the real server does not have
-    for (const sink of SINKS) server.onEvent(sink);
     return {
       net,
       close: async () => {
         server.close();
         net.client.close();
+        await events.drained();
         await store?.close();
       },
     };

@@ -12,6 +12,14 @@ export interface ImageRef {
   readonly version?: string;
 }
 
+/**
+ * `52-54-00-12-34-56`, the form PXELINUX and iPXE's ${mac:hexhyp} use in
+ * file names, and the name of an unknown machine's records and upload folder.
+ */
+export function macHyphen(mac: string): string {
+  return mac.toLowerCase().replace(/:/g, '-');
+}
+
 export function formatImageRef(r: ImageRef): string {
   return r.version === undefined ? r.name : `${r.name}@${r.version}`;
 }

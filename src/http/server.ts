@@ -13,10 +13,10 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Clock } from '../net/clock.js';
 import type { Logger } from '../log.js';
+import type { EventSink } from '../events/types.js';
 import { RepeatLimiter } from '../log-limit.js';
-import type { Resolver } from '../tftp/fileroot.js';
-import { ErrorCode } from '../tftp/packet.js';
-import type { FileCache } from '../tftp/source.js';
+import type { FileFailure, Resolver } from '../files/root.js';
+import type { FileCache } from '../files/source.js';
 import { requestPathBytes } from './path.js';
 import { decideRange } from './range.js';
 
@@ -33,6 +33,9 @@ export interface HttpTransfer {
   readonly detail?: string;
 }
 
+/** HTTP statuses for the file tree's neutral failures (src/files/root.ts). */
+const HTTP_STATUS_OF: Readonly<Record<FileFailure, number>> = { 'not-found': 404, denied: 403, busy: 503 };
+
 export interface HttpServerDeps {
   readonly root: Resolver;
   /**
@@ -44,6 +47,10 @@ export interface HttpServerDeps {
   readonly clock: Clock;
   readonly log: Logger;
   readonly limits?: HttpLimits;
+  /** Where requests are published as they start and finish (src/events/); absent: nowhere. */
+  readonly events?: EventSink;
+  /** The listener failed (not a passing accept error): this server cannot go on. */
+  readonly onFatal?: (err: Error) => void;
 }
 
 /**
@@ -89,11 +96,11 @@ const TEXT = /\.(ipxe|cfg|txt|json|log)$|^pxelinux\.cfg\//;
 
 export class HttpFileServer {
   private readonly server: http.Server;
-  private readonly listeners: ((t: HttpTransfer) => void)[] = [];
   readonly counters: HttpStats = { requests: 0, completed: 0, aborted: 0, refused: 0, bytesSent: 0, active: 0, refusedConnections: 0, idleTimeouts: 0 };
   private readonly perClient = new Map<string, number>();
   private readonly warnings: RepeatLimiter;
   private open = 0;
+  private closing = false;
   /** Marks warmUp()'s own request (header WARM_UP_HEADER): answered as any other, but not counted, logged or reported. */
   private readonly warmToken = randomBytes(16).toString('hex');
 
@@ -135,6 +142,7 @@ export class HttpFileServer {
       s.server.once('error', reject);
       s.server.listen({ host: address, port, exclusive: true }, () => {
         s.server.off('error', reject);
+        s.watchListener();
         resolve();
       });
     });
@@ -168,13 +176,27 @@ export class HttpFileServer {
     });
   }
 
-  /** Called once per finished request (the per-host timeline subscribes here). */
-  onTransfer(fn: (t: HttpTransfer) => void): void {
-    this.listeners.push(fn);
+  /**
+   * After listen: an accept error that is a passing shortage (descriptors,
+   * a connection reset before it was taken) is counted and logged; any
+   * other error, or the server closing when we did not close it, is fatal.
+   */
+  private watchListener(): void {
+    this.server.on('error', (err: NodeJS.ErrnoException) => {
+      if (['EMFILE', 'ENFILE', 'ECONNABORTED', 'ECONNRESET', 'ENOBUFS', 'ENOMEM'].includes(err.code ?? '')) {
+        this.warnings.warn('accept', { err: err.message }, 'http accept failed');
+        return;
+      }
+      if (!this.closing) this.d.onFatal?.(err);
+    });
+    this.server.on('close', () => {
+      if (!this.closing) this.d.onFatal?.(new Error('the HTTP listener closed underneath bootd'));
+    });
   }
 
   /** Stops accepting, ends open connections, resolves when closed. */
   close(): Promise<void> {
+    this.closing = true;
     this.warnings.close();
     return new Promise((resolve) => {
       this.server.close(() => resolve());
@@ -207,7 +229,19 @@ export class HttpFileServer {
       const line = { ...t, peer: `${peer.address}:${peer.port}` };
       if (outcome === 'complete' || outcome === 'refused') this.d.log.info(line, 'http transfer');
       else this.warnings.warn(`transfer-${outcome}`, line, 'http transfer'); // many aborted clients: a few lines and a count
-      for (const fn of this.listeners) fn(t);
+      this.d.events?.publish({
+        type: 'transfer.finished',
+        protocol: 'http',
+        direction: 'read',
+        peer: peer.address,
+        file,
+        bytes,
+        size,
+        durationMs: t.durationMs,
+        outcome,
+        http: { method, status: t.status },
+        ...(detail ? { detail } : {}),
+      });
     };
     const refuse = (status: number, reason: string, headers: Record<string, string> = {}): void => {
       res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(reason) + 1, ...headers });
@@ -224,10 +258,11 @@ export class HttpFileServer {
       return;
     }
     file = bytes0;
+    if (!warm) this.d.events?.publish({ type: 'transfer.started', protocol: 'http', direction: 'read', peer: peer.address, file });
     this.d.root.resolve(file, { peer }).then(
       (r) => {
         if (!r.ok) {
-          refuse(r.code === ErrorCode.FILE_NOT_FOUND ? 404 : 403, r.code === ErrorCode.FILE_NOT_FOUND ? 'not found' : `forbidden: ${r.reason}`);
+          refuse(HTTP_STATUS_OF[r.failure], r.failure === 'not-found' ? 'not found' : r.failure === 'busy' ? `busy: ${r.reason}` : `forbidden: ${r.reason}`);
           return;
         }
         file = r.path;

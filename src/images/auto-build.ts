@@ -10,6 +10,7 @@
 import { statSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log.js';
+import { NO_EVENTS, type EventSink } from '../events/types.js';
 import { BuildRefused, buildImage, type BuildOptions, type BuildResult } from './builder.js';
 import type { ImageCatalog } from './catalog.js';
 
@@ -27,6 +28,8 @@ export class MissingImageBuilder {
     private readonly base: Omit<BuildOptions, 'name' | 'imagesDir'>,
     private readonly log: Logger,
     private readonly build: Builder = buildImage,
+    /** Where builds are published as they start, finish or fail. */
+    private readonly events: EventSink = NO_EVENTS,
   ) {}
 
   /** Queues every named image that has a recipe and no current version. */
@@ -60,13 +63,16 @@ export class MissingImageBuilder {
       const name = this.queue.shift() as string;
       this.running = name;
       const t0 = Date.now();
+      this.events.publish({ type: 'image.build', image: name, state: 'started' });
       try {
         const r = await this.build({ ...this.base, imagesDir: this.catalog.dir, name });
         this.failed.delete(name);
+        this.events.publish({ type: 'image.build', image: name, state: 'finished', version: r.version, durationMs: Date.now() - t0 });
         this.log.info({ svc: 'images', image: name, version: r.version, seconds: Math.round((Date.now() - t0) / 100) / 10, log: r.logFile }, 'image built; hosts that use it boot it now');
       } catch (err) {
         const mtime = this.recipeMtime(name);
         if (mtime !== null) this.failed.set(name, mtime);
+        this.events.publish({ type: 'image.build', image: name, state: 'failed', durationMs: Date.now() - t0, error: (err as Error).message });
         const level = err instanceof BuildRefused ? 'warn' : 'error';
         this.log[level]({ svc: 'images', image: name }, `image build failed (not retried until the recipe changes): ${(err as Error).message}`);
       } finally {

@@ -23,8 +23,8 @@ import { ImageCatalog } from '../images/catalog.js';
 import { buildImage, recipeDigest } from '../images/builder.js';
 import { LineProgress } from '../images/progress.js';
 import { ensureKeyPair } from '../images/ssh-key.js';
-import { LeaseStore } from '../state/lease-store.js';
-import { HostStore } from '../state/host-store.js';
+import { FileLeaseStore } from '../state/lease-store.js';
+import { FileHostRecords } from '../state/host-records.js';
 import type { BootRecord, SmokeResult } from '../afterboot/record.js';
 import type { InventoryEntry } from '../afterboot/inventory.js';
 import { LabNetwork } from './network.js';
@@ -372,10 +372,8 @@ export async function runLab(o: LabOptions, io: LabIo): Promise<LabResult> {
   }
 
   // 6. what bootd recorded: leases (its durable store), host records (bootd status), the uploaded audit
-  const store = await LeaseStore.open(labState).catch(() => null);
-  const leases = store?.leases() ?? [];
-  await store?.close();
-  const records = await HostStore.read(labState).catch(() => null);
+  const leases = await FileLeaseStore.reader(labState).list().catch(() => []);
+  const records = await FileHostRecords.reader(labState).catch(() => null);
   const results: VmResult[] = [];
   for (const t of tracks) {
     const lease = leases.find((l) => l.mac === t.mac);
@@ -392,8 +390,8 @@ export async function runLab(o: LabOptions, io: LabIo): Promise<LabResult> {
         reason = `no audit report: ${(err as Error).message}`;
       }
     }
-    const boot = records?.hosts[t.name]?.boots.at(-1) ?? null;
-    const inventory = records?.inventory[t.name] ?? null;
+    const boot = (await records?.boots(t.name, { limit: 1 }))?.items[0] ?? null;
+    const inventory = (await records?.inventory(t.name)) ?? null;
     const smoke = boot?.smoke;
     if (o.image === 'bee' && reason === undefined && !inventory) reason = 'bootd stored no inventory from the audit report';
     if (!smoke) reason = reason ?? 'bootd recorded no smoke test';

@@ -8,8 +8,8 @@
 import path from 'node:path';
 import type { Remote } from '../net/udp.js';
 import { ErrorCode } from '../tftp/packet.js';
-import { FileRoot, type RequestContext, type Resolution, type Resolver } from '../tftp/fileroot.js';
-import { normalizeRequestPath } from '../tftp/paths.js';
+import { FileRoot, notFound, type RequestContext, type Resolution, type Resolver } from '../files/root.js';
+import { normalizeRequestPath } from '../files/paths.js';
 import type { WriteDecision, WritePolicy } from '../tftp/write-transfer.js';
 import { isPartialPath } from '../uploads/file-sink.js';
 import { HostUploadDirs } from '../uploads/host-dirs.js';
@@ -39,9 +39,9 @@ export class MachineDir implements Resolver, WritePolicy {
 
   async resolve(rawName: string, ctx: RequestContext): Promise<Resolution> {
     const n = normalizeRequestPath(rawName);
-    if (n.ok && isPartialPath(n.path)) return { ok: false, code: ErrorCode.FILE_NOT_FOUND, message: 'File not found', reason: 'upload in progress' };
+    if (n.ok && isPartialPath(n.path)) return notFound('upload in progress');
     const root = await FileRoot.open(this.dir).catch(() => null);
-    if (root === null) return { ok: false, code: ErrorCode.FILE_NOT_FOUND, message: 'File not found', reason: 'nothing uploaded yet' };
+    if (root === null) return notFound('nothing uploaded yet');
     return root.resolve(rawName, ctx);
   }
 

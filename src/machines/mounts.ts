@@ -7,7 +7,7 @@
  */
 import { realpathSync } from 'node:fs';
 import path from 'node:path';
-import type { Provided, VirtualFiles } from '../tftp/fileroot.js';
+import type { Provided, VirtualFiles } from '../files/root.js';
 import { isPartialPath } from '../uploads/file-sink.js';
 
 export class MountedDirs implements VirtualFiles {

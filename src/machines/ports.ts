@@ -12,8 +12,8 @@ import type { MtuLookup } from '../net/mtu.js';
 import type { UdpSocketFactory } from '../net/udp.js';
 import { TftpServer } from '../tftp/server.js';
 import type { TimingConfig } from '../tftp/session.js';
-import { FileCache } from '../tftp/source.js';
-import type { TransferResult } from '../tftp/transfer.js';
+import { FileCache } from '../files/source.js';
+import type { EventSink } from '../events/types.js';
 import { MachineDir } from './machine-dir.js';
 import type { Machine } from './registry.js';
 
@@ -28,7 +28,8 @@ export interface MachinePortsDeps {
   readonly maxWindowsize: number;
   readonly timing: TimingConfig;
   readonly ownerAddress: (m: Machine) => string | undefined;
-  readonly onTransfer?: (m: Machine, r: TransferResult, stored: string) => void;
+  /** Where the machines' transfers are published (protocol `machine`). */
+  readonly events?: EventSink;
 }
 
 interface Open {
@@ -93,9 +94,9 @@ export class MachinePorts {
         mtu: this.d.mtu,
         log: this.d.log.child({ svc: 'machines', machine: m.name }),
         writes: dir,
+        ...(this.d.events ? { events: { sink: this.d.events, protocol: 'machine' as const, storedAt: (file: string) => path.join(this.d.dir, file) } } : {}),
         config: { maxTransfers: 16, maxBlksize: this.d.maxBlksize, maxWindowsize: this.d.maxWindowsize, timing: this.d.timing, transferAddress: this.d.listen },
       });
-      server.onTransfer((r) => this.d.onTransfer?.(m, r, path.join(this.d.dir, r.file)));
       this.open.set(m.name, { m, server });
       this.d.log.info({ svc: 'machines', machine: m.name, port: server.address.port, dir: dir.dir, owner: m.owner, quotaBytes: m.quotaBytes, expiresAt: m.expiresAt }, 'machine port open');
     }

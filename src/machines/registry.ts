@@ -5,13 +5,10 @@
  * `build:` in hosts/*.yaml (open while the file says so) or one opened with
  * `bootd machines open NAME [--ttl]` (open until closed or expired).
  *
- * The assignments live in <state>/machines.json (written atomically), so an
- * open port keeps its number and its owner across a bootd restart. The pure
+ * The assignments are stored (MachineStore; <state>/machines.json by default),
+ * so an open port keeps its number and its owner across a bootd restart. The pure
  * part (which machines should be open, which port each gets) is `plan()`.
  */
-import path from 'node:path';
-import { Low } from 'lowdb';
-import { DurableJsonFile } from '../state/durable-json-file.js';
 
 export interface Machine {
   readonly name: string;
@@ -27,12 +24,6 @@ export interface Machine {
   readonly source: 'hosts' | 'cli';
 }
 
-export interface MachinesDoc {
-  version: 1;
-  machines: Machine[];
-}
-
-export const MACHINES_FILE = 'machines.json';
 export const DEFAULT_MACHINE_PORTS = { first: 1070, last: 1099 } as const;
 
 /** A host file's wish: this host is a build machine. */
@@ -91,28 +82,13 @@ export function plan(prev: readonly Machine[], buildHosts: readonly BuildHost[],
   return { machines: out, noPort };
 }
 
-/** The persisted assignment; bootd serve writes it, the CLI reads it. */
-export class MachineFile {
-  private constructor(private readonly db: Low<MachinesDoc>) {}
-
-  static async open(stateDir: string): Promise<MachineFile> {
-    const db = new Low<MachinesDoc>(new DurableJsonFile<MachinesDoc>(path.join(stateDir, MACHINES_FILE)), { version: 1, machines: [] });
-    await db.read();
-    if (!Array.isArray(db.data.machines)) db.data = { version: 1, machines: [] };
-    return new MachineFile(db);
-  }
-
-  static async read(stateDir: string): Promise<Machine[]> {
-    const d = await new DurableJsonFile<MachinesDoc>(path.join(stateDir, MACHINES_FILE)).read();
-    return Array.isArray(d?.machines) ? d.machines : [];
-  }
-
-  get machines(): readonly Machine[] {
-    return this.db.data.machines;
-  }
-
-  async set(machines: Machine[]): Promise<void> {
-    this.db.data = { version: 1, machines };
-    await this.db.write();
-  }
+/**
+ * Where the assignments are kept (implemented in src/state/: the file
+ * <state>/machines.json, memory; later a database): bootd serve writes
+ * them, the CLI reads them.
+ */
+export interface MachineStore {
+  load(): Promise<Machine[]>;
+  /** Resolves once the new assignment is durable. */
+  save(machines: readonly Machine[]): Promise<void>;
 }

@@ -70,6 +70,21 @@ export interface BindOptions {
   readonly maxMessageBytes?: number;
 }
 
+/**
+ * A socket that can no longer receive (closed underneath us, or a receive
+ * error that is not about one datagram): the server that listens on it
+ * cannot go on. Send errors and ICMP-caused errors are never this.
+ */
+export class SocketLostError extends Error {
+  constructor(message: string, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'SocketLostError';
+  }
+}
+
+/** Receive errors that concern one datagram or a passing shortage, not the socket. */
+const TRANSIENT_RECV = new Set(['EAGAIN', 'EWOULDBLOCK', 'EINTR', 'ENOBUFS', 'ENOMEM', 'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EMSGSIZE', 'ETIMEDOUT']);
+
 export interface UdpSocketFactory {
   bind(opts: BindOptions): Promise<UdpSocket>;
 }
@@ -82,7 +97,14 @@ class NodeUdpSocket implements UdpSocket {
     private readonly sock: dgram.Socket,
     private readonly connected: boolean,
   ) {
-    sock.on('error', (err) => this.errorHandler(err));
+    sock.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.syscall === 'recvmsg' && !TRANSIENT_RECV.has(err.code ?? '')) this.errorHandler(new SocketLostError(`receive failed: ${err.message}`, err));
+      else this.errorHandler(err);
+    });
+    // closed by anyone but us (the runtime after a fatal error): nothing will be received again
+    sock.on('close', () => {
+      if (!this.closed) this.errorHandler(new SocketLostError('the socket was closed underneath bootd'));
+    });
   }
 
   send(data: Buffer | readonly Buffer[], to?: Remote): void {

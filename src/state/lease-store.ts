@@ -25,6 +25,7 @@ import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Low } from 'lowdb';
 import type { Lease } from '../dhcp/leases.js';
+import type { CommitSource, LeaseChange, LeaseReader, LeaseStore } from '../dhcp/lease-store.js';
 import { DurableJsonFile } from './durable-json-file.js';
 import { MomentWriter } from './moment-writer.js';
 
@@ -33,25 +34,10 @@ interface LeaseDoc {
   leases: Lease[];
 }
 
-/** One journal record: the lease on an address as it now is, or its removal. */
-export interface LeaseChange {
-  readonly ip: string;
-  readonly lease: Lease | undefined;
-}
-
 /** A record written before leases were keyed by address (by MAC then). */
 interface LegacyChange {
   readonly mac: string;
   readonly lease: Lease | undefined;
-}
-
-export interface CommitSource {
-  /** Changes since the previous write; called once, just before the write starts. */
-  readonly changes: () => LeaseChange[];
-  /** Every current lease, for compaction. */
-  readonly all: () => Lease[];
-  /** The write that took `changes` failed: they are pending again. */
-  readonly putBack?: (changes: readonly LeaseChange[]) => void;
 }
 
 /** A journal append that failed or was cut short: the commit's changes are not durable. */
@@ -68,7 +54,8 @@ export class LeaseWriteError extends Error {
 
 export const DEFAULT_COMPACT_AFTER = 50_000;
 
-export class LeaseStore {
+/** The embedded default: a journal of LeaseChange records (the dhcp/ interface's type) over a snapshot. */
+export class FileLeaseStore implements LeaseStore {
   private source: CommitSource | null = null;
   private readonly writer = new MomentWriter(() => {
     const src = this.source;
@@ -102,7 +89,7 @@ export class LeaseStore {
    * only (src/dhcp/warmup.ts), which must run the same code but need not
    * wait for a disk.
    */
-  static async open(stateDir: string, compactAfter = DEFAULT_COMPACT_AFTER, opts: { readonly sync?: boolean } = {}): Promise<LeaseStore> {
+  static async open(stateDir: string, compactAfter = DEFAULT_COMPACT_AFTER, opts: { readonly sync?: boolean } = {}): Promise<FileLeaseStore> {
     await fs.mkdir(stateDir, { recursive: true });
     const file = path.join(stateDir, 'leases.json');
     const db = new Low<LeaseDoc>(new DurableJsonFile<LeaseDoc>(file), { version: 2, leases: [] });
@@ -117,7 +104,7 @@ export class LeaseStore {
       await journal.truncate(r.wholeBytes);
       await journal.datasync();
     }
-    const store = new LeaseStore(db, file, journal, r.leases, compactAfter, r.tornBytes);
+    const store = new FileLeaseStore(db, file, journal, r.leases, compactAfter, r.tornBytes);
     store.journalRecords = r.records;
     store.journalBytes = r.wholeBytes;
     return store;
@@ -129,9 +116,18 @@ export class LeaseStore {
     return (await recover(db, path.join(stateDir, 'leases.journal'))).leases;
   }
 
+  /** A reader of the leases in `stateDir` as recovery would see them, read only (for `bootd leases` beside a running server). */
+  static reader(stateDir: string): LeaseReader {
+    return { list: () => FileLeaseStore.read(stateDir) };
+  }
+
   /** The leases as recovered at open. */
   leases(): Lease[] {
     return this.loaded;
+  }
+
+  load(): Promise<Lease[]> {
+    return Promise.resolve(this.loaded);
   }
 
   get journalFile(): string {

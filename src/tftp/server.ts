@@ -9,16 +9,17 @@
  */
 import type { Clock } from '../net/clock.js';
 import type { MtuLookup } from '../net/mtu.js';
-import type { Remote, UdpSocket, UdpSocketFactory } from '../net/udp.js';
+import { SocketLostError, type Remote, type UdpSocket, type UdpSocketFactory } from '../net/udp.js';
 import type { Logger } from '../log.js';
+import type { EventSink, TransferProtocol } from '../events/types.js';
 import { RepeatLimiter } from '../log-limit.js';
 import { ClientLimiter, type ClientLimits } from './client-limits.js';
-import type { Resolver } from './fileroot.js';
+import type { FileFailure, Resolver } from '../files/root.js';
 import { NetasciiShare, toNetascii } from './netascii.js';
 import { blksizeForMtu, negotiate, MAX_BLKSIZE, MAX_WINDOWSIZE, type NegotiationLimits } from './options.js';
 import { ErrorCode, Opcode, TftpDecodeError, decodePacket, encodePacket, errorPacket, type RequestPacket } from './packet.js';
 import { ReadSession, type TimingConfig } from './session.js';
-import { BufferSource, type BlockSource, type FileCache } from './source.js';
+import { BufferSource, type BlockSource, type FileCache } from '../files/source.js';
 import { ReadTransfer, type TransferResult } from './transfer.js';
 import { WriteSession } from './write-session.js';
 import { WriteTransfer, type WritePolicy } from './write-transfer.js';
@@ -81,6 +82,19 @@ export interface TftpServerDeps {
   readonly limitsFor?: LimitsFor;
   /** Accept WRQs under this policy; absent: writes are refused (the main port). */
   readonly writes?: WritePolicy;
+  /** Where transfers are published as they start and finish; absent: nowhere. */
+  readonly events?: TransferEvents;
+  /** The listening socket is lost (SocketLostError): this server cannot go on. */
+  readonly onFatal?: (err: Error) => void;
+}
+
+/** How this server's transfers appear on the event bus (src/events/). */
+export interface TransferEvents {
+  readonly sink: EventSink;
+  /** tftp (the main port), upload (bee.report=), machine (a build machine's port). */
+  readonly protocol: TransferProtocol;
+  /** Where a complete write transfer's file now lies. */
+  readonly storedAt?: (file: string) => string;
 }
 
 export interface TftpStats {
@@ -106,13 +120,19 @@ export interface TftpStats {
   active: number;
 }
 
+/** RFC 1350 error codes for the file tree's neutral failures (src/files/root.ts). */
+const TFTP_ERROR_OF: Readonly<Record<FileFailure, number>> = {
+  'not-found': ErrorCode.FILE_NOT_FOUND,
+  denied: ErrorCode.ACCESS_VIOLATION,
+  busy: ErrorCode.NOT_DEFINED,
+};
+
 /** A read transfer receives only ACKs (4 bytes) and ERRORs (RFC 1350: 4 bytes, a message and a NUL). */
 const READ_TRANSFER_MAX_MESSAGE = 1024;
 
 export class TftpServer {
   /** Running (or starting: null) transfers by client address:port, with the request that started each. */
   private readonly transfers = new Map<string, { transfer: ReadTransfer | WriteTransfer | null; request: string }>();
-  private readonly listeners: ((r: TransferResult) => void)[] = [];
   private readonly idle: (() => void)[] = [];
   private closing = false;
   private readonly netascii = new NetasciiShare();
@@ -144,12 +164,10 @@ export class TftpServer {
     this.clients = new ClientLimiter(d.config.perClient ?? TFTP_DEFAULTS.perClient);
     this.warnings = new RepeatLimiter(d.log, d.clock);
     d.listener.onMessage((msg, from) => this.onRequest(msg, from));
-    d.listener.onError((err) => d.log.warn({ err: err.message }, 'tftp listener send error'));
-  }
-
-  /** Called once per finished transfer (the per-host timeline subscribes here). */
-  onTransfer(fn: (r: TransferResult) => void): void {
-    this.listeners.push(fn);
+    d.listener.onError((err) => {
+      if (err instanceof SocketLostError && !this.closing) d.onFatal?.(err);
+      else this.warnings.warn('listener', { err: err.message }, 'tftp listener send error');
+    });
   }
 
   get address(): Remote {
@@ -227,9 +245,9 @@ export class TftpServer {
   private async startRead(key: string, peer: Remote, req: RequestPacket, signature: string): Promise<void> {
     const res = await this.d.root.resolve(req.filename, { peer });
     if (!res.ok) {
-      if (res.code === ErrorCode.FILE_NOT_FOUND) this.counters.notFound++;
+      if (res.failure === 'not-found') this.counters.notFound++;
       else this.counters.denied++;
-      this.refuse(peer, req.filename, res.code, res.message, res.reason);
+      this.refuse(peer, req.filename, TFTP_ERROR_OF[res.failure], res.message, res.reason);
       this.release(key);
       return;
     }
@@ -291,7 +309,7 @@ export class TftpServer {
       windowsize: neg.windowsize,
       onDone: (r) => this.finished(key, transfer, r),
     });
-    this.launch(key, signature, transfer);
+    this.launch(key, signature, transfer, peer, res.path, 'read');
   }
 
   /** RFC 2349: the client's timeout bounds how long we wait; adaptive timing may retransmit sooner. */
@@ -300,9 +318,11 @@ export class TftpServer {
     return timeoutMs === null ? t : { ...t, maxMs: timeoutMs, initialMs: Math.min(t.initialMs, timeoutMs) };
   }
 
-  private launch(key: string, signature: string, transfer: ReadTransfer | WriteTransfer): void {
+  private launch(key: string, signature: string, transfer: ReadTransfer | WriteTransfer, peer: Remote, file: string, direction: 'read' | 'write'): void {
     this.transfers.set(key, { transfer, request: signature });
     this.counters.started++;
+    const ev = this.d.events;
+    if (ev) ev.sink.publish({ type: 'transfer.started', protocol: ev.protocol, direction, peer: peer.address, file });
     transfer.start();
     if (this.closing) transfer.abort('shutdown', 'Server shutting down'); // close() ran while we were binding
   }
@@ -351,7 +371,7 @@ export class TftpServer {
       windowsize: neg.windowsize,
       onDone: (r) => this.finished(key, transfer, r),
     });
-    this.launch(key, signature, transfer);
+    this.launch(key, signature, transfer, peer, grant.path, 'write');
   }
 
   private finished(key: string, transfer: ReadTransfer | WriteTransfer, r: TransferResult): void {
@@ -366,7 +386,24 @@ export class TftpServer {
     const line = { ...r, peer: `${r.peer.address}:${r.peer.port}` };
     if (r.outcome === 'complete' || r.outcome === 'probe-aborted' || r.outcome === 'shutdown') this.d.log.info(line, 'tftp transfer');
     else this.warnings.warn(`transfer-${r.outcome}`, line, 'tftp transfer'); // a flood of failing transfers: a few lines and a count
-    for (const fn of this.listeners) fn(r);
+    const ev = this.d.events;
+    if (ev) {
+      const stored = r.direction === 'write' && r.outcome === 'complete' && ev.storedAt ? ev.storedAt(r.file) : undefined;
+      ev.sink.publish({
+        type: 'transfer.finished',
+        protocol: ev.protocol,
+        direction: r.direction,
+        peer: r.peer.address,
+        file: r.file,
+        bytes: r.bytes,
+        size: r.size,
+        durationMs: r.durationMs,
+        outcome: r.outcome,
+        ...(stored !== undefined ? { stored } : {}),
+        tftp: { blksize: r.blksize, windowsize: r.windowsize, retransmits: r.retransmits, timeouts: r.timeouts, ...(r.pumpedAcks !== undefined ? { pumpedAcks: r.pumpedAcks } : {}) },
+        ...(r.detail !== undefined ? { detail: r.detail } : {}),
+      });
+    }
   }
 
   /** Answers a request with an ERROR from the listening port and logs one line. */

@@ -7,7 +7,7 @@ import type { Clock, TimerHandle } from '../net/clock.js';
 import { PUMP_ACKED, PUMP_ANSWERED, PUMP_SENT, PUMP_TOTAL, type Remote, type UdpSocket } from '../net/udp.js';
 import { Opcode, dataHeader, errorPacket } from './packet.js';
 import type { Action, Outcome, ReadSession } from './session.js';
-import type { BlockSource } from './source.js';
+import type { BlockSource } from '../files/source.js';
 
 export interface TransferResult {
   readonly peer: Remote;

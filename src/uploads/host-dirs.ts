@@ -10,9 +10,9 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Remote } from '../net/udp.js';
 import { ErrorCode } from '../tftp/packet.js';
-import { normalizeRequestPath } from '../tftp/paths.js';
+import { normalizeRequestPath } from '../files/paths.js';
 import type { WriteDecision, WritePolicy } from '../tftp/write-transfer.js';
-import { FileRoot, type RequestContext, type Resolution, type Resolver } from '../tftp/fileroot.js';
+import { FileRoot, denied, notFound, type RequestContext, type Resolution, type Resolver } from '../files/root.js';
 import { FileUploadSink, PARTIAL_PREFIX, isPartialPath } from './file-sink.js';
 import { QuotaLedger } from './quota.js';
 
@@ -108,14 +108,14 @@ export class HostUploadDirs implements WritePolicy, Resolver {
 
   async resolve(rawName: string, ctx: RequestContext): Promise<Resolution> {
     const host = this.o.whoIs(ctx.peer.address);
-    if (host === undefined) return { ok: false, code: ErrorCode.ACCESS_VIOLATION, message: 'Access violation', reason: `no host has address ${ctx.peer.address}` };
+    if (host === undefined) return denied(`no host has address ${ctx.peer.address}`);
     const own = path.join(this.dir, host);
     const n = normalizeRequestPath(rawName);
-    if (!n.ok) return { ok: false, code: ErrorCode.ACCESS_VIOLATION, message: 'Access violation', reason: n.reason };
+    if (!n.ok) return denied(n.reason);
     const rel = n.path.startsWith(`${host}/`) ? n.path.slice(host.length + 1) : n.path;
-    if (isPartialPath(rel)) return { ok: false, code: ErrorCode.FILE_NOT_FOUND, message: 'File not found', reason: 'upload in progress' };
+    if (isPartialPath(rel)) return notFound('upload in progress');
     const root = await FileRoot.open(own).catch(() => null);
-    if (root === null) return { ok: false, code: ErrorCode.FILE_NOT_FOUND, message: 'File not found', reason: 'nothing uploaded yet' };
+    if (root === null) return notFound('nothing uploaded yet');
     return root.resolve(rel, ctx);
   }
 

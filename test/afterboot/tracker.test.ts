@@ -9,9 +9,10 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AfterBoot, type SmokePlan } from '../../src/afterboot/tracker.js';
 import type { SmokeParams, SmokeRun } from '../../src/afterboot/smoke.js';
-import type { DhcpEvent } from '../../src/dhcp/server.js';
+import type { DhcpSeen as DhcpEvent } from '../../src/afterboot/record.js';
 import { silentLogger } from '../../src/log.js';
-import { HostStore } from '../../src/state/host-store.js';
+import { FileHostRecords } from '../../src/state/host-records.js';
+import { systemClock } from '../../src/net/clock.js';
 import pino from 'pino';
 
 const MAC = '52:54:00:b0:07:01';
@@ -19,9 +20,9 @@ const IP = '198.18.77.100';
 const pxe: DhcpEvent = { type: 'ack', mac: MAC, ip: IP, vendorClass: 'PXEClient:Arch:00000:UNDI:002001', arch: 0, pxe: true, userClassIpxe: false, bootFile: 'pxelinux.0' };
 const os_: DhcpEvent = { ...pxe, vendorClass: 'udhcp 1.35.0', arch: null, pxe: false, bootFile: null };
 
-async function until(cond: () => boolean, what: string): Promise<void> {
+async function until(cond: () => boolean | Promise<boolean>, what: string): Promise<void> {
   const end = Date.now() + 5000;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > end) throw new Error(`timed out: ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
@@ -29,7 +30,7 @@ async function until(cond: () => boolean, what: string): Promise<void> {
 
 describe('after-boot tracker', () => {
   let dir: string;
-  let store: HostStore;
+  let store: FileHostRecords;
   let sshUpAfter: number;
   let probes: number;
   let smokeCalls: SmokeParams[];
@@ -39,7 +40,7 @@ describe('after-boot tracker', () => {
 
   beforeEach(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'bootd-afterboot-'));
-    store = await HostStore.open(dir);
+    store = await FileHostRecords.open(dir, systemClock);
     probes = 0;
     sshUpAfter = 3;
     smokeCalls = [];
@@ -78,12 +79,13 @@ describe('after-boot tracker', () => {
 
   it('waits for SSH after the OS lease, then runs the smoke test once and stores the result on disk', async () => {
     await boot();
-    await until(() => smokeCalls.length === 1 && t.current('vm1')?.phase === 'smoke-passed', 'smoke passed');
+    await until(async () => smokeCalls.length === 1 && (await t.current('vm1'))?.phase === 'smoke-passed', 'smoke passed');
     await t.idle();
     expect(probes).toBe(3);
     expect(smokeCalls[0]).toMatchObject({ host: IP, port: 22, user: 'root', script: 'echo PASS a' });
-    const onDisk = await HostStore.read(dir);
-    const b = onDisk.hosts.vm1?.boots.at(-1);
+    await store.close(); // timeline events are gathered into one write: flush it
+    const onDisk = await FileHostRecords.reader(dir);
+    const b = (await onDisk.get('vm1'))?.boots.at(-1);
     expect(b?.events.map((e) => e.kind)).toEqual(['dhcp', 'file', 'file', 'os-dhcp', 'ssh', 'smoke']);
     expect(b?.smoke).toMatchObject({ ok: true, passed: 15, outputFile: `logs/vm1/smoke-${b?.id ?? ''}.log` });
     expect(await readFile(path.join(dir, b?.smoke?.outputFile ?? 'x'), 'utf8')).toBe('PASS a\nPASS b\n');
@@ -95,8 +97,8 @@ describe('after-boot tracker', () => {
   it('records a failing check with its line; no SSH plan means no smoke run, with the reason', async () => {
     smokeResult = { ok: false, exitCode: 1, attempts: 2, durationMs: 900, passed: 3, failed: ['FAIL deliberate check'], output: 'FAIL deliberate check\n' };
     await boot();
-    await until(() => t.current('vm1')?.phase === 'smoke-failed', 'smoke failed');
-    expect(t.current('vm1')?.smoke?.failed).toEqual(['FAIL deliberate check']);
+    await until(async () => (await t.current('vm1'))?.phase === 'smoke-failed', 'smoke failed');
+    expect((await t.current('vm1'))?.smoke?.failed).toEqual(['FAIL deliberate check']);
     await t.idle();
     plan = { ok: false, reason: 'image x has no smoke test', port: 22 };
     const r = await t.smoke('vm1');
@@ -114,7 +116,7 @@ describe('after-boot tracker', () => {
     await writeFile(bad, '{"schema":"bee-audit/1", "collectors": ');
     const r = await t.ingestReport('vm1', bad);
     expect(r).toMatchObject({ error: expect.stringMatching(/^not JSON/) });
-    const inv = (await HostStore.read(dir)).inventory.vm1;
+    const inv = await (await FileHostRecords.reader(dir)).inventory('vm1');
     expect(inv?.summary.cpu).toEqual({ model: 'X', threads: 4, sockets: null });
     expect(inv?.rejected?.error).toMatch(/^not JSON/);
     expect(await readFile(path.join(dir, inv?.rejected?.file ?? 'x'), 'utf8')).toBe('{"schema":"bee-audit/1", "collectors": ');
@@ -127,10 +129,10 @@ describe('after-boot tracker', () => {
     const f = path.join(dir, 'up.json');
     await writeFile(f, JSON.stringify({ schema: 'bee-audit/1', collectors: {} }));
     t.onUpload(IP, 'vm1/bee-audit.json', 60, 'complete', f);
-    await until(() => store.data.inventory.vm1 !== undefined, 'inventory');
+    await until(async () => (await store.inventory('vm1')) !== undefined, 'inventory');
     t.onUpload(IP, 'vm1/other.json', 60, 'complete', f);
     t.onUpload(IP, 'vm1/bee-audit.json', 10, 'timeout', f);
-    await until(() => (t.current('vm1')?.events.filter((e) => e.kind === 'upload').length ?? 0) === 3, 'uploads recorded');
+    await until(async () => ((await t.current('vm1'))?.events.filter((e) => e.kind === 'upload').length ?? 0) === 3, 'uploads recorded');
     expect(t.counters.reports).toBe(1);
   });
 });
@@ -138,7 +140,7 @@ describe('after-boot tracker', () => {
 describe('after-boot tracker log', () => {
   it('logs each phase change once, even when the next event lands while the previous one is being written', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'bootd-afterboot-'));
-    const store = await HostStore.open(dir);
+    const store = await FileHostRecords.open(dir, systemClock);
     const lines: { msg: string; phase?: string }[] = [];
     const log = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as { msg: string }) });
     const t = new AfterBoot({ stateDir: dir, store, log, now: () => new Date(), hostOfMac: () => ({ name: 'vm1' }), nameAt: () => 'vm1', smokePlan: async () => ({ ok: false, reason: 'none', port: 22 }), runSmoke: async () => Promise.reject(new Error('not called')), tcpAnswers: async () => false, probeEveryMs: 1, upTimeoutMs: 20 });

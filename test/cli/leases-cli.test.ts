@@ -1,5 +1,5 @@
 /**
- * `bootd leases` against a state directory a real LeaseTable and LeaseStore
+ * `bootd leases` against a state directory a real LeaseTable and FileLeaseStore
  * wrote: the list (active only, then --all), --json, and `leases show` by
  * address, MAC, client id and host name; an unknown key exits 1 and says so.
  */
@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseTable } from '../../src/dhcp/leases.js';
 import { formatIpv4, parseIpv4 } from '../../src/net/ipv4.js';
-import { LeaseStore } from '../../src/state/lease-store.js';
+import { FileLeaseStore } from '../../src/state/lease-store.js';
 import { runCli } from '../helpers/bootd.js';
 import { makeWorkDir } from '../helpers/workdir.js';
 
@@ -18,7 +18,7 @@ describe('bootd leases', () => {
 
   beforeAll(async () => {
     dir = await makeWorkDir('leases-cli');
-    const store = await LeaseStore.open(state());
+    const store = await FileLeaseStore.open(state());
     const t = new LeaseTable({
       ranges: [{ start: parseIpv4('198.18.0.100') as number, end: parseIpv4('198.18.0.110') as number }],
       leaseSeconds: 3600, offerHoldMs: 30_000, declineHoldMs: 600_000, reservations: new Map(), excluded: new Set(),

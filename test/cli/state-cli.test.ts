@@ -1,6 +1,6 @@
 /**
  * The after-boot commands against a state directory that bootd wrote (a
- * real HostStore and AfterBoot with fake SSH fill it): `bootd status`,
+ * real FileHostRecords and AfterBoot with fake SSH fill it): `bootd status`,
  * `bootd logs`, `bootd hosts show` with the inventory, `bootd machines
  * list` without a running bootd, `bootd smoke` and `machines open` saying
  * clearly that no bootd runs, and the appliance config's smoke keys checked.
@@ -11,8 +11,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AfterBoot } from '../../src/afterboot/tracker.js';
 import { silentLogger } from '../../src/log.js';
-import { MachineFile } from '../../src/machines/registry.js';
-import { HostStore } from '../../src/state/host-store.js';
+import { systemClock } from '../../src/net/clock.js';
+import { FileHostRecords } from '../../src/state/host-records.js';
+import { FileMachineStore } from '../../src/state/machine-store.js';
 import { BOOTD_BIN, runCli } from '../helpers/bootd.js';
 import { makeWorkDir, until } from '../helpers/workdir.js';
 
@@ -30,7 +31,7 @@ describe('bootd status / logs / hosts show / machines list', () => {
     await mkdir(path.join(dir, 'hosts'), { recursive: true });
     await writeFile(path.join(dir, 'hosts', 'a.yaml'), `mac: 52:54:00:00:0a:01\nip: ${IP}\nnetboot: false\n`);
     await mkdir(state(), { recursive: true });
-    const store = await HostStore.open(state());
+    const store = await FileHostRecords.open(state(), systemClock);
     const t = new AfterBoot({
       stateDir: state(),
       store,
@@ -49,13 +50,13 @@ describe('bootd status / logs / hosts show / machines list', () => {
     const report = path.join(dir, 'report.json');
     await writeFile(report, JSON.stringify({ schema: 'bee-audit/1', collected_at: '2026-11-22T08:00:00Z', collectors: { cpu: { status: 'ok', data: { model: 'EPYC 9654', threads: 192 } }, gpu: { status: 'skipped: none', data: null } } }));
     const deadline = Date.now() + 5000;
-    while (t.current('a')?.phase !== 'smoke-failed' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    while ((await t.current('a'))?.phase !== 'smoke-failed' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     await t.ingestReport('a', report);
     await t.idle();
     t.close();
     await store.close();
-    const mf = await MachineFile.open(state());
-    await mf.set([{ name: 'a', port: 1070, owner: { ip: IP }, quotaBytes: 1 << 20, overwrite: true, openedAt: '2026-11-22T08:00:00.000Z', expiresAt: null, source: 'hosts' }]);
+    const mf = await FileMachineStore.open(state());
+    await mf.save([{ name: 'a', port: 1070, owner: { ip: IP }, quotaBytes: 1 << 20, overwrite: true, openedAt: '2026-11-22T08:00:00.000Z', expiresAt: null, source: 'hosts' }]);
     await mkdir(path.join(state(), 'machines', 'a'), { recursive: true });
     await writeFile(path.join(state(), 'machines', 'a', 'result.txt'), 'x'.repeat(2048));
   });

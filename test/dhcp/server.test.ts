@@ -8,7 +8,9 @@ import { FLAG_BROADCAST, clientRequest, decodeDhcp, encodeDhcp, getOption, type 
 import { DhcpServer, type DhcpServerConfig, type HostLookup } from '../../src/dhcp/server.js';
 import { silentLogger } from '../../src/log.js';
 import { parseIpv4 } from '../../src/net/ipv4.js';
-import { LeaseStore } from '../../src/state/lease-store.js';
+import { FileLeaseStore } from '../../src/state/lease-store.js';
+import { EventBus } from '../../src/events/bus.js';
+import type { EventSink, Stamped } from '../../src/events/types.js';
 import { ManualClock } from '../helpers/clock.js';
 import { settle } from '../helpers/settle.js';
 import { MemoryNetwork, type MemorySocket } from '../helpers/memory-udp.js';
@@ -17,7 +19,7 @@ const SERVER_IP = '198.18.0.1';
 const MAC = '52:54:00:12:34:56';
 const KNOWN = '52:54:00:00:00:99';
 let dir: string;
-const opened: LeaseStore[] = [];
+const opened: FileLeaseStore[] = [];
 
 const o = (code: number, value: Parameters<typeof encodeValue>[1]): DhcpOption => ({ code, data: encodeValue(code, value) });
 function request(type: number, extra: DhcpOption[] = [], over: Partial<ClientRequest> = {}, mac = MAC): Buffer {
@@ -29,7 +31,7 @@ interface Rig {
   client: MemorySocket;
   relay: MemorySocket;
   server: DhcpServer;
-  store: LeaseStore;
+  store: FileLeaseStore;
   clock: ManualClock;
   replies(): { to: string; p: DhcpPacket }[];
   /** Delivers packets until quiet (80 ms with nothing to deliver), or until `done()` holds (at most 10 s). */
@@ -39,13 +41,14 @@ interface Rig {
 interface RigExtra {
   readonly neighbor?: (ip: string, mac: string) => boolean;
   /** Wraps the store's commit (a disk that fails). */
-  readonly commit?: (real: LeaseStore['commit']) => LeaseStore['commit'];
+  readonly commit?: (real: FileLeaseStore['commit']) => FileLeaseStore['commit'];
+  readonly events?: EventSink;
 }
 
 async function rig(over: Partial<DhcpServerConfig> = {}, hosts: HostLookup = { isKnown: (mac) => mac === KNOWN }, extra: RigExtra = {}): Promise<Rig> {
   const net = new MemoryNetwork();
   const clock = new ManualClock();
-  const store = await LeaseStore.open(dir);
+  const store = await FileLeaseStore.open(dir);
   opened.push(store);
   const leases = new LeaseTable({
     ranges: [
@@ -67,6 +70,7 @@ async function rig(over: Partial<DhcpServerConfig> = {}, hosts: HostLookup = { i
     hosts,
     log: silentLogger,
     ...(extra.neighbor ? { neighbor: extra.neighbor } : {}),
+    ...(extra.events ? { events: extra.events } : {}),
     config: {
       serverIp: SERVER_IP, subnetMask: '255.255.255.0', router: '198.18.0.254', leaseSeconds: 600, unknownHosts: 'lease',
       relayed: [{ network: '198.18.5.0', mask: '255.255.255.0', router: '198.18.5.1' }],
@@ -174,7 +178,7 @@ describe('DhcpServer (full mode) over an in-memory network', () => {
     expect(ack && type(ack.p)).toBe(MessageType.ACK);
     expect(decodeValue(Opt.LEASE_TIME, getOption(ack?.p as DhcpPacket, Opt.LEASE_TIME) as Buffer)).toBe(600);
     expect(r.store.writes).toBe(1);
-    const reopened = await LeaseStore.open(dir);
+    const reopened = await FileLeaseStore.open(dir);
     opened.push(reopened);
     expect(reopened.leases()).toMatchObject([{ mac: MAC, ip: '198.18.0.100' }]);
   });
@@ -513,7 +517,7 @@ describe('DhcpServer by the RFCs', () => {
     r.client.send(request(MessageType.REQUEST, sel('198.18.0.100')), SERVER);
     await r.settle(() => r.replies().length === 1);
     expect(type(r.replies()[0]?.p as DhcpPacket)).toBe(MessageType.ACK);
-    const reopened = await LeaseStore.open(dir);
+    const reopened = await FileLeaseStore.open(dir);
     opened.push(reopened);
     expect(reopened.leases()).toMatchObject([{ mac: MAC, ip: '198.18.0.100' }]);
   });
@@ -550,4 +554,73 @@ describe('DhcpServer by the RFCs', () => {
     expect(r.replies()).toHaveLength(0);
     expect(r.server.counters.malformed).toBe(1);
   });
+});
+
+describe('DhcpServer events (src/events/): the reply path never waits for a subscriber', () => {
+  const exchange = async (r: Rig): Promise<void> => {
+    r.client.send(request(MessageType.DISCOVER, [o(Opt.CLIENT_ARCH, [0]), o(Opt.VENDOR_CLASS, 'PXEClient:Arch:00000:UNDI:002001')]), SERVER);
+    await r.settle(() => r.replies().length === 1);
+    const offer = r.replies()[0]?.p as DhcpPacket;
+    r.client.send(request(MessageType.REQUEST, [o(Opt.SERVER_ID, SERVER_IP), o(Opt.REQUESTED_IP, offer.yiaddr)]), SERVER);
+    await r.settle(() => r.replies().length === 2);
+  };
+
+  it('publishes discover, offer, request\'s ack, nak and release with the client, address, arch and vendor class, in order', async () => {
+    const seen: Stamped[] = [];
+    const bus = new EventBus({ wallNow: () => 0 });
+    bus.subscribe('test', (e) => void seen.push(e));
+    const r = await rig({}, undefined, { events: bus });
+    await exchange(r);
+    r.client.send(request(MessageType.REQUEST, [o(Opt.REQUESTED_IP, '198.18.1.9')]), SERVER); // INIT-REBOOT on the wrong network: NAK
+    r.client.send(request(MessageType.RELEASE, [o(Opt.SERVER_ID, SERVER_IP)], { ciaddr: '198.18.0.100' }), SERVER);
+    await r.settle(() => seen.length === 5);
+    await bus.drained();
+    expect(seen.map((e) => (e.type === 'dhcp' ? `${e.message} ${e.ip ?? '-'}` : e.type))).toEqual(['discover -', 'offer 198.18.0.100', 'ack 198.18.0.100', 'nak -', 'release 198.18.0.100']);
+    expect(seen[1]).toMatchObject({ type: 'dhcp', mac: MAC, clientId: null, arch: 0, vendorClass: 'PXEClient:Arch:00000:UNDI:002001', pxe: true, relay: null, bootFile: null }); // unknown_hosts: lease gives no boot file
+    expect(seen[3]).toMatchObject({ message: 'nak', reason: expect.stringContaining('not on this network') });
+    expect(seen.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  it('a subscriber that takes a second per event does not delay an ACK, and still gets every event in order', async () => {
+    const got: string[] = [];
+    const bus = new EventBus({ wallNow: () => 0 });
+    bus.subscribe('slow', async (e) => {
+      await new Promise((res) => setTimeout(res, 1000)); // a database that answers in a second
+      if (e.type === 'dhcp') got.push(e.message);
+    });
+    const r = await rig({}, undefined, { events: bus });
+    const t0 = performance.now();
+    await exchange(r);
+    const ms = performance.now() - t0;
+    expect(type(r.replies()[1]?.p as DhcpPacket)).toBe(MessageType.ACK);
+    expect(ms).toBeLessThan(500); // the subscriber is still on its first event
+    expect(got).toEqual([]);
+    await bus.drained();
+    expect(got).toEqual(['discover', 'offer', 'ack']);
+  }, 15_000);
+
+  it('a subscriber that throws, or blocks the loop, runs only after the reply that caused its event went out; the others still get everything', async () => {
+    const failures: string[] = [];
+    const bus = new EventBus({ wallNow: () => 0, onFailure: (name) => failures.push(name) });
+    let r: Rig | null = null;
+    let acksOnWireWhenBlocked = -1;
+    bus.subscribe('throws', () => {
+      throw new Error('subscriber bug');
+    });
+    bus.subscribe('blocks', (e) => {
+      if (e.type !== 'dhcp' || e.message !== 'ack') return;
+      acksOnWireWhenBlocked = r?.replies().filter((x) => type(x.p) === MessageType.ACK).length ?? -1;
+      const until = performance.now() + 1000;
+      while (performance.now() < until); // a subscriber that blocks the event loop for a second
+    });
+    const good: string[] = [];
+    bus.subscribe('good', (e) => void (e.type === 'dhcp' && good.push(e.message)));
+    r = await rig({}, undefined, { events: bus });
+    await exchange(r);
+    await bus.drained();
+    expect(acksOnWireWhenBlocked).toBe(1);
+    expect(good).toEqual(['discover', 'offer', 'ack']);
+    expect(failures).toEqual(['throws', 'throws', 'throws']);
+    expect(bus.stats().subscribers.find((s) => s.name === 'throws')).toMatchObject({ failed: 3, delivered: 0 });
+  }, 15_000);
 });

@@ -5,9 +5,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { warmUpDhcp } from '../../src/dhcp/warmup.js';
 import { systemClock } from '../../src/net/clock.js';
 import { nodeUdp, type BindOptions, type UdpSocket, type UdpSocketFactory } from '../../src/net/udp.js';
-import { LeaseStore } from '../../src/state/lease-store.js';
+import { FileLeaseStore } from '../../src/state/lease-store.js';
 import { ManualClock } from '../helpers/clock.js';
-import { sweepStaleWarmUps, warmUp } from '../../src/app.js';
+import { sweepStaleWarmUps, warmUp } from '../../src/serve/dhcp.js';
 import { silentLogger, type Logger } from '../../src/log.js';
 
 const config = { mode: 'full', serverIp: '198.18.0.1', subnetMask: '255.255.255.0', leaseSeconds: 600, unknownHosts: 'ignore', bootFiles: { bios: 'pxelinux.0', efi: { 'efi-x64': 'syslinux.efi' }, ipxe: 'boot.ipxe' } } as const;
@@ -46,16 +46,16 @@ describe('DHCP warm-up', () => {
     };
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'bootd-warmup-test-'));
     dirs.push(dir);
-    const stores: LeaseStore[] = [];
-    const openStore = async (): Promise<LeaseStore> => {
-      const s = await LeaseStore.open(path.join(dir, String(stores.length)), undefined, { sync: false });
+    const stores: FileLeaseStore[] = [];
+    const openStore = async (): Promise<FileLeaseStore> => {
+      const s = await FileLeaseStore.open(path.join(dir, String(stores.length)), undefined, { sync: false });
       stores.push(s);
       return s;
     };
     const acks = await warmUpDhcp({ clock: systemClock, hosts: { isKnown: () => false }, config }, { rounds: 200, concurrency: 20, udp: watched, openStore });
     // a spare set is built and closed first (see warmUpDhcp), then the one that runs the exchanges
     expect(stores.length).toBe(2);
-    const store = stores[1] as LeaseStore;
+    const store = stores[1] as FileLeaseStore;
     expect(acks).toBe(200);
     expect(binds.map((b) => b.address)).toEqual(['127.0.0.1', '127.0.0.1', '127.0.0.1', '127.0.0.1']);
     expect(binds.every((b) => b.device === undefined && b.broadcast === undefined)).toBe(true);
@@ -84,11 +84,21 @@ describe('DHCP warm-up', () => {
 });
 
 describe('DHCP warm-up at serve time (app.ts)', () => {
-  it('serves anyway when the warm-up cannot run: no writable temp directory gives a warning and 0 exchanges', async () => {
+  it('with no writable temp directory, warms up over the memory lease store', async () => {
+    const warnings: string[] = [];
+    const log = { ...silentLogger, level: 'info', warn: (_o: object, msg?: string) => void warnings.push(msg ?? ''), child: () => silentLogger } as unknown as Logger;
+    const pool = { ranges: [{ start: 0x0a090010, end: 0x0a0900f0 }], leaseSeconds: 600, offerHoldMs: 30_000, declineHoldMs: 600_000, reservations: new Map<string, number>(), excluded: new Set<number>() };
+    const n = await warmUp({ clock: systemClock, udp: nodeUdp, log }, { isKnown: () => false }, { ...config, serverIp: '10.9.0.1' }, pool, { broadcast: true, reuseAddr: true }, '/nonexistent/bootd-test');
+    expect(n).toBe(1000);
+    expect(warnings).toEqual([]);
+  }, 20_000);
+
+  it('serves anyway when the warm-up cannot run (no loopback socket and no memory of its own: a warning and 0 exchanges)', async () => {
     const warnings: string[] = [];
     const log = { ...silentLogger, level: 'info', warn: (_o: object, msg?: string) => void warnings.push(msg ?? ''), child: () => silentLogger } as unknown as Logger;
     const pool = { ranges: [{ start: 0x0a090010, end: 0x0a090020 }], leaseSeconds: 600, offerHoldMs: 30_000, declineHoldMs: 600_000, reservations: new Map<string, number>(), excluded: new Set<number>() };
-    const n = await warmUp({ clock: systemClock, udp: nodeUdp, log }, { isKnown: () => false }, config, pool, {}, '/nonexistent/bootd-test');
+    const broken = { bind: () => Promise.reject(new Error('no sockets here')) };
+    const n = await warmUp({ clock: systemClock, udp: broken, log: { ...log, child: () => { throw new Error('logger broken'); } } as unknown as Logger }, { isKnown: () => false }, config, pool, {}, os.tmpdir());
     expect(n).toBe(0);
     expect(warnings).toEqual([expect.stringContaining('dhcp warm-up failed')]);
   });

@@ -10,11 +10,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HttpFileServer, type HttpTransfer } from '../../src/http/server.js';
+import { HttpFileServer } from '../../src/http/server.js';
+import { transfersInto, type FlatTransfer } from '../helpers/events.js';
 import { systemClock } from '../../src/net/clock.js';
 import { silentLogger } from '../../src/log.js';
-import { FileRoot, VirtualFileTable } from '../../src/tftp/fileroot.js';
-import { FileCache, type CachedSource } from '../../src/tftp/source.js';
+import { FileRoot, VirtualFileTable } from '../../src/files/root.js';
+import { FileCache, type CachedSource } from '../../src/files/source.js';
 import { until } from '../helpers/workdir.js';
 
 const run = promisify(execFile);
@@ -30,7 +31,7 @@ describe.each([
   let server: HttpFileServer;
   let base: string;
   const big = Buffer.alloc(3 * 1024 * 1024 + 17);
-  const done: HttpTransfer[] = [];
+  const done: FlatTransfer[] = [];
 
   beforeAll(async () => {
     for (let i = 0; i < big.length; i++) big[i] = (i * 31 + (i >> 11)) & 0xff;
@@ -42,8 +43,7 @@ describe.each([
     symlinkSync(path.join(dir, 'secret'), path.join(dir, 'root/escape'));
     const v = new VirtualFileTable();
     v.set('boot.ipxe', '#!ipxe\nchain /ipxe/${mac:hexhyp}.ipxe\n');
-    server = await HttpFileServer.start({ root: await FileRoot.open(path.join(dir, 'root'), [v]), ...(cache ? { cache } : {}), clock: systemClock, log: silentLogger }, '127.0.0.1', 0);
-    server.onTransfer((t) => done.push(t));
+    server = await HttpFileServer.start({ root: await FileRoot.open(path.join(dir, 'root'), [v]), ...(cache ? { cache } : {}), clock: systemClock, log: silentLogger, events: transfersInto(done) }, '127.0.0.1', 0);
     base = `http://127.0.0.1:${server.address.port}`;
   });
 
@@ -133,9 +133,8 @@ describe('HTTP warm-up', () => {
     const root = await FileRoot.open(dir, []);
     const asked: string[] = [];
     const resolver = { resolve: (name: string, ctx: Parameters<FileRoot['resolve']>[1]) => (asked.push(name), root.resolve(name, ctx)) };
-    const server = await HttpFileServer.start({ root: resolver, clock: systemClock, log: silentLogger }, '127.0.0.1', 0);
-    const done: HttpTransfer[] = [];
-    server.onTransfer((t) => done.push(t));
+    const done: FlatTransfer[] = [];
+    const server = await HttpFileServer.start({ root: resolver, clock: systemClock, log: silentLogger, events: transfersInto(done) }, '127.0.0.1', 0);
     try {
       await server.warmUp();
       expect(asked).toHaveLength(1); // the request reached the handler and the path resolution

@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { appendFile, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LeaseStore } from '../../src/state/lease-store.js';
+import { FileLeaseStore } from '../../src/state/lease-store.js';
 import { REPO, startBootd, type RunningBootd } from '../helpers/bootd.js';
 import { TestNet, netnsUnavailable } from '../helpers/netns.js';
 import { makeWorkDir } from '../helpers/workdir.js';
@@ -107,7 +107,7 @@ describe.skipIf(skip !== null)(`kill -9 ${KILLS} times under a lease loop and up
     expect(completed.length).toBeGreaterThan(0);
 
     // what is on disk, as bootd recovers it
-    const onDisk = new Map((await LeaseStore.read(state())).map((l) => [l.mac, l]));
+    const onDisk = new Map((await FileLeaseStore.read(state())).map((l) => [l.mac, l]));
     for (const [mac, a] of lastAck) {
       const l = onDisk.get(mac);
       expect(l?.ip, `lease of ${mac}`).toBe(a.ip);

@@ -8,11 +8,11 @@
 import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LeaseStore } from '../../src/state/lease-store.js';
+import { FileLeaseStore } from '../../src/state/lease-store.js';
 import { REPO, startBootd, type RunningBootd } from '../helpers/bootd.js';
 import { TestNet, netnsUnavailable } from '../helpers/netns.js';
 import { makeWorkDir, until } from '../helpers/workdir.js';
-import { HostStore } from '../../src/state/host-store.js';
+import { FileHostRecords } from '../../src/state/host-records.js';
 
 const skip = netnsUnavailable();
 if (skip) console.warn(`SKIPPED dhcp interop tests: ${skip}`);
@@ -111,8 +111,8 @@ describe.skipIf(skip !== null)('real DHCP clients against bootd serve (full mode
 
   it('keeps no after-boot records of plain DHCP clients that are not in hosts/ and that it does not boot', async () => {
     await new Promise((r) => setTimeout(r, 600)); // past the store's gathering delay
-    const doc = await HostStore.read(path.join(dir, 'state'));
-    expect(Object.keys(doc.hosts)).toEqual([]);
+    const records = await FileHostRecords.reader(path.join(dir, 'state'));
+    expect((await records.list()).items).toEqual([]);
     expect(bootd.logs.filter((l) => l.msg === 'dhcp ack').length).toBeGreaterThanOrEqual(4);
   });
 
@@ -128,7 +128,7 @@ describe.skipIf(skip !== null)('real DHCP clients against bootd serve (full mode
   });
 
   it('gives each client a different address and keeps every ACKed lease on disk', async () => {
-    const store = await LeaseStore.open(path.join(dir, 'state')); // snapshot + journal, as bootd recovers them
+    const store = await FileLeaseStore.open(path.join(dir, 'state')); // snapshot + journal, as bootd recovers them
     const leases = store.leases();
     await store.close();
     const ips = leases.map((l) => l.ip);

@@ -6,7 +6,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LeaseStore } from '../../src/state/lease-store.js';
+import { FileLeaseStore } from '../../src/state/lease-store.js';
 import { REPO, startBootd, type RunningBootd } from '../helpers/bootd.js';
 import { TestNet, netnsUnavailable } from '../helpers/netns.js';
 import { makeWorkDir } from '../helpers/workdir.js';
@@ -55,7 +55,7 @@ describe.skipIf(skip !== null)('DHCP leases survive kill -9', () => {
     expect(lines.length).toBeGreaterThanOrEqual(40);
     const ackedLeases = new Map(lines.map((l) => l.split(' ') as [string, string]));
 
-    const store = await LeaseStore.open(path.join(dir, 'state')); // snapshot + journal, as bootd recovers them
+    const store = await FileLeaseStore.open(path.join(dir, 'state')); // snapshot + journal, as bootd recovers them
     const onDisk = new Map(store.leases().map((l) => [l.mac, l.ip]));
     await store.close();
     for (const [mac, ip] of ackedLeases) expect(onDisk.get(mac), `lease of ${mac}`).toBe(ip);

@@ -10,7 +10,7 @@ import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LeaseStore } from '../../src/state/lease-store.js';
+import { FileLeaseStore } from '../../src/state/lease-store.js';
 import { startBootd, type RunningBootd } from '../helpers/bootd.js';
 import { TestNet, netnsUnavailable } from '../helpers/netns.js';
 import { makeWorkDir, until } from '../helpers/workdir.js';
@@ -87,7 +87,7 @@ describe.skipIf(skip !== null)('a full disk under the state directory (tmpfs)', 
       await rm(filler); // space is back
       await until(async () => (await events()).includes('bound'), 30_000, 'udhcpc bound once space returned');
       const ip = /bound ip=(\S+)/.exec(await events())?.[1];
-      const onDisk = (await LeaseStore.read(state())).find((l) => l.mac === CLIENT_MAC);
+      const onDisk = (await FileLeaseStore.read(state())).find((l) => l.mac === CLIENT_MAC);
       expect(onDisk?.ip).toBe(ip);
       expect((await put(path.join(dir, 'during.bin'), 'during.bin')).exitCode).toBe(0);
       expect(sha(await readFile(path.join(stored, 'during.bin')))).toBe(sha(upload));

@@ -3,10 +3,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Lease } from '../../src/dhcp/leases.js';
-import { LeaseStore, type LeaseChange } from '../../src/state/lease-store.js';
+import { FileLeaseStore } from '../../src/state/lease-store.js';
+import type { LeaseChange } from '../../src/dhcp/lease-store.js';
 
 let dir: string;
-const stores: LeaseStore[] = [];
+const stores: FileLeaseStore[] = [];
 beforeEach(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'bootd-store-'));
 });
@@ -16,8 +17,8 @@ afterEach(async () => {
 });
 
 const lease = (n: number, exp = 1000 + n): Lease => ({ mac: `52:54:00:00:00:${n.toString(16).padStart(2, '0')}`, ip: `198.18.0.${n}`, expiresAt: exp });
-async function open(compactAfter?: number): Promise<LeaseStore> {
-  const s = await LeaseStore.open(dir, compactAfter);
+async function open(compactAfter?: number): Promise<FileLeaseStore> {
+  const s = await FileLeaseStore.open(dir, compactAfter);
   stores.push(s);
   return s;
 }
@@ -49,7 +50,7 @@ function model() {
   };
 }
 
-describe('LeaseStore (snapshot + journal)', () => {
+describe('FileLeaseStore (snapshot + journal)', () => {
   it('starts empty and recovers what it committed', async () => {
     const s = await open();
     expect(s.leases()).toEqual([]);
@@ -197,6 +198,6 @@ describe('LeaseStore (snapshot + journal)', () => {
 
   it('refuses to start on a corrupt snapshot, naming it, rather than starting empty and losing leases', async () => {
     await writeFile(path.join(dir, 'leases.json'), '{"version":1,"leases":[{"mac":');
-    await expect(LeaseStore.open(dir)).rejects.toMatchObject({ code: 'ERR_STATE_CORRUPT', message: expect.stringContaining('leases.json') });
+    await expect(FileLeaseStore.open(dir)).rejects.toMatchObject({ code: 'ERR_STATE_CORRUPT', message: expect.stringContaining('leases.json') });
   });
 });

@@ -17,7 +17,7 @@ import { linuxMtu } from '../../src/net/mtu.js';
 import { fastUdp, loadFastUdp } from '../../src/net/native-udp.js';
 import { nodeUdp, type UdpSocket } from '../../src/net/udp.js';
 import { TFTP_DEFAULTS } from '../../src/tftp/server.js';
-import type { TransferResult } from '../../src/tftp/transfer.js';
+import { flat, type FlatTransfer } from '../helpers/events.js';
 import { BOOTD_BIN } from '../helpers/bootd.js';
 import { TestClient } from '../helpers/tftp-client.js';
 import { until } from '../helpers/workdir.js';
@@ -78,8 +78,10 @@ describe('bootd on 127.0.0.1 with real sockets', () => {
     const ac = new AbortController();
     const tftp = { root: dir, listen: '127.0.0.1', port: 0, maxTransfers: 10, maxBlksize: TFTP_DEFAULTS.maxBlksize, maxWindowsize: TFTP_DEFAULTS.maxWindowsize, timing: TFTP_DEFAULTS.timing, cacheBytes: 64 << 20 };
     const app: App = await startApp({ tftp }, { log: silentLogger, clock: systemClock, udp: fastUdp(nodeUdp, addon), mtu: linuxMtu }, ac.signal);
-    const results: TransferResult[] = [];
-    app.tftp.onTransfer((t) => results.push(t));
+    const results: FlatTransfer[] = [];
+    app.events.subscribe('test', (e) => {
+      if (e.type === 'transfer.finished') results.push(flat(e));
+    });
     const sock: UdpSocket = await nodeUdp.bind({ address: '127.0.0.1', port: 0 });
     try {
       for (const [i, windowsize] of [[0, 1], [1, 4]] as const) {

@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
-import { FileRoot, VirtualFileTable } from '../../src/tftp/fileroot.js';
+import { FileRoot, VirtualFileTable } from '../../src/files/root.js';
 import { Opcode, encodePacket } from '../../src/tftp/packet.js';
 import { TFTP_DEFAULTS, TftpServer, type TftpServerConfig } from '../../src/tftp/server.js';
-import { FileCache } from '../../src/tftp/source.js';
-import type { TransferResult } from '../../src/tftp/transfer.js';
+import { FileCache } from '../../src/files/source.js';
+import { transfersInto, type FlatTransfer } from '../helpers/events.js';
 import type { WritePolicy } from '../../src/tftp/write-transfer.js';
 import { ManualClock } from '../helpers/clock.js';
 import { settle } from '../helpers/settle.js';
@@ -37,7 +37,7 @@ interface Rig {
   net: MemoryNetwork;
   clock: ManualClock;
   server: TftpServer;
-  results: TransferResult[];
+  results: FlatTransfer[];
   client(addr?: string, drop?: (b: number) => boolean): TestClient;
   /** Lets async steps (file resolution, socket binds) finish and delivers packets until quiet. */
   /** Delivers packets until quiet (80 ms with nothing to deliver), or until `done()` holds (at most 10 s). */
@@ -47,6 +47,7 @@ interface Rig {
 async function rig(config: Partial<TftpServerConfig> = {}, mtu = 1500, cacheBytes = 64 << 20, writes?: WritePolicy): Promise<Rig> {
   const net = new MemoryNetwork();
   const clock = new ManualClock();
+  const results: FlatTransfer[] = [];
   const virtual = new VirtualFileTable();
   virtual.set('pxelinux.cfg/01-52-54-00-00-00-01', 'DEFAULT buildos\n');
   const server = new TftpServer({
@@ -57,6 +58,7 @@ async function rig(config: Partial<TftpServerConfig> = {}, mtu = 1500, cacheByte
     cache: new FileCache(cacheBytes),
     mtu: () => mtu,
     ...(writes ? { writes } : {}),
+    events: { sink: transfersInto(results), protocol: 'tftp' },
     log: silentLogger,
     config: {
       maxTransfers: 100,
@@ -67,8 +69,6 @@ async function rig(config: Partial<TftpServerConfig> = {}, mtu = 1500, cacheByte
       ...config,
     },
   });
-  const results: TransferResult[] = [];
-  server.onTransfer((r) => results.push(r));
   let n = 2;
   return {
     net,

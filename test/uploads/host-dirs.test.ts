@@ -105,7 +105,7 @@ describe('uploads: partial files', () => {
     await writeFile(path.join(own, '.upload-0a1b2c-report.json'), 'half');
     await writeFile(path.join(own, '.UPLOAD-0a1b2c-report.json'), 'half');
     const r = await policy().resolve(name, { peer });
-    expect(r).toMatchObject({ ok: false, code: ErrorCode.FILE_NOT_FOUND, reason: 'upload in progress' });
+    expect(r).toMatchObject({ ok: false, failure: 'not-found', reason: 'upload in progress' });
     expect(await policy().authorize(peer, name)).toMatchObject({ ok: false, code: ErrorCode.ACCESS_VIOLATION });
   });
 });
@@ -125,7 +125,7 @@ describe('uploads: confinement before creation', () => {
 
   it('does not create the host directory on a read', async () => {
     await mkdir(path.join(dir, 'up'));
-    expect(await policy().resolve('nothing.txt', { peer })).toMatchObject({ ok: false, code: ErrorCode.FILE_NOT_FOUND });
+    expect(await policy().resolve('nothing.txt', { peer })).toMatchObject({ ok: false, failure: 'not-found' });
     expect(await readdir(path.join(dir, 'up'))).toEqual([]);
   });
 

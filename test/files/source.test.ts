@@ -3,7 +3,7 @@ import { mkdtemp, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CachedSource, FileCache, STREAM_CHUNK_BYTES, StreamSource } from '../../src/tftp/source.js';
+import { CachedSource, FileCache, STREAM_CHUNK_BYTES, StreamSource } from '../../src/files/source.js';
 
 let dir: string;
 const big = randomBytes(3 * STREAM_CHUNK_BYTES + 12345);

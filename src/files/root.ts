@@ -1,7 +1,10 @@
 /**
- * What a TFTP name resolves to: a virtual file registered by another module
- * (generated pxelinux configs, iPXE scripts) or a regular file under the root
- * directory. Symlinks are followed only while they stay inside the root.
+ * The file tree the protocols share (TFTP and HTTP read it; uploads and
+ * machine ports are views of it): what a request name resolves to, a
+ * virtual file registered by another module (generated pxelinux configs,
+ * iPXE scripts) or a regular file under the root directory. Symlinks are
+ * followed only while they stay inside the root. Failures are neutral (not
+ * found, denied, busy): TFTP maps them to its error codes, HTTP to statuses.
  *
  * The name is resolved with synchronous realpath(3) and stat(2), on the event
  * loop, as C servers do: for a tree on a local disk both come from the dentry
@@ -15,7 +18,6 @@
  */
 import fs, { type Stats } from 'node:fs';
 import path from 'node:path';
-import { ErrorCode } from './packet.js';
 import { normalizeRequestPath } from './paths.js';
 
 /** Who is asking; virtual files may differ per client (per-MAC configs come by name, but not only). */
@@ -57,10 +59,30 @@ export class VirtualFileTable implements VirtualFiles {
   }
 }
 
+/** Why a name gives no file: there is none, the asker may not have it, or not now. */
+export type FileFailure = 'not-found' | 'denied' | 'busy';
+
+/** A failed resolution: the failure, a message for the client, and the reason for the log. */
+export interface Refusal {
+  readonly ok: false;
+  readonly failure: FileFailure;
+  readonly message: string;
+  readonly reason: string;
+  readonly path?: string;
+}
+
 export type Resolution =
   | { readonly ok: true; readonly kind: 'virtual'; readonly path: string; readonly content: Buffer }
   | { readonly ok: true; readonly kind: 'file'; readonly path: string; readonly realPath: string; readonly stat: Stats }
-  | { readonly ok: false; readonly code: number; readonly message: string; readonly reason: string; readonly path?: string };
+  | Refusal;
+
+export function notFound(reason: string, p?: string): Refusal {
+  return { ok: false, failure: 'not-found', message: 'File not found', reason, ...(p !== undefined ? { path: p } : {}) };
+}
+
+export function denied(reason: string, p?: string, message = 'Access violation'): Refusal {
+  return { ok: false, failure: 'denied', message, reason, ...(p !== undefined ? { path: p } : {}) };
+}
 
 /** What a server resolves request names with: a FileRoot, or a view of one per client. */
 export interface Resolver {
@@ -78,13 +100,13 @@ export class FileRoot implements Resolver {
   static async open(root: string, virtual: readonly VirtualFiles[] = []): Promise<FileRoot> {
     const real = await fs.promises.realpath(root);
     const st = await fs.promises.stat(real);
-    if (!st.isDirectory()) throw new Error(`TFTP root ${root} is not a directory`);
+    if (!st.isDirectory()) throw new Error(`file root ${root} is not a directory`);
     return new FileRoot(real, virtual);
   }
 
   async resolve(rawName: string, ctx: RequestContext): Promise<Resolution> {
     const n = normalizeRequestPath(rawName);
-    if (!n.ok) return deny(n.reason);
+    if (!n.ok) return denied(n.reason);
     for (const v of this.virtual) {
       const got = await v.get(n.path, ctx);
       if (got === undefined) continue;
@@ -98,12 +120,12 @@ export class FileRoot implements Resolver {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') {
-        return { ok: false, code: ErrorCode.FILE_NOT_FOUND, message: 'File not found', reason: 'not found', path: n.path };
+        return notFound('not found', n.path);
       }
-      return deny(`cannot resolve: ${code ?? String(err)}`, n.path);
+      return denied(`cannot resolve: ${code ?? String(err)}`, n.path);
     }
     if (real !== this.realRoot && !real.startsWith(this.realRoot + path.sep)) {
-      return deny('symlink resolves outside the root', n.path);
+      return denied('symlink resolves outside the root', n.path);
     }
     return regularFile(n.path, real);
   }
@@ -115,14 +137,10 @@ function regularFile(p: string, real: string): Resolution {
     stat = fs.statSync(real);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return { ok: false, code: ErrorCode.FILE_NOT_FOUND, message: 'File not found', reason: 'not found', path: p };
-    return deny(`cannot stat: ${code ?? String(err)}`, p);
+    if (code === 'ENOENT') return notFound('not found', p);
+    return denied(`cannot stat: ${code ?? String(err)}`, p);
   }
   // Devices, FIFOs and directories are never served: /dev/zero would never end.
-  if (!stat.isFile()) return deny('not a regular file', p);
+  if (!stat.isFile()) return denied('not a regular file', p);
   return { ok: true, kind: 'file', path: p, realPath: real, stat };
-}
-
-function deny(reason: string, p?: string): Resolution {
-  return { ok: false, code: ErrorCode.ACCESS_VIOLATION, message: 'Access violation', reason, ...(p ? { path: p } : {}) };
 }

@@ -2,8 +2,8 @@ import { mkdtemp, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FileRoot, VirtualFileTable } from '../../src/tftp/fileroot.js';
-import { normalizeRequestPath } from '../../src/tftp/paths.js';
+import { FileRoot, VirtualFileTable } from '../../src/files/root.js';
+import { normalizeRequestPath } from '../../src/files/paths.js';
 
 /** Attempts to leave the root. Each must be refused, whatever the spelling. */
 export const ESCAPES: string[] = [
@@ -74,7 +74,7 @@ describe('FileRoot confinement', () => {
     expect(ESCAPES.length).toBeGreaterThanOrEqual(50);
     for (const raw of ESCAPES) {
       const r = await root.resolve(raw, ctx);
-      expect(r, `resolving ${JSON.stringify(raw)}`).toMatchObject({ ok: false, code: 2 });
+      expect(r, `resolving ${JSON.stringify(raw)}`).toMatchObject({ ok: false, failure: 'denied' });
     }
   });
 
@@ -85,12 +85,12 @@ describe('FileRoot confinement', () => {
   });
 
   it('answers a missing file with ERROR 1 (PXELINUX walks ten config names)', async () => {
-    expect(await root.resolve('pxelinux.cfg/0AD54D81', ctx)).toMatchObject({ ok: false, code: 1 });
-    expect(await root.resolve('x/y', ctx)).toMatchObject({ ok: false, code: 1 }); // ENOTDIR
+    expect(await root.resolve('pxelinux.cfg/0AD54D81', ctx)).toMatchObject({ ok: false, failure: 'not-found' });
+    expect(await root.resolve('x/y', ctx)).toMatchObject({ ok: false, failure: 'not-found' }); // ENOTDIR
   });
 
   it('refuses directories (not a regular file)', async () => {
-    expect(await root.resolve('boot', ctx)).toMatchObject({ ok: false, code: 2, reason: 'not a regular file' });
+    expect(await root.resolve('boot', ctx)).toMatchObject({ ok: false, failure: 'denied', reason: 'not a regular file' });
   });
 
   it('serves registered virtual files before the disk, by normalised name', async () => {
