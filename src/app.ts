@@ -150,21 +150,24 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
     const cache = new FileCache(cfg.tftp.cacheBytes);
     stats.register('cache', () => ({ ...cache.stats() }), ['bytes', 'entries']);
     const fileDeps = { log, clock: deps.clock, udp: deps.udp, mtu: deps.mtu, events: bus, onFatal };
-    parts.tftp = await startTftp(cfg.tftp, fileDeps, root, cache, locator);
-    const tftp = parts.tftp;
-    stats.register('tftp', () => tftp.counters, ['active']);
-    bus.publish({ type: 'server', server: 'tftp', state: 'started', listen: `${tftp.address.address}:${tftp.address.port}` });
+    // each server, once listening: its counters in the registry, and a `server started` event
+    const listening = <T>(name: string, counters: () => { readonly [K in keyof T]: number }, gauges: readonly (keyof T & string)[], listen: string): void => {
+      stats.register(name, counters, gauges);
+      bus.publish({ type: 'server', server: name, state: 'started', listen });
+    };
+    const at = (a: { address: string; port: number }): string => `${a.address}:${a.port}`;
+    const tftp = await startTftp(cfg.tftp, fileDeps, root, cache, locator);
+    parts.tftp = tftp;
+    listening('tftp', () => tftp.counters, ['active'], at(tftp.address));
     if (cfg.uploads) {
       const uploads = await startUploads(cfg.uploads, cfg.tftp, fileDeps, locator, () => hosts?.current);
       parts.uploads = uploads;
-      stats.register('uploads', () => uploads.counters, ['active']);
-      bus.publish({ type: 'server', server: 'uploads', state: 'started', listen: `${uploads.address.address}:${uploads.address.port}` });
+      listening('uploads', () => uploads.counters, ['active'], at(uploads.address));
     }
     if (cfg.http) {
       const http = await startHttp(cfg.http, fileDeps, root, cache);
       parts.http = http;
-      stats.register('http', () => http.counters, ['active']);
-      bus.publish({ type: 'server', server: 'http', state: 'started', listen: `${http.address.address}:${http.address.port}` });
+      listening('http', () => http.counters, ['active'], at(http.address));
     }
     if (cfg.dhcp) {
       const d = await startDhcp(cfg.dhcp, { log, clock: deps.clock, udp: deps.udp, events: bus, onFatal: onFatal('dhcp') }, hosts);
@@ -172,47 +175,46 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
       parts.stopDhcpStore = () => d.store.close();
       leases = d.leases;
       hostsHalf.onChanged(d.onHostsChanged);
-      stats.register('dhcp', () => d.server.counters);
       stats.register('leases', () => ({ active: d.leases.size }), ['active']);
-      bus.publish({ type: 'server', server: 'dhcp', state: 'started', listen: cfg.dhcp.interface });
+      listening('dhcp', () => d.server.counters, [], cfg.dhcp.interface);
     }
-    let after: AfterBoot | null = null;
-    let machines: MachinePorts | null = null;
-    if (cfg.state) {
-      const st = await startState(cfg.state, { log, clock: deps.clock, udp: deps.udp, mtu: deps.mtu, bus, stats }, {
-        hosts,
-        hostsDir: cfg.hosts?.dir,
-        catalog,
-        locator,
-        lease: (mac) => leases?.latestForMac(mac)?.ip,
-        unknownImage: unknownImageOf(cfg)?.name,
-        tftp: cfg.tftp,
-      });
+    const st = cfg.state
+      ? await startState(cfg.state, { log, clock: deps.clock, udp: deps.udp, mtu: deps.mtu, bus, stats }, {
+          hosts,
+          hostsDir: cfg.hosts?.dir,
+          catalog,
+          locator,
+          lease: (mac) => leases?.latestForMac(mac)?.ip,
+          unknownImage: unknownImageOf(cfg)?.name,
+          tftp: cfg.tftp,
+        })
+      : null;
+    if (st) {
       parts.stopState = st.stop;
-      after = st.after;
-      machines = st.machines;
       hostsHalf.onChanged(st.onHostsChanged);
     }
-    const stopped = new Promise<void>((resolve) => {
-      const stop = (): void => {
-        log.info({ active: tftp.counters.active }, 'stopping');
-        void stopAll().then(() => {
-          for (const server of ['dhcp', 'tftp', 'uploads', 'http'] as const) if (parts[server]) bus.publish({ type: 'server', server, state: 'stopped' });
-          // peak resident memory and every counter, for boot-storm measurements (docs/performance.md)
-          log.info({ stats: stats.snapshot(), maxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024) }, 'stopped');
-          resolve();
-        });
-      };
-      const either = AbortSignal.any([signal, halt.signal]);
-      if (either.aborted) stop();
-      else either.addEventListener('abort', stop, { once: true });
+    const stopped = stopOn(AbortSignal.any([signal, halt.signal]), async () => {
+      log.info({ active: tftp.counters.active }, 'stopping');
+      await stopAll();
+      for (const server of ['dhcp', 'tftp', 'uploads', 'http'] as const) if (parts[server]) bus.publish({ type: 'server', server, state: 'stopped' });
+      // peak resident memory and every counter, for boot-storm measurements (docs/performance.md)
+      log.info({ stats: stats.snapshot(), maxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024) }, 'stopped');
     });
-    return { tftp, dhcp: parts.dhcp, http: parts.http, uploads: parts.uploads, virtualFiles, hosts, catalog, afterBoot: after, machines, events: bus, stats, stopped, failure: () => failure };
+    return { tftp, dhcp: parts.dhcp, http: parts.http, uploads: parts.uploads, virtualFiles, hosts, catalog, afterBoot: st?.after ?? null, machines: st?.machines ?? null, events: bus, stats, stopped, failure: () => failure };
   } catch (err) {
     // the first fatal error at start-up stops what had started
     await stopAll().catch(() => {});
     throw err;
   }
+}
+
+/** Runs `stop` once `signal` aborts (at once if it has); resolves when it is done. */
+function stopOn(signal: AbortSignal, stop: () => Promise<void>): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const run = (): void => void stop().then(resolve, resolve);
+    if (signal.aborted) run();
+    else signal.addEventListener('abort', run, { once: true });
+  });
 }
 
 function unknownImageOf(cfg: AppConfig): ImageRef | undefined {

@@ -9,6 +9,7 @@
  * fingerprint is recorded with the output instead. bootd's own key pair
  * (<state>/ssh/bootd_ed25519) is baked into images as root's authorized key.
  */
+import { systemClock, type Clock } from '../net/clock.js';
 import { createHash } from 'node:crypto';
 import net from 'node:net';
 import { Client } from 'ssh2';
@@ -62,15 +63,15 @@ export function parseSmokeOutput(out: string): { passed: number; failed: string[
 }
 
 /** Whether a TCP port accepts a connection within `timeoutMs`. */
-export function tcpAnswers(host: string, port: number, timeoutMs: number): Promise<boolean> {
+export function tcpAnswers(host: string, port: number, timeoutMs: number, clock: Clock = systemClock): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect({ host, port });
     const done = (ok: boolean): void => {
-      clearTimeout(t);
+      t.cancel();
       s.destroy();
       resolve(ok);
     };
-    const t = setTimeout(() => done(false), timeoutMs);
+    const t = clock.setTimer(timeoutMs, () => done(false));
     s.once('connect', () => done(true));
     s.once('error', () => done(false));
   });
@@ -78,7 +79,7 @@ export function tcpAnswers(host: string, port: number, timeoutMs: number): Promi
 
 type Attempt = { kind: 'ran'; exitCode: number | null; signal?: string; output: string } | { kind: 'no-connection'; error: string };
 
-function attempt(p: SmokeParams, deadline: number): Promise<Attempt> {
+function attempt(p: SmokeParams, deadline: number, clock: Clock): Promise<Attempt> {
   return new Promise((resolve) => {
     const c = new Client();
     let out = '';
@@ -88,11 +89,11 @@ function attempt(p: SmokeParams, deadline: number): Promise<Attempt> {
     const finish = (a: Attempt): void => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
+      timer.cancel();
       c.end();
       resolve(a);
     };
-    const timer = setTimeout(() => finish(connected ? { kind: 'ran', exitCode: null, signal: 'timeout', output: out } : { kind: 'no-connection', error: 'timed out connecting' }), Math.max(1, deadline - Date.now()));
+    const timer = clock.setTimer(Math.max(1, deadline - clock.now()), () => finish(connected ? { kind: 'ran', exitCode: null, signal: 'timeout', output: out } : { kind: 'no-connection', error: 'timed out connecting' }));
     c.on('ready', () => {
       connected = true;
       out += `# ssh ${p.user}@${p.host}:${p.port} host key SHA256:${fingerprint}\n`;
@@ -111,7 +112,7 @@ function attempt(p: SmokeParams, deadline: number): Promise<Attempt> {
       port: p.port,
       username: p.user,
       privateKey: p.privateKey,
-      readyTimeout: Math.max(1000, Math.min(20_000, deadline - Date.now())),
+      readyTimeout: Math.max(1000, Math.min(20_000, deadline - clock.now())),
       hostVerifier: (key: Buffer) => {
         fingerprint = createHash('sha256').update(key).digest('base64').replace(/=+$/, '');
         return true;
@@ -120,15 +121,15 @@ function attempt(p: SmokeParams, deadline: number): Promise<Attempt> {
   });
 }
 
-/** Runs the script once SSH lets us in, retrying until the overall timeout. */
-export async function runSmoke(p: SmokeParams): Promise<SmokeRun> {
-  const started = Date.now();
+/** Runs the script once SSH lets us in, retrying until the overall timeout (measured on `clock`). */
+export async function runSmoke(p: SmokeParams, clock: Clock = systemClock): Promise<SmokeRun> {
+  const started = clock.now();
   const deadline = started + p.timeoutMs;
   let attempts = 0;
   let last = '';
-  while (Date.now() < deadline) {
+  while (clock.now() < deadline) {
     attempts++;
-    const a = await attempt(p, deadline);
+    const a = await attempt(p, deadline, clock);
     if (a.kind === 'ran') {
       const { passed, failed } = parseSmokeOutput(a.output);
       const ok = a.exitCode === 0 && failed.length === 0;
@@ -136,7 +137,7 @@ export async function runSmoke(p: SmokeParams): Promise<SmokeRun> {
         ok,
         exitCode: a.exitCode,
         attempts,
-        durationMs: Date.now() - started,
+        durationMs: Math.round(clock.now() - started),
         passed,
         failed,
         output: a.output,
@@ -146,7 +147,7 @@ export async function runSmoke(p: SmokeParams): Promise<SmokeRun> {
     last = a.error;
     // authentication failures will not heal by waiting
     if (/authentication/i.test(last)) break;
-    await new Promise((r) => setTimeout(r, Math.min(p.retryMs ?? 1000, Math.max(0, deadline - Date.now()))));
+    await new Promise<void>((r) => clock.setTimer(Math.min(p.retryMs ?? 1000, Math.max(0, deadline - clock.now())), r));
   }
-  return { ok: false, exitCode: null, attempts, durationMs: Date.now() - started, passed: 0, failed: [], output: '', error: `no SSH session with ${p.user}@${p.host}:${p.port}: ${last || 'timed out'}` };
+  return { ok: false, exitCode: null, attempts, durationMs: Math.round(clock.now() - started), passed: 0, failed: [], output: '', error: `no SSH session with ${p.user}@${p.host}:${p.port}: ${last || 'timed out'}` };
 }

@@ -53,7 +53,13 @@ function printRecords(lastBoot: BootRecord | null, inv: InventoryEntry | undefin
 
 export function addHostCommands(program: Command): Command {
   const hosts = program.command('hosts').description('validate and inspect hosts/*.yaml');
+  addCheckCommand(hosts);
+  addListCommand(hosts);
+  addShowCommand(hosts);
+  return addImageListCommand(program);
+}
 
+function addCheckCommand(hosts: Command): void {
   hosts
     .command('check [dir]')
     .description('validate every host file; exit 1 on any error (run it in the hosts repository CI)')
@@ -70,7 +76,9 @@ export function addHostCommands(program: Command): Command {
       }
       process.exitCode = a.issues.length === 0 ? 0 : 1;
     });
+}
 
+function addListCommand(hosts: Command): void {
   hosts
     .command('list')
     .description('list the hosts that load (errors go to stderr)')
@@ -86,7 +94,9 @@ export function addHostCommands(program: Command): Command {
         ...a.set.hosts.map((h) => [h.name, h.macs.join(','), h.ip ?? '-', h.netboot ? formatImageRef(h.image) : '-', h.netboot ? 'yes' : 'no', h.build ? bytes(h.build.quotaBytes) : 'no']),
       ]);
     });
+}
 
+function addShowCommand(hosts: Command): void {
   hosts
     .command('show <name>')
     .description('one host in full: its file, what it boots now, its generated config, its last boot and its inventory (the audit report)')
@@ -139,7 +149,10 @@ export function addHostCommands(program: Command): Command {
       out(`--- ${files[0]?.pxelinux ?? ''}`);
       process.stdout.write(templates.pxelinux(target));
     });
+}
 
+/** `bootd images list`; returns the `images` command for the build subcommand (./images.ts). */
+function addImageListCommand(program: Command): Command {
   const images = program.command('images').description('the image catalog');
   images
     .command('list')

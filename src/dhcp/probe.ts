@@ -4,6 +4,7 @@
  * when one answers (two servers handing out addresses break clients).
  */
 import { randomBytes } from 'node:crypto';
+import { systemClock, type Clock } from '../net/clock.js';
 import { readIpv4 } from '../net/ipv4.js';
 import type { UdpSocketFactory } from '../net/udp.js';
 import { MessageType, Opt, encodeValue } from './options.js';
@@ -14,11 +15,19 @@ export interface ProbeResult {
   readonly servers: string[];
 }
 
-export async function probeForDhcpServers(udp: UdpSocketFactory, device: string, waitMs: number): Promise<ProbeResult> {
+export interface ProbeDeps {
+  readonly clock?: Pick<Clock, 'setTimer'>;
+  /** Random bytes for the probe's MAC and xid. */
+  readonly random?: (n: number) => Buffer;
+}
+
+export async function probeForDhcpServers(udp: UdpSocketFactory, device: string, waitMs: number, deps: ProbeDeps = {}): Promise<ProbeResult> {
+  const clock = deps.clock ?? systemClock;
+  const random = deps.random ?? randomBytes;
   const sock = await udp.bind({ address: '0.0.0.0', port: 68, device, broadcast: true, reuseAddr: true });
-  const mac = randomBytes(6);
+  const mac = Buffer.from(random(6));
   mac[0] = ((mac[0] as number) & 0xfc) | 0x02; // locally administered, unicast
-  const xid = randomBytes(4).readUInt32BE(0);
+  const xid = random(4).readUInt32BE(0);
   const servers = new Set<string>();
   sock.onMessage((msg, from) => {
     try {
@@ -42,7 +51,7 @@ export async function probeForDhcpServers(udp: UdpSocketFactory, device: string,
     }),
   );
   sock.send(discover, { address: '255.255.255.255', port: 67 });
-  await new Promise((r) => setTimeout(r, waitMs));
+  await new Promise<void>((r) => clock.setTimer(waitMs, r));
   sock.close();
   return { servers: [...servers] };
 }

@@ -15,8 +15,8 @@ import type { Clock } from '../net/clock.js';
 import type { Logger } from '../log.js';
 import type { EventSink } from '../events/types.js';
 import { RepeatLimiter } from '../log-limit.js';
-import type { FileFailure, Resolver } from '../files/root.js';
-import type { FileCache } from '../files/source.js';
+import type { FileFailure, Resolution, Resolver } from '../files/root.js';
+import type { CachedSource, FileCache } from '../files/source.js';
 import { requestPathBytes } from './path.js';
 import { decideRange } from './range.js';
 
@@ -206,174 +206,208 @@ export class HttpFileServer {
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const warm = req.headers[WARM_UP_HEADER] === this.warmToken;
-    const counters = warm ? { ...this.counters } : this.counters;
-    counters.requests++;
-    counters.active++;
-    const started = this.d.clock.now();
-    const peer = { address: (req.socket.remoteAddress ?? '').replace(/^::ffff:/, ''), port: req.socket.remotePort ?? 0 };
-    const method = req.method ?? '';
-    let file = req.url ?? '';
-    let size = 0;
-    let bytes = 0;
-    let ended = false;
-    const finish = (outcome: HttpTransfer['outcome'], detail?: string): void => {
-      if (ended) return;
-      ended = true;
-      counters.active--;
-      if (outcome === 'complete') counters.completed++;
-      else if (outcome === 'refused') counters.refused++;
-      else counters.aborted++;
-      counters.bytesSent += bytes;
-      if (warm) return;
-      const t: HttpTransfer = { peer, method, file, status: res.statusCode, bytes, size, durationMs: Math.round((this.d.clock.now() - started) * 10) / 10, outcome, ...(detail ? { detail } : {}) };
-      const line = { ...t, peer: `${peer.address}:${peer.port}` };
-      if (outcome === 'complete' || outcome === 'refused') this.d.log.info(line, 'http transfer');
-      else this.warnings.warn(`transfer-${outcome}`, line, 'http transfer'); // many aborted clients: a few lines and a count
-      this.d.events?.publish({
-        type: 'transfer.finished',
-        protocol: 'http',
-        direction: 'read',
-        peer: peer.address,
-        file,
-        bytes,
-        size,
-        durationMs: t.durationMs,
-        outcome,
-        http: { method, status: t.status },
-        ...(detail ? { detail } : {}),
-      });
-    };
-    const refuse = (status: number, reason: string, headers: Record<string, string> = {}): void => {
-      res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(reason) + 1, ...headers });
-      res.end(method === 'HEAD' ? undefined : `${reason}\n`);
-      finish('refused', reason);
-    };
-    if (method !== 'GET' && method !== 'HEAD') {
-      refuse(405, 'read-only: GET and HEAD only', { Allow: 'GET, HEAD' });
+    // warmUp()'s own request is answered as any other, but counted only on a copy
+    const x = new Reply(req, res, warm ? { ...this.counters } : this.counters, this.d.clock.now(), (r, outcome, detail) => this.report(r, outcome, warm, detail));
+    if (x.method !== 'GET' && x.method !== 'HEAD') {
+      x.refuse(405, 'read-only: GET and HEAD only', { Allow: 'GET, HEAD' });
       return;
     }
-    const bytes0 = requestPathBytes(file);
-    if (bytes0 === null) {
-      refuse(400, 'malformed percent-encoding in the path');
+    const decoded = requestPathBytes(x.file);
+    if (decoded === null) {
+      x.refuse(400, 'malformed percent-encoding in the path');
       return;
     }
-    file = bytes0;
-    if (!warm) this.d.events?.publish({ type: 'transfer.started', protocol: 'http', direction: 'read', peer: peer.address, file });
-    this.d.root.resolve(file, { peer }).then(
-      (r) => {
-        if (!r.ok) {
-          refuse(HTTP_STATUS_OF[r.failure], r.failure === 'not-found' ? 'not found' : r.failure === 'busy' ? `busy: ${r.reason}` : `forbidden: ${r.reason}`);
-          return;
-        }
-        file = r.path;
-        size = r.kind === 'virtual' ? r.content.length : r.stat.size;
-        const range = decideRange(typeof req.headers.range === 'string' ? req.headers.range : undefined, size);
-        const headers: Record<string, string | number> = {
-          'Content-Type': TEXT.test(r.path) ? 'text/plain; charset=utf-8' : 'application/octet-stream',
-          'Accept-Ranges': 'bytes',
-        };
-        // generated files change with hosts/*.yaml: never cache them
-        if (r.kind === 'virtual') headers['Cache-Control'] = 'no-store';
-        else headers['Last-Modified'] = r.stat.mtime.toUTCString();
-        if (range.kind === 'unsatisfiable') {
-          refuse(416, 'range not satisfiable', { 'Content-Range': `bytes */${size}` });
-          return;
-        }
-        const start = range.kind === 'partial' ? range.start : 0;
-        const end = range.kind === 'partial' ? range.end : size - 1;
-        headers['Content-Length'] = end - start + 1;
-        if (range.kind === 'partial') headers['Content-Range'] = `bytes ${start}-${end}/${size}`;
-        res.writeHead(range.kind === 'partial' ? 206 : 200, headers);
-        if (method === 'HEAD' || end < start) {
-          res.end();
-          finish('complete');
-          return;
-        }
-        if (r.kind === 'virtual') {
-          bytes = end - start + 1;
-          res.end(r.content.subarray(start, end + 1));
-          finish('complete');
-          return;
-        }
-        // the response's end, either way: `cleanup` gives back what the body came from
-        const onClosed = (cleanup: () => void): void => {
-          res.on('close', () => {
-            cleanup();
-            if (res.writableFinished) finish('complete');
-            else finish('aborted', 'client closed the connection');
-          });
-        };
-        const fromDisk = (): void => {
-          const stream = createReadStream(r.realPath, { start, end, highWaterMark: 256 * 1024 });
-          stream.on('data', (c) => {
-            bytes += c.length;
-          });
-          stream.on('error', (err) => {
-            res.destroy(err);
-            finish('server-error', `read error: ${err.message}`);
-          });
-          onClosed(() => stream.destroy());
-          stream.pipe(res);
-        };
-        if (!this.d.cache) {
-          fromDisk();
-          return;
-        }
-        // From the cache, the body goes to the socket in 1 MiB slices, the next one
-        // as soon as libuv has handed the last to the kernel ('drain'): the send
-        // buffer is refilled at once, where a piped file stream stops at every
-        // chunk for the next disk read. Under TCG iPXE then finds data waiting at
-        // each ACK (ACK to next segment 42 us, as busybox httpd's sendfile,
-        // instead of 85 us; docs/performance.md, boot bench mode 2).
-        const fail = (err: unknown): void => {
-          res.destroy(err as Error);
-          finish('server-error', `read error: ${String(err)}`);
-        };
-        this.d.cache.openBuffer(r.realPath, r.stat).then(
-          (src) => {
-            if (src === null) {
-              fromDisk(); // over the cache's budget
-              return;
-            }
-            onClosed(() => src.release());
-            // bytes still loading come as a promise (CachedSource): wait for that slice only
-            let off = start;
-            const last = end + 1;
-            const send = (slice: Buffer): boolean => {
-              off += slice.length;
-              bytes += slice.length;
-              if (off >= last) {
-                res.end(slice);
-                return false;
-              }
-              return res.write(slice);
-            };
-            const pump = (): void => {
-              while (off < last && !res.destroyed) {
-                // what is loaded goes now, even short of a slice; with nothing loaded past
-                // `off`, wait for the load's next read and look again
-                const piece = src.read(off, src.loaded > off ? Math.min(off + HTTP_SLICE_BYTES, last, src.loaded) : off + 1);
-                if (piece instanceof Promise) {
-                  piece.then(() => void (res.destroyed || pump()), fail);
-                  return;
-                }
-                if (!send(piece)) {
-                  if (off < last) res.once('drain', pump);
-                  return;
-                }
-              }
-            };
-            if (last <= off) res.end();
-            else pump();
-          },
-          fail,
-        );
-      },
+    x.file = decoded;
+    if (!warm) this.d.events?.publish({ type: 'transfer.started', protocol: 'http', direction: 'read', peer: x.peer.address, file: x.file });
+    this.d.root.resolve(x.file, { peer: x.peer }).then(
+      (r) => this.respond(x, r),
       (err: unknown) => {
-        this.d.log.error({ peer, file, err: String(err) }, 'http request failed');
+        this.d.log.error({ peer: x.peer, file: x.file, err: String(err) }, 'http request failed');
         if (!res.headersSent) res.writeHead(500).end();
-        finish('server-error', String(err));
+        x.finish('server-error', String(err));
       },
     );
   }
+
+  /** One line and one event per finished request (warm-up requests: neither). */
+  private report(x: Reply, outcome: HttpTransfer['outcome'], warm: boolean, detail: string | undefined): void {
+    if (warm) return;
+    const t: HttpTransfer = { peer: x.peer, method: x.method, file: x.file, status: x.res.statusCode, bytes: x.bytes, size: x.size, durationMs: Math.round((this.d.clock.now() - x.started) * 10) / 10, outcome, ...(detail ? { detail } : {}) };
+    const line = { ...t, peer: `${x.peer.address}:${x.peer.port}` };
+    if (outcome === 'complete' || outcome === 'refused') this.d.log.info(line, 'http transfer');
+    else this.warnings.warn(`transfer-${outcome}`, line, 'http transfer'); // many aborted clients: a few lines and a count
+    this.d.events?.publish({
+      type: 'transfer.finished',
+      protocol: 'http',
+      direction: 'read',
+      peer: x.peer.address,
+      file: x.file,
+      bytes: x.bytes,
+      size: x.size,
+      durationMs: t.durationMs,
+      outcome,
+      http: { method: x.method, status: t.status },
+      ...(detail ? { detail } : {}),
+    });
+  }
+
+  /** Headers, the range, then the body from memory, the cache or the disk. */
+  private respond(x: Reply, r: Resolution): void {
+    if (!r.ok) {
+      x.refuse(HTTP_STATUS_OF[r.failure], r.failure === 'not-found' ? 'not found' : r.failure === 'busy' ? `busy: ${r.reason}` : `forbidden: ${r.reason}`);
+      return;
+    }
+    x.file = r.path;
+    x.size = r.kind === 'virtual' ? r.content.length : r.stat.size;
+    const range = decideRange(typeof x.req.headers.range === 'string' ? x.req.headers.range : undefined, x.size);
+    const headers: Record<string, string | number> = {
+      'Content-Type': TEXT.test(r.path) ? 'text/plain; charset=utf-8' : 'application/octet-stream',
+      'Accept-Ranges': 'bytes',
+    };
+    // generated files change with hosts/*.yaml: never cache them
+    if (r.kind === 'virtual') headers['Cache-Control'] = 'no-store';
+    else headers['Last-Modified'] = r.stat.mtime.toUTCString();
+    if (range.kind === 'unsatisfiable') {
+      x.refuse(416, 'range not satisfiable', { 'Content-Range': `bytes */${x.size}` });
+      return;
+    }
+    const start = range.kind === 'partial' ? range.start : 0;
+    const end = range.kind === 'partial' ? range.end : x.size - 1;
+    headers['Content-Length'] = end - start + 1;
+    if (range.kind === 'partial') headers['Content-Range'] = `bytes ${start}-${end}/${x.size}`;
+    x.res.writeHead(range.kind === 'partial' ? 206 : 200, headers);
+    if (x.method === 'HEAD' || end < start) {
+      x.res.end();
+      x.finish('complete');
+      return;
+    }
+    if (r.kind === 'virtual') {
+      x.bytes = end - start + 1;
+      x.res.end(r.content.subarray(start, end + 1));
+      x.finish('complete');
+      return;
+    }
+    if (!this.d.cache) {
+      sendFromDisk(x, r.realPath, start, end);
+      return;
+    }
+    this.d.cache.openBuffer(r.realPath, r.stat).then(
+      (src) => {
+        if (src === null) sendFromDisk(x, r.realPath, start, end); // over the cache's budget
+        else sendFromCache(x, src, start, end);
+      },
+      (err: unknown) => x.fail(err),
+    );
+  }
+}
+
+/** One request's bookkeeping: what was asked, what went out, and its one ending. */
+class Reply {
+  readonly peer: { readonly address: string; readonly port: number };
+  readonly method: string;
+  file: string;
+  size = 0;
+  bytes = 0;
+  private ended = false;
+
+  constructor(
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    private readonly counters: HttpStats,
+    readonly started: number,
+    private readonly onEnd: (x: Reply, outcome: HttpTransfer['outcome'], detail: string | undefined) => void,
+  ) {
+    counters.requests++;
+    counters.active++;
+    this.peer = { address: (req.socket.remoteAddress ?? '').replace(/^::ffff:/, ''), port: req.socket.remotePort ?? 0 };
+    this.method = req.method ?? '';
+    this.file = req.url ?? '';
+  }
+
+  finish(outcome: HttpTransfer['outcome'], detail?: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    const c = this.counters;
+    c.active--;
+    if (outcome === 'complete') c.completed++;
+    else if (outcome === 'refused') c.refused++;
+    else c.aborted++;
+    c.bytesSent += this.bytes;
+    this.onEnd(this, outcome, detail);
+  }
+
+  refuse(status: number, reason: string, headers: Record<string, string> = {}): void {
+    this.res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(reason) + 1, ...headers });
+    this.res.end(this.method === 'HEAD' ? undefined : `${reason}\n`);
+    this.finish('refused', reason);
+  }
+
+  fail(err: unknown): void {
+    this.res.destroy(err as Error);
+    this.finish('server-error', `read error: ${String(err)}`);
+  }
+
+  /** The response's end, either way: `cleanup` gives back what the body came from. */
+  onClosed(cleanup: () => void): void {
+    this.res.on('close', () => {
+      cleanup();
+      if (this.res.writableFinished) this.finish('complete');
+      else this.finish('aborted', 'client closed the connection');
+    });
+  }
+}
+
+function sendFromDisk(x: Reply, realPath: string, start: number, end: number): void {
+  const stream = createReadStream(realPath, { start, end, highWaterMark: 256 * 1024 });
+  stream.on('data', (c) => {
+    x.bytes += c.length;
+  });
+  stream.on('error', (err) => {
+    x.res.destroy(err);
+    x.finish('server-error', `read error: ${err.message}`);
+  });
+  x.onClosed(() => stream.destroy());
+  stream.pipe(x.res);
+}
+
+/**
+ * From the cache, the body goes to the socket in 1 MiB slices, the next one
+ * as soon as libuv has handed the last to the kernel ('drain'): the send
+ * buffer is refilled at once, where a piped file stream stops at every
+ * chunk for the next disk read. Under TCG iPXE then finds data waiting at
+ * each ACK (ACK to next segment 42 us, as busybox httpd's sendfile, instead
+ * of 85 us; docs/performance.md, boot bench mode 2).
+ */
+function sendFromCache(x: Reply, src: CachedSource, start: number, end: number): void {
+  const res = x.res;
+  x.onClosed(() => src.release());
+  // bytes still loading come as a promise (CachedSource): wait for that slice only
+  let off = start;
+  const last = end + 1;
+  const send = (slice: Buffer): boolean => {
+    off += slice.length;
+    x.bytes += slice.length;
+    if (off >= last) {
+      res.end(slice);
+      return false;
+    }
+    return res.write(slice);
+  };
+  const pump = (): void => {
+    while (off < last && !res.destroyed) {
+      // what is loaded goes now, even short of a slice; with nothing loaded past
+      // `off`, wait for the load's next read and look again
+      const piece = src.read(off, src.loaded > off ? Math.min(off + HTTP_SLICE_BYTES, last, src.loaded) : off + 1);
+      if (piece instanceof Promise) {
+        piece.then(() => void (res.destroyed || pump()), (err: unknown) => x.fail(err));
+        return;
+      }
+      if (!send(piece)) {
+        if (off < last) res.once('drain', pump);
+        return;
+      }
+    }
+  };
+  if (last <= off) res.end();
+  else pump();
 }

@@ -209,46 +209,10 @@ export async function runLab(o: LabOptions, io: LabIo): Promise<LabResult> {
   if (staleNs.length > 0) io.line(`removed namespaces of dead lab runs: ${staleNs.join(', ')}`);
 
   // 1. the image
-  const catalog = new ImageCatalog(o.imagesDir);
-  let resolved = await catalog.resolve({ name: o.image });
-  const key = await ensureKeyPair(o.stateDir);
-  // a current version built from an older recipe would boot yesterday's image
-  const recipeDir = path.join(o.imagesDir, o.image);
-  const staleRecipe = resolved.ok && existsSync(path.join(recipeDir, 'recipe.yaml')) && resolved.image.manifest.inputs?.recipe_sha256 !== (await recipeDigest(recipeDir));
-  // the smoke test logs in with this key: an image holding another one cannot pass it
-  const keySha = createHash('sha256').update(await fs.readFile(key.publicKey)).digest('hex');
-  const staleKey = resolved.ok && resolved.image.manifest.inputs?.authorized_keys_sha256 !== keySha;
-  const stale = staleRecipe || staleKey;
-  if (!resolved.ok || (stale && o.build)) {
-    if (!o.build) throw new Error(`image ${o.image}: ${resolved.ok ? 'stale' : resolved.reason}`);
-    io.line(`building image ${o.image} (${!resolved.ok ? 'it has no current version' : staleRecipe ? 'its recipe changed since the current version was built' : `the current version does not hold the SSH key ${key.publicKey}`})`);
-    await buildImage({ imagesDir: o.imagesDir, name: o.image, stateDir: o.stateDir, ...(o.cacheDir !== undefined ? { cacheDir: o.cacheDir } : {}), authorizedKeys: key.publicKey, progress: new LineProgress((l) => io.line(`  ${l}`)) });
-    resolved = await catalog.resolve({ name: o.image });
-    if (!resolved.ok) throw new Error(`image ${o.image}: ${resolved.reason}`);
-  }
-  const imageVersion = resolved.image.version;
+  const { key, imageVersion } = await ensureImage(o, io);
 
   // 2. the run directory: TFTP root with the loaders, hosts/, bootd's state, logs
-  const runDir = await fs.mkdtemp(path.join(os.tmpdir(), 'bootd-lab-'));
-  const tftpRoot = path.join(runDir, 'tftp');
-  const hostsDir = path.join(runDir, 'hosts');
-  const labState = path.join(runDir, 'state');
-  const bootdLog = path.join(runDir, 'bootd.log');
-  await fs.mkdir(hostsDir, { recursive: true });
-  const loaders = await placeBootLoaders(tftpRoot);
-  if (loaders.missing.length > 0) throw new Error(`boot loaders missing: ${loaders.missing.map((m) => `${m.source} (apt-get install ${m.pkg})`).join(', ')}`);
-  // buildos unpacks a 40 MiB zstd initrd into RAM and runs systemd: 1 GiB is tight
-  const memoryMiB = o.memoryMiB ?? (o.image === 'buildos' ? 1536 : 1024);
-  const tracks: VmTrack[] = [];
-  for (let i = 0; i < o.vms; i++) {
-    const name = `vm${i + 1}`;
-    const mac = macFor(i);
-    // one host file per VM, the way an operator writes them (docs/hosts.md)
-    // the smoke test logs in with the key the image was built with (<stateDir>/ssh), not the run's own state
-    const smoke = [`identity_file: ${key.privateKey}`, ...(o.smokeScript !== undefined ? [`script: ${path.resolve(o.smokeScript)}`] : [])];
-    await fs.writeFile(path.join(hostsDir, `${name}.yaml`), `# bootd lab VM ${i + 1}\nmac: ${mac}\nimage: ${o.image}\nloader: ${o.loader}\nsmoke:\n${smoke.map((l) => `  ${l}\n`).join('')}`);
-    tracks.push({ name, mac, startedAt: 0, uploads: [], files: [], acks: [] });
-  }
+  const { runDir, tftpRoot, hostsDir, labState, bootdLog, memoryMiB, tracks } = await prepareRun(o, key);
 
   const accel = await probeAccel(runDir, o.accel);
   io.line(`bootd lab: mode ${mode ?? '-'} (${mode ? MODES[mode]?.what : `${o.firmware}, rom ${o.rom}, loader ${o.loader}`}), image ${o.image}@${imageVersion}, ${o.vms} VM(s), ${accel.accel.toUpperCase()} (${accel.reason})`);
@@ -271,30 +235,11 @@ export async function runLab(o: LabOptions, io: LabIo): Promise<LabResult> {
     }
 
     // 3. bootd inside the namespace
-    const main = existsSync(BOOTD_MAIN) ? BOOTD_MAIN : BOOTD_DIST_MAIN;
-    const [range0, range1] = net.range;
-    const serveArgs = [
-      process.execPath, main, 'serve',
-      '--interface', net.bridge, '--listen', net.serverIp, '--dhcp-range', `${range0}-${range1}`,
-      '--hosts', hostsDir, '--images', path.resolve(o.imagesDir), '--state', labState, '--tftp-root', tftpRoot,
-      '--http-port', String(HTTP_PORT), '--pxelinux-http', o.pxelinuxHttp ?? 'auto', '--report-tftp-port', String(UPLOAD_PORT),
-      '--kernel-args', 'console=ttyS0,115200', '--dhcp-probe-ms', '500', '--log-format', 'json',
-    ];
-    const argv = net.exec(serveArgs);
-    const bootdProc = execa(argv[0] as string, argv.slice(1), { reject: false, stdin: 'ignore', buffer: false, all: true });
-    bootd = bootdProc;
-    const out = await fs.open(bootdLog, 'w');
-    logOut = out;
-    let ready = false;
-    const lines = readline.createInterface({ input: bootdProc.all });
-    lines.on('line', (l) => {
-      out.write(`${l}\n`).catch(() => {}); // lines after teardown have nowhere to go
-      if (l.includes('"msg":"dhcp listening"')) ready = true;
-      timeline.onBootdLine(l);
+    await startBootd(net, o, { hostsDir, labState, tftpRoot, bootdLog }, timeline, io.signal, (child, out) => {
+      bootd = child;
+      logOut = out;
     });
-    const readyBy = performance.now() + 20_000;
-    while (!ready && performance.now() < readyBy && bootd.exitCode === null && !io.signal.aborted) await sleep(50);
-    if (!ready) throw new Error(`bootd did not start: ${await tail(bootdLog, 10)}`);
+    const bootdProc = bootd as unknown as Child; // set by startBootd before it resolves
 
     // 4. the VMs
     const followers: FileFollower[] = [];
@@ -338,7 +283,7 @@ export async function runLab(o: LabOptions, io: LabIo): Promise<LabResult> {
     let announced = false;
     while (!io.signal.aborted) {
       await Promise.all(followers.map((f) => f.poll()));
-      if (bootd.exitCode !== null) throw new Error(`bootd exited (${bootd.exitCode}): ${await tail(bootdLog, 10)}`);
+      if (bootdProc.exitCode !== null) throw new Error(`bootd exited (${bootdProc.exitCode}): ${await tail(bootdLog, 10)}`);
       const all = tracks.every(done);
       if (all && o.once) break;
       if (all && !announced) {
@@ -372,6 +317,89 @@ export async function runLab(o: LabOptions, io: LabIo): Promise<LabResult> {
   }
 
   // 6. what bootd recorded: leases (its durable store), host records (bootd status), the uploaded audit
+  const results = await collectResults(o, tracks, labState, runDir, error);
+  const allOk = ok && error === undefined && results.every((r) => r.ok);
+  if (!allOk) {
+    for (const r of results) {
+      if (r.ok) continue;
+      io.line(`--- ${r.name}: ${r.reason ?? error}; serial log tail (${r.serialLog}):`);
+      io.line(await tail(r.serialLog, 25));
+    }
+    io.line(`--- bootd log tail (${bootdLog}):`);
+    io.line(await tail(bootdLog, 15));
+  }
+  if (allOk && !o.keep) await fs.rm(runDir, { recursive: true, force: true });
+  else io.line(`run files kept in ${runDir}`);
+  io.line(`lab ${allOk ? 'passed' : 'FAILED'} in ${((performance.now() - t0) / 1000).toFixed(1)} s${error ? `: ${error}` : ''}`);
+  return {
+    ok: allOk,
+    ...(mode !== undefined ? { mode } : {}),
+    firmware: o.firmware,
+    rom: o.rom,
+    loader: o.loader,
+    image: o.image,
+    imageVersion,
+    accel: accel.accel,
+    accelReason: accel.reason,
+    vms: results,
+    events: timeline.events,
+    runDir,
+    bootdLog,
+    ...(error !== undefined ? { error } : {}),
+  };
+}
+
+/** The image's current version, built first when it has none, its recipe changed or it lacks the lab's SSH key (with --build). */
+async function ensureImage(o: LabOptions, io: LabIo): Promise<{ key: { publicKey: string; privateKey: string }; imageVersion: string }> {
+  const catalog = new ImageCatalog(o.imagesDir);
+  let resolved = await catalog.resolve({ name: o.image });
+  const key = await ensureKeyPair(o.stateDir);
+  // a current version built from an older recipe would boot yesterday's image
+  const recipeDir = path.join(o.imagesDir, o.image);
+  const staleRecipe = resolved.ok && existsSync(path.join(recipeDir, 'recipe.yaml')) && resolved.image.manifest.inputs?.recipe_sha256 !== (await recipeDigest(recipeDir));
+  // the smoke test logs in with this key: an image holding another one cannot pass it
+  const keySha = createHash('sha256').update(await fs.readFile(key.publicKey)).digest('hex');
+  const staleKey = resolved.ok && resolved.image.manifest.inputs?.authorized_keys_sha256 !== keySha;
+  const stale = staleRecipe || staleKey;
+  if (!resolved.ok || (stale && o.build)) {
+    if (!o.build) throw new Error(`image ${o.image}: ${resolved.ok ? 'stale' : resolved.reason}`);
+    io.line(`building image ${o.image} (${!resolved.ok ? 'it has no current version' : staleRecipe ? 'its recipe changed since the current version was built' : `the current version does not hold the SSH key ${key.publicKey}`})`);
+    await buildImage({ imagesDir: o.imagesDir, name: o.image, stateDir: o.stateDir, ...(o.cacheDir !== undefined ? { cacheDir: o.cacheDir } : {}), authorizedKeys: key.publicKey, progress: new LineProgress((l) => io.line(`  ${l}`)) });
+    resolved = await catalog.resolve({ name: o.image });
+    if (!resolved.ok) throw new Error(`image ${o.image}: ${resolved.reason}`);
+  }
+  return { key, imageVersion: resolved.image.version };
+
+}
+
+/** The run directory: TFTP root with the loaders, one host file per VM, bootd's state, logs. */
+async function prepareRun(o: LabOptions, key: { privateKey: string }): Promise<{ runDir: string; tftpRoot: string; hostsDir: string; labState: string; bootdLog: string; memoryMiB: number; tracks: VmTrack[] }> {
+  const runDir = await fs.mkdtemp(path.join(os.tmpdir(), 'bootd-lab-'));
+  const tftpRoot = path.join(runDir, 'tftp');
+  const hostsDir = path.join(runDir, 'hosts');
+  const labState = path.join(runDir, 'state');
+  const bootdLog = path.join(runDir, 'bootd.log');
+  await fs.mkdir(hostsDir, { recursive: true });
+  const loaders = await placeBootLoaders(tftpRoot);
+  if (loaders.missing.length > 0) throw new Error(`boot loaders missing: ${loaders.missing.map((m) => `${m.source} (apt-get install ${m.pkg})`).join(', ')}`);
+  // buildos unpacks a 40 MiB zstd initrd into RAM and runs systemd: 1 GiB is tight
+  const memoryMiB = o.memoryMiB ?? (o.image === 'buildos' ? 1536 : 1024);
+  const tracks: VmTrack[] = [];
+  for (let i = 0; i < o.vms; i++) {
+    const name = `vm${i + 1}`;
+    const mac = macFor(i);
+    // one host file per VM, the way an operator writes them (docs/hosts.md)
+    // the smoke test logs in with the key the image was built with (<stateDir>/ssh), not the run's own state
+    const smoke = [`identity_file: ${key.privateKey}`, ...(o.smokeScript !== undefined ? [`script: ${path.resolve(o.smokeScript)}`] : [])];
+    await fs.writeFile(path.join(hostsDir, `${name}.yaml`), `# bootd lab VM ${i + 1}\nmac: ${mac}\nimage: ${o.image}\nloader: ${o.loader}\nsmoke:\n${smoke.map((l) => `  ${l}\n`).join('')}`);
+    tracks.push({ name, mac, startedAt: 0, uploads: [], files: [], acks: [] });
+  }
+
+  return { runDir, tftpRoot, hostsDir, labState, bootdLog, memoryMiB, tracks };
+}
+
+/** Each VM's result from what bootd recorded: leases (its durable store), host records (bootd status), the uploaded audit. */
+async function collectResults(o: LabOptions, tracks: readonly VmTrack[], labState: string, runDir: string, error: string | undefined): Promise<VmResult[]> {
   const leases = await FileLeaseStore.reader(labState).list().catch(() => []);
   const records = await FileHostRecords.reader(labState).catch(() => null);
   const results: VmResult[] = [];
@@ -416,34 +444,32 @@ export async function runLab(o: LabOptions, io: LabIo): Promise<LabResult> {
       ...(t.attempts ? { attempts: t.attempts } : {}),
     });
   }
-  const allOk = ok && error === undefined && results.every((r) => r.ok);
-  if (!allOk) {
-    for (const r of results) {
-      if (r.ok) continue;
-      io.line(`--- ${r.name}: ${r.reason ?? error}; serial log tail (${r.serialLog}):`);
-      io.line(await tail(r.serialLog, 25));
-    }
-    io.line(`--- bootd log tail (${bootdLog}):`);
-    io.line(await tail(bootdLog, 15));
-  }
-  if (allOk && !o.keep) await fs.rm(runDir, { recursive: true, force: true });
-  else io.line(`run files kept in ${runDir}`);
-  io.line(`lab ${allOk ? 'passed' : 'FAILED'} in ${((performance.now() - t0) / 1000).toFixed(1)} s${error ? `: ${error}` : ''}`);
-  return {
-    ok: allOk,
-    ...(mode !== undefined ? { mode } : {}),
-    firmware: o.firmware,
-    rom: o.rom,
-    loader: o.loader,
-    image: o.image,
-    imageVersion,
-    accel: accel.accel,
-    accelReason: accel.reason,
-    vms: results,
-    events: timeline.events,
-    runDir,
-    bootdLog,
-    ...(error !== undefined ? { error } : {}),
-  };
+  return results;
 }
 
+/** bootd inside the lab namespace, its log lines into the file and the timeline; resolves once DHCP listens. */
+async function startBootd(net: LabNetwork, o: LabOptions, p: { readonly hostsDir: string; readonly labState: string; readonly tftpRoot: string; readonly bootdLog: string }, timeline: Timeline, signal: AbortSignal, started: (child: Child, log: FileHandle) => void): Promise<void> {
+  const main = existsSync(BOOTD_MAIN) ? BOOTD_MAIN : BOOTD_DIST_MAIN;
+  const [range0, range1] = net.range;
+  const serveArgs = [
+    process.execPath, main, 'serve',
+    '--interface', net.bridge, '--listen', net.serverIp, '--dhcp-range', `${range0}-${range1}`,
+    '--hosts', p.hostsDir, '--images', path.resolve(o.imagesDir), '--state', p.labState, '--tftp-root', p.tftpRoot,
+    '--http-port', String(HTTP_PORT), '--pxelinux-http', o.pxelinuxHttp ?? 'auto', '--report-tftp-port', String(UPLOAD_PORT),
+    '--kernel-args', 'console=ttyS0,115200', '--dhcp-probe-ms', '500', '--log-format', 'json',
+  ];
+  const argv = net.exec(serveArgs);
+  const out = await fs.open(p.bootdLog, 'w');
+  const bootdProc = execa(argv[0] as string, argv.slice(1), { reject: false, stdin: 'ignore', buffer: false, all: true });
+  started(bootdProc, out);
+  let ready = false;
+  const lines = readline.createInterface({ input: bootdProc.all });
+  lines.on('line', (l) => {
+    out.write(`${l}\n`).catch(() => {}); // lines after teardown have nowhere to go
+    if (l.includes('"msg":"dhcp listening"')) ready = true;
+    timeline.onBootdLine(l);
+  });
+  const readyBy = performance.now() + 20_000;
+  while (!ready && performance.now() < readyBy && bootdProc.exitCode === null && !signal.aborted) await sleep(50);
+  if (!ready) throw new Error(`bootd did not start: ${await tail(p.bootdLog, 10)}`);
+}

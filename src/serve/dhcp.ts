@@ -110,7 +110,7 @@ export async function startDhcp(c: DhcpWiring, deps: DhcpWiringDeps, hosts: Host
   const proxy = c.server.mode === 'proxy';
   // proxyDHCP exists to run beside another server; full mode must not
   if (!c.force && !proxy) {
-    const probe = await probeForDhcpServers(deps.udp, c.interface, c.probeMs);
+    const probe = await probeForDhcpServers(deps.udp, c.interface, c.probeMs, { clock: deps.clock });
     if (probe.servers.length > 0) {
       throw new Error(`another DHCP server answers on ${c.interface} (${probe.servers.join(', ')}); bootd will not serve DHCP beside it. Use --dhcp-mode proxy, or --force if you are sure`);
     }
@@ -147,10 +147,10 @@ export async function startDhcp(c: DhcpWiring, deps: DhcpWiringDeps, hosts: Host
   // and before port 67 is bound: whoever waits for the port (a boot bench, a
   // supervisor) then starts its clients when bootd is ready, not while the
   // warm-up still takes the CPU from them.
-  const warmStart = performance.now();
+  const warmStart = deps.clock.now();
   const bindOpts = { device: c.interface, broadcast: true, reuseAddr: true, recvBufferBytes: 4 << 20 } as const;
   const warmed = proxy ? 0 : await warmUp(deps, lookup, c.server, pool, bindOpts);
-  const warmMs = Math.round(performance.now() - warmStart);
+  const warmMs = Math.round(deps.clock.now() - warmStart);
   const socket = new RoutedSocket(await deps.udp.bind({ ...bindOpts, address: '0.0.0.0', port: 67 }));
   const pxeSocket = proxy ? await deps.udp.bind({ address: '0.0.0.0', port: 4011, device: c.interface, reuseAddr: true }) : undefined;
   const server = new DhcpServer({
