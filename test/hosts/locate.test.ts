@@ -6,8 +6,8 @@ import type { Host } from '../../src/hosts/types.js';
 
 const host = (over: Partial<Host>): Host => ({ name: 'x', file: 'hosts/x.yaml', macs: [], netboot: true, image: { name: 'bee' }, quirks: {}, build: null, ...over }) as unknown as Host;
 const set = new HostSet([
-  host({ name: 'reserved', macs: ['52:54:00:00:00:01'] as Host['macs'], ip: '198.18.0.42', quirks: { tftpMaxBlksize: 1024, tftpNoWindowsize: true } }),
-  host({ name: 'leased', macs: ['52:54:00:00:00:02'] as Host['macs'], netboot: false }),
+  host({ name: 'reserved', macs: ['52:54:00:00:00:01'] as unknown as Host['macs'], ip: '198.18.0.42', quirks: { tftpMaxBlksize: 1024, tftpNoWindowsize: true } }),
+  host({ name: 'leased', macs: ['52:54:00:00:00:02'] as unknown as Host['macs'], netboot: false }),
 ]);
 const leases = new Map<number, string>([[0xc6120064, '52:54:00:00:00:02'], [0xc6120065, '52:54:00:00:00:99']]);
 const loc = new HostLocator({ hosts: () => set, macAt: (ip) => leases.get(ip) });
