@@ -12,9 +12,12 @@ import type { SmokePlan } from './tracker.js';
 export interface HostSmokeSettings {
   readonly user?: string;
   readonly port?: number;
+  /** Private key file; absent: the appliance's, else bootd's own key from its state directory. */
   readonly identityFile?: string;
   readonly timeoutSeconds?: number;
+  /** false: never run the smoke test on this host. */
   readonly enabled?: boolean;
+  /** A script to run instead of the image's (relative paths: to the hosts directory). */
   readonly script?: string;
 }
 

@@ -104,7 +104,11 @@ export interface InventoryEvent {
 export interface ImageBuildEvent {
   readonly type: 'image.build';
   readonly image: string;
-  readonly state: 'started' | 'finished' | 'failed';
+  /** `step`: a build step began (`step` names it, `index` of `total`). */
+  readonly state: 'started' | 'step' | 'finished' | 'failed';
+  readonly step?: string;
+  readonly index?: number;
+  readonly total?: number;
   readonly version?: string;
   readonly durationMs?: number;
   readonly error?: string;

@@ -3,6 +3,8 @@
  * leaves src/hosts/ (the loader turns it into these, or into ConfigIssues).
  */
 
+import type { HostSmokeSettings } from '../afterboot/smoke-plan.js';
+
 /** Lower-case, colon-separated: `52:54:00:12:34:56`. */
 export type Mac = string & { readonly __mac: unique symbol };
 
@@ -34,18 +36,8 @@ export interface HostQuirks {
   readonly dhcpReplyDelayMs?: number;
 }
 
-/** What the host file says; absent keys fall back to the appliance's smoke settings, then HOST_DEFAULTS. */
-export interface SmokeSettings {
-  readonly user?: string;
-  readonly port?: number;
-  /** Private key file; absent: the appliance's, else bootd's own key from its state directory. */
-  readonly identityFile?: string;
-  readonly timeoutSeconds?: number;
-  /** false: never run the smoke test on this host. */
-  readonly enabled?: boolean;
-  /** A script to run instead of the image's (relative paths: to the hosts directory). */
-  readonly script?: string;
-}
+/** What the host file says (`smoke:`); absent keys fall back to the appliance's smoke settings, then HOST_DEFAULTS. Declared by the after-boot code that uses it. */
+export type SmokeSettings = HostSmokeSettings;
 
 export interface BuildMachine {
   /** Upload quota of the host's write-enabled TFTP directory, in bytes. */

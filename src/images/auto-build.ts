@@ -12,6 +12,7 @@ import path from 'node:path';
 import type { Logger } from '../log.js';
 import { NO_EVENTS, type EventSink } from '../events/types.js';
 import { BuildRefused, buildImage, type BuildOptions, type BuildResult } from './builder.js';
+import { silentProgress, type BuildProgress } from './progress.js';
 import type { ImageCatalog } from './catalog.js';
 
 export type Builder = (opts: BuildOptions) => Promise<BuildResult>;
@@ -65,7 +66,7 @@ export class MissingImageBuilder {
       const t0 = Date.now();
       this.events.publish({ type: 'image.build', image: name, state: 'started' });
       try {
-        const r = await this.build({ ...this.base, imagesDir: this.catalog.dir, name });
+        const r = await this.build({ ...this.base, imagesDir: this.catalog.dir, name, progress: stepEvents(name, this.events, this.base.progress ?? silentProgress) });
         this.failed.delete(name);
         this.events.publish({ type: 'image.build', image: name, state: 'finished', version: r.version, durationMs: Date.now() - t0 });
         this.log.info({ svc: 'images', image: name, version: r.version, seconds: Math.round((Date.now() - t0) / 100) / 10, log: r.logFile }, 'image built; hosts that use it boot it now');
@@ -80,4 +81,18 @@ export class MissingImageBuilder {
       }
     }
   }
+}
+
+/** The build's progress, with each step also published as an `image.build` event. */
+function stepEvents(image: string, events: EventSink, inner: BuildProgress): BuildProgress {
+  return {
+    step: (index, total, step) => {
+      events.publish({ type: 'image.build', image, state: 'step', step, index, total });
+      inner.step(index, total, step);
+    },
+    count: (done, total, unit) => inner.count(done, total, unit),
+    detail: (text) => inner.detail(text),
+    stepDone: (ms) => inner.stepDone(ms),
+    stepFailed: (ms) => inner.stepFailed(ms),
+  };
 }

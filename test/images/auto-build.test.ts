@@ -1,3 +1,4 @@
+import type { BootEvent } from '../../src/events/types.js';
 import { mkdtempSync, rmSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,7 +16,9 @@ describe('serve builds images that hosts reference but that were never built', (
   let fail: boolean;
   const builder = async (o: BuildOptions): Promise<BuildResult> => {
     calls.push(o.name);
+    o.progress?.step(1, 2, 'resolve');
     if (fail) throw new Error('step "root" failed');
+    o.progress?.step(2, 2, 'root');
     await addVersion(dir, { name: o.name, version: '20261122.100000', current: true });
     return { name: o.name, version: '20261122.100000' } as BuildResult;
   };
@@ -31,8 +34,9 @@ describe('serve builds images that hosts reference but that were never built', (
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('builds only images with a recipe and no current version, once each', async () => {
-    const b = new MissingImageBuilder(catalog, { stateDir: path.join(dir, 'state') }, silentLogger, builder);
+  it('builds only images with a recipe and no current version, once each, publishing its steps and result', async () => {
+    const events: BootEvent[] = [];
+    const b = new MissingImageBuilder(catalog, { stateDir: path.join(dir, 'state') }, silentLogger, builder, { publish: (e) => void events.push(e) });
     b.request(['bee', 'bee', 'buildos', 'nosuch']);
     b.request(['bee']); // already queued or running
     await b.whenIdle();
@@ -41,13 +45,16 @@ describe('serve builds images that hosts reference but that were never built', (
     b.request(['bee']);
     await b.whenIdle();
     expect(calls).toEqual(['bee']);
+    expect(events.map((e) => (e.type === 'image.build' ? `${e.image} ${e.state} ${e.step ?? e.version ?? ''}` : e.type))).toEqual(['bee started ', 'bee step resolve', 'bee step root', 'bee finished 20261122.100000']);
   });
 
   it('a failed build is not retried until the recipe changes', async () => {
     fail = true;
-    const b = new MissingImageBuilder(catalog, { stateDir: path.join(dir, 'state') }, silentLogger, builder);
+    const events: BootEvent[] = [];
+    const b = new MissingImageBuilder(catalog, { stateDir: path.join(dir, 'state') }, silentLogger, builder, { publish: (e) => void events.push(e) });
     b.request(['bee']);
     await b.whenIdle();
+    expect(events.at(-1)).toMatchObject({ type: 'image.build', image: 'bee', state: 'failed', error: 'step "root" failed' });
     b.request(['bee']);
     await b.whenIdle();
     expect(calls).toEqual(['bee']);

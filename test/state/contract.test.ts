@@ -7,12 +7,15 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
+import type { HostRecordStore } from '../../src/afterboot/host-records.js';
+import type { LeaseStore } from '../../src/dhcp/lease-store.js';
+import type { MachineStore } from '../../src/machines/registry.js';
 import { systemClock } from '../../src/net/clock.js';
 import { FileHostRecords } from '../../src/state/host-records.js';
 import { FileLeaseStore } from '../../src/state/lease-store.js';
 import { FileMachineStore } from '../../src/state/machine-store.js';
 import { MemoryHostRecords, MemoryLeaseStore, MemoryMachineStore } from '../../src/state/memory.js';
-import { hostRecordsContract, leaseStoreContract, machineStoreContract } from './contract.js';
+import { hostRecordsContract, leaseStoreContract, machineStoreContract, type StoreMaker } from './contract.js';
 
 let root: string;
 let n = 0;
@@ -23,17 +26,20 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
-const fresh = (): string => path.join(root, String(n++));
+/** A file store in a fresh folder, reopened from the same folder. */
+function inFolder<S extends object>(open: (dir: string) => Promise<S>): StoreMaker<S> {
+  return {
+    make: async () => {
+      const dir = path.join(root, String(n++));
+      const s = await open(dir);
+      dirs.set(s, dir);
+      return s;
+    },
+    reopen: async (s) => open(dirs.get(s) as string),
+  };
+}
 
-leaseStoreContract('durable files (snapshot + journal)', {
-  make: async () => {
-    const dir = fresh();
-    const s = await FileLeaseStore.open(dir);
-    dirs.set(s, dir);
-    return s;
-  },
-  reopen: async (s) => FileLeaseStore.open(dirs.get(s) as string),
-});
+leaseStoreContract('durable files (snapshot + journal)', inFolder<LeaseStore>((dir) => FileLeaseStore.open(dir)));
 
 leaseStoreContract('memory', {
   make: async () => new MemoryLeaseStore(),
@@ -41,30 +47,14 @@ leaseStoreContract('memory', {
   reopen: async (s) => new MemoryLeaseStore(await s.load()),
 });
 
-hostRecordsContract('durable file (hosts-state.json)', {
-  make: async () => {
-    const dir = fresh();
-    const s = await FileHostRecords.open(dir, systemClock);
-    dirs.set(s, dir);
-    return s;
-  },
-  reopen: async (s) => FileHostRecords.open(dirs.get(s) as string, systemClock),
-});
+hostRecordsContract('durable file (hosts-state.json)', inFolder<HostRecordStore>((dir) => FileHostRecords.open(dir, systemClock)));
 
 hostRecordsContract('memory', {
   make: async () => new MemoryHostRecords(),
   reopen: async (s) => s,
 });
 
-machineStoreContract('durable file (machines.json)', {
-  make: async () => {
-    const dir = fresh();
-    const s = await FileMachineStore.open(dir);
-    dirs.set(s, dir);
-    return s;
-  },
-  reopen: async (s) => FileMachineStore.open(dirs.get(s) as string),
-});
+machineStoreContract('durable file (machines.json)', inFolder<MachineStore>((dir) => FileMachineStore.open(dir)));
 
 machineStoreContract('memory', {
   make: async () => new MemoryMachineStore(),
