@@ -12,8 +12,8 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log.js';
-import { NO_EVENTS, type EventSink, type Stamped } from '../events/types.js';
-import type { HostRecordStore } from './host-records.js';
+import { NO_EVENTS, type BootEvent, type EventSink } from '../events/types.js';
+import { MAX_PAGE, type HostRecordStore } from './host-records.js';
 import { MAX_REPORT_BYTES, parseAuditReport, type InventoryEntry } from './inventory.js';
 import { observe, phaseAtLeast, type BootRecord, type DhcpSeen, type Observation, type SmokeResult } from './record.js';
 import type { SmokeParams, SmokeRun } from './smoke.js';
@@ -39,8 +39,9 @@ export interface AfterBootDeps {
    * The host a DHCP exchange belongs to (its hosts/ file name, else the MAC
    * with hyphens) and its image; undefined: not a host bootd keeps records
    * of (a plain DHCP client on a shared segment, a PXE client bootd does not boot).
+   * `netboot`: the exchange came from a PXE stack or iPXE.
    */
-  readonly hostOfMac: (mac: string, e: DhcpSeen) => HostCandidate | undefined;
+  readonly hostOfMac: (mac: string, netboot: boolean) => HostCandidate | undefined;
   /** The host behind an address (reservation or lease), if any. */
   readonly nameAt: (address: string) => string | HostCandidate | undefined;
   /** Where phase changes, SSH, smoke runs and inventories are published; default nowhere. */
@@ -62,6 +63,8 @@ export interface AfterBootDeps {
 /** The report file bee uploads (bee.report=, images/bee/overlay/usr/sbin/bee-report). */
 export const AUDIT_FILE = /(^|\/)bee-audit\.json$/;
 
+const MAX_ABSENT = 50_000;
+
 export class AfterBoot {
   private readonly watching = new Set<string>();
   private readonly running = new Map<string, Promise<SmokeResult>>();
@@ -70,6 +73,22 @@ export class AfterBoot {
   private closed = false;
   /** Hosts whose log directory exists already. */
   private readonly made = new Set<string>();
+  /**
+   * Names the store had no record of when an event of theirs came with
+   * `ifRecorded` (plain DHCP clients bootd does not boot): their next events
+   * are dropped at once, without asking the store. Only this tracker creates
+   * records here, and it forgets a name when it does; a store shared by
+   * several instances (issue 22) must tell it of records made elsewhere.
+   * Bounded: cleared whole past MAX_ABSENT names.
+   */
+  private readonly absent = new Set<string>();
+  /**
+   * Every host the store has a record of, once `loadKnown()` ran: then an
+   * event with `ifRecorded` for any other name is dropped without a store
+   * query (a boot storm of plain DHCP clients costs nothing here; before,
+   * one record chain per client cost ~10 us of each lease, session 14).
+   */
+  private known: Set<string> | null = null;
   /** Per host: the change in progress; a host's changes run one after another. */
   private readonly chains = new Map<string, Promise<unknown>>();
   private readonly events: EventSink;
@@ -85,10 +104,13 @@ export class AfterBoot {
    * The bus subscriber (src/events/): OFFERs and ACKs with an address, files
    * read over TFTP, HTTP (GET) and machine ports, uploads and machine writes.
    */
-  onEvent(e: Stamped): void {
+  onEvent(e: BootEvent): void {
     if (e.type === 'dhcp') {
       if ((e.message === 'offer' || e.message === 'ack') && e.ip !== null) {
-        this.onDhcp({ type: e.message, mac: e.mac, ip: e.ip, vendorClass: e.vendorClass, arch: e.arch, pxe: e.pxe, userClassIpxe: e.userClassIpxe, bootFile: e.bootFile });
+        // the host first: most DHCP traffic belongs to no host with a record, and costs no more
+        const h = this.d.hostOfMac(e.mac, e.pxe || e.userClassIpxe);
+        if (this.skip(h)) return;
+        this.observeDhcp(h, { type: e.message, mac: e.mac, ip: e.ip, vendorClass: e.vendorClass, arch: e.arch, pxe: e.pxe, userClassIpxe: e.userClassIpxe, bootFile: e.bootFile });
       }
     } else if (e.type === 'transfer.finished') {
       if (e.direction === 'write') {
@@ -145,10 +167,35 @@ export class AfterBoot {
     return this.serial(c.name, () => this.recordNow(c, o));
   }
 
+  /** Reads the names of every recorded host, so that events of hosts without a record are dropped at once. */
+  async loadKnown(): Promise<void> {
+    const names = new Set<string>();
+    for (let offset = 0; ; ) {
+      const page = await this.d.store.list({ offset, limit: MAX_PAGE });
+      for (const h of page.items) names.add(h.name);
+      offset += page.items.length;
+      if (page.items.length === 0 || offset >= page.total) break;
+    }
+    this.known = names;
+  }
+
+  /** An event for a host that has no record and gets none from it: nothing to do. */
+  private skip(c: string | HostCandidate | undefined): c is undefined {
+    if (c === undefined) return true;
+    if (typeof c === 'string' || c.ifRecorded !== true) return false;
+    return this.known !== null ? !this.known.has(c.name) : this.absent.has(c.name);
+  }
+
   private async recordNow(c: HostCandidate, o: Observation): Promise<BootRecord | null> {
     const name = c.name;
     const stored = await this.d.store.get(name);
-    if (stored === undefined && c.ifRecorded === true) return null;
+    if (stored === undefined && c.ifRecorded === true) {
+      if (this.absent.size >= MAX_ABSENT) this.absent.clear();
+      this.absent.add(name);
+      return null;
+    }
+    this.absent.delete(name);
+    this.known?.add(name);
     const rec = stored ?? { name, boots: [] };
     const before = rec.boots[rec.boots.length - 1];
     const beforeId = before?.id;
@@ -181,21 +228,25 @@ export class AfterBoot {
   }
 
   onDhcp(e: DhcpSeen): void {
-    const h = this.d.hostOfMac(e.mac, e);
-    if (h === undefined) return;
+    const h = this.d.hostOfMac(e.mac, e.pxe || e.userClassIpxe);
+    if (this.skip(h)) return;
+    this.observeDhcp(h, e);
+  }
+
+  private observeDhcp(h: HostCandidate, e: DhcpSeen): void {
     void this.track(this.record(h, { ...e, kind: 'dhcp', ...(h.image !== undefined ? { image: h.image } : {}) })).catch((err: unknown) => this.fail('dhcp', err));
   }
 
   onFile(peer: string, via: 'tftp' | 'http', file: string, bytes: number, durationMs: number, outcome: string): void {
     const who = this.d.nameAt(peer);
-    if (who === undefined) return;
+    if (this.skip(who)) return;
     void this.track(this.record(who, { kind: 'file', via, file, bytes, durationMs, outcome })).catch((err: unknown) => this.fail('file', err));
   }
 
   /** A write transfer ended; `stored` is where a complete upload now is. */
   onUpload(peer: string, file: string, bytes: number, outcome: string, stored?: string): void {
     const who = this.d.nameAt(peer);
-    if (who === undefined) return;
+    if (this.skip(who)) return;
     const name = typeof who === 'string' ? who : who.name;
     void this.track(
       (async () => {

@@ -180,6 +180,28 @@ class Wired {
   }
 }
 
+/**
+ * A DHCP event as one class: every event has the same fields in the same
+ * order, so V8 builds one shape for all of them (an object literal with a
+ * conditional spread took the slow cloning path on every packet).
+ */
+class DhcpMessage implements DhcpMessageEvent {
+  readonly type = 'dhcp' as const;
+  constructor(
+    readonly message: DhcpMessageEvent['message'],
+    readonly mac: string,
+    readonly clientId: string | null,
+    readonly ip: string | null,
+    readonly arch: number | null,
+    readonly vendorClass: string | null,
+    readonly relay: string | null,
+    readonly pxe: boolean,
+    readonly userClassIpxe: boolean,
+    readonly bootFile: string | null,
+    readonly reason: string | null,
+  ) {}
+}
+
 const CLIENT_PORT = 68;
 const SERVER_PORT = 67;
 const BROADCAST = '255.255.255.255';
@@ -242,23 +264,9 @@ export class DhcpServer {
   }
 
   /** Publishes a message this server received or sent (src/events/types.ts). */
-  private publish(message: DhcpMessageEvent['message'], p: DhcpPacket, id: ClientIdentity, ip: string | null, facts: ClientFacts | null, bootFile: string | null, reason?: string): void {
+  private publish(message: DhcpMessageEvent['message'], p: DhcpPacket, id: ClientIdentity, ip: string | null, facts: ClientFacts | null, bootFile: string | null, reason: string | null = null): void {
     const f = facts ?? clientFacts(p);
-    const e: DhcpMessageEvent = {
-      type: 'dhcp',
-      message,
-      mac: id.mac,
-      clientId: id.clientId,
-      ip,
-      arch: f.arch,
-      vendorClass: f.vendorClass,
-      relay: p.giaddr !== ZERO ? p.giaddr : null,
-      pxe: f.pxe,
-      userClassIpxe: f.ipxe,
-      bootFile,
-      ...(reason !== undefined ? { reason } : {}),
-    };
-    this.d.events.publish(e);
+    this.d.events.publish(new DhcpMessage(message, id.mac, id.clientId, ip, f.arch, f.vendorClass, p.giaddr !== ZERO ? p.giaddr : null, f.pxe, f.ipxe, bootFile, reason));
   }
 
   private get proxy(): boolean {

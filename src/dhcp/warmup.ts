@@ -34,7 +34,7 @@ import { RoutedSocket, type BindOptions, type Remote, type UdpSocket, type UdpSo
 import { silentLogger, type Logger } from '../log.js';
 import type { LeaseStore } from './lease-store.js';
 import { EventBus } from '../events/bus.js';
-import type { Stamped } from '../events/types.js';
+import type { BootEvent, Stamp } from '../events/types.js';
 import { LeaseTable, type PoolConfig } from './leases.js';
 import { MessageType, Opt, encodeValue } from './options.js';
 import { FLAG_BROADCAST, clientRequest, encodeDhcp, type DhcpOption } from './packet.js';
@@ -85,7 +85,7 @@ export interface WarmUpOptions {
   readonly maxMs?: number;
 }
 
-const SINKS: readonly ((e: Stamped) => void)[] = [(e) => void e, (e) => void e.seq, (e) => void e.at, (e) => void e.type, (e) => void (e.type === 'dhcp' ? e.mac : null)];
+const SINKS: readonly ((e: BootEvent, s: Stamp) => void)[] = [(e) => void e, (_e, s) => void s.seq, (_e, s) => void s.at, (e) => void e.type, (e) => void (e.type === 'dhcp' ? e.mac : null)];
 
 /** DISCOVER, REQUEST and RELEASE of `rounds` made-up clients; resolves with the number of ACKs once all were answered (or after `maxMs`). */
 export async function warmUpDhcp(deps: Pick<DhcpServerDeps, 'clock' | 'hosts' | 'config'>, opts: WarmUpOptions = {}): Promise<number> {

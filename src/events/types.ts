@@ -25,8 +25,8 @@ export interface DhcpMessageEvent {
   readonly userClassIpxe: boolean;
   /** The boot file handed out (offer and ack), null when none. */
   readonly bootFile: string | null;
-  /** Why a NAK was sent. */
-  readonly reason?: string;
+  /** Why a NAK was sent; null for every other message. */
+  readonly reason: string | null;
 }
 
 export type TransferProtocol = 'tftp' | 'http' | 'upload' | 'machine';
@@ -148,8 +148,11 @@ export type BootEvent =
 
 export type BootEventType = BootEvent['type'];
 
-/** An event as subscribers get it: numbered in publish order and stamped with wall time. */
-export type Stamped<E extends BootEvent = BootEvent> = E & { readonly seq: number; readonly at: number };
+/** What the bus adds to each event it delivers: its number in publish order and the wall time it was published. */
+export interface Stamp {
+  readonly seq: number;
+  readonly at: number;
+}
 
 /**
  * What a publisher needs, owned here so that servers depend on this one

@@ -74,8 +74,9 @@ export class HostLocator {
   trackedMac(mac: string, netboot: boolean, unknownImage: string | undefined): TrackedHost | undefined {
     const h = this.d.hosts()?.byMac(mac);
     if (h) return { name: h.name, ...(h.netboot ? { image: h.image.name } : {}) };
+    // asked for every OFFER and ACK: plain literals, no spreads (this is on the DHCP event path)
     const name = macHyphen(mac);
-    const enlisting = unknownImage !== undefined && netboot;
-    return { name, ...(unknownImage !== undefined ? { image: unknownImage } : {}), ...(enlisting ? {} : { ifRecorded: true }) };
+    if (unknownImage === undefined) return { name, ifRecorded: true };
+    return netboot ? { name, image: unknownImage } : { name, image: unknownImage, ifRecorded: true };
   }
 }

@@ -241,71 +241,8 @@ export async function runLab(o: LabOptions, io: LabIo): Promise<LabResult> {
     });
     const bootdProc = bootd as unknown as Child; // set by startBootd before it resolves
 
-    // 4. the VMs
-    const followers: FileFollower[] = [];
-    const lnet = net;
-    const startVm = async (i: number): Promise<void> => {
-      const t = tracks[i] as VmTrack;
-      const serialLog = path.join(runDir, `${t.name}.serial.log`);
-      const firmwareFile = path.join(runDir, `${t.name}.${o.firmware === 'uefi' ? 'OVMF_VARS.fd' : 'sercon-port'}`);
-      await prepareFirmwareFile({ firmware: o.firmware, firmwareFile });
-      await fs.writeFile(serialLog, '');
-      const spec = { name: t.name, mac: t.mac, uuid: `b0070000-0000-4000-8000-${t.mac.replace(/:/g, '')}`, tap: lnet.taps[i] as string, firmware: o.firmware, rom: o.rom, memoryMiB, accel: accel.accel, serialLog, firmwareFile };
-      const qargv = lnet.exec([QEMU, ...qemuArgs(spec)]);
-      await fs.writeFile(path.join(runDir, `${t.name}.qemu.cmd`), `${qargv.join(' ')}\n`);
-      qemus[i] = execa(qargv[0] as string, qargv.slice(1), { reject: false, stdin: 'ignore', stdout: { file: path.join(runDir, `${t.name}.qemu.log`) }, stderr: { file: path.join(runDir, `${t.name}.qemu.err`) } });
-      followers[i] = new FileFollower(serialLog, (l) => timeline.onSerialLine(t.name, l));
-    };
-    for (let i = 0; i < tracks.length; i++) {
-      const t = tracks[i] as VmTrack;
-      t.startedAt = performance.now();
-      await startVm(i);
-      timeline.note(t.name, 'qemu', `QEMU started (${t.mac}, ${o.firmware}, rom ${o.rom})`);
-    }
-    // A boot loader that gave up (PXELINUX's kaboom) waits for a key or its own
-    // 5-minute reset; the lab does what a BMC watchdog would: power-cycles the VM,
-    // at most o.powerCycles times, and records the lost attempt (docs/lab.md).
-    const powerCycle = async (i: number): Promise<void> => {
-      const t = tracks[i] as VmTrack;
-      await stop(qemus[i], 2000);
-      await followers[i]?.poll();
-      const n = (t.attempts?.length ?? 0) + 1;
-      const moved = path.join(runDir, `${t.name}.serial.attempt${n}.log`);
-      await fs.rename(path.join(runDir, `${t.name}.serial.log`), moved);
-      timeline.powerCycle(t.name, moved);
-      await startVm(i);
-    };
-
-    // 5. follow until done, timeout or Ctrl-C
-    const deadline = performance.now() + o.timeoutSeconds * 1000;
-    // done: userland up, the audit report in (bee), and bootd's smoke test finished, pass or fail
-    const done = (t: VmTrack): boolean => t.upAt !== undefined && (o.image !== 'bee' || t.uploads.includes(`${t.name}/${AUDIT_FILE}`)) && t.smoke !== undefined;
-    let announced = false;
-    while (!io.signal.aborted) {
-      await Promise.all(followers.map((f) => f.poll()));
-      if (bootdProc.exitCode !== null) throw new Error(`bootd exited (${bootdProc.exitCode}): ${await tail(bootdLog, 10)}`);
-      const all = tracks.every(done);
-      if (all && o.once) break;
-      if (all && !announced) {
-        announced = true;
-        io.line('every VM is up; Ctrl-C ends the lab');
-      }
-      if (o.once && performance.now() > deadline) throw new Error(`timed out after ${o.timeoutSeconds} s waiting for ${tracks.filter((t) => !done(t)).map((t) => t.name).join(', ')}`);
-      for (const [i, t] of tracks.entries()) {
-        if (t.gaveUp === undefined || done(t)) continue;
-        const cycles = t.attempts?.length ?? 0;
-        // out of power cycles: fail now rather than wait out the loader's own reset
-        if (cycles >= o.powerCycles) throw new Error(`the boot loader of ${t.name} gave up ("${t.gaveUp}")${cycles > 0 ? ` in each of ${cycles + 1} attempts` : ''}`);
-        await powerCycle(i);
-      }
-      for (const [i, q] of qemus.entries()) {
-        const t = tracks[i] as VmTrack;
-        if (q.exitCode !== null && !done(t)) throw new Error(`QEMU for ${t.name} exited (${q.exitCode}): ${await tail(path.join(runDir, `${t.name}.qemu.err`), 5)}`);
-      }
-      await sleep(100, io.signal);
-    }
-    if (io.signal.aborted && o.once) throw new Error('interrupted');
-    ok = tracks.every(done);
+    // 4. the VMs, 5. followed until done, timeout or Ctrl-C
+    ok = await runVms({ o, io, net, runDir, tracks, memoryMiB, accel: accel.accel, timeline, qemus, bootd: bootdProc, bootdLog });
   } catch (err) {
     error = (err as Error).message;
   } finally {
@@ -472,4 +409,88 @@ async function startBootd(net: LabNetwork, o: LabOptions, p: { readonly hostsDir
   const readyBy = performance.now() + 20_000;
   while (!ready && performance.now() < readyBy && bootdProc.exitCode === null && !signal.aborted) await sleep(50);
   if (!ready) throw new Error(`bootd did not start: ${await tail(p.bootdLog, 10)}`);
+}
+
+interface VmRun {
+  readonly o: LabOptions;
+  readonly io: LabIo;
+  readonly net: LabNetwork;
+  readonly runDir: string;
+  readonly tracks: VmTrack[];
+  readonly memoryMiB: number;
+  readonly accel: Accel;
+  readonly timeline: Timeline;
+  /** Filled with each VM's QEMU as it starts (the caller stops them, whatever happens). */
+  readonly qemus: Child[];
+  readonly bootd: Child;
+  readonly bootdLog: string;
+}
+
+/** Starts the VMs and follows them until every one is done (true), the timeout, Ctrl-C, or a failure (thrown). */
+async function runVms({ o, io, net, runDir, tracks, memoryMiB, accel, timeline, qemus, bootd, bootdLog }: VmRun): Promise<boolean> {
+  // 4. the VMs
+  const followers: FileFollower[] = [];
+  const lnet = net;
+  const startVm = async (i: number): Promise<void> => {
+    const t = tracks[i] as VmTrack;
+    const serialLog = path.join(runDir, `${t.name}.serial.log`);
+    const firmwareFile = path.join(runDir, `${t.name}.${o.firmware === 'uefi' ? 'OVMF_VARS.fd' : 'sercon-port'}`);
+    await prepareFirmwareFile({ firmware: o.firmware, firmwareFile });
+    await fs.writeFile(serialLog, '');
+    const spec = { name: t.name, mac: t.mac, uuid: `b0070000-0000-4000-8000-${t.mac.replace(/:/g, '')}`, tap: lnet.taps[i] as string, firmware: o.firmware, rom: o.rom, memoryMiB, accel, serialLog, firmwareFile };
+    const qargv = lnet.exec([QEMU, ...qemuArgs(spec)]);
+    await fs.writeFile(path.join(runDir, `${t.name}.qemu.cmd`), `${qargv.join(' ')}\n`);
+    qemus[i] = execa(qargv[0] as string, qargv.slice(1), { reject: false, stdin: 'ignore', stdout: { file: path.join(runDir, `${t.name}.qemu.log`) }, stderr: { file: path.join(runDir, `${t.name}.qemu.err`) } });
+    followers[i] = new FileFollower(serialLog, (l) => timeline.onSerialLine(t.name, l));
+  };
+  for (let i = 0; i < tracks.length; i++) {
+    const t = tracks[i] as VmTrack;
+    t.startedAt = performance.now();
+    await startVm(i);
+    timeline.note(t.name, 'qemu', `QEMU started (${t.mac}, ${o.firmware}, rom ${o.rom})`);
+  }
+  // A boot loader that gave up (PXELINUX's kaboom) waits for a key or its own
+  // 5-minute reset; the lab does what a BMC watchdog would: power-cycles the VM,
+  // at most o.powerCycles times, and records the lost attempt (docs/lab.md).
+  const powerCycle = async (i: number): Promise<void> => {
+    const t = tracks[i] as VmTrack;
+    await stop(qemus[i], 2000);
+    await followers[i]?.poll();
+    const n = (t.attempts?.length ?? 0) + 1;
+    const moved = path.join(runDir, `${t.name}.serial.attempt${n}.log`);
+    await fs.rename(path.join(runDir, `${t.name}.serial.log`), moved);
+    timeline.powerCycle(t.name, moved);
+    await startVm(i);
+  };
+
+  // 5. follow until done, timeout or Ctrl-C
+  const deadline = performance.now() + o.timeoutSeconds * 1000;
+  // done: userland up, the audit report in (bee), and bootd's smoke test finished, pass or fail
+  const done = (t: VmTrack): boolean => t.upAt !== undefined && (o.image !== 'bee' || t.uploads.includes(`${t.name}/${AUDIT_FILE}`)) && t.smoke !== undefined;
+  let announced = false;
+  while (!io.signal.aborted) {
+    await Promise.all(followers.map((f) => f.poll()));
+    if (bootd.exitCode !== null) throw new Error(`bootd exited (${bootd.exitCode}): ${await tail(bootdLog, 10)}`);
+    const all = tracks.every(done);
+    if (all && o.once) break;
+    if (all && !announced) {
+      announced = true;
+      io.line('every VM is up; Ctrl-C ends the lab');
+    }
+    if (o.once && performance.now() > deadline) throw new Error(`timed out after ${o.timeoutSeconds} s waiting for ${tracks.filter((t) => !done(t)).map((t) => t.name).join(', ')}`);
+    for (const [i, t] of tracks.entries()) {
+      if (t.gaveUp === undefined || done(t)) continue;
+      const cycles = t.attempts?.length ?? 0;
+      // out of power cycles: fail now rather than wait out the loader's own reset
+      if (cycles >= o.powerCycles) throw new Error(`the boot loader of ${t.name} gave up ("${t.gaveUp}")${cycles > 0 ? ` in each of ${cycles + 1} attempts` : ''}`);
+      await powerCycle(i);
+    }
+    for (const [i, q] of qemus.entries()) {
+      const t = tracks[i] as VmTrack;
+      if (q.exitCode !== null && !done(t)) throw new Error(`QEMU for ${t.name} exited (${q.exitCode}): ${await tail(path.join(runDir, `${t.name}.qemu.err`), 5)}`);
+    }
+    await sleep(100, io.signal);
+  }
+  if (io.signal.aborted && o.once) throw new Error('interrupted');
+  return tracks.every(done);
 }

@@ -91,7 +91,7 @@ export async function startState(sc: StateWiring, deps: StateWiringDeps, p: Stat
     store,
     log,
     now: () => new Date(clock.wallNow()),
-    hostOfMac: (mac, e) => p.locator.trackedMac(mac, e.pxe || e.userClassIpxe, p.unknownImage),
+    hostOfMac: (mac, netboot) => p.locator.trackedMac(mac, netboot, p.unknownImage),
     nameAt: (address) => p.locator.trackedAt(address),
     smokePlan,
     runSmoke: (params) => runSmoke(params, clock),
@@ -101,6 +101,7 @@ export async function startState(sc: StateWiring, deps: StateWiringDeps, p: Stat
     smokeAutomatically: sc.smoke,
     ...(sc.upTimeoutMs !== undefined ? { upTimeoutMs: sc.upTimeoutMs } : {}),
   });
+  await after.loadKnown();
   const unsubscribe = deps.bus.subscribe('afterboot', (e) => after.onEvent(e), ['dhcp', 'transfer.finished']);
   deps.stats.register('afterboot', () => after.counters);
 

@@ -77,7 +77,7 @@ export class MemoryHostRecords implements HostRecordStore {
     return Promise.resolve(structuredClone(queryEvents(this.hosts, q)));
   }
 
-  async put(rec: HostRecord): Promise<void> {
+  async put(rec: HostRecord, _durable?: boolean): Promise<void> {
     this.hosts[rec.name] = structuredClone(rec);
     this.writes++;
     await new Promise<void>((r) => setImmediate(r));

@@ -12,6 +12,7 @@ import type { SmokeParams, SmokeRun } from '../../src/afterboot/smoke.js';
 import type { DhcpSeen as DhcpEvent } from '../../src/afterboot/record.js';
 import { silentLogger } from '../../src/log.js';
 import { FileHostRecords } from '../../src/state/host-records.js';
+import { MemoryHostRecords } from '../../src/state/memory.js';
 import { systemClock } from '../../src/net/clock.js';
 import pino from 'pino';
 
@@ -158,6 +159,83 @@ describe('after-boot tracker log', () => {
       await t.idle();
       await store.close();
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('after-boot tracker and machines it keeps no record of', () => {
+  it('asks the store once about a plain DHCP client, then drops its events; once it netboots it is recorded', async () => {
+    const store = new MemoryHostRecords();
+    let gets = 0;
+    const realGet = store.get.bind(store);
+    store.get = (name) => {
+      gets++;
+      return realGet(name);
+    };
+    let enlisting = false;
+    const t = new AfterBoot({
+      stateDir: await mkdtemp(path.join(os.tmpdir(), 'bootd-afterboot-')),
+      store,
+      log: silentLogger,
+      now: () => new Date(),
+      hostOfMac: (mac) => ({ name: mac.replace(/:/g, '-'), ...(enlisting ? {} : { ifRecorded: true }) }),
+      nameAt: () => undefined,
+      smokePlan: async () => ({ ok: false, reason: 'none', port: 22 }),
+      runSmoke: async () => Promise.reject(new Error('not called')),
+      tcpAnswers: async () => false,
+    });
+    try {
+      for (let i = 0; i < 5; i++) {
+        t.onDhcp(os_);
+        await t.idle();
+      }
+      expect(gets).toBe(1);
+      expect((await store.list()).total).toBe(0);
+      enlisting = true;
+      t.onDhcp(pxe);
+      await t.idle();
+      enlisting = false;
+      t.onDhcp(os_); // its OS now: recorded, the store is asked again
+      await t.idle();
+      expect((await store.get('52-54-00-b0-07-01'))?.boots.at(-1)?.events.map((e) => e.text.slice(0, 20))).toEqual(['DHCP ack 198.18.77.1', 'DHCP ack 198.18.77.1']);
+    } finally {
+      t.close();
+    }
+  });
+});
+
+describe('after-boot tracker with the known hosts loaded', () => {
+  it('drops events of hosts without a record without asking the store, and keeps recording those with one', async () => {
+    const store = new MemoryHostRecords();
+    await store.put({ name: '52-54-00-b0-07-01', boots: [] }, true);
+    let gets = 0;
+    const realGet = store.get.bind(store);
+    store.get = (name) => {
+      gets++;
+      return realGet(name);
+    };
+    const t = new AfterBoot({
+      stateDir: await mkdtemp(path.join(os.tmpdir(), 'bootd-afterboot-')),
+      store,
+      log: silentLogger,
+      now: () => new Date(),
+      hostOfMac: (mac) => ({ name: mac.replace(/:/g, '-'), ifRecorded: true }),
+      nameAt: () => undefined,
+      smokePlan: async () => ({ ok: false, reason: 'none', port: 22 }),
+      runSmoke: async () => Promise.reject(new Error('not called')),
+      tcpAnswers: async () => false,
+    });
+    await t.loadKnown();
+    try {
+      for (let i = 0; i < 3; i++) t.onDhcp({ ...os_, mac: '52:54:00:b0:07:99' });
+      await t.idle();
+      expect(gets).toBe(0);
+      t.onDhcp(pxe);
+      await t.idle();
+      expect(gets).toBe(1);
+      expect((await store.get('52-54-00-b0-07-01'))?.boots).toHaveLength(1);
+    } finally {
+      t.close();
     }
   });
 });

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApp, type AppConfig } from '../../src/app.js';
 import { controlRequest } from '../../src/control/socket.js';
-import type { Stamped } from '../../src/events/types.js';
+import type { BootEvent } from '../../src/events/types.js';
 import type { Metric } from '../../src/stats/registry.js';
 import { silentLogger } from '../../src/log.js';
 import { systemClock } from '../../src/net/clock.js';
@@ -96,7 +96,7 @@ describe('bootd as a whole', () => {
     const state = path.join(dir, 'state-fail');
     const rec = recordingUdp();
     const app = await startApp(config(state), { log: silentLogger, clock: systemClock, udp: rec.udp, mtu: linuxMtu }, new AbortController().signal);
-    const seen: Stamped[] = [];
+    const seen: BootEvent[] = [];
     app.events.subscribe('test', (e) => void seen.push(e), ['server']);
     rec.fail(0, new Error('a send error')); // not fatal: counted and logged
     await new Promise((r) => setTimeout(r, 50));

@@ -5,25 +5,27 @@
  */
 import { describe, expect, it } from 'vitest';
 import { EventBus } from '../../src/events/bus.js';
-import type { BootEvent, Stamped } from '../../src/events/types.js';
+import type { BootEvent, Stamp } from '../../src/events/types.js';
 
 const ev = (n: number): BootEvent => ({ type: 'hosts.reload', ok: true, hosts: n, issues: [] });
-const n = (e: Stamped): number => (e.type === 'hosts.reload' ? e.hosts : -1);
+const n = (e: BootEvent): number => (e.type === 'hosts.reload' ? e.hosts : -1);
 
 describe('EventBus', () => {
   it('delivers every event to every subscriber in publish order, numbered and stamped, after publish returned', async () => {
     let now = 1000;
     const bus = new EventBus({ wallNow: () => now++ });
-    const a: Stamped[] = [];
+    const a: { e: BootEvent; s: Stamp }[] = [];
     const b: number[] = [];
-    bus.subscribe('a', (e) => void a.push(e));
+    bus.subscribe('a', (e, s) => void a.push({ e, s }));
     bus.subscribe('b', (e) => void b.push(n(e)));
-    for (let i = 0; i < 5; i++) bus.publish(ev(i));
+    const published = [0, 1, 2, 3, 4].map(ev);
+    for (const e of published) bus.publish(e);
     expect(a).toEqual([]); // nothing ran inside publish
     await bus.drained();
-    expect(a.map(n)).toEqual([0, 1, 2, 3, 4]);
-    expect(a.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
-    expect(a.map((e) => e.at)).toEqual([1000, 1001, 1002, 1003, 1004]);
+    expect(a.map((x) => n(x.e))).toEqual([0, 1, 2, 3, 4]);
+    expect(a.map((x) => x.s.seq)).toEqual([1, 2, 3, 4, 5]);
+    expect(a.map((x) => x.s.at)).toEqual([1000, 1001, 1002, 1003, 1004]);
+    expect(a[3]?.e).toBe(published[3]); // the publisher's object itself (not a copy), shared read-only
     expect(b).toEqual([0, 1, 2, 3, 4]);
     expect(bus.published).toBe(5);
   });
