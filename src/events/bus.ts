@@ -1,8 +1,9 @@
 /**
  * The event bus: servers publish, subscribers subscribe.
  *
- * Publishing only stamps the event and queues it; delivery happens on a
- * later turn of the event loop (injected `schedule`, setImmediate in bootd),
+ * Publishing only stamps the event and queues it; delivery happens later
+ * (injected `schedule`; in bootd a 1 ms timer, so that a burst of packets
+ * is delivered in one batch rather than one event-loop turn per packet),
  * so a DHCP or TFTP reply path never waits for a subscriber. Each
  * subscriber has its own queue and gets events in publish order; one that
  * returns a promise gets the next event when that settles, so a slow
@@ -40,7 +41,7 @@ export interface SubscriberStats {
 export interface BusDeps {
   /** Wall-clock ms for the `at` stamp. */
   readonly wallNow: () => number;
-  /** Runs `fn` on a later turn (default setImmediate). */
+  /** Runs `fn` later (default: a 1 ms timer, gathering a burst into one delivery). */
   readonly schedule?: (fn: () => void) => void;
   /** A subscriber threw or rejected. */
   readonly onFailure?: (subscriber: string, err: unknown) => void;
@@ -75,7 +76,7 @@ export class EventBus implements EventSink {
   published = 0;
 
   constructor(private readonly d: BusDeps) {
-    this.schedule = d.schedule ?? ((fn) => void setImmediate(fn));
+    this.schedule = d.schedule ?? ((fn) => void setTimeout(fn, 1));
     this.maxQueue = d.maxQueue ?? 100_000;
   }
 

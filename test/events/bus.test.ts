@@ -7,6 +7,10 @@ import { describe, expect, it } from 'vitest';
 import { EventBus } from '../../src/events/bus.js';
 import type { BootEvent, Stamp } from '../../src/events/types.js';
 
+async function until(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 2));
+}
+
 const ev = (n: number): BootEvent => ({ type: 'hosts.reload', ok: true, hosts: n, issues: [] });
 const n = (e: BootEvent): number => (e.type === 'hosts.reload' ? e.hosts : -1);
 
@@ -77,7 +81,7 @@ describe('EventBus', () => {
       if (n(e) === 0) await new Promise<void>((r) => (release = r));
     });
     bus.publish(ev(0));
-    await new Promise((r) => setImmediate(r)); // event 0 is taken: the subscriber is stuck on it
+    await until(() => got.length === 1); // event 0 is taken: the subscriber is stuck on it
     for (let i = 1; i <= 10; i++) bus.publish(ev(i));
     expect(bus.stats().subscribers[0]).toMatchObject({ queued: 3, dropped: 7 });
     release();
