@@ -40,6 +40,8 @@ APT_PACKAGES=(
   qemu-system-x86 # the VMs (-boot n)
   ipxe-qemu       # QEMU's NIC option ROMs: iPXE for SeaBIOS and OVMF
   ovmf            # UEFI firmware (OVMF_CODE_4M.fd, OVMF_VARS_4M.fd)
+  # The shipped service (test/packaging/systemd-unit.test.ts: systemd-analyze verify; nothing is started):
+  systemd
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }

@@ -222,7 +222,16 @@ async function runServe(o: ServeOptions, cmd: Command): Promise<void> {
     process.exitCode = 1;
     return;
   }
+  // SIGHUP (systemctl reload): hosts/*.yaml now (they are watched anyway); the config file is
+  // read at start only, because most of it (ports, interface, state directory) needs new sockets
+  const started = app;
+  const onHup = (): void => {
+    log.info({ signal: 'SIGHUP' }, 'reloading hosts/*.yaml; changes to the config file take effect at the next restart');
+    void started.hosts?.reload().catch((err: unknown) => log.error({ err: String(err) }, 'hosts reload failed'));
+  };
+  process.on('SIGHUP', onHup);
   await app.stopped;
+  process.off('SIGHUP', onHup);
   // stopped by itself (a listener failed while running, logged with the reason): a supervisor restarts it
   process.exitCode = app.failure() === null ? 0 : 1;
 }

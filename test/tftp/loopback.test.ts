@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -170,6 +170,27 @@ describe('bootd on 127.0.0.1 with real sockets', () => {
       a.close();
       b.close();
       child.kill('SIGTERM');
+    }
+  });
+
+  it('on SIGHUP reloads hosts/*.yaml and keeps serving (systemctl reload)', async () => {
+    const hosts = path.join(dir, 'hup-hosts');
+    await mkdir(hosts, { recursive: true });
+    const child = spawn(process.execPath, [BOOTD_BIN, 'serve', '--hosts', hosts, '--tftp-root', dir, '--listen', '127.0.0.1', '--tftp-port', '0', '--log-format', 'json'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    let log = '';
+    child.stderr.on('data', (d: Buffer) => (log += d.toString()));
+    try {
+      await until(() => /tftp listening/.test(log), 20_000, 'bootd to listen', 10);
+      const loads = (): number => log.split('"msg":"hosts loaded"').length - 1;
+      const before = loads();
+      child.kill('SIGHUP');
+      await until(() => /reloading hosts/.test(log) && loads() === before + 1, 10_000, 'the reload', 10);
+      expect(child.exitCode).toBeNull(); // Node's default for SIGHUP would have ended the process
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
     }
   });
 
