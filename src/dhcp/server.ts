@@ -255,7 +255,7 @@ export class DhcpServer {
       void this.onMessage(msg, from).catch((err: unknown) => this.warnings.warn('handler', { err: String(err) }, 'dhcp handler failed'));
     });
     const onError = (what: string) => (err: Error) => {
-      if (err instanceof SocketLostError && !this.closed) deps.onFatal?.(err);
+      if (err instanceof SocketLostError && !this.closed && deps.onFatal) deps.onFatal(err);
       else this.warnings.warn(what, { err: err.message }, `${what} error`);
     };
     d.socket.onError(onError('dhcp socket'));

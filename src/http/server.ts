@@ -187,7 +187,9 @@ export class HttpFileServer {
         this.warnings.warn('accept', { err: err.message }, 'http accept failed');
         return;
       }
-      if (!this.closing) this.d.onFatal?.(err);
+      if (this.closing) return;
+      if (this.d.onFatal) this.d.onFatal(err);
+      else this.warnings.warn('listener', { err: err.message }, 'http listener error');
     });
     this.server.on('close', () => {
       if (!this.closing) this.d.onFatal?.(new Error('the HTTP listener closed underneath bootd'));

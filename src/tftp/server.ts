@@ -165,8 +165,8 @@ export class TftpServer {
     this.warnings = new RepeatLimiter(d.log, d.clock);
     d.listener.onMessage((msg, from) => this.onRequest(msg, from));
     d.listener.onError((err) => {
-      if (err instanceof SocketLostError && !this.closing) d.onFatal?.(err);
-      else this.warnings.warn('listener', { err: err.message }, 'tftp listener send error');
+      if (err instanceof SocketLostError && !this.closing && d.onFatal) d.onFatal(err);
+      else this.warnings.warn('listener', { err: err.message }, 'tftp listener error');
     });
   }
 
