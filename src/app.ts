@@ -120,7 +120,7 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
   const bus = new EventBus({ wallNow: () => deps.clock.wallNow(), onFailure: busFailureLog(log, deps.clock) });
   const stats = new StatsRegistry();
   stats.register('process', processStats, ['rssBytes', 'heapUsedBytes', 'maxRssBytes', 'uptimeSeconds']);
-  stats.register('events', () => ({ published: bus.published, ...sumSubscribers(bus) }), ['queued']);
+  stats.register('events', () => bus.totals(), ['queued']);
   const catalog = new ImageCatalog(cfg.images?.dir ?? 'images');
   const parts: Started = { tftp: null, uploads: null, http: null, dhcp: null, stopDhcpStore: async () => {}, stopState: async () => {} };
   const stopAll = async (): Promise<void> => {
@@ -148,7 +148,7 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
     let leases: LeaseTable | null = null;
     const locator = new HostLocator({ hosts: () => hosts?.current, macAt: (ip) => leases?.macOf(ip, deps.clock.wallNow()) });
     const cache = new FileCache(cfg.tftp.cacheBytes);
-    stats.register('cache', () => ({ ...cache.stats() }), ['bytes', 'entries']);
+    stats.register('cache', () => cache.stats(), ['bytes', 'entries']);
     const fileDeps = { log, clock: deps.clock, udp: deps.udp, mtu: deps.mtu, events: bus, onFatal };
     // each server, once listening: its counters in the registry, and a `server started` event
     const listening = <T>(name: string, counters: () => { readonly [K in keyof T]: number }, gauges: readonly (keyof T & string)[], listen: string): void => {
@@ -281,18 +281,4 @@ async function openRoot(cfg: AppConfig, hosts: HostDirectory | null, catalog: Im
 function busFailureLog(log: Logger, clock: Clock): (subscriber: string, err: unknown) => void {
   const limiter = new RepeatLimiter(log, clock);
   return (subscriber, err) => limiter.warn(`subscriber-${subscriber}`, { svc: 'events', subscriber, err: String(err) }, 'event subscriber failed');
-}
-
-function sumSubscribers(bus: EventBus): { delivered: number; failed: number; dropped: number; queued: number } {
-  let delivered = 0;
-  let failed = 0;
-  let dropped = 0;
-  let queued = 0;
-  for (const s of bus.stats().subscribers) {
-    delivered += s.delivered;
-    failed += s.failed;
-    dropped += s.dropped;
-    queued += s.queued;
-  }
-  return { delivered, failed, dropped, queued };
 }

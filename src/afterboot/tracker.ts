@@ -63,8 +63,6 @@ export interface AfterBootDeps {
 /** The report file bee uploads (bee.report=, images/bee/overlay/usr/sbin/bee-report). */
 export const AUDIT_FILE = /(^|\/)bee-audit\.json$/;
 
-const MAX_ABSENT = 50_000;
-
 export class AfterBoot {
   private readonly watching = new Set<string>();
   private readonly running = new Map<string, Promise<SmokeResult>>();
@@ -74,19 +72,14 @@ export class AfterBoot {
   /** Hosts whose log directory exists already. */
   private readonly made = new Set<string>();
   /**
-   * Names the store had no record of when an event of theirs came with
-   * `ifRecorded` (plain DHCP clients bootd does not boot): their next events
-   * are dropped at once, without asking the store. Only this tracker creates
-   * records here, and it forgets a name when it does; a store shared by
-   * several instances (issue 22) must tell it of records made elsewhere.
-   * Bounded: cleared whole past MAX_ABSENT names.
-   */
-  private readonly absent = new Set<string>();
-  /**
    * Every host the store has a record of, once `loadKnown()` ran: then an
-   * event with `ifRecorded` for any other name is dropped without a store
-   * query (a boot storm of plain DHCP clients costs nothing here; before,
-   * one record chain per client cost ~10 us of each lease, session 14).
+   * event with `ifRecorded` for any other name (a plain DHCP client bootd
+   * does not boot) is dropped without a store query; a boot storm of them
+   * costs nothing here (before, one record chain per client cost ~10 us of
+   * each lease, session 14). Only this tracker creates records here and it
+   * adds each name it records; a store shared by several instances (issue
+   * 22) must tell it of records made elsewhere. Before `loadKnown()`, every
+   * such event asks the store.
    */
   private known: Set<string> | null = null;
   /** Per host: the change in progress; a host's changes run one after another. */
@@ -183,18 +176,13 @@ export class AfterBoot {
   private skip(c: string | HostCandidate | undefined): c is undefined {
     if (c === undefined) return true;
     if (typeof c === 'string' || c.ifRecorded !== true) return false;
-    return this.known !== null ? !this.known.has(c.name) : this.absent.has(c.name);
+    return this.known !== null && !this.known.has(c.name);
   }
 
   private async recordNow(c: HostCandidate, o: Observation): Promise<BootRecord | null> {
     const name = c.name;
     const stored = await this.d.store.get(name);
-    if (stored === undefined && c.ifRecorded === true) {
-      if (this.absent.size >= MAX_ABSENT) this.absent.clear();
-      this.absent.add(name);
-      return null;
-    }
-    this.absent.delete(name);
+    if (stored === undefined && c.ifRecorded === true) return null;
     this.known?.add(name);
     const rec = stored ?? { name, boots: [] };
     const before = rec.boots[rec.boots.length - 1];

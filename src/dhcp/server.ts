@@ -458,7 +458,8 @@ export class DhcpServer {
       this.warnings.warn('no-address', { mac, giaddr: p.giaddr }, 'dhcp: no address to offer on this subnet');
       return;
     }
-    const built = this.reply(p, id, MessageType.OFFER, formatIpv4(ip), known, true, subnet, this.hostnameFor(p, id, known));
+    const offered = formatIpv4(ip); // once: the reply, its destination, the log line and the event
+    const built = this.reply(p, id, MessageType.OFFER, offered, known, true, subnet, this.hostnameFor(p, id, known));
     if (!built) {
       this.publish('discover', p, id, null, null, null);
       this.d.leases.forgetOffer(id); // nothing held for a client we cannot answer
@@ -467,12 +468,12 @@ export class DhcpServer {
     // published with the facts the reply already read (one parse of the options per packet)
     this.publish('discover', p, id, null, built.facts, null);
     this.counters.offers++;
-    const to = this.destination(p, MessageType.OFFER, formatIpv4(ip), mac);
+    const to = this.destination(p, MessageType.OFFER, offered, mac);
     this.transmit(mac, built.wire, to);
     const { boot, facts } = built;
     const bootFile = boot.kind === 'file' ? boot.file : null;
-    if (this.d.log.isLevelEnabled('info')) this.d.log.info({ mac, ...(id.clientId !== null ? { clientId: id.clientId } : {}), ip: formatIpv4(ip), to: to.address, vendorClass: facts.vendorClass, arch: facts.arch, userClassIpxe: facts.ipxe, bootFile }, 'dhcp offer');
-    this.publish('offer', p, id, formatIpv4(ip), facts, bootFile);
+    if (this.d.log.isLevelEnabled('info')) this.d.log.info({ mac, ...(id.clientId !== null ? { clientId: id.clientId } : {}), ip: offered, to: to.address, vendorClass: facts.vendorClass, arch: facts.arch, userClassIpxe: facts.ipxe, bootFile }, 'dhcp offer');
+    this.publish('offer', p, id, offered, facts, bootFile);
   }
 
   /**

@@ -175,6 +175,18 @@ export class EventBus implements EventSink {
     return new Promise((r) => this.idleWaiters.push(r));
   }
 
+  /** All subscribers together, for the stats registry (`events.*`). */
+  totals(): { published: number; delivered: number; failed: number; dropped: number; queued: number } {
+    const t = { published: this.published, delivered: 0, failed: 0, dropped: 0, queued: 0 };
+    for (const s of this.subs) {
+      t.delivered += s.delivered;
+      t.failed += s.failed;
+      t.dropped += s.dropped;
+      t.queued += s.queued;
+    }
+    return t;
+  }
+
   stats(): { published: number; subscribers: SubscriberStats[] } {
     return { published: this.published, subscribers: this.subs.map((s) => ({ name: s.name, delivered: s.delivered, failed: s.failed, dropped: s.dropped, queued: s.queued })) };
   }

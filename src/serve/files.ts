@@ -5,7 +5,6 @@
  */
 import { promises as fs } from 'node:fs';
 import type { EventSink } from '../events/types.js';
-import type { FileCache } from '../files/source.js';
 import type { Resolver } from '../files/root.js';
 import type { HostLocator } from '../hosts/locate.js';
 import type { HostSet } from '../hosts/directory.js';
@@ -18,7 +17,7 @@ import type { UdpSocketFactory } from '../net/udp.js';
 import type { ClientLimits } from '../tftp/client-limits.js';
 import { TftpServer } from '../tftp/server.js';
 import type { TimingConfig } from '../tftp/session.js';
-import { FileCache as Cache } from '../files/source.js';
+import { FileCache } from '../files/source.js';
 import { HostUploadDirs } from '../uploads/host-dirs.js';
 import { sweepPartials } from '../uploads/file-sink.js';
 import path from 'node:path';
@@ -86,7 +85,7 @@ export async function startUploads(u: { readonly port: number; readonly dir: str
     udp: deps.udp,
     clock: deps.clock,
     root: policy,
-    cache: new Cache(0),
+    cache: new FileCache(0),
     mtu: cachedMtu(deps.mtu),
     log: deps.log.child({ svc: 'uploads' }),
     writes: policy,

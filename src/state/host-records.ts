@@ -16,9 +16,9 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Low } from 'lowdb';
-import type { HostRecord } from '../afterboot/record.js';
+import type { BootRecord, HostRecord } from '../afterboot/record.js';
 import type { InventoryEntry } from '../afterboot/inventory.js';
-import { queryBoots, queryEvents, queryHosts, type HostRecordReader, type HostRecordStore } from '../afterboot/host-records.js';
+import { queryBoots, queryEvents, queryHosts, type HostEvent, type HostQuery, type HostRecordReader, type HostRecordStore, type HostSummary, type Page, type PageQuery } from '../afterboot/host-records.js';
 import type { Clock } from '../net/clock.js';
 import { DurableJsonFile } from './durable-json-file.js';
 import { MomentWriter } from './moment-writer.js';
@@ -89,15 +89,15 @@ export class FileHostRecords implements HostRecordStore {
     return this.view.inventory(name);
   }
 
-  list(q?: Parameters<HostRecordReader['list']>[0]): ReturnType<HostRecordReader['list']> {
+  list(q?: HostQuery): Promise<Page<HostSummary>> {
     return this.view.list(q);
   }
 
-  boots(name: string, q?: Parameters<HostRecordReader['boots']>[1]): ReturnType<HostRecordReader['boots']> {
+  boots(name: string, q?: PageQuery): Promise<Page<BootRecord>> {
     return this.view.boots(name, q);
   }
 
-  events(q?: Parameters<HostRecordReader['events']>[0]): ReturnType<HostRecordReader['events']> {
+  events(q?: PageQuery): Promise<Page<HostEvent>> {
     return this.view.events(q);
   }
 

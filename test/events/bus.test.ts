@@ -52,6 +52,7 @@ describe('EventBus', () => {
     const s = Object.fromEntries(bus.stats().subscribers.map((x) => [x.name, x]));
     expect(s.throws).toMatchObject({ delivered: 2, failed: 2, dropped: 0 });
     expect(s.rejects).toMatchObject({ delivered: 3, failed: 1 });
+    expect(bus.totals()).toEqual({ published: 4, delivered: 9, failed: 3, dropped: 0, queued: 0 });
   });
 
   it('a slow subscriber falls behind alone: the fast one has everything while the slow one still works through its queue', async () => {
