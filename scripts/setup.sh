@@ -42,6 +42,10 @@ APT_PACKAGES=(
   ovmf            # UEFI firmware (OVMF_CODE_4M.fd, OVMF_VARS_4M.fd)
   # The shipped service (test/packaging/systemd-unit.test.ts: systemd-analyze verify; nothing is started):
   systemd
+  # The admin listener's tests: a real Prometheus and promtool (test/admin/prometheus.test.ts starts its
+  # own; the package's service is kept from starting, see below) and a real browser for the dashboard
+  prometheus
+  chromium
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -57,8 +61,20 @@ if [ "${SETUP_SKIP_APT:-0}" != 1 ]; then
     [ "$(id -u)" = 0 ] || { log "need root to install: ${missing[*]}"; exit 1; }
     log "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # packages such as prometheus start their service on install; a policy-rc.d that says "no" (exit
+    # 101, Debian's policy interface) keeps every service from starting, so none is left running and
+    # we never have to stop one. Only ours is removed afterwards; an existing one is left alone.
+    policy=/usr/sbin/policy-rc.d
+    ours=0
+    if [ ! -e "$policy" ]; then
+      ours=1
+      printf '#!/bin/sh\n# bootd setup.sh: no service starts during this install\nexit 101\n' >"$policy"
+      chmod 755 "$policy"
+      trap 'rm -f "$policy"' EXIT
+    fi
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    if [ "$ours" = 1 ]; then rm -f "$policy"; trap - EXIT; fi
   fi
 fi
 

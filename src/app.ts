@@ -31,6 +31,9 @@ import type { MachinePorts } from './machines/ports.js';
 import type { Clock } from './net/clock.js';
 import type { MtuLookup } from './net/mtu.js';
 import type { UdpSocketFactory } from './net/udp.js';
+import type { AdminServer } from './admin/server.js';
+import { startAdmin, type AdminWiring } from './serve/admin.js';
+import type { SubnetUsage } from './admin/metrics.js';
 import { startDhcp, type DhcpWiring } from './serve/dhcp.js';
 import { startHttp, startTftp, startUploads, type TftpWiring } from './serve/files.js';
 import { startState, type StateWiring } from './serve/state.js';
@@ -75,7 +78,12 @@ export interface AppConfig {
   readonly state?: StateWiring;
   /** Absent: no DHCP at all (TFTP-only use). */
   readonly dhcp?: DhcpWiring;
+  /** The admin listener: /metrics, the dashboard and its API. Absent: none. */
+  readonly admin?: AdminWiring;
 }
+
+/** bootd's version, as `bootd --version` and the metrics (bootd_build_info) say it. */
+export const BOOTD_VERSION = '0.1.0';
 
 export interface AppDeps {
   readonly log: Logger;
@@ -95,6 +103,7 @@ export interface App {
   readonly catalog: ImageCatalog;
   readonly afterBoot: AfterBoot | null;
   readonly machines: MachinePorts | null;
+  readonly admin: AdminServer | null;
   /** Everything that happens, for subscribers (src/events/types.ts). */
   readonly events: EventBus;
   /** Every server's counters and gauges, live. */
@@ -113,6 +122,7 @@ interface Started {
   dhcp: DhcpServer | null;
   stopDhcpStore: () => Promise<void>;
   stopState: () => Promise<void>;
+  stopAdmin: () => Promise<void>;
 }
 
 export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSignal): Promise<App> {
@@ -122,8 +132,9 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
   stats.register('process', processStats, ['rssBytes', 'heapUsedBytes', 'maxRssBytes', 'uptimeSeconds']);
   stats.register('events', () => bus.totals(), ['queued']);
   const catalog = new ImageCatalog(cfg.images?.dir ?? 'images');
-  const parts: Started = { tftp: null, uploads: null, http: null, dhcp: null, stopDhcpStore: async () => {}, stopState: async () => {} };
+  const parts: Started = { tftp: null, uploads: null, http: null, dhcp: null, stopDhcpStore: async () => {}, stopState: async () => {}, stopAdmin: async () => {} };
   const stopAll = async (): Promise<void> => {
+    await parts.stopAdmin();
     parts.dhcp?.close();
     await Promise.all([parts.tftp?.close(), parts.uploads?.close(), parts.http?.close()]);
     await parts.stopDhcpStore();
@@ -146,6 +157,7 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
     const virtualFiles = new VirtualFileTable();
     const root = await openRoot(cfg, hosts, catalog, virtualFiles);
     let leases: LeaseTable | null = null;
+    let dhcpUsage: (() => readonly SubnetUsage[]) | null = null;
     const locator = new HostLocator({ hosts: () => hosts?.current, macAt: (ip) => leases?.macOf(ip, deps.clock.wallNow()) });
     const cache = new FileCache(cfg.tftp.cacheBytes);
     stats.register('cache', () => cache.stats(), ['bytes', 'entries']);
@@ -174,6 +186,7 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
       parts.dhcp = d.server;
       parts.stopDhcpStore = () => d.store.close();
       leases = d.leases;
+      dhcpUsage = d.usage;
       hostsHalf.onChanged(d.onHostsChanged);
       stats.register('leases', () => ({ active: d.leases.size }), ['active']);
       listening('dhcp', () => d.server.counters, [], cfg.dhcp.interface);
@@ -193,6 +206,29 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
       parts.stopState = st.stop;
       hostsHalf.onChanged(st.onHostsChanged);
     }
+    let admin: AdminServer | null = null;
+    if (cfg.admin) {
+      const dhcp = parts.dhcp;
+      const usage = dhcpUsage;
+      const a = await startAdmin(cfg.admin, { log, clock: deps.clock, bus, stats, version: BOOTD_VERSION }, {
+        hosts: () => hosts?.current.hosts ?? [],
+        isKnown: (mac) => cfg.dhcp?.reservations.has(mac) === true || hosts?.current.byMac(mac) !== undefined,
+        leaseOf: (mac) => leases?.latestForMac(mac)?.ip,
+        records: st?.records ?? null,
+        stateDir: cfg.state?.dir ?? null,
+        uploadsDir: cfg.uploads?.dir ?? null,
+        images: catalog,
+        smoke: st ? { knows: (name) => st.after.knows(name), run: (name) => st.after.smoke(name) } : null,
+        machines: st?.routes ?? null,
+        dhcp: dhcp && usage ? { latency: dhcp.replyLatency, usage } : null,
+      });
+      if (a) {
+        parts.stopAdmin = a.stop;
+        admin = a.server;
+        bus.publish({ type: 'server', server: 'admin', state: 'started', listen: at(admin.address) });
+        log.info({ svc: 'admin', url: admin.url, token: admin.tokenRequired }, 'admin listening');
+      }
+    }
     const stopped = stopOn(AbortSignal.any([signal, halt.signal]), async () => {
       log.info({ active: tftp.counters.active }, 'stopping');
       await stopAll();
@@ -200,7 +236,7 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
       // peak resident memory and every counter, for boot-storm measurements (docs/performance.md)
       log.info({ stats: stats.snapshot(), maxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024) }, 'stopped');
     });
-    return { tftp, dhcp: parts.dhcp, http: parts.http, uploads: parts.uploads, virtualFiles, hosts, catalog, afterBoot: st?.after ?? null, machines: st?.machines ?? null, events: bus, stats, stopped, failure: () => failure };
+    return { tftp, dhcp: parts.dhcp, http: parts.http, uploads: parts.uploads, virtualFiles, hosts, catalog, afterBoot: st?.after ?? null, machines: st?.machines ?? null, admin, events: bus, stats, stopped, failure: () => failure };
   } catch (err) {
     // the first fatal error at start-up stops what had started
     await stopAll().catch(() => {});
@@ -236,7 +272,7 @@ async function openHosts(cfg: AppConfig, log: Logger, clock: Clock, catalog: Ima
       autoBuild?.request([...a.set.hosts.filter((h) => h.netboot).map((h) => h.image.name), ...(unknownImage ? [unknownImage.name] : [])]);
       for (const i of a.issues) log.warn({ svc: 'hosts', file: i.file, line: i.line, col: i.col, key: i.path }, formatIssue(i));
       log.info({ svc: 'hosts', hosts: a.set.size, errors: a.issues.length, stale: a.files.filter((f) => f.stale).map((f) => f.file), ...changed }, 'hosts loaded');
-      bus.publish({ type: 'hosts.reload', ok: a.issues.length === 0, hosts: a.set.size, issues: a.issues.map(formatIssue) });
+      bus.publish({ type: 'hosts.reload', ok: a.issues.length === 0, hosts: a.set.size, issues: a.issues.map(formatIssue), filesInError: new Set(a.issues.map((i) => i.file)).size });
       for (const fn of listeners) fn();
       failure = '';
     },
@@ -245,7 +281,7 @@ async function openHosts(cfg: AppConfig, log: Logger, clock: Clock, catalog: Ima
       if (err.message === failure) return;
       failure = err.message;
       log.error({ svc: 'hosts', dir: cfg.hosts?.dir, err: err.message, serving }, 'hosts folder cannot be read; the last good hosts keep serving, retrying');
-      bus.publish({ type: 'hosts.reload', ok: false, hosts: serving, issues: [], error: err.message });
+      bus.publish({ type: 'hosts.reload', ok: false, hosts: serving, issues: [], filesInError: 0, error: err.message });
     },
   });
   await dir.reload();

@@ -17,6 +17,7 @@ const FLOORS: Readonly<Record<string, number>> = {
   serve: 7,
   lab: 7,
   state: 6,
+  admin: 6,
   machines: 5,
   bootconfig: 5,
   images: 4,

@@ -194,7 +194,7 @@ export class AfterBoot {
     const changed = phase !== beforePhase || boot.id !== beforeId;
     if (changed) {
       this.d.log.info({ svc: 'afterboot', host: name, boot: boot.id, phase, ip: boot.ip }, 'host phase');
-      this.events.publish({ type: 'host.phase', host: name, boot: boot.id, phase, ip: boot.ip ?? null });
+      this.events.publish({ type: 'host.phase', host: name, boot: boot.id, phase, ip: boot.ip ?? null, image: boot.image ?? null });
     }
     this.counters.events++;
     const e = boot.events[boot.events.length - 1];

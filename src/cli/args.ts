@@ -87,3 +87,12 @@ export function reservation(value: string, prev: Map<string, string>): Map<strin
   return new Map(prev).set((m[1] as string).toLowerCase(), m[2] as string);
 }
 
+
+/** ADDR:PORT of a TCP listener (IPv4), or `off`. */
+export function listenAddress(value: string): { address: string; port: number } | 'off' {
+  if (value === 'off') return 'off';
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || parseIpv4(m[1] as string) === null || port < 1 || port > 65535) throw new InvalidArgumentError(`expected ADDRESS:PORT such as 127.0.0.1:9267, or off, got "${value}"`);
+  return { address: m[1] as string, port };
+}

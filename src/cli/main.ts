@@ -3,6 +3,7 @@
  * configuration and hands over to the composition root in ../app.ts.
  */
 import { Command } from 'commander';
+import { BOOTD_VERSION } from '../app.js';
 import { BOOT_LOADERS, placeBootLoaders } from '../bootconfig/bootloaders.js';
 import { addImageBuildCommand } from './images.js';
 import { addHostCommands } from './hosts.js';
@@ -11,7 +12,7 @@ import { addLeaseCommands } from './leases.js';
 import { addServeCommand } from './serve.js';
 import { addStateCommands } from './state.js';
 
-const program = new Command('bootd').description('Network-boot appliance: DHCP and TFTP in one process').version('0.1.0');
+const program = new Command('bootd').description('Network-boot appliance: DHCP and TFTP in one process').version(BOOTD_VERSION);
 
 addServeCommand(program);
 addImageBuildCommand(addHostCommands(program));

@@ -3,7 +3,7 @@
  * and the typed configuration the composition root (../app.ts) runs.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
@@ -24,7 +24,8 @@ import { fastUdp, loadFastUdp } from '../net/native-udp.js';
 import { nodeUdp, type UdpSocketFactory } from '../net/udp.js';
 import { MAX_BLKSIZE, MAX_WINDOWSIZE, MIN_BLKSIZE } from '../tftp/options.js';
 import { TFTP_DEFAULTS } from '../tftp/server.js';
-import { imageRef, int, ipRange, ipv4, kernelArgList, portRange, relaySubnet, reservation, type RelaySubnetArg } from './args.js';
+import { isLoopback } from '../admin/auth.js';
+import { imageRef, int, ipRange, ipv4, kernelArgList, listenAddress, portRange, relaySubnet, reservation, type RelaySubnetArg } from './args.js';
 
 /**
  * The IPv4 addresses of `iface`, whatever its link state. Node's
@@ -52,7 +53,10 @@ function interfaceAddress(iface: string, listen: string): { address: string; net
 }
 
 /** Keys whose values are paths: relative ones in a config file are relative to that file. */
-const PATH_OPTIONS = ['hosts', 'images', 'state', 'tftpRoot', 'smokeKey'] as const;
+const PATH_OPTIONS = ['hosts', 'images', 'state', 'tftpRoot', 'smokeKey', 'adminTokenFile'] as const;
+
+/** Where the admin listener is when no flag or config key says: loopback only (docs/operations.md). */
+const DEFAULT_ADMIN = { address: '127.0.0.1', port: 9267 } as const;
 
 /** Options from --config, for every option not given on the command line. */
 function mergeConfigFile(opts: ServeOptions, cmd: Command): void {
@@ -60,7 +64,7 @@ function mergeConfigFile(opts: ServeOptions, cmd: Command): void {
   const o = opts as unknown as Record<string, unknown>;
   if (o.config === undefined) return;
   const file = String(o.config);
-  const r = loadApplianceConfig(file, readFileSync(file, 'utf8'), { ipRange, relaySubnet: (s) => relaySubnet(s, [])[0], image: imageRef, portRange });
+  const r = loadApplianceConfig(file, readFileSync(file, 'utf8'), { ipRange, relaySubnet: (s) => relaySubnet(s, [])[0], image: imageRef, portRange, listen: listenAddress });
   if (!r.ok) throw new Error(`invalid config file:\n${r.issues.map(formatIssue).join('\n')}`);
   for (const [k, v] of Object.entries(r.options)) {
     if (cmd.getOptionValueSource(k) === 'cli') continue;
@@ -134,6 +138,9 @@ export function addServeCommand(program: Command): void {
   .option('--build-missing', 'build images that hosts reference but that were never built (downloads packages; buildos needs root)')
   .option('--force', 'serve DHCP even if another DHCP server answers on the interface')
   .option('--dhcp-probe-ms <ms>', 'how long to listen for other DHCP servers before serving', int(100, 60000), 2000)
+  .option('--admin-listen <addr:port>', `the admin listener (/metrics, the dashboard, its API), or off; off loopback it needs --admin-token-file (default ${DEFAULT_ADMIN.address}:${DEFAULT_ADMIN.port})`, listenAddress)
+  .option('--admin-token-file <file>', 'file holding the admin token (at least 16 characters): every admin request must then carry it (Authorization: Bearer, or the login form\'s cookie)')
+  .option('--stale-after <seconds>', 'the dashboard marks a boot stale when nothing was heard of it for this long', int(10, 7 * 86400), 900)
   .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
   .addOption(new Option('--log-format <format>', 'log format').choices(['auto', 'json', 'pretty']).default('auto'))
   .action((o: ServeOptions, cmd: Command) => runServe(o, cmd));
@@ -191,6 +198,9 @@ export interface ServeOptions {
   buildMissing?: boolean;
   force?: boolean;
   dhcpProbeMs: number;
+  adminListen?: { address: string; port: number } | 'off';
+  adminTokenFile?: string;
+  staleAfter: number;
   logLevel: string;
   logFormat: LogFormat;
 }
@@ -262,9 +272,37 @@ async function serveConfig(o: ServeOptions, cmd: Command, log: Logger): Promise<
     },
     // the after-boot records need somewhere to live: the --state directory, once DHCP or uploads run or --state is given
     ...(o.interface !== undefined || o.reportTftpPort !== undefined || cmd.getOptionValueSource('state') !== 'default' ? { state: stateConfig(o, state) } : {}),
+    ...adminConfig(o, log),
   };
   if (!cfg.hosts) log.info({ hosts: o.hosts }, 'no hosts directory: only --reserve hosts are known');
   return cfg;
+}
+
+/**
+ * The admin listener: on by default on loopback. Off loopback bootd refuses
+ * to start without a token file; a token file that is short or readable by
+ * others is refused too (a token anyone on the box can read is no token).
+ */
+function adminConfig(o: ServeOptions, log: Logger): Pick<AppConfig, 'admin'> {
+  const given = o.adminListen;
+  if (given === 'off') return {};
+  const at = given ?? DEFAULT_ADMIN;
+  let token: string | null = null;
+  if (o.adminTokenFile !== undefined) {
+    const file = o.adminTokenFile;
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new Error(`--admin-token-file ${file}: ${(err as Error).message}`);
+    }
+    token = text.trim();
+    if (token.length < 16 || /\s/.test(token)) throw new Error(`--admin-token-file ${file}: the token must be one word of at least 16 characters (e.g. openssl rand -hex 32 > ${file})`);
+    if ((statSync(file).mode & 0o077) !== 0) log.warn({ svc: 'admin', file }, 'the admin token file is readable by group or others; chmod 600 it');
+  } else if (!isLoopback(at.address)) {
+    throw new Error(`--admin-listen ${at.address}:${at.port} is not a loopback address: give --admin-token-file (or keep the listener on 127.0.0.1)`);
+  }
+  return { admin: { listen: at.address, port: at.port, token, staleAfterMs: o.staleAfter * 1000, ...(given === undefined ? { optional: true } : {}) } };
 }
 
 function tftpConfig(o: ServeOptions): AppConfig['tftp'] {

@@ -25,6 +25,7 @@ export interface CliParsers {
   relaySubnet(s: string): unknown;
   image(s: string): unknown;
   portRange(s: string): unknown;
+  listen(s: string): unknown;
 }
 
 export function applianceSchema(p: CliParsers) {
@@ -68,6 +69,11 @@ export function applianceSchema(p: CliParsers) {
       unknown_hosts: z.enum(['ignore', 'lease', 'boot'], { error: 'expected ignore, lease or boot' }).optional(),
       default_loader: z.enum(['pxelinux', 'ipxe'], { error: 'expected pxelinux or ipxe' }).optional(),
       unknown_image: viaCli(p.image, 'expected an image like bee or bee@<version>').optional(),
+    }).optional(),
+    admin: strictObject({
+      listen: viaCli(p.listen, 'expected ADDRESS:PORT such as 127.0.0.1:9267, or off').optional(),
+      token_file: z.string({ error: 'expected a path to the token file' }).min(1, { error: 'expected a path to the token file' }).optional(),
+      stale_after_seconds: intField(10, 7 * 86400, 'seconds').optional(),
     }).optional(),
     boot_files: strictObject({
       bios: z.string().optional(),
@@ -125,6 +131,9 @@ export function loadApplianceConfig(file: string, text: string, p: CliParsers): 
     efiBootFile: v.boot_files?.efi_x64,
     arm64EfiBootFile: v.boot_files?.efi_arm64,
     ipxeBootFile: v.boot_files?.ipxe,
+    adminListen: v.admin?.listen,
+    adminTokenFile: v.admin?.token_file,
+    staleAfter: v.admin?.stale_after_seconds,
   };
   for (const k of Object.keys(o)) if (o[k] === undefined) delete o[k];
   return { ok: true, options: o };

@@ -191,6 +191,27 @@ export class LeaseTable {
     return best === null ? undefined : this.leaseAt(best);
   }
 
+  /**
+   * Per range (in the order configured): its size, the addresses held by an
+   * unexpired lease, and those declined and still held back (RFC 2131 section
+   * 4.3.3). For the metrics exporter: one pass over the leases, when scraped.
+   */
+  rangeUsage(now: number): { readonly start: number; readonly end: number; readonly total: number; readonly assigned: number; readonly declined: number }[] {
+    const out = this.cfg.ranges.map((r) => ({ start: r.start, end: r.end, total: r.end - r.start + 1, assigned: 0, declined: 0 }));
+    const slot = (ip: number) => out.find((r) => ip >= r.start && ip <= r.end);
+    for (const [ip, r] of this.byIp) {
+      if (r.expiresAt <= now || r.state !== 'active') continue;
+      const s = slot(ip);
+      if (s) s.assigned++;
+    }
+    for (const [ip, until] of this.declined) {
+      if (until <= now) continue;
+      const s = slot(ip);
+      if (s) s.declined++;
+    }
+    return out;
+  }
+
   all(): Lease[] {
     return [...this.byIp].map(([ip, r]) => this.view(ip, r));
   }

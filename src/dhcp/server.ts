@@ -14,6 +14,7 @@ import { chooseBoot, clientFacts, pxelinuxPathPrefix, type BootDecision, type Bo
 import { describeClient, type ClientIdentity, type LeaseTable } from './leases.js';
 import { IpxeSub, MessageType, Opt, encodeValue } from './options.js';
 import { BOOTREPLY, BOOTREQUEST, DEFAULT_MAX_BYTES, DhcpDecodeError, FLAG_BROADCAST, decodeDhcp, encodeDhcp, getOption, hardwareAddress, type DhcpOption, type DhcpPacket } from './packet.js';
+import { Histogram, REPLY_BOUNDS } from '../stats/histogram.js';
 
 export type UnknownHosts = 'ignore' | 'lease' | 'boot';
 
@@ -49,6 +50,9 @@ export interface DhcpServerConfig {
 
 export interface DhcpStats {
   received: number;
+  /** Received, by message type (the rest are counted as declines, releases, informs). */
+  discovers: number;
+  requests: number;
   malformed: number;
   ignored: number;
   offers: number;
@@ -224,7 +228,7 @@ interface Subnet {
 
 export class DhcpServer {
   readonly counters: DhcpStats = {
-    received: 0, malformed: 0, ignored: 0, offers: 0, acks: 0, naks: 0, declines: 0, releases: 0, informs: 0, poolExhausted: 0,
+    received: 0, discovers: 0, requests: 0, malformed: 0, ignored: 0, offers: 0, acks: 0, naks: 0, declines: 0, releases: 0, informs: 0, poolExhausted: 0,
     foreignDeclines: 0, foreignReleases: 0, unknownInitReboot: 0, replyTooBig: 0, badClientValues: 0, storeFailures: 0, unicastReplies: 0,
   };
   private readonly serverIpNum: number;
@@ -237,6 +241,10 @@ export class DhcpServer {
   private unicastOk = true;
 
   private readonly d: Wired;
+  /** Arrival of the datagram being handled now (performance.now()); a handler that awaits keeps its own. */
+  private rxAt = 0;
+  /** Arrival to reply sent, every reply (offers, ACKs, NAKs, proxy and INFORM answers). */
+  readonly replyLatency = new Histogram(REPLY_BOUNDS);
 
   constructor(deps: DhcpServerDeps) {
     const d = new Wired(deps);
@@ -315,6 +323,7 @@ export class DhcpServer {
 
   private async onMessage(msg: Buffer, from: Remote): Promise<void> {
     if (this.closed) return;
+    this.rxAt = performance.now();
     this.counters.received++;
     let p: DhcpPacket;
     try {
@@ -347,6 +356,8 @@ export class DhcpServer {
     const known = this.d.hosts.isKnown(mac);
     if (!known && this.d.config.unknownHosts === 'ignore') {
       this.counters.ignored++;
+      // still told: a machine that asks to boot but is in no hosts file shows as pending on the dashboard
+      if (type === MessageType.DISCOVER) this.publish('discover', p, id, null, null, null);
       if (this.d.log.isLevelEnabled('debug')) this.d.log.debug({ mac, type }, 'dhcp: unknown client ignored');
       return;
     }
@@ -359,8 +370,10 @@ export class DhcpServer {
     const now = this.d.clock.wallNow();
     switch (type) {
       case MessageType.DISCOVER:
+        this.counters.discovers++;
         return this.discover(p, id, known, now, subnet);
       case MessageType.REQUEST:
+        this.counters.requests++;
         return this.request(p, id, known, now, subnet);
       case MessageType.DECLINE:
         return this.decline(p, id, now);
@@ -418,6 +431,7 @@ export class DhcpServer {
   /** Port 4011: a PXE client asks the boot server for its boot file (REQUEST, unicast, ciaddr set). */
   private onPxePort(msg: Buffer, from: Remote): void {
     if (this.closed) return;
+    this.rxAt = performance.now();
     this.counters.received++;
     let p: DhcpPacket;
     try {
@@ -499,6 +513,7 @@ export class DhcpServer {
   }
 
   private async request(p: DhcpPacket, id: ClientIdentity, known: boolean, now: number, subnet: Subnet): Promise<void> {
+    const rxAt = this.rxAt; // the ACK goes out after an await, when rxAt may be another datagram's
     const mac = id.mac;
     const sid = getOption(p, Opt.SERVER_ID);
     const ciaddr = parseIpv4(p.ciaddr) ?? 0;
@@ -559,7 +574,7 @@ export class DhcpServer {
     // addressed (and any ARP entry installed) only now: a request that was refused must not
     // point the server's ARP cache for someone else's address at the asking MAC
     const to = this.destination(p, MessageType.ACK, result.lease.ip, mac);
-    this.transmit(mac, built.wire, to);
+    this.transmit(mac, built.wire, to, rxAt);
     const { boot, facts } = built;
     const bootFile = boot.kind === 'file' ? boot.file : null;
     // the vendor class tells the stages apart: PXEClient (firmware), none (an NBP's own DHCP), the OS's
@@ -720,7 +735,8 @@ export class DhcpServer {
     }
   }
 
-  private transmit(mac: string, wire: Buffer, to: Remote): void {
+  private transmit(mac: string, wire: Buffer, to: Remote, rxAt = this.rxAt): void {
+    this.replyLatency.observe((performance.now() - rxAt) / 1000);
     const delay = this.d.hosts.replyDelayMs?.(mac) ?? 0;
     if (delay > 0) this.d.clock.setTimer(delay, () => this.closed || this.d.socket.send(wire, to));
     else this.d.socket.send(wire, to);

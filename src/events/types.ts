@@ -67,6 +67,8 @@ export interface HostPhaseEvent {
   readonly boot: string;
   readonly phase: string;
   readonly ip: string | null;
+  /** The image the boot runs (name@version), null while not yet known. */
+  readonly image: string | null;
 }
 
 export interface SshUpEvent {
@@ -121,6 +123,8 @@ export interface HostsReloadEvent {
   readonly hosts: number;
   /** Problems found in files (each names file, line, key); the files in error keep their last good hosts. */
   readonly issues: readonly string[];
+  /** How many hosts files are in error (they keep serving their last good hosts). */
+  readonly filesInError: number;
   /** Why the folder could not be read at all (ok false). */
   readonly error?: string;
 }
@@ -133,7 +137,19 @@ export interface ServerStateEvent {
   readonly error?: string;
 }
 
+/** An operator's action through the admin listener (the dashboard or its API), recorded whatever its result. */
+export interface AdminActionEvent {
+  readonly type: 'admin.action';
+  /** smoke, image.current, machine.open, machine.close */
+  readonly action: string;
+  readonly target: string;
+  readonly peer: string;
+  readonly ok: boolean;
+  readonly detail?: string;
+}
+
 export type BootEvent =
+  | AdminActionEvent
   | DhcpMessageEvent
   | TransferStartedEvent
   | TransferFinishedEvent

@@ -6,6 +6,7 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { SubnetUsage } from '../admin/metrics.js';
 import { probeForDhcpServers } from '../dhcp/probe.js';
 import { DhcpServer, type DhcpServerConfig, type HostLookup } from '../dhcp/server.js';
 import { warmUpDhcp } from '../dhcp/warmup.js';
@@ -16,7 +17,7 @@ import type { HostDirectory } from '../hosts/loader.js';
 import type { Logger } from '../log.js';
 import { arpInstaller } from '../net/arp.js';
 import type { Clock } from '../net/clock.js';
-import { parseIpv4 } from '../net/ipv4.js';
+import { formatIpv4, parseIpv4 } from '../net/ipv4.js';
 import { RoutedSocket, type BindOptions, type UdpSocketFactory } from '../net/udp.js';
 import { FileLeaseStore } from '../state/lease-store.js';
 import { MemoryLeaseStore } from '../state/memory.js';
@@ -104,7 +105,16 @@ export async function warmUp(deps: Pick<DhcpWiringDeps, 'clock' | 'udp' | 'log'>
   }
 }
 
-export async function startDhcp(c: DhcpWiring, deps: DhcpWiringDeps, hosts: HostDirectory | null): Promise<{ server: DhcpServer; leases: LeaseTable; store: LeaseStore; onHostsChanged: () => void }> {
+
+/** 198.18.0.1 and 255.255.255.0 -> 198.18.0.0/24 (the label Kea's exporter would give by prefix). */
+function cidr(network: string, mask: string): string {
+  const m = parseIpv4(mask) ?? 0;
+  let bits = 0;
+  while (bits < 32 && (m & (0x80000000 >>> bits)) !== 0) bits++;
+  return `${formatIpv4(((parseIpv4(network) ?? 0) & m) >>> 0)}/${bits}`;
+}
+
+export async function startDhcp(c: DhcpWiring, deps: DhcpWiringDeps, hosts: HostDirectory | null): Promise<{ server: DhcpServer; leases: LeaseTable; store: LeaseStore; onHostsChanged: () => void; usage: () => SubnetUsage[] }> {
   // the level given explicitly, as for the warm-up's silent sibling: pino then gives both the same shape
   const log = deps.log.child({ svc: 'dhcp' }, { level: deps.log.level });
   const proxy = c.server.mode === 'proxy';
@@ -167,6 +177,9 @@ export async function startDhcp(c: DhcpWiring, deps: DhcpWiringDeps, hosts: Host
     onFatal: deps.onFatal,
   });
   log.info({ interface: c.interface, mode: proxy ? 'proxy' : 'full', server: c.server.serverIp, range: proxy ? null : `${c.rangeStart}-${c.rangeEnd}`, leases: leases.size, unknownHosts: c.server.unknownHosts, state: store.file, warmUp: { exchanges: warmed, ms: warmMs } }, 'dhcp listening');
-  return { server, leases, store, onHostsChanged: () => leases.setReservations(reservationsNow()) };
+  // range 0 is the interface's own subnet, range i + 1 the relayed subnet i
+  const subnetNames = [cidr(c.server.serverIp, c.server.subnetMask), ...(c.server.relayed ?? []).map((r) => cidr(r.network, r.mask))];
+  const usage = (): SubnetUsage[] => (proxy ? [] : leases.rangeUsage(deps.clock.wallNow()).map((u, i) => ({ subnet: subnetNames[i] ?? `range-${i}`, total: u.total, assigned: u.assigned, declined: u.declined })));
+  return { server, leases, store, onHostsChanged: () => leases.setReservations(reservationsNow()), usage };
 }
 

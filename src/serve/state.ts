@@ -7,6 +7,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { runSmoke, tcpAnswers } from '../afterboot/smoke.js';
 import { smokePlanner } from '../afterboot/smoke-plan.js';
+import type { HostRecordReader } from '../afterboot/host-records.js';
 import { AfterBoot } from '../afterboot/tracker.js';
 import { ControlError, startControl, type Route } from '../control/socket.js';
 import type { EventBus } from '../events/bus.js';
@@ -64,6 +65,10 @@ export interface StateParts {
 
 export interface StateHalf {
   readonly after: AfterBoot;
+  /** The host records, for readers (the dashboard). */
+  readonly records: HostRecordReader;
+  /** The control socket's routes (the dashboard's actions reuse them). */
+  readonly routes: Readonly<Record<string, Route>>;
   readonly machines: MachinePorts;
   readonly onHostsChanged: () => void;
   readonly stop: () => Promise<void>;
@@ -142,6 +147,8 @@ export async function startState(sc: StateWiring, deps: StateWiringDeps, p: Stat
   log.info({ svc: 'afterboot', state: dir, control: control.path, machinePorts: `${sc.machinePorts.first}-${sc.machinePorts.last}`, machines: reconciler.machines.length, smoke: sc.smoke }, 'after-boot records on');
   return {
     after,
+    records: store,
+    routes,
     machines: ports,
     onHostsChanged: () => void reconciler.reconcile().catch(() => {}),
     stop: async () => {

@@ -11,7 +11,7 @@ async function until(cond: () => boolean): Promise<void> {
   for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 2));
 }
 
-const ev = (n: number): BootEvent => ({ type: 'hosts.reload', ok: true, hosts: n, issues: [] });
+const ev = (n: number): BootEvent => ({ type: 'hosts.reload', ok: true, hosts: n, issues: [], filesInError: 0 });
 const n = (e: BootEvent): number => (e.type === 'hosts.reload' ? e.hosts : -1);
 
 describe('EventBus', () => {

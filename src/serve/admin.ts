@@ -1,0 +1,119 @@
+/**
+ * Wiring of the admin listener: the fleet view and the metrics as bus
+ * subscribers, the API over the stores and the catalog, the HTTP server.
+ * Only wiring: the decisions are in src/admin/.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AdminMemory, adminRoutes, type ControlRoute, type ImageShelf } from '../admin/api.js';
+import { FleetView, type ConfiguredHost } from '../admin/fleet.js';
+import { BootdMetrics, type SubnetUsage } from '../admin/metrics.js';
+import { AdminServer } from '../admin/server.js';
+import type { HostRecordReader } from '../afterboot/host-records.js';
+import type { EventBus } from '../events/bus.js';
+import type { Logger } from '../log.js';
+import type { Clock } from '../net/clock.js';
+import type { Histogram } from '../stats/histogram.js';
+import type { StatsRegistry } from '../stats/registry.js';
+import { MemoryHostRecords } from '../state/memory.js';
+
+/** The dashboard as `npm run build` leaves it (dist/web/), from src/serve/ or dist/serve/ alike. */
+export const DEFAULT_ASSETS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/web');
+
+export interface AdminWiring {
+  readonly listen: string;
+  readonly port: number;
+  /** The token (read from --admin-token-file); null: none (loopback only). */
+  readonly token: string | null;
+  readonly assetsDir?: string;
+  /** A boot with nothing heard for this long shows as stale. */
+  readonly staleAfterMs?: number;
+  /**
+   * The listener was not asked for (the default): if its port is taken (a
+   * second bootd on this host), bootd warns and runs without it instead of
+   * refusing to start. One that was asked for and cannot listen stops bootd.
+   */
+  readonly optional?: boolean;
+}
+
+export interface AdminWiringDeps {
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly bus: EventBus;
+  readonly stats: StatsRegistry;
+  readonly version: string;
+}
+
+export interface AdminParts {
+  readonly hosts: () => readonly ConfiguredHost[];
+  readonly isKnown: (mac: string) => boolean;
+  readonly leaseOf: (mac: string) => string | undefined;
+  readonly records: HostRecordReader | null;
+  readonly stateDir: string | null;
+  readonly uploadsDir: string | null;
+  readonly images: ImageShelf;
+  readonly smoke: { knows(name: string): Promise<boolean>; run(name: string): Promise<unknown> } | null;
+  readonly machines: Readonly<Record<string, ControlRoute>> | null;
+  readonly dhcp: { readonly latency: Histogram; readonly usage: () => readonly SubnetUsage[] } | null;
+}
+
+export async function startAdmin(c: AdminWiring, deps: AdminWiringDeps, p: AdminParts): Promise<{ server: AdminServer; stop: () => Promise<void> } | null> {
+  const { log, clock, bus, stats } = deps;
+  const fleet = new FleetView({
+    records: p.records ?? new MemoryHostRecords(),
+    hosts: p.hosts,
+    isKnown: p.isKnown,
+    leaseOf: p.leaseOf,
+    wallNow: () => clock.wallNow(),
+    ...(c.staleAfterMs !== undefined ? { staleAfterMs: c.staleAfterMs } : {}),
+  });
+  await fleet.load();
+  const metrics = new BootdMetrics({
+    stats: () => stats.read(),
+    ...(p.dhcp ? { dhcpReplyLatency: p.dhcp.latency, subnets: p.dhcp.usage } : {}),
+    hostsByPhase: () => fleet.hostsByPhase(),
+    version: deps.version,
+  });
+  const memory = new AdminMemory();
+  const unsubscribe = [
+    bus.subscribe('fleet', (e, s) => fleet.onEvent(e, s), ['host.phase', 'smoke.finished', 'inventory.stored', 'inventory.rejected', 'dhcp']),
+    bus.subscribe('metrics', (e, s) => metrics.onEvent(e, s), ['transfer.finished', 'host.phase', 'smoke.finished', 'inventory.stored', 'inventory.rejected', 'hosts.reload', 'image.build']),
+    bus.subscribe('dashboard', (e, s) => memory.onEvent(e, s)),
+  ];
+  const routes = adminRoutes(
+    {
+      fleet,
+      records: p.records,
+      stateDir: p.stateDir,
+      uploadsDir: p.uploadsDir,
+      images: p.images,
+      smoke: p.smoke,
+      machines: p.machines,
+      stats: () => stats.read(),
+      bus,
+      publish: bus,
+      log,
+      metrics: async () => ({ body: await metrics.exposition(), contentType: metrics.contentType }),
+    },
+    memory,
+  );
+  let server: AdminServer;
+  try {
+    server = await AdminServer.start({ listen: c.listen, port: c.port, token: c.token, assetsDir: c.assetsDir ?? DEFAULT_ASSETS_DIR }, routes, log, clock);
+  } catch (err) {
+    for (const u of unsubscribe) u();
+    if (c.optional === true && (err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      log.warn({ svc: 'admin', listen: `${c.listen}:${c.port}` }, 'admin listener not started: its default address is in use (another bootd?); give --admin-listen ADDR:PORT or off');
+      return null;
+    }
+    throw new Error(`admin listener on ${c.listen}:${c.port}: ${(err as Error).message}`, { cause: err });
+  }
+  stats.register('admin', () => server.counters, ['streams']);
+  return {
+    server,
+    stop: async () => {
+      for (const u of unsubscribe) u();
+      await server.close();
+    },
+  };
+}
