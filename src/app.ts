@@ -214,6 +214,7 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
         hosts: () => hosts?.current.hosts ?? [],
         isKnown: (mac) => cfg.dhcp?.reservations.has(mac) === true || hosts?.current.byMac(mac) !== undefined,
         leaseOf: (mac) => leases?.latestForMac(mac)?.ip,
+        currentVersion: (image) => catalog.current(image),
         records: st?.records ?? null,
         stateDir: cfg.state?.dir ?? null,
         uploadsDir: cfg.uploads?.dir ?? null,

@@ -22,7 +22,7 @@ export function Timeline({ boot }: { boot: BootRecord }) {
   });
   const span = Math.max(1000, ...items.map((i) => i.end)) * 1.02;
   const lanes = LANES.filter((l) => items.some((i) => i.e.kind === l));
-  const x = (ms: number): number => LEFT + (ms / span) * (WIDTH - LEFT - 10);
+  const x = (ms: number): number => LEFT + (ms / span) * (WIDTH - LEFT - 50);
   const height = lanes.length * LANE_H + 30;
   const ticks = Array.from({ length: 6 }, (_, i) => (span / 5) * i);
   const files = items.filter((i) => i.e.kind === 'file' || i.e.kind === 'upload');
@@ -32,7 +32,7 @@ export function Timeline({ boot }: { boot: BootRecord }) {
       {ticks.map((t) => (
         <g key={t}>
           <line x1={x(t)} x2={x(t)} y1={0} y2={height - 20} class="tick" />
-          <text x={x(t)} y={height - 6} class="axis">
+          <text x={x(t)} y={height - 6} class="axis" text-anchor={t === 0 ? 'start' : 'middle'}>
             {duration(t)}
           </text>
         </g>
@@ -58,7 +58,7 @@ export function Timeline({ boot }: { boot: BootRecord }) {
           );
         }
         return (
-          <g key={k} class={`mark k-${i.e.kind}`}>
+          <g key={k} class={`mark k-${i.e.kind}${i.e.data?.ok === false ? ' bad' : ''}`}>
             <circle cx={x(i.end)} cy={y + (LANE_H - 8) / 2} r={5}>
               <title>{title}</title>
             </circle>

@@ -28,6 +28,8 @@ export interface FleetDeps {
   readonly isKnown: (mac: string) => boolean;
   /** The address a MAC holds a lease on now. */
   readonly leaseOf: (mac: string) => string | undefined;
+  /** The version an image serves now (its `current`), for hosts that name none and have not booted it yet. */
+  readonly currentVersion?: (image: string) => string | null;
   readonly wallNow: () => number;
   /** A boot still under way with nothing heard for this long is stale (default 15 minutes). */
   readonly staleAfterMs?: number;
@@ -265,7 +267,7 @@ export class FleetView {
     const last = r?.last ?? null;
     const mac = last?.mac ?? h?.macs[0] ?? null;
     const ip = last?.ip ?? h?.ip ?? (mac ? this.d.leaseOf(mac) : undefined) ?? null;
-    const image = last?.image ?? (h ? (h.image.version ? `${h.image.name}@${h.image.version}` : h.image.name) : null);
+    const image = last?.image ?? (h ? `${h.image.name}${versionSuffix(h.image.version ?? this.d.currentVersion?.(h.image.name) ?? null)}` : null);
     const started = last ? Date.parse(last.startedAt) : NaN;
     const updated = last ? Date.parse(last.updatedAt) : NaN;
     const inv = r?.inventory?.summary;
@@ -301,6 +303,10 @@ export class FleetView {
     if (BOOTING.has(last.phase)) return this.d.wallNow() - updatedMs > this.staleAfterMs ? 'stale' : 'booting';
     return last.phase as HostStatus;
   }
+}
+
+function versionSuffix(v: string | null): string {
+  return v === null ? '' : `@${v}`;
 }
 
 function haystack(r: FleetRow): string {

@@ -65,7 +65,8 @@ const MAX_STREAMS = 100;
 const SECURITY_HEADERS = {
   'x-content-type-options': 'nosniff',
   'x-frame-options': 'DENY',
-  'referrer-policy': 'no-referrer',
+  // not no-referrer: under it browsers send `Origin: null` on the dashboard's own POSTs (login form)
+  'referrer-policy': 'same-origin',
   'cache-control': 'no-store',
 } as const;
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -166,6 +167,11 @@ export class AdminServer {
       return;
     }
     if (p === '/healthz' && method === 'GET') return this.json(res, 200, { ok: true });
+    if (p === '/favicon.ico') {
+      res.writeHead(204);
+      res.end();
+      return;
+    }
     // the bundled script and style hold no data: served to the login page too
     const asset = ASSETS[p];
     if (asset !== undefined && method === 'GET') return this.asset(res, p.slice('/assets/'.length), asset);

@@ -194,7 +194,6 @@ export class AfterBoot {
     const changed = phase !== beforePhase || boot.id !== beforeId;
     if (changed) {
       this.d.log.info({ svc: 'afterboot', host: name, boot: boot.id, phase, ip: boot.ip }, 'host phase');
-      this.events.publish({ type: 'host.phase', host: name, boot: boot.id, phase, ip: boot.ip ?? null, image: boot.image ?? null });
     }
     this.counters.events++;
     const e = boot.events[boot.events.length - 1];
@@ -209,6 +208,8 @@ export class AfterBoot {
     // a result someone reads back (smoke, inventory) is durable before we go on; events may gather
     const durable = o.kind === 'smoke' || o.kind === 'audit';
     const put = this.d.store.put(rec, durable);
+    // published once the store holds the change, so a subscriber that reads the store (the dashboard) sees it
+    if (changed) this.events.publish({ type: 'host.phase', host: name, boot: boot.id, phase, ip: boot.ip ?? null, image: boot.image ?? null });
     if (durable) await put;
     else void put.catch((err: unknown) => this.fail('store', err));
     if (changed && phase === 'os-dhcp' && boot.ip !== undefined) this.watchForSsh(name, boot.id, boot.ip);

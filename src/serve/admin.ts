@@ -48,6 +48,7 @@ export interface AdminParts {
   readonly hosts: () => readonly ConfiguredHost[];
   readonly isKnown: (mac: string) => boolean;
   readonly leaseOf: (mac: string) => string | undefined;
+  readonly currentVersion: (image: string) => string | null;
   readonly records: HostRecordReader | null;
   readonly stateDir: string | null;
   readonly uploadsDir: string | null;
@@ -64,6 +65,7 @@ export async function startAdmin(c: AdminWiring, deps: AdminWiringDeps, p: Admin
     hosts: p.hosts,
     isKnown: p.isKnown,
     leaseOf: p.leaseOf,
+    currentVersion: p.currentVersion,
     wallNow: () => clock.wallNow(),
     ...(c.staleAfterMs !== undefined ? { staleAfterMs: c.staleAfterMs } : {}),
   });
