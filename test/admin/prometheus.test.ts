@@ -8,11 +8,11 @@
  * token gets 401, counted and logged with the peer.
  */
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBootd, type RunningBootd } from '../helpers/bootd.js';
+import { REPO, startBootd, type RunningBootd } from '../helpers/bootd.js';
 import { TestNet, netnsUnavailable } from '../helpers/netns.js';
 import { makeWorkDir, until } from '../helpers/workdir.js';
 
@@ -104,6 +104,22 @@ describe.skipIf(skip !== null)('Prometheus scrapes bootd (network namespaces)', 
     // execa strips the last newline; the text format ends with one
     const check = await execa('promtool', ['check', 'metrics'], { input: `${r.stdout}\n`, reject: false });
     expect(check.exitCode, `${check.stdout}\n${check.stderr}`).toBe(0);
+  });
+
+  it('has a Grafana dashboard whose every query Prometheus takes, over metrics bootd exports', async () => {
+    const dash = JSON.parse(await readFile(path.join(REPO, 'packaging/grafana/bootd-dashboard.json'), 'utf8')) as { panels: { title: string; targets?: { expr: string }[] }[] };
+    const exprs = dash.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr })));
+    expect(exprs.length).toBeGreaterThan(20);
+    const exposition = (await net.run('server', ['curl', '-s', '-H', `Authorization: Bearer ${TOKEN}`, `http://${admin}/metrics`])).stdout;
+    const exported = new Set([...exposition.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]));
+    for (const { panel, expr } of exprs) {
+      for (const [name] of expr.matchAll(/bootd_[a-z0-9_]+/g)) expect(exported.has(name.replace(/_(bucket|sum|count)$/, '')) || exported.has(name), `${panel}: ${name}`).toBe(true);
+      const q = expr.replaceAll('$__rate_interval', '1m').replaceAll('$__range', '5m').replaceAll('$instance', '.*');
+      const r = await net.run('server', ['curl', '-s', '--get', '--data-urlencode', `query=${q}`, 'http://127.0.0.1:19090/api/v1/query']);
+      expect((JSON.parse(r.stdout) as { status: string }).status, `${panel}: ${q}`).toBe('success');
+    }
+    const cfg = await execa('promtool', ['check', 'config', path.join(REPO, 'packaging/prometheus/bootd.yml')], { reject: false });
+    expect(cfg.exitCode, cfg.stdout + cfg.stderr).toBe(0);
   });
 
   it('answers a scrape without the token with 401, counted and logged with the peer', async () => {
