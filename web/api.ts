@@ -99,7 +99,10 @@ export const post = <T,>(url: string, body: unknown = {}): Promise<T> => call<T>
 /** The live stream: bus events, changed fleet rows, new pending machines. Reconnects by itself (EventSource). */
 export function live(handlers: { event?: (e: Envelope) => void; host?: (row: FleetRow, at: number) => void; pending?: (p: PendingMachine) => void; state?: (open: boolean) => void }): () => void {
   const es = new EventSource('/api/live');
-  es.addEventListener('event', (m) => handlers.event?.(JSON.parse((m as MessageEvent<string>).data) as Envelope));
+  es.addEventListener('events', (m) => {
+    const b = JSON.parse((m as MessageEvent<string>).data) as { events: Envelope[]; skipped: number };
+    for (const e of b.events) handlers.event?.(e);
+  });
   es.addEventListener('host', (m) => {
     const d = JSON.parse((m as MessageEvent<string>).data) as { at: number; row: FleetRow };
     handlers.host?.(d.row, d.at);

@@ -57,18 +57,32 @@ interface Build {
 
 const STATUSES: readonly HostStatus[] = ['never', 'booting', 'up', 'smoke-passed', 'smoke-failed', 'stale'];
 const RECENT = 500;
+const EVENTS_PER_BATCH = 100;
 const MAX_STREAM_BACKLOG = 1 << 20;
 const SMOKE_OUTPUT_MAX = 64 << 10;
 const REPORT_MAX = 4 << 20;
 
 /** The bus's recent events and the builds it has seen: what the dashboard shows before its stream starts. */
 export class AdminMemory {
-  readonly recent: { seq: number; at: number; event: BootEvent }[] = [];
+  /** A ring of the newest RECENT events (a storm writes 20,000 a second: no array shifting). */
+  private readonly ring: ({ seq: number; at: number; event: BootEvent } | undefined)[] = new Array(RECENT);
+  private next = 0;
   readonly builds: Build[] = [];
 
+  /** The newest `n` events, newest first. */
+  recent(n: number): { seq: number; at: number; event: BootEvent }[] {
+    const out: { seq: number; at: number; event: BootEvent }[] = [];
+    for (let i = 1; i <= Math.min(n, RECENT); i++) {
+      const e = this.ring[(this.next - i + RECENT) % RECENT];
+      if (e === undefined) break;
+      out.push(e);
+    }
+    return out;
+  }
+
   onEvent(e: BootEvent, stamp: Stamp): void {
-    this.recent.push({ seq: stamp.seq, at: stamp.at, event: e });
-    if (this.recent.length > RECENT) this.recent.splice(0, this.recent.length - RECENT);
+    this.ring[this.next] = { seq: stamp.seq, at: stamp.at, event: e };
+    this.next = (this.next + 1) % RECENT;
     if (e.type !== 'image.build') return;
     let b = this.builds.find((x) => x.image === e.image && x.state === 'running');
     if (e.state === 'started' || !b) {
@@ -124,8 +138,7 @@ export function adminRoutes(d: AdminApiDeps, memory: AdminMemory): AdminRoutes {
     },
     'GET /api/machines': async () => (d.machines ? d.machines['GET /machines']?.(null, []) : []),
     'GET /api/events': async ({ query }) => {
-      const limit = Math.min(RECENT, int(query.get('limit'), 100));
-      return memory.recent.slice(-limit).reverse();
+      return memory.recent(int(query.get('limit'), 100));
     },
     'GET /api/stats': async () => d.stats(),
     'POST /api/hosts/:name/smoke': async (call) => {
@@ -183,12 +196,35 @@ export function adminRoutes(d: AdminApiDeps, memory: AdminMemory): AdminRoutes {
         }
         out.write(`event: ${kind}\ndata: ${JSON.stringify(data)}\n\n`);
       };
-      const unsubscribe = d.bus.subscribe('dashboard-stream', (event, stamp) => send('event', { seq: stamp.seq, at: stamp.at, event }));
+      // bus events go out in batches (every 250 ms, the newest 100 of them and how many were left
+      // out): a DHCP storm of 20,000 events a second is a few writes a second, not 20,000
+      let batch: { seq: number; at: number; event: BootEvent }[] = [];
+      let skipped = 0;
+      const unsubscribe = d.bus.subscribe('dashboard-stream', (event, stamp) => {
+        batch.push({ seq: stamp.seq, at: stamp.at, event });
+        if (batch.length >= 2 * EVENTS_PER_BATCH) {
+          skipped += batch.length - EVENTS_PER_BATCH;
+          batch = batch.slice(-EVENTS_PER_BATCH);
+        }
+      });
+      const flush = setInterval(() => {
+        if (batch.length === 0) return;
+        if (batch.length > EVENTS_PER_BATCH) {
+          skipped += batch.length - EVENTS_PER_BATCH;
+          batch = batch.slice(-EVENTS_PER_BATCH);
+        }
+        send('events', { events: batch, skipped });
+        batch = [];
+        skipped = 0;
+      }, 250);
+      flush.unref();
+      // a host's new row goes at once: the page's latency is this one
       const unwatch = d.fleet.watch((row, at) => send('host', { at, row }), (pending) => send('pending', pending));
       const ping = setInterval(() => !closed && out.write(': ping\n\n'), 15_000);
       ping.unref();
       return () => {
         closed = true;
+        clearInterval(flush);
         clearInterval(ping);
         unsubscribe();
         unwatch();

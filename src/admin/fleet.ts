@@ -110,7 +110,7 @@ interface Recorded {
 
 export class FleetView {
   private readonly recorded = new Map<string, Recorded>();
-  private readonly pending = new Map<string, { mac: string; arch: number | null; vendorClass: string | null; firstSeen: number; lastSeen: number; requests: number }>();
+  private readonly pending = new Map<string, Pending>();
   private readonly staleAfterMs: number;
   private readonly maxPending: number;
   /** Hosts whose refresh is under way, and whether another was asked for meanwhile. */
@@ -140,7 +140,8 @@ export class FleetView {
       case 'inventory.rejected':
         return this.refresh(e.host, stamp?.at ?? this.d.wallNow());
       case 'dhcp':
-        if (e.message === 'discover' || e.message === 'offer' || e.message === 'ack') this.sawMac(e.mac, e.arch, e.vendorClass);
+        // a boot ROM or iPXE asking (an OS renewing its lease is not asking to boot)
+        if ((e.pxe || e.userClassIpxe) && (e.message === 'discover' || e.message === 'offer' || e.message === 'ack')) this.sawMac(e.mac, e.arch, e.vendorClass);
         return;
       default:
         return;
@@ -197,8 +198,8 @@ export class FleetView {
     this.pending.set(mac, { mac, arch, vendorClass, firstSeen: now, lastSeen: now, requests: 1 });
     while (this.pending.size > this.maxPending) this.pending.delete(this.pending.keys().next().value as string);
     if (this.watchers.size === 0) return;
-    const seen = this.pendingMachines().find((x) => x.mac === mac);
-    if (seen) for (const w of this.watchers) w.onPending(seen);
+    const seen = pendingView(this.pending.get(mac) as Pending);
+    for (const w of this.watchers) w.onPending(seen);
   }
 
   /** One host's row now (configured or recorded), undefined if neither. */
@@ -213,17 +214,7 @@ export class FleetView {
     const out: PendingMachine[] = [];
     for (const p of this.pending.values()) {
       if (this.d.isKnown(p.mac)) continue; // added to hosts/ since
-      const name = `host-${p.mac.replaceAll(':', '')}`;
-      out.push({
-        mac: p.mac,
-        arch: p.arch,
-        vendorClass: p.vendorClass,
-        firstSeen: new Date(p.firstSeen).toISOString(),
-        lastSeen: new Date(p.lastSeen).toISOString(),
-        requests: p.requests,
-        suggestedName: name,
-        snippet: `# hosts/${name}.yaml\nmac: ${p.mac}\nimage: bee\n`,
-      });
+      out.push(pendingView(p));
     }
     return out.reverse();
   }
@@ -303,6 +294,29 @@ export class FleetView {
     if (BOOTING.has(last.phase)) return this.d.wallNow() - updatedMs > this.staleAfterMs ? 'stale' : 'booting';
     return last.phase as HostStatus;
   }
+}
+
+interface Pending {
+  readonly mac: string;
+  readonly arch: number | null;
+  readonly vendorClass: string | null;
+  readonly firstSeen: number;
+  readonly lastSeen: number;
+  readonly requests: number;
+}
+
+function pendingView(p: Pending): PendingMachine {
+  const name = `host-${p.mac.replaceAll(':', '')}`;
+  return {
+    mac: p.mac,
+    arch: p.arch,
+    vendorClass: p.vendorClass,
+    firstSeen: new Date(p.firstSeen).toISOString(),
+    lastSeen: new Date(p.lastSeen).toISOString(),
+    requests: p.requests,
+    suggestedName: name,
+    snippet: `# hosts/${name}.yaml\nmac: ${p.mac}\nimage: bee\n`,
+  };
 }
 
 function versionSuffix(v: string | null): string {
