@@ -82,6 +82,9 @@ export interface AppConfig {
   readonly admin?: AdminWiring;
 }
 
+/** What the fleet view reads when there is no hosts directory (one object: its row cache keys on it). */
+const NO_HOSTS = { current: HostSet.empty } as const;
+
 /** bootd's version, as `bootd --version` and the metrics (bootd_build_info) say it. */
 export const BOOTD_VERSION = '0.1.0';
 
@@ -211,7 +214,7 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
       const dhcp = parts.dhcp;
       const usage = dhcpUsage;
       const a = await startAdmin(cfg.admin, { log, clock: deps.clock, bus, stats, version: BOOTD_VERSION }, {
-        hosts: () => hosts?.current.hosts ?? [],
+        hosts: () => (hosts ?? NO_HOSTS).current.hosts,
         isKnown: (mac) => cfg.dhcp?.reservations.has(mac) === true || hosts?.current.byMac(mac) !== undefined,
         leaseOf: (mac) => leases?.latestForMac(mac)?.ip,
         currentVersion: (image) => catalog.current(image),

@@ -180,6 +180,7 @@ export class FleetView {
 
   private setRecord(name: string, rec: HostRecord | undefined, inv: InventoryEntry | undefined): void {
     if (!rec) return;
+    this.cache = null;
     this.recorded.set(name, { last: rec.boots[rec.boots.length - 1] ?? null, boots: rec.boots.length, inventory: inv ?? null });
   }
 
@@ -219,9 +220,25 @@ export class FleetView {
     return out.reverse();
   }
 
-  /** Every host's row, by name. */
-  rows(): FleetRow[] {
+  /**
+   * Every host's row, by name. Built once and kept until a host changes, the
+   * hosts files change or a second passes (a boot turns stale with time):
+   * 10,000 rows cost ~40 ms to build, and pages, searches and scrapes come
+   * more often than that.
+   */
+  rows(): readonly FleetRow[] {
     const configured = this.d.hosts();
+    const now = this.d.wallNow();
+    const c = this.cache;
+    if (c && c.hosts === configured && now - c.builtAt < 1000 && now >= c.builtAt) return c.rows;
+    const rows = this.buildRows(configured);
+    this.cache = { rows, hosts: configured, builtAt: now };
+    return rows;
+  }
+
+  private cache: { rows: readonly FleetRow[]; hosts: readonly ConfiguredHost[]; builtAt: number } | null = null;
+
+  private buildRows(configured: readonly ConfiguredHost[]): FleetRow[] {
     const names = new Set<string>();
     const out: FleetRow[] = [];
     for (const h of configured) {
