@@ -7,8 +7,8 @@
 //
 // Started from the root namespace (not from the server's command), so none of its CPU lands in the
 // server's cgroup of ../shared/bench/dhcp-bench.sh. While no bootd answers in NS (between runs, or while
-// the bench runs Kea) it waits and retries; the page's EventSource reconnects by itself. Prints how many
-// scrapes succeeded. Ends the browser it started; every loop is bounded by SECONDS.
+// the bench runs Kea) it waits and retries. Prints how many browsers it started, pages it opened and
+// scrapes that succeeded. Ends the browser it started; every loop is bounded by SECONDS.
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -20,52 +20,72 @@ const dir = mkdtempSync(path.join(tmpdir(), 'bootd-admin-load-'));
 const wrapper = path.join(dir, 'chromium-in-ns');
 writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${ns} /usr/bin/chromium "$@"\n`);
 chmodSync(wrapper, 0o755);
-const end = Date.now() + secs * 1000;
+let end = Date.now() + secs * 1000;
+// SIGTERM ends the loops; the browser is then closed in `finally`
+process.on('SIGTERM', () => (end = 0));
+process.on('SIGINT', () => (end = 0));
 let browser;
+let lastError = '';
+let launches = 0;
+let opened = 0;
 let scrapes = 0;
 let failed = 0;
 let bytes = 0;
 try {
-  // the namespace may not exist yet: wait for it (bounded)
+  // The bench makes a fresh namespace for every run and ends every process in it after the run, so the
+  // browser is started again for each run: as soon as the namespace exists (polled every 200 ms), the
+  // page opened as soon as bootd answers, /metrics fetched from that page every second.
   while (Date.now() < end) {
     try {
       browser = await chromium.launch({ executablePath: wrapper, args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
-      break;
-    } catch {
-      await new Promise((r) => setTimeout(r, 1000));
+    } catch (err) {
+      if (String(err).split('\n')[0] !== lastError) console.error(`chromium in ${ns}: ${(lastError = String(err).split('\n')[0])}`);
+      await new Promise((r) => setTimeout(r, 200));
+      continue;
     }
-  }
-  if (!browser) throw new Error(`no namespace ${ns} within ${secs} s`);
-  const page = await browser.newPage();
-  const scraper = await browser.newPage();
-  let open = false;
-  while (Date.now() < end) {
-    const t = Date.now();
-    if (!open) {
-      try {
-        await page.goto('http://127.0.0.1:9267/', { timeout: 2000 });
-        await page.waitForSelector('.live.on', { timeout: 2000 });
-        open = true;
-      } catch {}
-    }
+    launches++;
+    let page;
     try {
-      const n = await scraper.evaluate(async () => {
-        const r = await fetch('http://127.0.0.1:9267/metrics');
-        return r.ok ? (await r.text()).length : -1;
-      });
-      if (n > 0) {
-        scrapes++;
-        bytes += n;
-      } else failed++;
+      page = await browser.newPage();
     } catch {
-      failed++;
-      open = false;
-      await scraper.goto('http://127.0.0.1:9267/healthz', { timeout: 1000 }).catch(() => {});
+      continue; // the run ended while the browser started
     }
-    await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (Date.now() - t))));
+    let open = false;
+    let next = Date.now();
+    while (Date.now() < end && browser.isConnected()) {
+      if (!open) {
+        try {
+          await page.goto('http://127.0.0.1:9267/', { timeout: 1000 });
+          await page.waitForSelector('.live.on', { timeout: 2000 });
+          open = true;
+          opened++;
+          next = Date.now();
+        } catch {
+          await new Promise((r) => setTimeout(r, 100));
+          continue;
+        }
+      }
+      await new Promise((r) => setTimeout(r, Math.max(0, next - Date.now())));
+      next += 1000;
+      try {
+        const n = await page.evaluate(async () => {
+          const r = await fetch('/metrics');
+          return r.ok ? (await r.text()).length : -1;
+        });
+        if (n > 0) {
+          scrapes++;
+          bytes += n;
+        } else failed++;
+      } catch {
+        failed++;
+        open = false;
+      }
+    }
+    await browser.close().catch(() => {});
+    browser = undefined;
   }
 } finally {
   await browser?.close().catch(() => {});
   rmSync(dir, { recursive: true, force: true });
-  console.log(JSON.stringify({ scrapes, failed, avgBytes: scrapes ? Math.round(bytes / scrapes) : 0 }));
+  console.log(JSON.stringify({ launches, pagesOpened: opened, scrapes, failed, avgBytes: scrapes ? Math.round(bytes / scrapes) : 0 }));
 }

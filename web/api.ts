@@ -97,7 +97,7 @@ export const get = <T,>(url: string): Promise<T> => call<T>('GET', url);
 export const post = <T,>(url: string, body: unknown = {}): Promise<T> => call<T>('POST', url, body);
 
 /** The live stream: bus events, changed fleet rows, new pending machines. Reconnects by itself (EventSource). */
-export function live(handlers: { event?: (e: Envelope) => void; host?: (row: FleetRow, at: number) => void; pending?: (p: PendingMachine) => void; state?: (open: boolean) => void }): () => void {
+export function live(handlers: { event?: (e: Envelope) => void; host?: (row: FleetRow, at: number) => void; pending?: (ps: readonly PendingMachine[]) => void; state?: (open: boolean) => void }): () => void {
   const es = new EventSource('/api/live');
   es.addEventListener('events', (m) => {
     const b = JSON.parse((m as MessageEvent<string>).data) as { events: Envelope[]; skipped: number };
@@ -107,7 +107,7 @@ export function live(handlers: { event?: (e: Envelope) => void; host?: (row: Fle
     const d = JSON.parse((m as MessageEvent<string>).data) as { at: number; row: FleetRow };
     handlers.host?.(d.row, d.at);
   });
-  es.addEventListener('pending', (m) => handlers.pending?.(JSON.parse((m as MessageEvent<string>).data) as PendingMachine));
+  es.addEventListener('pending', (m) => handlers.pending?.(JSON.parse((m as MessageEvent<string>).data) as PendingMachine[]));
   es.onopen = () => handlers.state?.(true);
   es.onerror = () => handlers.state?.(false);
   return () => es.close();

@@ -48,6 +48,10 @@ function Link(props: { href: string; children: preact.ComponentChildren; class?:
   );
 }
 
+/** Pending machines the page keeps and draws (bootd keeps 1,000; a storm of unknown clients must not stall the page). */
+const PENDING_KEPT = 1000;
+const PENDING_SHOWN = 50;
+
 const STATUSES = ['booting', 'stale', 'up', 'smoke-passed', 'smoke-failed', 'never'] as const;
 const STATUS_TEXT: Record<string, string> = { booting: 'booting', stale: 'stale', up: 'up', 'smoke-passed': 'smoke passed', 'smoke-failed': 'smoke failed', never: 'never booted' };
 const PHASE_TEXT: Record<string, string> = { dhcp: 'DHCP', loading: 'loading', kernel: 'kernel', 'os-dhcp': 'userland', up: 'SSH up', 'smoke-passed': 'smoke passed', 'smoke-failed': 'smoke failed' };
@@ -114,7 +118,11 @@ function FleetPageView() {
             return { ...p, items };
           });
         },
-        pending: (m) => setPending((ps) => [m, ...ps.filter((x) => x.mac !== m.mac)]),
+        pending: (batch) =>
+          setPending((ps) => {
+            const macs = new Set(batch.map((m) => m.mac));
+            return [...[...batch].reverse(), ...ps.filter((x) => !macs.has(x.mac))].slice(0, PENDING_KEPT);
+          }),
         event: (e) => setEvents((es) => [e, ...es].slice(0, 50)),
       }),
     [load],
@@ -227,7 +235,7 @@ function FleetPageView() {
                 </tr>
               </thead>
               <tbody>
-                {pending.map((p) => (
+                {pending.slice(0, PENDING_SHOWN).map((p) => (
                   <tr key={p.mac} data-mac={p.mac}>
                     <td class="mono">{p.mac}</td>
                     <td>{p.arch ?? ''}</td>
@@ -242,6 +250,7 @@ function FleetPageView() {
               </tbody>
             </table>
           )}
+          {pending.length > PENDING_SHOWN && <p class="muted">and {pending.length - PENDING_SHOWN} more (GET /api/pending lists them all)</p>}
         </section>
         <section>
           <h2>Events</h2>

@@ -8,9 +8,10 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { HostRecordReader } from '../afterboot/host-records.js';
 import type { BootEvent, BootEventType, EventSink, Stamp } from '../events/types.js';
+import { HOST_NAME_RE } from '../hosts/schema.js';
 import type { Logger } from '../log.js';
 import type { Metric } from '../stats/registry.js';
-import type { FleetRow, FleetView, HostStatus } from './fleet.js';
+import type { FleetRow, FleetView, HostStatus, PendingMachine } from './fleet.js';
 import { HttpError, type AdminRoutes, type ApiRoute, type RouteCall, type StreamRoute } from './server.js';
 
 /** What the API needs of the image catalog (src/images/catalog.ts). */
@@ -125,7 +126,7 @@ export function adminRoutes(d: AdminApiDeps, memory: AdminMemory): AdminRoutes {
       });
     },
     'GET /api/pending': async () => d.fleet.pendingMachines(),
-    'GET /api/hosts/:name': async ({ params }) => hostDetail(d, params[0] as string),
+    'GET /api/hosts/:name': async ({ params }) => hostDetail(d, hostName(params[0])),
     'GET /api/images': async () => {
       const rows = d.fleet.rows();
       return {
@@ -142,7 +143,7 @@ export function adminRoutes(d: AdminApiDeps, memory: AdminMemory): AdminRoutes {
     },
     'GET /api/stats': async () => d.stats(),
     'POST /api/hosts/:name/smoke': async (call) => {
-      const name = call.params[0] as string;
+      const name = hostName(call.params[0]);
       if (!d.smoke) throw new HttpError(409, 'bootd runs without a state directory: no smoke tests');
       const smoke = d.smoke;
       return record(call, 'smoke', name, async () => {
@@ -207,7 +208,13 @@ export function adminRoutes(d: AdminApiDeps, memory: AdminMemory): AdminRoutes {
           batch = batch.slice(-EVENTS_PER_BATCH);
         }
       });
+      // new pending machines likewise: a storm of unknown PXE clients is one message per batch
+      const pending = new Map<string, PendingMachine>();
       const flush = setInterval(() => {
+        if (pending.size > 0) {
+          send('pending', [...pending.values()].slice(-EVENTS_PER_BATCH));
+          pending.clear();
+        }
         if (batch.length === 0) return;
         if (batch.length > EVENTS_PER_BATCH) {
           skipped += batch.length - EVENTS_PER_BATCH;
@@ -219,7 +226,14 @@ export function adminRoutes(d: AdminApiDeps, memory: AdminMemory): AdminRoutes {
       }, 250);
       flush.unref();
       // a host's new row goes at once: the page's latency is this one
-      const unwatch = d.fleet.watch((row, at) => send('host', { at, row }), (pending) => send('pending', pending));
+      const unwatch = d.fleet.watch(
+        (row, at) => send('host', { at, row }),
+        (p) => {
+          pending.delete(p.mac);
+          pending.set(p.mac, p);
+          if (pending.size > EVENTS_PER_BATCH) pending.delete(pending.keys().next().value as string);
+        },
+      );
       const ping = setInterval(() => !closed && out.write(': ping\n\n'), 15_000);
       ping.unref();
       return () => {
@@ -307,6 +321,12 @@ async function listFiles(dir: string): Promise<{ file: string; bytes: number; mo
 async function journal(stateDir: string | null, entry: object): Promise<void> {
   if (!stateDir) return;
   await fs.appendFile(path.join(stateDir, 'admin-actions.jsonl'), `${JSON.stringify(entry)}\n`, { mode: 0o600 }).catch(() => {});
+}
+
+/** A host name as hosts/*.yaml allows it (it becomes a path under the state directory). */
+function hostName(v: string | undefined): string {
+  if (v === undefined || !HOST_NAME_RE.test(v)) throw new HttpError(400, `${JSON.stringify(v ?? '')} is not a host name`);
+  return v;
 }
 
 function int(v: string | null, dflt: number): number {
