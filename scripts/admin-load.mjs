@@ -9,6 +9,7 @@
 // server's cgroup of ../shared/bench/dhcp-bench.sh. While no bootd answers in NS (between runs, or while
 // the bench runs Kea) it waits and retries. Prints how many browsers it started, pages it opened and
 // scrapes that succeeded. Ends the browser it started; every loop is bounded by SECONDS.
+import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -36,6 +37,16 @@ try {
   // browser is started again for each run: as soon as the namespace exists (polled every 200 ms), the
   // page opened as soon as bootd answers, /metrics fetched from that page every second.
   while (Date.now() < end) {
+    // no browser while no bootd answers (the bench's Kea runs, the gaps between runs)
+    const up = await new Promise((resolve) => {
+      const c = spawn('ip', ['netns', 'exec', ns, 'curl', '-sf', '-o', '/dev/null', '--max-time', '1', 'http://127.0.0.1:9267/healthz'], { stdio: 'ignore' });
+      c.on('exit', (code) => resolve(code === 0));
+      c.on('error', () => resolve(false));
+    });
+    if (!up) {
+      await new Promise((r) => setTimeout(r, 200));
+      continue;
+    }
     try {
       browser = await chromium.launch({ executablePath: wrapper, args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
     } catch (err) {
@@ -61,7 +72,7 @@ try {
           opened++;
           next = Date.now();
         } catch {
-          await new Promise((r) => setTimeout(r, 100));
+          await new Promise((r) => setTimeout(r, 300));
           continue;
         }
       }

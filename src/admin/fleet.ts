@@ -140,8 +140,9 @@ export class FleetView {
       case 'inventory.rejected':
         return this.refresh(e.host, stamp?.at ?? this.d.wallNow());
       case 'dhcp':
-        // a boot ROM or iPXE asking (an OS renewing its lease is not asking to boot)
-        if ((e.pxe || e.userClassIpxe) && (e.message === 'discover' || e.message === 'offer' || e.message === 'ack')) this.sawMac(e.mac, e.arch, e.vendorClass);
+        // a boot ROM or iPXE asking to boot: its DISCOVER (an OS renewing its lease is not asking to boot;
+        // one look per exchange, not three)
+        if (e.message === 'discover' && (e.pxe || e.userClassIpxe)) this.sawMac(e.mac, e.arch, e.vendorClass);
         return;
       default:
         return;
