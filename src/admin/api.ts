@@ -11,7 +11,7 @@ import type { BootEvent, BootEventType, EventSink, Stamp } from '../events/types
 import { HOST_NAME_RE } from '../hosts/schema.js';
 import type { Logger } from '../log.js';
 import type { Metric } from '../stats/registry.js';
-import type { FleetRow, FleetView, HostStatus, PendingMachine } from './fleet.js';
+import type { FleetRow, FleetView, HostStatus } from './fleet.js';
 import { HttpError, type AdminRoutes, type ApiRoute, type RouteCall, type StreamRoute } from './server.js';
 
 /** What the API needs of the image catalog (src/images/catalog.ts). */
@@ -63,27 +63,74 @@ const MAX_STREAM_BACKLOG = 1 << 20;
 const SMOKE_OUTPUT_MAX = 64 << 10;
 const REPORT_MAX = 4 << 20;
 
-/** The bus's recent events and the builds it has seen: what the dashboard shows before its stream starts. */
-export class AdminMemory {
-  /** A ring of the newest RECENT events (a storm writes 20,000 a second: no array shifting). */
-  private readonly ring: ({ seq: number; at: number; event: BootEvent } | undefined)[] = new Array(RECENT);
-  private next = 0;
-  readonly builds: Build[] = [];
+/** An event as the dashboard gets it: the bus's stamp and the event. */
+export interface StampedEvent {
+  readonly seq: number;
+  readonly at: number;
+  readonly event: BootEvent;
+}
 
-  /** The newest `n` events, newest first. */
-  recent(n: number): { seq: number; at: number; event: BootEvent }[] {
-    const out: { seq: number; at: number; event: BootEvent }[] = [];
-    for (let i = 1; i <= Math.min(n, RECENT); i++) {
-      const e = this.ring[(this.next - i + RECENT) % RECENT];
-      if (e === undefined) break;
-      out.push(e);
+/**
+ * The newest `size` events in three parallel arrays: keeping one costs no
+ * allocation (a storm publishes 20,000 a second), reading them builds the
+ * few that are read.
+ */
+export class EventRing {
+  private readonly events: (BootEvent | undefined)[];
+  private readonly seqs: Float64Array;
+  private readonly ats: Float64Array;
+  private next = 0;
+  /** Events pushed since the last take(). */
+  private pushed = 0;
+
+  constructor(private readonly size: number) {
+    this.events = new Array<BootEvent | undefined>(size);
+    this.seqs = new Float64Array(size);
+    this.ats = new Float64Array(size);
+  }
+
+  push(e: BootEvent, stamp: Stamp): void {
+    const i = this.next;
+    this.events[i] = e;
+    this.seqs[i] = stamp.seq;
+    this.ats[i] = stamp.at;
+    this.next = i + 1 === this.size ? 0 : i + 1;
+    this.pushed++;
+  }
+
+  /** The newest `n` (at most the ring's size), newest first. */
+  newest(n: number): StampedEvent[] {
+    const out: StampedEvent[] = [];
+    for (let k = 1; k <= Math.min(n, this.size); k++) {
+      const i = (this.next - k + this.size) % this.size;
+      const event = this.events[i];
+      if (event === undefined) break;
+      out.push({ seq: this.seqs[i] as number, at: this.ats[i] as number, event });
     }
     return out;
   }
 
+  /** What came since the last take, oldest first (at most the ring's size), and how many more there were. */
+  take(): { events: StampedEvent[]; skipped: number } {
+    const n = this.pushed;
+    this.pushed = 0;
+    const events = this.newest(n).reverse();
+    return { events, skipped: n - events.length };
+  }
+}
+
+/** The bus's recent events and the builds it has seen: what the dashboard shows before its stream starts. */
+export class AdminMemory {
+  private readonly ring = new EventRing(RECENT);
+  readonly builds: Build[] = [];
+
+  /** The newest `n` events, newest first. */
+  recent(n: number): StampedEvent[] {
+    return this.ring.newest(n);
+  }
+
   onEvent(e: BootEvent, stamp: Stamp): void {
-    this.ring[this.next] = { seq: stamp.seq, at: stamp.at, event: e };
-    this.next = (this.next + 1) % RECENT;
+    this.ring.push(e, stamp);
     if (e.type !== 'image.build') return;
     let b = this.builds.find((x) => x.image === e.image && x.state === 'running');
     if (e.state === 'started' || !b) {
@@ -198,40 +245,27 @@ export function adminRoutes(d: AdminApiDeps, memory: AdminMemory): AdminRoutes {
         out.write(`event: ${kind}\ndata: ${JSON.stringify(data)}\n\n`);
       };
       // bus events go out in batches (every 250 ms, the newest 100 of them and how many were left
-      // out): a DHCP storm of 20,000 events a second is a few writes a second, not 20,000
-      let batch: { seq: number; at: number; event: BootEvent }[] = [];
-      let skipped = 0;
-      const unsubscribe = d.bus.subscribe('dashboard-stream', (event, stamp) => {
-        batch.push({ seq: stamp.seq, at: stamp.at, event });
-        if (batch.length >= 2 * EVENTS_PER_BATCH) {
-          skipped += batch.length - EVENTS_PER_BATCH;
-          batch = batch.slice(-EVENTS_PER_BATCH);
-        }
-      });
-      // new pending machines likewise: a storm of unknown PXE clients is one message per batch
-      const pending = new Map<string, PendingMachine>();
+      // out), and new pending machines likewise: a DHCP storm of 20,000 events a second is a few
+      // writes a second, and keeping them costs no allocation per event
+      const ring = new EventRing(EVENTS_PER_BATCH);
+      const unsubscribe = d.bus.subscribe('dashboard-stream', (event, stamp) => ring.push(event, stamp));
+      const pendingMacs = new Set<string>();
       const flush = setInterval(() => {
-        if (pending.size > 0) {
-          send('pending', [...pending.values()].slice(-EVENTS_PER_BATCH));
-          pending.clear();
+        if (pendingMacs.size > 0) {
+          send('pending', d.fleet.pendingOf([...pendingMacs]));
+          pendingMacs.clear();
         }
-        if (batch.length === 0) return;
-        if (batch.length > EVENTS_PER_BATCH) {
-          skipped += batch.length - EVENTS_PER_BATCH;
-          batch = batch.slice(-EVENTS_PER_BATCH);
-        }
-        send('events', { events: batch, skipped });
-        batch = [];
-        skipped = 0;
+        const b = ring.take();
+        if (b.events.length > 0) send('events', b);
       }, 250);
       flush.unref();
       // a host's new row goes at once: the page's latency is this one
       const unwatch = d.fleet.watch(
         (row, at) => send('host', { at, row }),
-        (p) => {
-          pending.delete(p.mac);
-          pending.set(p.mac, p);
-          if (pending.size > EVENTS_PER_BATCH) pending.delete(pending.keys().next().value as string);
+        (mac) => {
+          pendingMacs.delete(mac);
+          pendingMacs.add(mac);
+          if (pendingMacs.size > EVENTS_PER_BATCH) pendingMacs.delete(pendingMacs.values().next().value as string);
         },
       );
       const ping = setInterval(() => !closed && out.write(': ping\n\n'), 15_000);

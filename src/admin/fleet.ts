@@ -153,13 +153,13 @@ export class FleetView {
    * Watchers get a host's new row once it has been re-read (`at`: when the
    * event that changed it was published), and each new pending machine.
    */
-  watch(onRow: (row: FleetRow, at: number) => void, onPending: (p: PendingMachine) => void): () => void {
+  watch(onRow: (row: FleetRow, at: number) => void, onPending: (mac: string) => void): () => void {
     const w = { onRow, onPending };
     this.watchers.add(w);
     return () => this.watchers.delete(w);
   }
 
-  private readonly watchers = new Set<{ onRow: (row: FleetRow, at: number) => void; onPending: (p: PendingMachine) => void }>();
+  private readonly watchers = new Set<{ onRow: (row: FleetRow, at: number) => void; onPending: (mac: string) => void }>();
 
   /** Re-reads one host's record and inventory (one read at a time per host). */
   refresh(name: string, at = this.d.wallNow()): Promise<void> {
@@ -199,9 +199,15 @@ export class FleetView {
     }
     this.pending.set(mac, { mac, arch, vendorClass, firstSeen: now, lastSeen: now, requests: 1 });
     while (this.pending.size > this.maxPending) this.pending.delete(this.pending.keys().next().value as string);
-    if (this.watchers.size === 0) return;
-    const seen = pendingView(this.pending.get(mac) as Pending);
-    for (const w of this.watchers) w.onPending(seen);
+    for (const w of this.watchers) w.onPending(mac);
+  }
+
+  /** These MACs as pending machines (those still pending), in the order given. */
+  pendingOf(macs: readonly string[]): PendingMachine[] {
+    return macs.flatMap((m) => {
+      const p = this.pending.get(m);
+      return p && !this.d.isKnown(m) ? [pendingView(p)] : [];
+    });
   }
 
   /** One host's row now (configured or recorded), undefined if neither. */

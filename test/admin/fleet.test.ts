@@ -84,7 +84,7 @@ describe('the fleet view', () => {
   it('keeps machines that asked to boot but are in no hosts file as pending, with a hosts file to copy', async () => {
     const { v, known } = await fleet(T0);
     const news: string[] = [];
-    v.watch(() => {}, (p) => news.push(p.mac));
+    v.watch(() => {}, (mac) => news.push(mac));
     const dhcp = (mac: string) => v.onEvent({ type: 'dhcp', message: 'discover', mac, clientId: null, ip: null, arch: 7, vendorClass: 'PXEClient:Arch:00007:UNDI:003016', relay: null, pxe: true, userClassIpxe: false, bootFile: null, reason: null });
     dhcp('52:54:00:00:00:01'); // known
     dhcp('52:54:00:ff:00:01');
@@ -94,6 +94,7 @@ describe('the fleet view', () => {
     expect(pending.map((p) => [p.mac, p.requests, p.arch])).toEqual([['52:54:00:ff:00:02', 1, 7], ['52:54:00:ff:00:01', 2, 7]]);
     expect(pending[0]?.snippet).toBe('# hosts/host-525400ff0002.yaml\nmac: 52:54:00:ff:00:02\nimage: bee\n');
     expect(news).toEqual(['52:54:00:ff:00:01', '52:54:00:ff:00:02']);
+    expect(v.pendingOf(['52:54:00:ff:00:01', '52:54:00:00:00:01']).map((p) => p.mac)).toEqual(['52:54:00:ff:00:01']);
     known.add('52:54:00:ff:00:02'); // added to hosts/
     expect(v.pendingMachines().map((p) => p.mac)).toEqual(['52:54:00:ff:00:01']);
   });
