@@ -5,11 +5,10 @@
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AdminMemory, adminRoutes, type ControlRoute, type ImageShelf } from '../admin/api.js';
+import { AdminMemory, adminRoutes, type AdminApiDeps } from '../admin/api.js';
 import { FleetView, type ConfiguredHost } from '../admin/fleet.js';
 import { BootdMetrics, type SubnetUsage } from '../admin/metrics.js';
 import { AdminServer } from '../admin/server.js';
-import type { HostRecordReader } from '../afterboot/host-records.js';
 import type { EventBus } from '../events/bus.js';
 import type { Logger } from '../log.js';
 import type { Clock } from '../net/clock.js';
@@ -44,17 +43,12 @@ export interface AdminWiringDeps {
   readonly version: string;
 }
 
-export interface AdminParts {
+/** What the API reads (the stores, the catalog, the actions), and what the fleet view and the metrics need. */
+export interface AdminParts extends Pick<AdminApiDeps, 'records' | 'stateDir' | 'uploadsDir' | 'images' | 'smoke' | 'machines'> {
   readonly hosts: () => readonly ConfiguredHost[];
   readonly isKnown: (mac: string) => boolean;
   readonly leaseOf: (mac: string) => string | undefined;
   readonly currentVersion: (image: string) => string | null;
-  readonly records: HostRecordReader | null;
-  readonly stateDir: string | null;
-  readonly uploadsDir: string | null;
-  readonly images: ImageShelf;
-  readonly smoke: { knows(name: string): Promise<boolean>; run(name: string): Promise<unknown> } | null;
-  readonly machines: Readonly<Record<string, ControlRoute>> | null;
   readonly dhcp: { readonly latency: Histogram; readonly usage: () => readonly SubnetUsage[] } | null;
 }
 
