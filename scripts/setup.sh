@@ -46,6 +46,10 @@ APT_PACKAGES=(
   # own; the package's service is kept from starting, see below) and a real browser for the dashboard
   prometheus
   chromium
+  # leases in PostgreSQL (--state-url): the tests initdb clusters of their own, as user postgres, on a
+  # unix socket in a temporary folder (test/helpers/postgres.ts); the package's own cluster is created
+  # by its install but, like every service here, not started
+  postgresql-15
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }

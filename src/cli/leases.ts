@@ -8,6 +8,7 @@
 import { Command } from 'commander';
 import type { Lease } from '../dhcp/leases.js';
 import { FileLeaseStore } from '../state/lease-store.js';
+import { PgLeaseStore } from '../state/pg/lease-store.js';
 
 const DEFAULT_STATE = '/var/lib/bootd';
 
@@ -52,11 +53,12 @@ export function addLeaseCommands(program: Command): void {
     .usage('[--all] [--json] | show <ip|mac|client-id|hostname> [--json]')
     .description('DHCP leases: address, client identity (MAC, client id), state, expiry, host name (from the state directory); `leases show KEY` for one client or address')
     .option('--state <dir>', 'bootd state directory', DEFAULT_STATE)
+    .option('--state-url <url>', 'read the leases from PostgreSQL instead (as bootd serve --state-url)')
     .option('--all', 'also expired and released leases (remembered for their clients)')
     .option('--json', 'as JSON')
-    .action(async (args: string[], o: { state: string; all?: boolean; json?: boolean }) => {
+    .action(async (args: string[], o: { state: string; stateUrl?: string; all?: boolean; json?: boolean }) => {
       const now = Date.now();
-      const views = sortByAddress((await FileLeaseStore.reader(o.state).list()).map((l) => leaseView(l, now)));
+      const views = sortByAddress((await (o.stateUrl !== undefined ? PgLeaseStore.reader(o.stateUrl) : FileLeaseStore.reader(o.state)).list()).map((l) => leaseView(l, now)));
       if (args.length > 0) {
         if (args[0] !== 'show' || args.length !== 2) throw new Error(`bootd leases: expected "show <ip|mac|client-id|hostname>", got "${args.join(' ')}"`);
         show(views, args[1] as string, o);

@@ -9,6 +9,7 @@ import { addImageBuildCommand } from './images.js';
 import { addHostCommands } from './hosts.js';
 import { addLabCommand } from './lab.js';
 import { addLeaseCommands } from './leases.js';
+import { addDbCommands } from './db.js';
 import { addServeCommand } from './serve.js';
 import { addStateCommands } from './state.js';
 
@@ -19,6 +20,7 @@ addImageBuildCommand(addHostCommands(program));
 addLabCommand(program);
 addStateCommands(program);
 addLeaseCommands(program);
+addDbCommands(program);
 
 program
   .command('setup')

@@ -129,6 +129,7 @@ export function addServeCommand(program: Command): void {
   .addOption(new Option('--default-loader <loader>', 'boot loader for hosts without loader: and for unknown machines: pxelinux (PXELINUX / syslinux.efi, also under iPXE) or ipxe (undionly.kpxe / snponly.efi, then the iPXE script); default: the boot files below, iPXE clients the script').choices(['pxelinux', 'ipxe']))
   .option('--ipxe-boot-file <name>', 'what clients already running iPXE get (user class iPXE)', 'boot.ipxe')
   .option('--state <dir>', 'directory for leases, host records, inventory, machine directories and the control socket', '/var/lib/bootd')
+  .option('--state-url <url>', 'keep the DHCP leases in PostgreSQL (postgresql://user@host/db, or postgresql:///db?host=/run/postgresql); the schema is applied at start. Host records stay in --state for now')
   .option('--machine-ports <first-last>', 'UDP ports for build machines\' write-enabled TFTP servers', portRange, DEFAULT_MACHINE_PORTS)
   .option('--no-smoke', 'do not run images\' smoke tests when hosts come up (bootd smoke NAME still does)')
   .option('--smoke-user <user>', 'SSH user for smoke tests of hosts whose file names none (default root)')
@@ -189,6 +190,7 @@ export interface ServeOptions {
   defaultLoader?: 'pxelinux' | 'ipxe';
   ipxeBootFile: string;
   state: string;
+  stateUrl?: string;
   machinePorts: { first: number; last: number };
   smoke: boolean;
   smokeUser?: string;
@@ -224,22 +226,30 @@ async function runServe(o: ServeOptions, cmd: Command): Promise<void> {
   };
   process.once('SIGINT', onSignal('SIGINT'));
   process.once('SIGTERM', onSignal('SIGTERM'));
-  let app;
-  try {
-    app = await startApp(cfg, { log, clock: systemClock, udp: transferUdp(o.tftpTransport, o.tftpBusyPollUs, log), mtu: linuxMtu }, ac.signal);
-  } catch (err) {
-    log.error({ err: (err as Error).message }, 'cannot start');
-    process.exitCode = 1;
-    return;
-  }
-  // SIGHUP (systemctl reload): hosts/*.yaml now (they are watched anyway); the config file is
-  // read at start only, because most of it (ports, interface, state directory) needs new sockets
-  const started = app;
+  // SIGHUP (systemctl reload): hosts/*.yaml now (they are watched anyway); the config file is read at
+  // start only, because most of it (ports, interface, state directory) needs new sockets. The handler
+  // is in place before start: Node's default for SIGHUP would end a bootd that is still starting.
+  let started: Awaited<ReturnType<typeof startApp>> | null = null;
+  let hupWhileStarting = false;
   const onHup = (): void => {
+    if (started === null) {
+      hupWhileStarting = true; // done once started
+      return;
+    }
     log.info({ signal: 'SIGHUP' }, 'reloading hosts/*.yaml; changes to the config file take effect at the next restart');
     void started.hosts?.reload().catch((err: unknown) => log.error({ err: String(err) }, 'hosts reload failed'));
   };
   process.on('SIGHUP', onHup);
+  try {
+    started = await startApp(cfg, { log, clock: systemClock, udp: transferUdp(o.tftpTransport, o.tftpBusyPollUs, log), mtu: linuxMtu }, ac.signal);
+  } catch (err) {
+    process.off('SIGHUP', onHup);
+    log.error({ err: (err as Error).message }, 'cannot start');
+    process.exitCode = 1;
+    return;
+  }
+  const app = started;
+  if (hupWhileStarting) onHup();
   await app.stopped;
   process.off('SIGHUP', onHup);
   // stopped by itself (a listener failed while running, logged with the reason): a supervisor restarts it
@@ -348,6 +358,7 @@ function dhcpConfig(o: ServeOptions, iface: string): NonNullable<AppConfig['dhcp
     rangeEnd: range[1],
     reservations: o.reserve,
     stateDir: path.resolve(o.state),
+    ...(o.stateUrl !== undefined ? { stateUrl: o.stateUrl } : {}),
     force: o.force === true,
     probeMs: o.dhcpProbeMs,
     relayedRanges: relayed.map((r) => ({ start: r.start, end: r.end })),

@@ -20,6 +20,7 @@ import type { Clock } from '../net/clock.js';
 import { formatIpv4, parseIpv4 } from '../net/ipv4.js';
 import { RoutedSocket, type BindOptions, type UdpSocketFactory } from '../net/udp.js';
 import { FileLeaseStore } from '../state/lease-store.js';
+import { PgLeaseStore } from '../state/pg/lease-store.js';
 import { MemoryLeaseStore } from '../state/memory.js';
 
 export interface DhcpWiring {
@@ -33,6 +34,8 @@ export interface DhcpWiring {
   /** Fixed addresses by MAC; these hosts count as known. */
   readonly reservations: ReadonlyMap<string, string>;
   readonly stateDir: string;
+  /** Leases in PostgreSQL instead of the state directory's journal (postgresql://...). */
+  readonly stateUrl?: string;
   /** Skip the check for another DHCP server on the segment. */
   readonly force: boolean;
   readonly probeMs: number;
@@ -125,7 +128,7 @@ export async function startDhcp(c: DhcpWiring, deps: DhcpWiringDeps, hosts: Host
       throw new Error(`another DHCP server answers on ${c.interface} (${probe.servers.join(', ')}); bootd will not serve DHCP beside it. Use --dhcp-mode proxy, or --force if you are sure`);
     }
   }
-  const store = await FileLeaseStore.open(c.stateDir);
+  const store: LeaseStore = c.stateUrl !== undefined ? await PgLeaseStore.open(c.stateUrl) : await FileLeaseStore.open(c.stateDir);
   // --reserve flags first, then hosts/*.yaml (the loader already refused duplicate IPs between files)
   const reservationsNow = (): Map<string, number> => {
     const out = new Map<string, number>();
@@ -176,7 +179,7 @@ export async function startDhcp(c: DhcpWiring, deps: DhcpWiringDeps, hosts: Host
     events: deps.events,
     onFatal: deps.onFatal,
   });
-  log.info({ interface: c.interface, mode: proxy ? 'proxy' : 'full', server: c.server.serverIp, range: proxy ? null : `${c.rangeStart}-${c.rangeEnd}`, leases: leases.size, unknownHosts: c.server.unknownHosts, state: store.file, warmUp: { exchanges: warmed, ms: warmMs } }, 'dhcp listening');
+  log.info({ interface: c.interface, mode: proxy ? 'proxy' : 'full', server: c.server.serverIp, range: proxy ? null : `${c.rangeStart}-${c.rangeEnd}`, leases: leases.size, unknownHosts: c.server.unknownHosts, state: c.stateUrl !== undefined ? 'postgresql' : path.join(c.stateDir, 'leases.json'), warmUp: { exchanges: warmed, ms: warmMs } }, 'dhcp listening');
   // range 0 is the interface's own subnet, range i + 1 the relayed subnet i
   const subnetNames = [cidr(c.server.serverIp, c.server.subnetMask), ...(c.server.relayed ?? []).map((r) => cidr(r.network, r.mask))];
   const usage = (): SubnetUsage[] => (proxy ? [] : leases.rangeUsage(deps.clock.wallNow()).map((u, i) => ({ subnet: subnetNames[i] ?? `range-${i}`, total: u.total, assigned: u.assigned, declined: u.declined })));

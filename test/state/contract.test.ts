@@ -6,7 +6,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, describe } from 'vitest';
 import type { HostRecordStore } from '../../src/afterboot/host-records.js';
 import type { LeaseStore } from '../../src/dhcp/lease-store.js';
 import type { MachineStore } from '../../src/machines/registry.js';
@@ -15,6 +15,8 @@ import { FileHostRecords } from '../../src/state/host-records.js';
 import { FileLeaseStore } from '../../src/state/lease-store.js';
 import { FileMachineStore } from '../../src/state/machine-store.js';
 import { MemoryHostRecords, MemoryLeaseStore, MemoryMachineStore } from '../../src/state/memory.js';
+import { PgLeaseStore } from '../../src/state/pg/lease-store.js';
+import { postgresUnavailable, startCluster, type TestCluster } from '../helpers/postgres.js';
 import { hostRecordsContract, leaseStoreContract, machineStoreContract, type StoreMaker } from './contract.js';
 
 let root: string;
@@ -59,4 +61,28 @@ machineStoreContract('durable file (machines.json)', inFolder<MachineStore>((dir
 machineStoreContract('memory', {
   make: async () => new MemoryMachineStore(),
   reopen: async (s) => s,
+});
+
+// PostgreSQL: a cluster of this test's own (test/helpers/postgres.ts), a fresh database per store
+const noPg = postgresUnavailable();
+if (noPg) console.warn(`SKIPPED the PostgreSQL store contract: ${noPg}`);
+describe.skipIf(noPg !== null)('on PostgreSQL 15', () => {
+  let cluster: TestCluster;
+  let dbs = 0;
+  const urls = new WeakMap<object, string>();
+  beforeAll(async () => {
+    cluster = await startCluster();
+  }, 120_000);
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+  leaseStoreContract('PostgreSQL (lease4)', {
+    make: async () => {
+      const url = await cluster.createDb(`leases_${dbs++}`);
+      const s = await PgLeaseStore.open(url);
+      urls.set(s, url);
+      return s;
+    },
+    reopen: async (s) => PgLeaseStore.open(urls.get(s) as string),
+  });
 });

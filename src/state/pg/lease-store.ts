@@ -1,0 +1,148 @@
+/**
+ * Leases in PostgreSQL (table lease4, ./schema.ts), behind the LeaseStore
+ * interface the DHCP server owns. A moment's changes are one transaction
+ * (one multi-row upsert, one delete): a storm of a thousand ACKs costs a few
+ * commits, not a thousand round trips. `commit()` resolves after COMMIT
+ * returned, with synchronous_commit on (checked at open), so an ACK never
+ * leaves before its lease is durable (RFC 2131 section 4.3.2).
+ */
+import pg from 'pg';
+import type { CommitSource, LeaseReader, LeaseStore } from '../../dhcp/lease-store.js';
+import type { Lease } from '../../dhcp/leases.js';
+import { MomentWriter } from '../moment-writer.js';
+import { migrate } from './schema.js';
+
+/** Rows per INSERT statement (PostgreSQL takes at most 65,535 parameters; 6 per row). */
+const ROWS_PER_STATEMENT = 5000;
+
+export class PgLeaseWriteError extends Error {
+  constructor(cause: unknown) {
+    super(`lease commit to PostgreSQL failed: ${(cause as Error).message}`, { cause });
+    this.name = 'PgLeaseWriteError';
+  }
+}
+
+interface Row {
+  address: string;
+  hwaddr: string;
+  client_id: Buffer | null;
+  expire: Date;
+  hostname: string | null;
+  state: number;
+}
+
+function leaseOf(r: Row): Lease {
+  return {
+    mac: r.hwaddr,
+    ip: r.address,
+    clientId: r.client_id ? r.client_id.toString('hex') : undefined,
+    expiresAt: r.expire.getTime(),
+    hostname: r.hostname ?? undefined,
+    // absent means active, as in the journal's records
+    ...(r.state === 2 ? { state: 'released' as const } : {}),
+  };
+}
+
+export class PgLeaseStore implements LeaseStore {
+  private source: CommitSource | null = null;
+  private readonly writer = new MomentWriter(() => {
+    const src = this.source;
+    return src ? this.write(src) : Promise.resolve();
+  });
+  /** Transactions committed, and leases they carried (for the stats). */
+  readonly counters = { commits: 0, leasesWritten: 0, commitFailures: 0 };
+
+  private constructor(private readonly pool: pg.Pool) {}
+
+  /** Connects (a postgresql:// URL; a unix socket directory as host works), applies migrations, checks durability. */
+  static async open(url: string): Promise<PgLeaseStore> {
+    const pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 5000 });
+    // an idle connection the server dropped (a restart, a failover) must not end bootd: the pool
+    // forgets it, and the next commit opens a new one
+    pool.on('error', () => {});
+    try {
+      const c = await pool.connect();
+      try {
+        const sc = (await c.query<{ synchronous_commit: string }>('SHOW synchronous_commit')).rows[0]?.synchronous_commit;
+        if (sc === 'off') throw new Error('synchronous_commit is off for this role or database: an ACK could leave before its lease is durable; turn it on');
+        await migrate(c);
+      } finally {
+        c.release();
+      }
+    } catch (err) {
+      await pool.end().catch(() => {});
+      throw err;
+    }
+    return new PgLeaseStore(pool);
+  }
+
+  /** Reading leases beside the server (`bootd leases`). */
+  static reader(url: string): LeaseReader {
+    return {
+      list: async () => {
+        const s = await PgLeaseStore.open(url);
+        try {
+          return await s.load();
+        } finally {
+          await s.close();
+        }
+      },
+    };
+  }
+
+  async load(): Promise<Lease[]> {
+    const r = await this.pool.query<Row>('SELECT host(address) AS address, hwaddr::text AS hwaddr, client_id, expire, hostname, state FROM lease4 ORDER BY address');
+    return r.rows.map(leaseOf);
+  }
+
+  commit(src: CommitSource): Promise<void> {
+    this.source = src;
+    return this.writer.request();
+  }
+
+  private async write(src: CommitSource): Promise<void> {
+    const changes = src.changes();
+    if (changes.length === 0) return;
+    const upserts = changes.flatMap((c) => (c.lease ? [c.lease] : []));
+    const deletes = changes.flatMap((c) => (c.lease ? [] : [c.ip]));
+    let client: pg.PoolClient | undefined;
+    let broken: Error | undefined;
+    try {
+      client = await this.pool.connect();
+      await client.query('BEGIN');
+      for (let i = 0; i < upserts.length; i += ROWS_PER_STATEMENT) {
+        const part = upserts.slice(i, i + ROWS_PER_STATEMENT);
+        const params: unknown[] = [];
+        const values = part.map((l, k) => {
+          params.push(l.ip, l.mac, l.clientId !== undefined ? Buffer.from(l.clientId, 'hex') : null, new Date(l.expiresAt), l.hostname ?? null, l.state === 'released' ? 2 : 0);
+          const b = k * 6;
+          return `($${b + 1}::inet, $${b + 2}::macaddr, $${b + 3}::bytea, $${b + 4}::timestamptz, $${b + 5}::text, $${b + 6}::smallint, now())`;
+        });
+        await client.query(
+          `INSERT INTO lease4 (address, hwaddr, client_id, expire, hostname, state, updated_at) VALUES ${values.join(',')}
+           ON CONFLICT (address) DO UPDATE SET hwaddr = EXCLUDED.hwaddr, client_id = EXCLUDED.client_id, expire = EXCLUDED.expire,
+             hostname = EXCLUDED.hostname, state = EXCLUDED.state, updated_at = EXCLUDED.updated_at`,
+          params,
+        );
+      }
+      if (deletes.length > 0) await client.query('DELETE FROM lease4 WHERE address = ANY($1::inet[])', [deletes]);
+      await client.query('COMMIT');
+      this.counters.commits++;
+      this.counters.leasesWritten += changes.length;
+    } catch (err) {
+      this.counters.commitFailures++;
+      broken = err as Error;
+      await client?.query('ROLLBACK').catch(() => {});
+      src.putBack?.(changes);
+      throw new PgLeaseWriteError(err);
+    } finally {
+      // a connection that failed mid-transaction is dropped, not reused
+      client?.release(broken);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.writer.settled();
+    await this.pool.end();
+  }
+}

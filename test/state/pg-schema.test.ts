@@ -1,0 +1,64 @@
+/**
+ * bootd's PostgreSQL schema on a cluster of the test's own: migrations
+ * applied once even when several instances start at the same moment (one
+ * advisory lock), a database newer than this bootd refused, `bootd db
+ * migrate` from the CLI.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MIGRATIONS, migrate } from '../../src/state/pg/schema.js';
+import { runCli } from '../helpers/bootd.js';
+import { postgresUnavailable, startCluster, type TestCluster } from '../helpers/postgres.js';
+
+const skip = postgresUnavailable();
+if (skip) console.warn(`SKIPPED PostgreSQL schema tests: ${skip}`);
+
+describe.skipIf(skip !== null)('the PostgreSQL schema (a cluster of the test\'s own)', () => {
+  let cluster: TestCluster;
+  beforeAll(async () => {
+    cluster = await startCluster();
+  }, 120_000);
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it('applies every migration once when three instances start at once', async () => {
+    const url = await cluster.createDb('race');
+    const clients = [0, 1, 2].map(() => new pg.Client({ connectionString: url }));
+    await Promise.all(clients.map((c) => c.connect()));
+    try {
+      const applied = await Promise.all(clients.map((c) => migrate(c)));
+      expect(applied.flat().sort()).toEqual(MIGRATIONS.map((m) => m.version).sort());
+      expect(await cluster.psql('race', 'SELECT version, name FROM bootd_schema ORDER BY version')).toBe(MIGRATIONS.map((m) => `${m.version}|${m.name}`).join('\n'));
+      expect(await cluster.psql('race', "SELECT indexname FROM pg_indexes WHERE tablename = 'lease4' ORDER BY indexname")).toBe('lease4_by_client_id\nlease4_by_expire\nlease4_by_hwaddr\nlease4_pkey');
+    } finally {
+      await Promise.all(clients.map((c) => c.end()));
+    }
+  });
+
+  it('refuses a database whose schema is newer than this bootd, and changes nothing', async () => {
+    const url = await cluster.createDb('newer');
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      await migrate(c);
+      await c.query("INSERT INTO bootd_schema (version, name) VALUES (999, 'from the future')");
+      await expect(migrate(c, [...MIGRATIONS, { version: 2, name: 'next', sql: 'CREATE TABLE should_not_exist (x int)' }])).rejects.toThrow(/schema version 999, newer than this bootd knows/);
+      expect(await cluster.psql('newer', "SELECT count(*) FROM pg_tables WHERE tablename = 'should_not_exist'")).toBe('0');
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('bootd db migrate applies the schema, then finds nothing to do', async () => {
+    const url = await cluster.createDb('cli');
+    const first = await runCli(['db', 'migrate', '--state-url', url]);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toMatch(/^applied 1 \(lease4\); schema is at version \d+/);
+    const again = await runCli(['db', 'migrate', '--state-url', url]);
+    expect(again.stdout).toMatch(/nothing to do/);
+    const bad = await runCli(['db', 'migrate', '--state-url', cluster.url('no_such_db')]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/bootd db migrate: .*no_such_db/);
+  });
+});
