@@ -29,6 +29,8 @@ export interface RunningBootd {
   readonly child: ChildProcess;
   /** Every JSON log line so far. */
   readonly logs: Record<string, unknown>[];
+  /** Everything it wrote to stderr (JSON lines and anything else, such as a crash trace). */
+  stderr(): string;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
@@ -68,6 +70,7 @@ export async function startBootd(net: TestNet, host: string, args: readonly stri
   return {
     child,
     logs,
+    stderr: () => stderrText,
     async stop(signal = 'SIGTERM') {
       child.kill(signal);
       return exited;

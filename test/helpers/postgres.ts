@@ -26,6 +26,10 @@ export interface TestCluster {
   url(db: string): string;
   createDb(name: string): Promise<string>;
   psql(db: string, sql: string): Promise<string>;
+  /** Stops the server, keeping its data (a database outage). */
+  halt(): Promise<void>;
+  /** Starts it again after halt(). */
+  resume(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -49,9 +53,10 @@ export async function startCluster(): Promise<TestCluster> {
     await execa('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, 'pg_ctl'), '-D', data, '-m', 'fast', '-w', '-t', '30', 'stop'], { reject: false });
     await rm(dir, { recursive: true, force: true });
   };
+  const start = (): Promise<string> => asPostgres([path.join(PG_BIN, 'pg_ctl'), '-D', data, '-w', '-t', '30', '-l', path.join(data, 'server.log'), '-o', `-k ${sock} -c listen_addresses='' -c fsync=on -c synchronous_commit=on`, 'start']);
   try {
     await asPostgres([path.join(PG_BIN, 'initdb'), '-D', data, '-U', 'postgres', '-E', 'UTF8', '--no-locale', '--auth-local=trust', '--auth-host=reject']);
-    await asPostgres([path.join(PG_BIN, 'pg_ctl'), '-D', data, '-w', '-t', '30', '-l', path.join(data, 'server.log'), '-o', `-k ${sock} -c listen_addresses='' -c fsync=on -c synchronous_commit=on`, 'start']);
+    await start();
   } catch (err) {
     await stop();
     throw err;
@@ -65,6 +70,12 @@ export async function startCluster(): Promise<TestCluster> {
       return `postgresql:///${name}?host=${encodeURIComponent(sock)}&user=postgres`;
     },
     psql,
+    halt: async () => {
+      await asPostgres([path.join(PG_BIN, 'pg_ctl'), '-D', data, '-m', 'fast', '-w', '-t', '30', 'stop']);
+    },
+    resume: async () => {
+      await start();
+    },
     stop,
   };
 }
