@@ -6,6 +6,7 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PgLeaseStore } from '../../src/state/pg/lease-store.js';
 import { MIGRATIONS, migrate } from '../../src/state/pg/schema.js';
 import { runCli } from '../helpers/bootd.js';
 import { postgresUnavailable, startCluster, type TestCluster } from '../helpers/postgres.js';
@@ -47,6 +48,20 @@ describe.skipIf(skip !== null)('the PostgreSQL schema (a cluster of the test\'s 
       expect(await cluster.psql('newer', "SELECT count(*) FROM pg_tables WHERE tablename = 'should_not_exist'")).toBe('0');
     } finally {
       await c.end();
+    }
+  });
+
+  it('writes a moment larger than one statement (12,000 leases and deletes) as one transaction', async () => {
+    const url = await cluster.createDb('big');
+    const s = await PgLeaseStore.open(url);
+    try {
+      const lease = (i: number) => ({ mac: `52:54:00:00:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`, ip: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, expiresAt: 1_900_000_000_000 + i });
+      const all = Array.from({ length: 12_000 }, (_, i) => lease(i));
+      await s.commit({ changes: () => all.map((l) => ({ ip: l.ip, lease: l })), all: () => all });
+      await s.commit({ changes: () => [...all.slice(0, 3000).map((l) => ({ ip: l.ip, lease: undefined })), ...all.slice(3000, 9000).map((l) => ({ ip: l.ip, lease: { ...l, state: 'released' as const } }))], all: () => [] });
+      expect(await cluster.psql('big', 'SELECT count(*), sum(state) FROM lease4')).toBe('9000|12000');
+    } finally {
+      await s.close();
     }
   });
 

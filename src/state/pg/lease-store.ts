@@ -43,6 +43,24 @@ function leaseOf(r: Row): Lease {
   };
 }
 
+const UPSERT_TAIL = `ON CONFLICT (address) DO UPDATE SET hwaddr = EXCLUDED.hwaddr, client_id = EXCLUDED.client_id, expire = EXCLUDED.expire,
+  hostname = EXCLUDED.hostname, state = EXCLUDED.state, updated_at = EXCLUDED.updated_at`;
+
+/** The upserts and the deletes as one statement (a data-modifying WITH when both). */
+function oneStatement(upserts: readonly Lease[], deletes: readonly string[]): { text: string; values: unknown[] } {
+  const values: unknown[] = [];
+  const rows = upserts.map((l) => {
+    values.push(l.ip, l.mac, l.clientId !== undefined ? Buffer.from(l.clientId, 'hex') : null, new Date(l.expiresAt), l.hostname ?? null, l.state === 'released' ? 2 : 0);
+    const b = values.length - 6;
+    return `($${b + 1}::inet, $${b + 2}::macaddr, $${b + 3}::bytea, $${b + 4}::timestamptz, $${b + 5}::text, $${b + 6}::smallint, now())`;
+  });
+  const insert = `INSERT INTO lease4 (address, hwaddr, client_id, expire, hostname, state, updated_at) VALUES ${rows.join(',')} ${UPSERT_TAIL}`;
+  if (deletes.length === 0) return { text: insert, values };
+  values.push(deletes);
+  const del = `DELETE FROM lease4 WHERE address = ANY($${values.length}::inet[])`;
+  return { text: upserts.length === 0 ? del : `WITH removed AS (${del}) ${insert}`, values };
+}
+
 export class PgLeaseStore implements LeaseStore {
   private source: CommitSource | null = null;
   private readonly writer = new MomentWriter(() => {
@@ -105,39 +123,39 @@ export class PgLeaseStore implements LeaseStore {
     if (changes.length === 0) return;
     const upserts = changes.flatMap((c) => (c.lease ? [c.lease] : []));
     const deletes = changes.flatMap((c) => (c.lease ? [] : [c.ip]));
-    let client: pg.PoolClient | undefined;
-    let broken: Error | undefined;
     try {
-      client = await this.pool.connect();
-      await client.query('BEGIN');
-      for (let i = 0; i < upserts.length; i += ROWS_PER_STATEMENT) {
-        const part = upserts.slice(i, i + ROWS_PER_STATEMENT);
-        const params: unknown[] = [];
-        const values = part.map((l, k) => {
-          params.push(l.ip, l.mac, l.clientId !== undefined ? Buffer.from(l.clientId, 'hex') : null, new Date(l.expiresAt), l.hostname ?? null, l.state === 'released' ? 2 : 0);
-          const b = k * 6;
-          return `($${b + 1}::inet, $${b + 2}::macaddr, $${b + 3}::bytea, $${b + 4}::timestamptz, $${b + 5}::text, $${b + 6}::smallint, now())`;
-        });
-        await client.query(
-          `INSERT INTO lease4 (address, hwaddr, client_id, expire, hostname, state, updated_at) VALUES ${values.join(',')}
-           ON CONFLICT (address) DO UPDATE SET hwaddr = EXCLUDED.hwaddr, client_id = EXCLUDED.client_id, expire = EXCLUDED.expire,
-             hostname = EXCLUDED.hostname, state = EXCLUDED.state, updated_at = EXCLUDED.updated_at`,
-          params,
-        );
+      if (upserts.length <= ROWS_PER_STATEMENT) {
+        // one statement is one transaction: one round trip, not BEGIN, the writes and COMMIT
+        // (each address is in the changes once, so the delete and the upsert touch different rows)
+        await this.pool.query(oneStatement(upserts, deletes));
+      } else {
+        await this.inTransaction(upserts, deletes);
       }
-      if (deletes.length > 0) await client.query('DELETE FROM lease4 WHERE address = ANY($1::inet[])', [deletes]);
-      await client.query('COMMIT');
       this.counters.commits++;
       this.counters.leasesWritten += changes.length;
     } catch (err) {
       this.counters.commitFailures++;
-      broken = err as Error;
-      await client?.query('ROLLBACK').catch(() => {});
       src.putBack?.(changes);
       throw new PgLeaseWriteError(err);
+    }
+  }
+
+  /** A moment too large for one statement: several upserts in one transaction. */
+  private async inTransaction(upserts: readonly Lease[], deletes: readonly string[]): Promise<void> {
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      for (let i = 0; i < upserts.length; i += ROWS_PER_STATEMENT) await client.query(oneStatement(upserts.slice(i, i + ROWS_PER_STATEMENT), []));
+      if (deletes.length > 0) await client.query(oneStatement([], deletes));
+      await client.query('COMMIT');
+    } catch (err) {
+      broken = err as Error;
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
     } finally {
       // a connection that failed mid-transaction is dropped, not reused
-      client?.release(broken);
+      client.release(broken);
     }
   }
 
