@@ -294,7 +294,7 @@ function hostsUsing(rows: readonly FleetRow[], image: string, current: string | 
 }
 
 async function hostDetail(d: AdminApiDeps, name: string): Promise<unknown> {
-  const row = d.fleet.rows().find((r) => r.name === name);
+  const row = d.fleet.rowOf(name);
   const rec = d.records ? await d.records.get(name) : undefined;
   if (!row && !rec) throw new HttpError(404, `no host ${name}`);
   const inventory = d.records ? ((await d.records.inventory(name)) ?? null) : null;

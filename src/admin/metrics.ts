@@ -303,11 +303,9 @@ export class BootdMetrics {
 
   private phase(boot: string, phase: string, image: string | null, at: number): void {
     const img = imageName(image);
-    if (phase === 'dhcp' || !this.bootStarts.has(boot)) {
-      if (phase === 'dhcp') {
-        this.bootStarts.set(boot, { at, image: img });
-        while (this.bootStarts.size > 100_000) this.bootStarts.delete(this.bootStarts.keys().next().value as string);
-      }
+    if (phase === 'dhcp') {
+      this.bootStarts.set(boot, { at, image: img });
+      while (this.bootStarts.size > 100_000) this.bootStarts.delete(this.bootStarts.keys().next().value as string);
     }
     const start = this.bootStarts.get(boot);
     const name = img !== 'unknown' ? img : (start?.image ?? 'unknown');

@@ -9,6 +9,7 @@ import { promises as fs } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { routeTable, type RouteMatcher } from '../control/routes.js';
 import type { Logger } from '../log.js';
 import { RepeatLimiter } from '../log-limit.js';
 import type { Clock } from '../net/clock.js';
@@ -77,7 +78,7 @@ export class AdminServer {
   private readonly server: http.Server;
   private readonly auth: AdminAuth;
   private readonly warnings: RepeatLimiter;
-  private readonly table: { method: string; re: RegExp; fn: ApiRoute }[];
+  private readonly match: RouteMatcher<ApiRoute>;
   private readonly closers = new Set<() => void>();
 
   private constructor(
@@ -88,10 +89,7 @@ export class AdminServer {
   ) {
     this.auth = new AdminAuth(cfg.token, () => clock.wallNow());
     this.warnings = new RepeatLimiter(log, clock);
-    this.table = Object.entries(routes.api).map(([k, fn]) => {
-      const [method, pattern] = k.split(' ') as [string, string];
-      return { method, re: new RegExp(`^${pattern.replace(/:[a-z]+/g, '([^/]+)')}$`), fn };
-    });
+    this.match = routeTable(routes.api);
     this.server = http.createServer((req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         this.warnings.warn('handler', { svc: 'admin', err: String(err) }, 'admin request failed');
@@ -200,8 +198,8 @@ export class AdminServer {
     const stream = this.routes.streams[`${method} ${p}`];
     if (stream) return this.stream(req, res, stream, { params: [], query: url.searchParams, body: null, peer });
 
-    const hit = this.table.map((r) => ({ r, m: r.method === method ? r.re.exec(p) : null })).find((x) => x.m);
-    if (!hit?.m) return this.json(res, 404, { error: `no such request: ${method} ${p}` });
+    const hit = this.match(method, p);
+    if (!hit) return this.json(res, 404, { error: `no such request: ${method} ${p}` });
     let body: unknown = null;
     if (action) {
       const raw = await this.body(req);
@@ -212,7 +210,7 @@ export class AdminServer {
       }
     }
     try {
-      const out = await hit.r.fn({ params: hit.m.slice(1).map((s) => decodeURIComponent(s)), query: url.searchParams, body, peer });
+      const out = await hit.fn({ params: hit.params, query: url.searchParams, body, peer });
       return this.json(res, action ? 202 : 200, out);
     } catch (err) {
       const status = err instanceof HttpError ? err.status : typeof (err as { status?: unknown }).status === 'number' ? (err as { status: number }).status : 500;

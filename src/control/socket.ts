@@ -8,6 +8,7 @@
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import { routeTable } from './routes.js';
 
 export const CONTROL_SOCKET = 'bootd.sock';
 
@@ -28,11 +29,7 @@ export async function startControl(stateDir: string, routes: Readonly<Record<str
   await fs.mkdir(stateDir, { recursive: true });
   // a socket left by a bootd that died; a live one on the same state directory would be a mistake anyway
   await fs.rm(sock, { force: true });
-  const table = Object.entries(routes).map(([k, fn]) => {
-    const [method, pattern] = k.split(' ') as [string, string];
-    const re = new RegExp(`^${pattern.replace(/:[a-z]+/g, '([^/]+)')}$`);
-    return { method, re, fn };
-  });
+  const match = routeTable(routes);
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -46,16 +43,16 @@ export async function startControl(stateDir: string, routes: Readonly<Record<str
         res.end(`${JSON.stringify(body)}\n`);
       };
       const url = new URL(req.url ?? '/', 'http://bootd');
-      const hit = table.map((r) => ({ r, m: r.method === req.method ? r.re.exec(url.pathname) : null })).find((x) => x.m);
-      if (!hit?.m) return reply(404, { error: `no such request: ${req.method ?? ''} ${url.pathname}` });
+      const hit = match(req.method ?? '', url.pathname);
+      if (!hit) return reply(404, { error: `no such request: ${req.method ?? ''} ${url.pathname}` });
       let body: unknown = null;
       try {
         body = chunks.length > 0 ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : null;
       } catch {
         return reply(400, { error: 'the request body is not JSON' });
       }
-      hit.r
-        .fn(body, hit.m.slice(1).map((s) => decodeURIComponent(s)))
+      hit
+        .fn(body, hit.params)
         .then((out) => reply(200, out))
         .catch((err: unknown) => reply(err instanceof ControlError ? err.status : 500, { error: (err as Error).message }));
     });
