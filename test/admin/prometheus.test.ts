@@ -37,7 +37,13 @@ describe.skipIf(skip !== null)('Prometheus scrapes bootd (network namespaces)', 
   const query = async (q: string): Promise<PromVector['data']['result']> => {
     const r = await net.run('server', ['curl', '-s', '--max-time', '3', '--get', '--data-urlencode', `query=${q}`, 'http://127.0.0.1:19090/api/v1/query']);
     if (r.exitCode !== 0) return [];
-    const v = JSON.parse(r.stdout) as PromVector;
+    // while it starts, Prometheus answers 503 "Service Unavailable" in plain text
+    let v: PromVector;
+    try {
+      v = JSON.parse(r.stdout) as PromVector;
+    } catch {
+      return [];
+    }
     return v.status === 'success' ? v.data.result : [];
   };
   const valueOf = async (q: string): Promise<number> => Number((await query(q))[0]?.value[1] ?? NaN);
@@ -69,7 +75,8 @@ describe.skipIf(skip !== null)('Prometheus scrapes bootd (network namespaces)', 
     const prom = net.spawn('server', ['prometheus', `--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'prom')}`, '--web.listen-address=127.0.0.1:19090', '--log.level=warn']);
     prom.stdout?.resume();
     prom.stderr?.resume();
-  }, 60_000);
+    await until(async () => (await net.run('server', ['curl', '-sf', '--max-time', '2', 'http://127.0.0.1:19090/-/ready'])).exitCode === 0, 30_000, 'Prometheus to be ready');
+  }, 90_000);
 
   afterAll(async () => {
     await bootd?.stop();
