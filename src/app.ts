@@ -35,6 +35,8 @@ import type { AdminServer } from './admin/server.js';
 import { startAdmin, type AdminWiring } from './serve/admin.js';
 import type { SubnetUsage } from './admin/metrics.js';
 import { startDhcp, type DhcpWiring } from './serve/dhcp.js';
+import { peerAddresses, startFleet } from './serve/fleet.js';
+import type { InstanceRegistry } from './state/pg/instances.js';
 import { startHttp, startTftp, startUploads, type TftpWiring } from './serve/files.js';
 import { startState, type StateWiring } from './serve/state.js';
 import { processStats } from './stats/process.js';
@@ -80,6 +82,11 @@ export interface AppConfig {
   readonly dhcp?: DhcpWiring;
   /** The admin listener: /metrics, the dashboard and its API. Absent: none. */
   readonly admin?: AdminWiring;
+  /**
+   * A database shared with other instances (--state-url): this instance's
+   * row in it, with its host-set digest. Absent: bootd alone on its files.
+   */
+  readonly fleet?: { readonly url: string; readonly instance: string; readonly segment: string | null; readonly serverIp: string | null };
 }
 
 /** What the fleet view reads when there is no hosts directory (one object: its row cache keys on it). */
@@ -107,6 +114,8 @@ export interface App {
   readonly afterBoot: AfterBoot | null;
   readonly machines: MachinePorts | null;
   readonly admin: AdminServer | null;
+  /** The instances sharing this one's database (--state-url); null without one. */
+  readonly instances: InstanceRegistry | null;
   /** Everything that happens, for subscribers (src/events/types.ts). */
   readonly events: EventBus;
   /** Every server's counters and gauges, live. */
@@ -126,6 +135,7 @@ interface Started {
   stopDhcpStore: () => Promise<void>;
   stopState: () => Promise<void>;
   stopAdmin: () => Promise<void>;
+  stopFleet: () => Promise<void>;
 }
 
 export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSignal): Promise<App> {
@@ -135,13 +145,14 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
   stats.register('process', processStats, ['rssBytes', 'heapUsedBytes', 'maxRssBytes', 'uptimeSeconds']);
   stats.register('events', () => bus.totals(), ['queued']);
   const catalog = new ImageCatalog(cfg.images?.dir ?? 'images');
-  const parts: Started = { tftp: null, uploads: null, http: null, dhcp: null, stopDhcpStore: async () => {}, stopState: async () => {}, stopAdmin: async () => {} };
+  const parts: Started = { tftp: null, uploads: null, http: null, dhcp: null, stopDhcpStore: async () => {}, stopState: async () => {}, stopAdmin: async () => {}, stopFleet: async () => {} };
   const stopAll = async (): Promise<void> => {
     await parts.stopAdmin();
     parts.dhcp?.close();
     await Promise.all([parts.tftp?.close(), parts.uploads?.close(), parts.http?.close()]);
     await parts.stopDhcpStore();
     await parts.stopState();
+    await parts.stopFleet();
   };
   // a listener that fails while running stops everything (decided in docs/architecture.md: a boot
   // server with one protocol gone boots nothing right; a supervisor restarts the whole process)
@@ -184,10 +195,21 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
       parts.http = http;
       listening('http', () => http.counters, ['active'], at(http.address));
     }
+    let leading = false;
+    const instances = cfg.fleet ? await startFleet(cfg.fleet, { log, clock: deps.clock, stats, version: BOOTD_VERSION }, hosts, () => leading) : null;
+    if (instances) {
+      parts.stopFleet = () => instances.close();
+      hostsHalf.onChanged(() => void instances.changed());
+    }
     if (cfg.dhcp) {
-      const d = await startDhcp(cfg.dhcp, { log, clock: deps.clock, udp: deps.udp, events: bus, onFatal: onFatal('dhcp') }, hosts);
+      const dhcpWiring: DhcpWiring = instances ? { ...cfg.dhcp, peerAddresses: () => peerAddresses(instances, cfg.fleet?.instance, cfg.dhcp?.segment) } : cfg.dhcp;
+      const onLeading = (on: boolean): void => {
+        leading = on;
+        void instances?.changed();
+      };
+      const d = await startDhcp(dhcpWiring, { log, clock: deps.clock, udp: deps.udp, events: bus, onFatal: onFatal('dhcp') }, hosts, onLeading);
       parts.dhcp = d.server;
-      parts.stopDhcpStore = () => d.store.close();
+      parts.stopDhcpStore = d.stop;
       leases = d.leases;
       dhcpUsage = d.usage;
       hostsHalf.onChanged(d.onHostsChanged);
@@ -240,7 +262,7 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
       // peak resident memory and every counter, for boot-storm measurements (docs/performance.md)
       log.info({ stats: stats.snapshot(), maxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024) }, 'stopped');
     });
-    return { tftp, dhcp: parts.dhcp, http: parts.http, uploads: parts.uploads, virtualFiles, hosts, catalog, afterBoot: st?.after ?? null, machines: st?.machines ?? null, admin, events: bus, stats, stopped, failure: () => failure };
+    return { tftp, dhcp: parts.dhcp, http: parts.http, uploads: parts.uploads, virtualFiles, hosts, catalog, afterBoot: st?.after ?? null, machines: st?.machines ?? null, admin, instances, events: bus, stats, stopped, failure: () => failure };
   } catch (err) {
     // the first fatal error at start-up stops what had started
     await stopAll().catch(() => {});

@@ -59,7 +59,7 @@ const FROM_STATS: readonly { readonly metric: string; readonly help: string; rea
     metric: 'bootd_dhcp4_packets_dropped_total',
     help: 'DHCPv4 requests dropped unanswered, by reason.',
     type: 'counter',
-    map: [['dhcp.ignored', { reason: 'not-served' }], ['dhcp.foreignDeclines', { reason: 'foreign-decline' }], ['dhcp.foreignReleases', { reason: 'foreign-release' }], ['dhcp.unknownInitReboot', { reason: 'unknown-init-reboot' }], ['dhcp.badClientValues', { reason: 'bad-client-value' }]],
+    map: [['dhcp.ignored', { reason: 'not-served' }], ['dhcp.foreignDeclines', { reason: 'foreign-decline' }], ['dhcp.foreignReleases', { reason: 'foreign-release' }], ['dhcp.unknownInitReboot', { reason: 'unknown-init-reboot' }], ['dhcp.badClientValues', { reason: 'bad-client-value' }], ['dhcp.standby', { reason: 'standby' }]],
   },
   {
     metric: 'bootd_dhcp4_allocation_failures_total',

@@ -18,7 +18,7 @@ import { ensureKeyPair } from '../images/ssh-key.js';
 import { createLogger, type LogFormat, type Logger } from '../log.js';
 import { DEFAULT_MACHINE_PORTS } from '../machines/registry.js';
 import { systemClock } from '../net/clock.js';
-import { formatIpv4, parseIpv4 } from '../net/ipv4.js';
+import { cidrOf, formatIpv4, parseIpv4 } from '../net/ipv4.js';
 import { linuxMtu } from '../net/mtu.js';
 import { fastUdp, loadFastUdp } from '../net/native-udp.js';
 import { nodeUdp, type UdpSocketFactory } from '../net/udp.js';
@@ -129,7 +129,9 @@ export function addServeCommand(program: Command): void {
   .addOption(new Option('--default-loader <loader>', 'boot loader for hosts without loader: and for unknown machines: pxelinux (PXELINUX / syslinux.efi, also under iPXE) or ipxe (undionly.kpxe / snponly.efi, then the iPXE script); default: the boot files below, iPXE clients the script').choices(['pxelinux', 'ipxe']))
   .option('--ipxe-boot-file <name>', 'what clients already running iPXE get (user class iPXE)', 'boot.ipxe')
   .option('--state <dir>', 'directory for leases, host records, inventory, machine directories and the control socket', '/var/lib/bootd')
-  .option('--state-url <url>', 'keep the DHCP leases in PostgreSQL (postgresql://user@host/db, or postgresql:///db?host=/run/postgresql); the schema is applied at start. Host records stay in --state for now')
+  .option('--state-url <url>', 'keep the DHCP leases in PostgreSQL (postgresql://user@host/db, or postgresql:///db?host=/run/postgresql); the schema is applied at start. Several instances may share one database: on one segment one leads and the others stand by')
+  .option('--segment <name>', 'with --state-url: the segment this instance serves; instances of one segment share it and one of them leads its DHCP (default: the interface\'s subnet, such as 198.18.0.0/24)')
+  .option('--instance <name>', 'with --state-url: this instance\'s name in the database (default: <host name>/<server address>)')
   .option('--machine-ports <first-last>', 'UDP ports for build machines\' write-enabled TFTP servers', portRange, DEFAULT_MACHINE_PORTS)
   .option('--no-smoke', 'do not run images\' smoke tests when hosts come up (bootd smoke NAME still does)')
   .option('--smoke-user <user>', 'SSH user for smoke tests of hosts whose file names none (default root)')
@@ -191,6 +193,8 @@ export interface ServeOptions {
   ipxeBootFile: string;
   state: string;
   stateUrl?: string;
+  segment?: string;
+  instance?: string;
   machinePorts: { first: number; last: number };
   smoke: boolean;
   smokeUser?: string;
@@ -283,6 +287,9 @@ async function serveConfig(o: ServeOptions, cmd: Command, log: Logger): Promise<
     // the after-boot records need somewhere to live: the --state directory, once DHCP or uploads run or --state is given
     ...(o.interface !== undefined || o.reportTftpPort !== undefined || cmd.getOptionValueSource('state') !== 'default' ? { state: stateConfig(o, state) } : {}),
     ...adminConfig(o, log),
+    ...(o.stateUrl !== undefined
+      ? { fleet: { url: o.stateUrl, instance: dhcp?.instance ?? instanceName(o, o.listen), segment: dhcp?.segment ?? null, serverIp: dhcp?.server.serverIp ?? null } }
+      : {}),
   };
   if (!cfg.hosts) log.info({ hosts: o.hosts }, 'no hosts directory: only --reserve hosts are known');
   return cfg;
@@ -358,7 +365,7 @@ function dhcpConfig(o: ServeOptions, iface: string): NonNullable<AppConfig['dhcp
     rangeEnd: range[1],
     reservations: o.reserve,
     stateDir: path.resolve(o.state),
-    ...(o.stateUrl !== undefined ? { stateUrl: o.stateUrl } : {}),
+    ...(o.stateUrl !== undefined ? { stateUrl: o.stateUrl, instance: instanceName(o, addr.address), segment: o.segment ?? cidrOf(addr.address, addr.netmask) } : {}),
     force: o.force === true,
     probeMs: o.dhcpProbeMs,
     relayedRanges: relayed.map((r) => ({ start: r.start, end: r.end })),
@@ -376,6 +383,11 @@ function dhcpConfig(o: ServeOptions, iface: string): NonNullable<AppConfig['dhcp
       bootFiles: bootFiles(o, addr.address),
     },
   };
+}
+
+/** This instance's name in a shared database: --instance, else host name and server address (unique on a machine with several). */
+export function instanceName(o: Pick<ServeOptions, 'instance'>, address: string): string {
+  return o.instance ?? `${os.hostname()}/${address}`;
 }
 
 function bootFiles(o: ServeOptions, dhcpAddress: string): NonNullable<AppConfig['dhcp']>['server']['bootFiles'] {

@@ -123,13 +123,35 @@ export class LeaseTable {
     this.maxDeclined = cfg.maxDeclined ?? Math.max(1, Math.floor(poolSize / 4));
     this.reservations = cfg.reservations;
     for (const [mac, ip] of cfg.reservations) this.reservedIps.set(ip, mac);
-    for (const l of initial) {
+    this.putAll(initial);
+    this.cursors = cfg.ranges.map((r) => r.start);
+    this.changed.clear(); // what was loaded is already on disk
+  }
+
+  private putAll(leases: readonly Lease[]): void {
+    for (const l of leases) {
       const ip = parseIpv4(l.ip);
       if (ip === null) continue; // unreadable record in a damaged store: skip
       this.put(ip, { mac: l.mac, clientId: l.clientId ?? null, expiresAt: l.expiresAt, hostname: l.hostname, state: l.state ?? 'active' });
     }
-    this.cursors = cfg.ranges.map((r) => r.start);
-    this.changed.clear(); // what was loaded is already on disk
+  }
+
+  /**
+   * Starts over from the stored leases (an instance that takes over a
+   * segment from another reads what that one committed). Offers and
+   * declines held in memory go: they were never promised in the store, and
+   * the new leader's store is the truth. Pending changes are dropped too:
+   * the caller reloads only when nothing it wrote is unacknowledged.
+   */
+  reload(leases: readonly Lease[]): void {
+    this.byIp.clear();
+    this.byMac.clear();
+    this.byClientId.clear();
+    this.offers.clear();
+    this.offeredTo.clear();
+    this.declined.clear();
+    this.putAll(leases);
+    this.changed.clear();
   }
 
   /**

@@ -75,6 +75,8 @@ export interface DhcpStats {
   storeFailures: number;
   /** Replies unicast to yiaddr with an ARP entry installed (RFC 2131 section 4.1). */
   unicastReplies: number;
+  /** Datagrams dropped while another instance leads this segment (docs/postgresql.md). */
+  standby: number;
 }
 
 /** The server sees a host directory through this: "not found" is a normal answer. */
@@ -229,12 +231,16 @@ interface Subnet {
 export class DhcpServer {
   readonly counters: DhcpStats = {
     received: 0, discovers: 0, requests: 0, malformed: 0, ignored: 0, offers: 0, acks: 0, naks: 0, declines: 0, releases: 0, informs: 0, poolExhausted: 0,
-    foreignDeclines: 0, foreignReleases: 0, unknownInitReboot: 0, replyTooBig: 0, badClientValues: 0, storeFailures: 0, unicastReplies: 0,
+    foreignDeclines: 0, foreignReleases: 0, unknownInitReboot: 0, replyTooBig: 0, badClientValues: 0, storeFailures: 0, unicastReplies: 0, standby: 0,
   };
   private readonly serverIpNum: number;
   /** The local subnet first, then the relayed ones. */
   private readonly subnets: Subnet[];
   private closed = false;
+  /** False while another instance leads this segment: then nothing is answered (see setLeading). */
+  private leading = true;
+  /** Server identifiers of the segment's other instances (see setPeerServerIds). */
+  private peerIds: ReadonlySet<number> = new Set();
   /** Warnings a client can cause per packet, summarised (a flood writes a few lines, not one per packet). */
   private readonly warnings: RepeatLimiter;
   /** Cleared when installing an ARP entry fails: from then on every reply is broadcast. */
@@ -281,6 +287,40 @@ export class DhcpServer {
     return this.d.config.mode === 'proxy';
   }
 
+  /**
+   * Serves, or stands by while another instance leads this segment (several
+   * bootd on one segment, one database: docs/postgresql.md). On standby every
+   * datagram is counted and dropped unanswered, so a client hears one server.
+   */
+  setLeading(on: boolean): void {
+    this.leading = on;
+  }
+
+  get isLeading(): boolean {
+    return this.leading;
+  }
+
+  /**
+   * The server identifiers (option 54) of the other instances on this
+   * segment: together they are one server, so a client that chose one of
+   * them (an OFFER from a leader that died before its ACK) is answered by
+   * the leader from the shared leases, not left to time out. A client whose
+   * requested address is bound to another gets a NAK as usual.
+   */
+  setPeerServerIds(ips: Iterable<string>): void {
+    this.peerIds = new Set([...ips].flatMap((a) => {
+      const n = parseIpv4(a);
+      return n === null || n === this.serverIpNum ? [] : [n];
+    }));
+  }
+
+  /** Option 54 names this server, or a peer instance of its segment. */
+  private isOurServerId(sid: Buffer): boolean {
+    if (sid.length !== 4) return false;
+    const n = sid.readUInt32BE(0);
+    return n === this.serverIpNum || this.peerIds.has(n);
+  }
+
   close(): void {
     this.closed = true;
     this.warnings.close();
@@ -325,6 +365,10 @@ export class DhcpServer {
     if (this.closed) return;
     this.rxAt = performance.now();
     this.counters.received++;
+    if (!this.leading) {
+      this.counters.standby++;
+      return;
+    }
     let p: DhcpPacket;
     try {
       p = decodeDhcp(msg);
@@ -433,6 +477,10 @@ export class DhcpServer {
     if (this.closed) return;
     this.rxAt = performance.now();
     this.counters.received++;
+    if (!this.leading) {
+      this.counters.standby++;
+      return;
+    }
     let p: DhcpPacket;
     try {
       p = decodeDhcp(msg);
@@ -519,7 +567,7 @@ export class DhcpServer {
     const ciaddr = parseIpv4(p.ciaddr) ?? 0;
     if (sid) {
       // SELECTING (RFC 2131 section 4.3.2): the client named the server it chose
-      if (sid.length !== 4 || sid.readUInt32BE(0) !== this.serverIpNum) {
+      if (!this.isOurServerId(sid)) {
         this.d.leases.forgetOffer(id);
         this.counters.ignored++;
         return;
@@ -585,7 +633,7 @@ export class DhcpServer {
   /** A DECLINE or RELEASE naming another server (option 54) is not for us. */
   private forOtherServer(p: DhcpPacket): boolean {
     const sid = getOption(p, Opt.SERVER_ID);
-    return sid !== undefined && (sid.length !== 4 || sid.readUInt32BE(0) !== this.serverIpNum);
+    return sid !== undefined && !this.isOurServerId(sid);
   }
 
   /**

@@ -4,6 +4,7 @@
  * exist. A file that fails keeps its last good version serving (hot reload);
  * one bad file never takes the others down.
  */
+import { createHash } from 'node:crypto';
 import type { ConfigIssue } from '../config/yaml-config.js';
 import type { HostFileResult } from './schema.js';
 import { formatImageRef, type Host } from './types.js';
@@ -52,6 +53,27 @@ export class HostSet {
 
   get size(): number {
     return this.hosts.length;
+  }
+
+  private digestMemo: string | undefined;
+
+  /**
+   * sha256 over what is served for every host, in name order, without where
+   * the files lie: two instances reading equal checkouts of hosts/ agree, and
+   * any difference in what a host gets shows (instances publish it; the
+   * dashboard and `bootd status` warn when they differ).
+   */
+  digest(): string {
+    if (this.digestMemo === undefined) {
+      const h = createHash('sha256');
+      for (const host of [...this.hosts].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+        const { file: _file, ...served } = host;
+        h.update(JSON.stringify(served));
+        h.update('\n');
+      }
+      this.digestMemo = h.digest('hex');
+    }
+    return this.digestMemo;
   }
 }
 

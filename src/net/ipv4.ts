@@ -31,3 +31,11 @@ export function writeIpv4(buf: Buffer, offset: number, addr: string): void {
   if (n === null) throw new Error(`not an IPv4 address: ${JSON.stringify(addr)}`);
   buf.writeUInt32BE(n, offset);
 }
+
+/** 198.18.0.1 and 255.255.255.0 -> 198.18.0.0/24 (a subnet's name, as Kea's exporter labels it). */
+export function cidrOf(address: string, mask: string): string {
+  const m = parseIpv4(mask) ?? 0;
+  let bits = 0;
+  while (bits < 32 && (m & (0x80000000 >>> bits)) !== 0) bits++;
+  return `${formatIpv4(((parseIpv4(address) ?? 0) & m) >>> 0)}/${bits}`;
+}

@@ -17,10 +17,11 @@ import type { HostDirectory } from '../hosts/loader.js';
 import type { Logger } from '../log.js';
 import { arpInstaller } from '../net/arp.js';
 import type { Clock } from '../net/clock.js';
-import { formatIpv4, parseIpv4 } from '../net/ipv4.js';
+import { cidrOf, parseIpv4 } from '../net/ipv4.js';
 import { RoutedSocket, type BindOptions, type UdpSocketFactory } from '../net/udp.js';
 import { FileLeaseStore } from '../state/lease-store.js';
 import { PgLeaseStore } from '../state/pg/lease-store.js';
+import { SegmentLeadership, pgLeaderSession } from '../state/pg/leadership.js';
 import { MemoryLeaseStore } from '../state/memory.js';
 
 export interface DhcpWiring {
@@ -36,6 +37,22 @@ export interface DhcpWiring {
   readonly stateDir: string;
   /** Leases in PostgreSQL instead of the state directory's journal (postgresql://...). */
   readonly stateUrl?: string;
+  /**
+   * With a state URL: the segment this instance serves, the name its
+   * leadership lock goes by (default: the interface's subnet, 198.18.0.0/24);
+   * instances on one segment share it, and one of them leads.
+   */
+  readonly segment?: string;
+  /** This instance's name in the database (default: host name and server address). */
+  readonly instance?: string;
+  /** How often a standby tries for the lead (default 500 ms). */
+  readonly leaderPollMs?: number;
+  /**
+   * Server addresses of the segment's other instances in the database: the
+   * probe does not count them as a foreign server, and the leader answers
+   * clients that chose one of them.
+   */
+  readonly peerAddresses?: () => Promise<ReadonlySet<string>>;
   /** Skip the check for another DHCP server on the segment. */
   readonly force: boolean;
   readonly probeMs: number;
@@ -109,26 +126,47 @@ export async function warmUp(deps: Pick<DhcpWiringDeps, 'clock' | 'udp' | 'log'>
 }
 
 
-/** 198.18.0.1 and 255.255.255.0 -> 198.18.0.0/24 (the label Kea's exporter would give by prefix). */
-function cidr(network: string, mask: string): string {
-  const m = parseIpv4(mask) ?? 0;
-  let bits = 0;
-  while (bits < 32 && (m & (0x80000000 >>> bits)) !== 0) bits++;
-  return `${formatIpv4(((parseIpv4(network) ?? 0) & m) >>> 0)}/${bits}`;
+export interface StartedDhcp {
+  readonly server: DhcpServer;
+  readonly leases: LeaseTable;
+  readonly store: LeaseStore;
+  /** With a state URL: this instance's lead of its segment. */
+  readonly leadership: SegmentLeadership | null;
+  readonly segment: string;
+  readonly onHostsChanged: () => void;
+  readonly usage: () => SubnetUsage[];
+  /** Gives up the lead, then waits for writes in flight and closes the store. */
+  readonly stop: () => Promise<void>;
 }
 
-export async function startDhcp(c: DhcpWiring, deps: DhcpWiringDeps, hosts: HostDirectory | null): Promise<{ server: DhcpServer; leases: LeaseTable; store: LeaseStore; onHostsChanged: () => void; usage: () => SubnetUsage[] }> {
+export async function startDhcp(c: DhcpWiring, deps: DhcpWiringDeps, hosts: HostDirectory | null, onLeading: (leading: boolean) => void = () => {}): Promise<StartedDhcp> {
   // the level given explicitly, as for the warm-up's silent sibling: pino then gives both the same shape
   const log = deps.log.child({ svc: 'dhcp' }, { level: deps.log.level });
   const proxy = c.server.mode === 'proxy';
   // proxyDHCP exists to run beside another server; full mode must not
   if (!c.force && !proxy) {
     const probe = await probeForDhcpServers(deps.udp, c.interface, c.probeMs, { clock: deps.clock });
-    if (probe.servers.length > 0) {
-      throw new Error(`another DHCP server answers on ${c.interface} (${probe.servers.join(', ')}); bootd will not serve DHCP beside it. Use --dhcp-mode proxy, or --force if you are sure`);
+    // another instance on the same database is not a foreign server: one of us leads, the others stand by
+    const peers = c.peerAddresses ? await c.peerAddresses() : new Set<string>();
+    const foreign = probe.servers.filter((s) => !peers.has(s));
+    if (foreign.length > 0) {
+      throw new Error(`another DHCP server answers on ${c.interface} (${foreign.join(', ')}); bootd will not serve DHCP beside it. Use --dhcp-mode proxy, or --force if you are sure`);
     }
   }
-  const store: LeaseStore = c.stateUrl !== undefined ? await PgLeaseStore.open(c.stateUrl) : await FileLeaseStore.open(c.stateDir);
+  // range 0 is the interface's own subnet, range i + 1 the relayed subnet i
+  const subnetNames = [cidrOf(c.server.serverIp, c.server.subnetMask), ...(c.server.relayed ?? []).map((r) => cidrOf(r.network, r.mask))];
+  const segment = c.segment ?? subnetNames[0] ?? c.interface;
+  let leadership: SegmentLeadership | null = null;
+  const store: LeaseStore =
+    c.stateUrl !== undefined
+      ? await PgLeaseStore.open(c.stateUrl, {
+          segment,
+          fence: () => {
+            const epoch = leadership?.epoch ?? null;
+            return epoch === null ? null : { segment, epoch };
+          },
+        })
+      : await FileLeaseStore.open(c.stateDir);
   // --reserve flags first, then hosts/*.yaml (the loader already refused duplicate IPs between files)
   const reservationsNow = (): Map<string, number> => {
     const out = new Map<string, number>();
@@ -179,10 +217,41 @@ export async function startDhcp(c: DhcpWiring, deps: DhcpWiringDeps, hosts: Host
     events: deps.events,
     onFatal: deps.onFatal,
   });
-  log.info({ interface: c.interface, mode: proxy ? 'proxy' : 'full', server: c.server.serverIp, range: proxy ? null : `${c.rangeStart}-${c.rangeEnd}`, leases: leases.size, unknownHosts: c.server.unknownHosts, state: c.stateUrl !== undefined ? 'postgresql' : path.join(c.stateDir, 'leases.json'), warmUp: { exchanges: warmed, ms: warmMs } }, 'dhcp listening');
-  // range 0 is the interface's own subnet, range i + 1 the relayed subnet i
-  const subnetNames = [cidr(c.server.serverIp, c.server.subnetMask), ...(c.server.relayed ?? []).map((r) => cidr(r.network, r.mask))];
+  if (c.stateUrl !== undefined) {
+    const url = c.stateUrl;
+    // several instances on one segment and one database: one leads, the others stand by (./state/pg/leadership.ts)
+    server.setLeading(false);
+    const l = new SegmentLeadership({
+      clock: deps.clock,
+      connect: pgLeaderSession(url, segment, c.instance ?? `${os.hostname()}/${c.server.serverIp}`),
+      pollMs: c.leaderPollMs ?? 500,
+      onLead: async (epoch) => {
+        const t0 = deps.clock.now();
+        // what the previous leader committed; its last writes finished before our epoch (the fence)
+        leases.reload(await store.load());
+        // clients that chose a peer of this segment (its OFFER, then it died) are ours now
+        if (c.peerAddresses) server.setPeerServerIds(await c.peerAddresses());
+        server.setLeading(true);
+        onLeading(true);
+        log.info({ segment, epoch, leases: leases.size, reloadMs: Math.round(deps.clock.now() - t0) }, 'dhcp: leading the segment');
+        deps.events.publish({ type: 'server', server: 'dhcp', state: 'started', listen: `${c.interface} (leading ${segment}, epoch ${epoch})` });
+      },
+      onStandby: (reason) => {
+        server.setLeading(false);
+        onLeading(false);
+        if (reason === 'closing') log.info({ segment }, 'dhcp: lead of the segment given back');
+        else log.warn({ segment, reason }, 'dhcp: lead of the segment lost; standing by (nothing answered until this instance leads again)');
+      },
+    });
+    leadership = l;
+    if (!(await l.start())) log.info({ segment }, 'dhcp: another instance leads this segment; standing by');
+  }
+  log.info({ interface: c.interface, mode: proxy ? 'proxy' : 'full', server: c.server.serverIp, range: proxy ? null : `${c.rangeStart}-${c.rangeEnd}`, leases: leases.size, unknownHosts: c.server.unknownHosts, state: c.stateUrl !== undefined ? 'postgresql' : path.join(c.stateDir, 'leases.json'), ...(c.stateUrl !== undefined ? { segment, leading: server.isLeading } : {}), warmUp: { exchanges: warmed, ms: warmMs } }, 'dhcp listening');
   const usage = (): SubnetUsage[] => (proxy ? [] : leases.rangeUsage(deps.clock.wallNow()).map((u, i) => ({ subnet: subnetNames[i] ?? `range-${i}`, total: u.total, assigned: u.assigned, declined: u.declined })));
-  return { server, leases, store, onHostsChanged: () => leases.setReservations(reservationsNow()), usage };
+  const stop = async (): Promise<void> => {
+    await leadership?.close();
+    await store.close();
+  };
+  return { server, leases, store, leadership, segment, onHostsChanged: () => leases.setReservations(reservationsNow()), usage, stop };
 }
 

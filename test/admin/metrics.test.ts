@@ -11,7 +11,7 @@ import { StatsRegistry } from '../../src/stats/registry.js';
 
 function setup() {
   const stats = new StatsRegistry();
-  const dhcp = { received: 10, discovers: 4, requests: 5, declines: 1, releases: 0, informs: 0, offers: 4, acks: 4, naks: 1, malformed: 2, ignored: 3, poolExhausted: 1, replyTooBig: 0, storeFailures: 0, foreignDeclines: 0, foreignReleases: 0, unknownInitReboot: 0, badClientValues: 0, unicastReplies: 0 };
+  const dhcp = { received: 10, discovers: 4, requests: 5, declines: 1, releases: 0, informs: 0, offers: 4, acks: 4, naks: 1, malformed: 2, ignored: 3, poolExhausted: 1, replyTooBig: 0, storeFailures: 0, foreignDeclines: 0, foreignReleases: 0, unknownInitReboot: 0, badClientValues: 0, unicastReplies: 0, standby: 0 };
   const tftp = { requests: 7, notFound: 2, denied: 1, refusedWrite: 0, refusedBusy: 1, refusedClientBusy: 0, rateLimited: 0, bytesSent: 12345, bytesReceived: 0, active: 1, completed: 3, retransmits: 5 };
   stats.register('dhcp', () => dhcp);
   stats.register('tftp', () => tftp, ['active']);

@@ -192,6 +192,39 @@ describe('DhcpServer (full mode) over an in-memory network', () => {
     expect(r.server.counters.ignored).toBe(1);
   });
 
+  it('standing by (another instance leads the segment): counts and drops everything, answers again once leading', async () => {
+    const r = await rig();
+    r.server.setLeading(false);
+    r.client.send(request(MessageType.DISCOVER), SERVER);
+    await r.settle();
+    expect(r.replies()).toEqual([]);
+    expect(r.server.counters).toMatchObject({ received: 1, standby: 1, discovers: 0, offers: 0 });
+    r.server.setLeading(true);
+    r.client.send(request(MessageType.DISCOVER), SERVER);
+    await r.settle(() => r.replies().length === 1);
+    expect(r.replies().map((x) => type(x.p))).toEqual([MessageType.OFFER]);
+  });
+
+  it('answers a client that chose a peer instance of its segment (its OFFER, then it died): they are one server', async () => {
+    const r = await rig();
+    r.server.setPeerServerIds(['198.18.0.2', SERVER_IP]);
+    // the REQUEST names the dead peer 198.18.0.2; this server never offered
+    r.client.send(request(MessageType.REQUEST, [o(Opt.SERVER_ID, '198.18.0.2'), o(Opt.REQUESTED_IP, '198.18.0.100')]), SERVER);
+    await r.settle(() => r.replies().length === 1);
+    const ack = r.replies()[0];
+    expect(ack && type(ack.p)).toBe(MessageType.ACK);
+    expect(ack?.p.yiaddr).toBe('198.18.0.100');
+    expect(decodeValue(Opt.SERVER_ID, getOption(ack?.p as DhcpPacket, Opt.SERVER_ID) as Buffer)).toBe(SERVER_IP);
+    // an address the peer offered that is bound to another client: NAK, the client starts over
+    r.client.send(request(MessageType.REQUEST, [o(Opt.SERVER_ID, '198.18.0.2'), o(Opt.REQUESTED_IP, '198.18.0.100')], {}, '52:54:00:00:00:78'), SERVER);
+    await r.settle(() => r.replies().length === 2);
+    expect(type((r.replies()[1] as { p: DhcpPacket }).p)).toBe(MessageType.NAK);
+    // a server that is no peer is still another server
+    r.client.send(request(MessageType.REQUEST, [o(Opt.SERVER_ID, '198.18.0.9'), o(Opt.REQUESTED_IP, '198.18.0.101')], {}, '52:54:00:00:00:79'), SERVER);
+    await r.settle();
+    expect(r.replies()).toHaveLength(2);
+  });
+
   it('NAKs an INIT-REBOOT request for an address on another network', async () => {
     const r = await rig();
     r.client.send(request(MessageType.REQUEST, [o(Opt.REQUESTED_IP, '10.9.9.9')]), SERVER);

@@ -44,7 +44,7 @@ describe.skipIf(skip !== null)('the PostgreSQL schema (a cluster of the test\'s 
     try {
       await migrate(c);
       await c.query("INSERT INTO bootd_schema (version, name) VALUES (999, 'from the future')");
-      await expect(migrate(c, [...MIGRATIONS, { version: 2, name: 'next', sql: 'CREATE TABLE should_not_exist (x int)' }])).rejects.toThrow(/schema version 999, newer than this bootd knows/);
+      await expect(migrate(c, [...MIGRATIONS, { version: 99, name: 'next', sql: 'CREATE TABLE should_not_exist (x int)' }])).rejects.toThrow(/schema version 999, newer than this bootd knows/);
       expect(await cluster.psql('newer', "SELECT count(*) FROM pg_tables WHERE tablename = 'should_not_exist'")).toBe('0');
     } finally {
       await c.end();
@@ -65,11 +65,43 @@ describe.skipIf(skip !== null)('the PostgreSQL schema (a cluster of the test\'s 
     }
   });
 
+  it('fences lease writes by the segment\'s epoch: after a takeover the old leader writes nothing, even a write that waited', async () => {
+    const url = await cluster.createDb('fence');
+    let epoch: number | null = null;
+    const old = await PgLeaseStore.open(url, { segment: 'rack-1', fence: () => (epoch === null ? null : { segment: 'rack-1', epoch }) });
+    const lease = (i: number, mac = `52:54:00:00:01:${String(i).padStart(2, '0')}`) => ({ mac, ip: `10.1.0.${i}`, expiresAt: 1_900_000_000_000 });
+    const commit = (ls: { mac: string; ip: string; expiresAt: number }[], del: string[] = []) => old.commit({ changes: () => [...ls.map((l) => ({ ip: l.ip, lease: l })), ...del.map((ip) => ({ ip, lease: undefined }))], all: () => [] });
+    const leader = new pg.Client({ connectionString: url });
+    await leader.connect();
+    try {
+      // standing by: nothing written, the caller told why
+      await expect(commit([lease(1)])).rejects.toThrow(/no longer leads segment rack-1/);
+      await leader.query("INSERT INTO dhcp_leader (segment, epoch, instance) VALUES ('rack-1', 1, 'old')");
+      epoch = 1;
+      await commit([lease(1), lease(2)]);
+      await commit([lease(3)], ['10.1.0.2']);
+      expect(await cluster.psql('fence', 'SELECT string_agg(host(address), \' \' ORDER BY address) FROM lease4')).toBe('10.1.0.1 10.1.0.3');
+      // a takeover in progress holds the leader row: the old leader's write waits for it, then finds the new epoch
+      await leader.query('BEGIN');
+      await leader.query("UPDATE dhcp_leader SET epoch = epoch + 1, instance = 'new' WHERE segment = 'rack-1'");
+      const waiting = commit([lease(4)], ['10.1.0.1']);
+      await new Promise((r) => setTimeout(r, 200));
+      await leader.query('COMMIT');
+      await expect(waiting).rejects.toThrow(/no longer leads segment rack-1/);
+      await expect(commit([lease(5)])).rejects.toThrow(/no longer leads/);
+      expect(await cluster.psql('fence', 'SELECT string_agg(host(address), \' \' ORDER BY address) FROM lease4')).toBe('10.1.0.1 10.1.0.3');
+      expect(old.counters.commitFailures).toBe(3);
+    } finally {
+      await leader.end();
+      await old.close();
+    }
+  });
+
   it('bootd db migrate applies the schema, then finds nothing to do', async () => {
     const url = await cluster.createDb('cli');
     const first = await runCli(['db', 'migrate', '--state-url', url]);
     expect(first.code, first.stderr).toBe(0);
-    expect(first.stdout).toMatch(/^applied 1 \(lease4\); schema is at version \d+/);
+    expect(first.stdout).toMatch(/^applied 1 \(lease4\), 2 \(instances and segment leaders\); schema is at version \d+/);
     const again = await runCli(['db', 'migrate', '--state-url', url]);
     expect(again.stdout).toMatch(/nothing to do/);
     const bad = await runCli(['db', 'migrate', '--state-url', cluster.url('no_such_db')]);

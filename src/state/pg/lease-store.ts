@@ -46,19 +46,63 @@ function leaseOf(r: Row): Lease {
 const UPSERT_TAIL = `ON CONFLICT (address) DO UPDATE SET hwaddr = EXCLUDED.hwaddr, client_id = EXCLUDED.client_id, expire = EXCLUDED.expire,
   hostname = EXCLUDED.hostname, state = EXCLUDED.state, updated_at = EXCLUDED.updated_at`;
 
-/** The upserts and the deletes as one statement (a data-modifying WITH when both). */
-function oneStatement(upserts: readonly Lease[], deletes: readonly string[]): { text: string; values: unknown[] } {
+/** Which leader writes: a write carries the segment and the epoch it leads under (./leadership.ts). */
+export interface Fence {
+  readonly segment: string;
+  readonly epoch: number;
+}
+
+/** A write refused because this instance no longer leads its segment: nothing was written, nothing may be ACKed. */
+export class NotLeaderError extends Error {
+  constructor(segment: string) {
+    super(`this instance no longer leads segment ${segment}; nothing written`);
+    this.name = 'NotLeaderError';
+  }
+}
+
+const COLUMNS = 'address, hwaddr, client_id, expire, hostname, state, updated_at';
+
+/**
+ * The upserts and the deletes as one statement (a data-modifying WITH when
+ * both). With a fence, the statement writes only if `dhcp_leader` still holds
+ * this instance's epoch, read FOR SHARE (a takeover's bump waits for it, and a
+ * write after the bump finds the row changed: READ COMMITTED re-reads a
+ * locked row's newest version), and answers whether it held.
+ */
+function oneStatement(upserts: readonly Lease[], deletes: readonly string[], fence?: Fence): { text: string; values: unknown[] } {
   const values: unknown[] = [];
   const rows = upserts.map((l) => {
     values.push(l.ip, l.mac, l.clientId !== undefined ? Buffer.from(l.clientId, 'hex') : null, new Date(l.expiresAt), l.hostname ?? null, l.state === 'released' ? 2 : 0);
     const b = values.length - 6;
     return `($${b + 1}::inet, $${b + 2}::macaddr, $${b + 3}::bytea, $${b + 4}::timestamptz, $${b + 5}::text, $${b + 6}::smallint, now())`;
   });
-  const insert = `INSERT INTO lease4 (address, hwaddr, client_id, expire, hostname, state, updated_at) VALUES ${rows.join(',')} ${UPSERT_TAIL}`;
-  if (deletes.length === 0) return { text: insert, values };
-  values.push(deletes);
-  const del = `DELETE FROM lease4 WHERE address = ANY($${values.length}::inet[])`;
-  return { text: upserts.length === 0 ? del : `WITH removed AS (${del}) ${insert}`, values };
+  if (fence === undefined) {
+    const insert = `INSERT INTO lease4 (${COLUMNS}) VALUES ${rows.join(',')} ${UPSERT_TAIL}`;
+    if (deletes.length === 0) return { text: insert, values };
+    values.push(deletes);
+    const del = `DELETE FROM lease4 WHERE address = ANY($${values.length}::inet[])`;
+    return { text: upserts.length === 0 ? del : `WITH removed AS (${del}) ${insert}`, values };
+  }
+  values.push(fence.segment, fence.epoch);
+  const held = 'EXISTS (SELECT 1 FROM fence)';
+  const parts = [`fence AS (SELECT 1 FROM dhcp_leader WHERE segment = $${values.length - 1} AND epoch = $${values.length} FOR SHARE)`];
+  if (deletes.length > 0) {
+    values.push(deletes);
+    parts.push(`removed AS (DELETE FROM lease4 WHERE address = ANY($${values.length}::inet[]) AND ${held})`);
+  }
+  if (rows.length > 0) parts.push(`written AS (INSERT INTO lease4 (${COLUMNS}) SELECT * FROM (VALUES ${rows.join(',')}) AS v(${COLUMNS}) WHERE ${held} ${UPSERT_TAIL})`);
+  return { text: `WITH ${parts.join(', ')} SELECT count(*)::int AS held FROM fence`, values };
+}
+
+export interface PgLeaseStoreOptions {
+  /**
+   * The leader's fence, read at each write: a write carries it, and while it
+   * is null (standing by) nothing is written. Absent: writes are unfenced
+   * (one instance per database, or tools).
+   */
+  readonly fence?: () => Fence | null;
+  /** The segment the fence guards, for the error when there is none. */
+  readonly segment?: string;
 }
 
 export class PgLeaseStore implements LeaseStore {
@@ -70,10 +114,13 @@ export class PgLeaseStore implements LeaseStore {
   /** Transactions committed, and leases they carried (for the stats). */
   readonly counters = { commits: 0, leasesWritten: 0, commitFailures: 0 };
 
-  private constructor(private readonly pool: pg.Pool) {}
+  private constructor(
+    private readonly pool: pg.Pool,
+    private readonly opts: PgLeaseStoreOptions,
+  ) {}
 
   /** Connects (a postgresql:// URL; a unix socket directory as host works), applies migrations, checks durability. */
-  static async open(url: string): Promise<PgLeaseStore> {
+  static async open(url: string, opts: PgLeaseStoreOptions = {}): Promise<PgLeaseStore> {
     const pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 5000 });
     // an idle connection the server dropped (a restart, a failover) must not end bootd: the pool
     // forgets it, and the next commit opens a new one
@@ -91,7 +138,7 @@ export class PgLeaseStore implements LeaseStore {
       await pool.end().catch(() => {});
       throw err;
     }
-    return new PgLeaseStore(pool);
+    return new PgLeaseStore(pool, opts);
   }
 
   /** Reading leases beside the server (`bootd leases`). */
@@ -124,28 +171,39 @@ export class PgLeaseStore implements LeaseStore {
     const upserts = changes.flatMap((c) => (c.lease ? [c.lease] : []));
     const deletes = changes.flatMap((c) => (c.lease ? [] : [c.ip]));
     try {
+      let fence: Fence | undefined;
+      if (this.opts.fence) {
+        fence = this.opts.fence() ?? undefined;
+        if (fence === undefined) throw new NotLeaderError(this.opts.segment ?? '?');
+      }
       if (upserts.length <= ROWS_PER_STATEMENT) {
         // one statement is one transaction: one round trip, not BEGIN, the writes and COMMIT
         // (each address is in the changes once, so the delete and the upsert touch different rows)
-        await this.pool.query(oneStatement(upserts, deletes));
+        const r = await this.pool.query<{ held: number }>(oneStatement(upserts, deletes, fence));
+        if (fence && r.rows[0]?.held !== 1) throw new NotLeaderError(fence.segment);
       } else {
-        await this.inTransaction(upserts, deletes);
+        await this.inTransaction(upserts, deletes, fence);
       }
       this.counters.commits++;
       this.counters.leasesWritten += changes.length;
     } catch (err) {
       this.counters.commitFailures++;
       src.putBack?.(changes);
-      throw new PgLeaseWriteError(err);
+      throw err instanceof NotLeaderError ? err : new PgLeaseWriteError(err);
     }
   }
 
   /** A moment too large for one statement: several upserts in one transaction. */
-  private async inTransaction(upserts: readonly Lease[], deletes: readonly string[]): Promise<void> {
+  private async inTransaction(upserts: readonly Lease[], deletes: readonly string[], fence: Fence | undefined): Promise<void> {
     const client = await this.pool.connect();
     let broken: Error | undefined;
     try {
       await client.query('BEGIN');
+      if (fence) {
+        // the row lock holds to COMMIT: no takeover in between
+        const r = await client.query('SELECT 1 FROM dhcp_leader WHERE segment = $1 AND epoch = $2 FOR SHARE', [fence.segment, fence.epoch]);
+        if (r.rowCount !== 1) throw new NotLeaderError(fence.segment);
+      }
       for (let i = 0; i < upserts.length; i += ROWS_PER_STATEMENT) await client.query(oneStatement(upserts.slice(i, i + ROWS_PER_STATEMENT), []));
       if (deletes.length > 0) await client.query(oneStatement([], deletes));
       await client.query('COMMIT');

@@ -41,6 +41,32 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX lease4_by_expire ON lease4 (expire);
     `,
   },
+  {
+    version: 2,
+    name: 'instances and segment leaders',
+    sql: `
+      -- every running bootd on this database, what it serves and when it was last seen (./instances.ts)
+      CREATE TABLE bootd_instance (
+        id           text PRIMARY KEY,
+        hostname     text NOT NULL,
+        segment      text,
+        server_ip    inet,
+        version      text NOT NULL,
+        hosts_digest text,
+        hosts_count  integer,
+        is_leader    boolean NOT NULL DEFAULT false,
+        started_at   timestamptz NOT NULL DEFAULT now(),
+        seen_at      timestamptz NOT NULL DEFAULT now()
+      );
+      -- who leads each segment's DHCP, and the fencing epoch its lease writes carry (./leadership.ts)
+      CREATE TABLE dhcp_leader (
+        segment   text PRIMARY KEY,
+        epoch     bigint NOT NULL,
+        instance  text NOT NULL,
+        since     timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
 ];
 
 /** Applies the migrations this database lacks; returns the versions applied. */
