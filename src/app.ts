@@ -35,7 +35,7 @@ import type { AdminServer } from './admin/server.js';
 import { startAdmin, type AdminWiring } from './serve/admin.js';
 import type { SubnetUsage } from './admin/metrics.js';
 import { startDhcp, type DhcpWiring } from './serve/dhcp.js';
-import { peerAddresses, startFleet } from './serve/fleet.js';
+import { instancesView, peerAddresses, startFleet } from './serve/fleet.js';
 import type { InstanceRegistry } from './state/pg/instances.js';
 import { startHttp, startTftp, startUploads, type TftpWiring } from './serve/files.js';
 import { startState, type StateWiring } from './serve/state.js';
@@ -247,6 +247,7 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
         smoke: st ? { knows: (name) => st.after.knows(name), run: (name) => st.after.smoke(name) } : null,
         machines: st?.routes ?? null,
         dhcp: dhcp && usage ? { latency: dhcp.replyLatency, usage } : null,
+        instances: instances && cfg.fleet ? instancesView(instances, cfg.fleet.instance) : null,
       });
       if (a) {
         parts.stopAdmin = a.stop;

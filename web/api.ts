@@ -6,8 +6,9 @@ import type { FleetPage, FleetRow, PendingMachine } from '../src/admin/fleet.js'
 import type { BootRecord } from '../src/afterboot/record.js';
 import type { InventoryEntry } from '../src/afterboot/inventory.js';
 import type { BootEvent } from '../src/events/types.js';
+import type { InstancesView } from '../src/admin/api.js';
 
-export type { FleetPage, FleetRow, PendingMachine, BootRecord, InventoryEntry, BootEvent };
+export type { FleetPage, FleetRow, PendingMachine, BootRecord, InventoryEntry, BootEvent, InstancesView };
 
 export interface Session {
   readonly via: 'open' | 'bearer' | 'cookie';

@@ -50,6 +50,8 @@ export function describeEvent(e: BootEvent): string {
       return `${e.protocol} ${e.file} ${e.outcome} ${bytes(e.bytes)} in ${duration(e.durationMs)} (${e.peer})`;
     case 'host.phase':
       return `${e.host}: ${e.phase}${e.ip ? ` (${e.ip})` : ''}`;
+    case 'host.remote':
+      return `${e.host}: changed by instance ${e.instance}`;
     case 'host.ssh':
       return `${e.host}: SSH answers after ${duration(e.afterMs)}`;
     case 'smoke.started':

@@ -5,7 +5,7 @@
  */
 import { render } from 'preact';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { get, live, post, type BuildInfo, type Envelope, type FleetPage, type FleetRow, type HostDetail, type ImageInfo, type MachineInfo, type PendingMachine } from './api.js';
+import { get, live, post, type BuildInfo, type Envelope, type FleetPage, type FleetRow, type HostDetail, type ImageInfo, type InstancesView, type MachineInfo, type PendingMachine } from './api.js';
 import { Timeline } from './timeline.js';
 import { bytes, describeEvent, duration, since, when } from './format.js';
 
@@ -548,6 +548,36 @@ function MachinesPage() {
   );
 }
 
+/**
+ * The instances sharing this bootd's database (several racks, a standby):
+ * which leads its segment's DHCP, and a warning when they do not serve the
+ * same host set (hosts/ checkouts that differ). Nothing when bootd runs alone.
+ */
+function InstancesBar() {
+  const [view, setView] = useState<InstancesView | null>(null);
+  useEffect(() => {
+    const load = (): void => void get<InstancesView | null>('/api/instances').then(setView, () => {});
+    load();
+    const t = window.setInterval(load, 5000);
+    return () => window.clearInterval(t);
+  }, []);
+  if (!view) return null;
+  return (
+    <div class="instances">
+      {!view.agree && (
+        <p class="warning" role="alert" data-testid="hostset-warning">
+          The instances serve {view.groups.length} different host sets:{' '}
+          {view.groups.map((g) => `${(g.digest ?? 'none').slice(0, 12)} (${g.hosts ?? '?'} hosts) on ${g.instances.join(', ')}`).join('; ')}. Check that every instance's hosts/ checkout is the same.
+        </p>
+      )}
+      <p class="muted">
+        {view.instances.length} instance{view.instances.length === 1 ? '' : 's'}:{' '}
+        {view.instances.map((i) => `${i.id}${i.id === view.self ? ' (this one)' : ''}${i.segment ? ` ${i.segment}` : ''} ${i.leading ? 'leading' : 'standby'}`).join(', ')}
+      </p>
+    </div>
+  );
+}
+
 function App() {
   const [route, setRoute] = useState<Route>(parseRoute(location.pathname));
   useEffect(() => {
@@ -573,6 +603,7 @@ function App() {
           <button type="submit">sign out</button>
         </form>
       </header>
+      <InstancesBar />
       <main>
         {route.page === 'fleet' && <FleetPageView />}
         {route.page === 'host' && <HostPage name={route.name} />}

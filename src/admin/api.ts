@@ -42,6 +42,19 @@ export interface AdminApiDeps {
   readonly publish: EventSink;
   readonly log: Logger;
   readonly metrics: () => Promise<{ readonly body: string; readonly contentType: string }>;
+  /**
+   * The instances sharing this one's database, with whether they serve the
+   * same host set (src/state/pg/instances.ts); null when bootd runs alone.
+   */
+  readonly instances: (() => InstancesView) | null;
+}
+
+/** What the dashboard shows of the instances sharing a database. */
+export interface InstancesView {
+  readonly self: string;
+  readonly instances: readonly { readonly id: string; readonly segment: string | null; readonly serverIp: string | null; readonly leading: boolean; readonly hostsCount: number | null; readonly hostsDigest: string | null; readonly seenAt: number; readonly alive: boolean }[];
+  readonly agree: boolean;
+  readonly groups: readonly { readonly digest: string | null; readonly hosts: number | null; readonly instances: readonly string[] }[];
 }
 
 interface Build {
@@ -189,6 +202,8 @@ export function adminRoutes(d: AdminApiDeps, memory: AdminMemory): AdminRoutes {
       return memory.recent(int(query.get('limit'), 100));
     },
     'GET /api/stats': async () => d.stats(),
+    // null when bootd runs alone: the dashboard then shows no instance list
+    'GET /api/instances': async () => (d.instances ? d.instances() : null),
     'POST /api/hosts/:name/smoke': async (call) => {
       const name = hostName(call.params[0]);
       if (!d.smoke) throw new HttpError(409, 'bootd runs without a state directory: no smoke tests');

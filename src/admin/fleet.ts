@@ -135,6 +135,7 @@ export class FleetView {
   onEvent(e: BootEvent, stamp?: Stamp): Promise<void> | void {
     switch (e.type) {
       case 'host.phase':
+      case 'host.remote':
       case 'smoke.finished':
       case 'inventory.stored':
       case 'inventory.rejected':

@@ -77,8 +77,8 @@ export class AfterBoot {
    * does not boot) is dropped without a store query; a boot storm of them
    * costs nothing here (before, one record chain per client cost ~10 us of
    * each lease, session 14). Only this tracker creates records here and it
-   * adds each name it records; a store shared by several instances (issue
-   * 22) must tell it of records made elsewhere. Before `loadKnown()`, every
+   * adds each name it records; a store shared by several instances tells it
+   * of records made elsewhere (`learned`). Before `loadKnown()`, every
    * such event asks the store.
    */
   private known: Set<string> | null = null;
@@ -170,6 +170,11 @@ export class AfterBoot {
       if (page.items.length === 0 || offset >= page.total) break;
     }
     this.known = names;
+  }
+
+  /** Records made elsewhere (another instance on a shared store): their events are this tracker's too from now on. */
+  learned(names: Iterable<string>): void {
+    if (this.known) for (const n of names) this.known.add(n);
   }
 
   /** An event for a host that has no record and gets none from it: nothing to do. */

@@ -285,7 +285,9 @@ async function serveConfig(o: ServeOptions, cmd: Command, log: Logger): Promise<
       ipxeBootFile: o.ipxeBootFile,
     },
     // the after-boot records need somewhere to live: the --state directory, once DHCP or uploads run or --state is given
-    ...(o.interface !== undefined || o.reportTftpPort !== undefined || cmd.getOptionValueSource('state') !== 'default' ? { state: stateConfig(o, state) } : {}),
+    ...(o.interface !== undefined || o.reportTftpPort !== undefined || cmd.getOptionValueSource('state') !== 'default' || o.stateUrl !== undefined
+      ? { state: { ...stateConfig(o, state), ...(o.stateUrl !== undefined ? { db: { url: o.stateUrl, instance: dhcp?.instance ?? instanceName(o, o.listen) } } : {}) } }
+      : {}),
     ...adminConfig(o, log),
     ...(o.stateUrl !== undefined
       ? { fleet: { url: o.stateUrl, instance: dhcp?.instance ?? instanceName(o, o.listen), segment: dhcp?.segment ?? null, serverIp: dhcp?.server.serverIp ?? null } }

@@ -15,6 +15,8 @@ import type { Metric } from '../stats/registry.js';
 import type { SubscriberStats } from '../events/bus.js';
 import { FileHostRecords } from '../state/host-records.js';
 import { FileMachineStore } from '../state/machine-store.js';
+import { readHostRecords } from '../state/pg/host-records.js';
+import { hostSetAgreement, readInstances } from '../state/pg/instances.js';
 import { HOST_NAME_RE } from '../hosts/schema.js';
 import { parseIpv4 } from '../net/ipv4.js';
 import { usageBytes } from '../uploads/host-dirs.js';
@@ -126,18 +128,26 @@ function addStatusCommand(program: Command): void {
     .command('status')
     .description('one line per host: image, address, last boot, phase, smoke result; and, while bootd runs, its live counters')
     .option('--state <dir>', 'bootd state directory', DEFAULT_STATE)
+    .option('--state-url <url>', 'the PostgreSQL database bootd keeps its state in (--state-url of bootd serve): every instance\'s hosts, and the instances themselves')
     .option('--json', 'every host with its recent boots, timelines and smoke results, and the live counters')
-    .action(async (o: { state: string; json?: boolean }) => {
-      const records = await FileHostRecords.reader(o.state);
+    .action(async (o: { state: string; stateUrl?: string; json?: boolean }) => {
+      const records = o.stateUrl !== undefined ? await readHostRecords(o.stateUrl) : await FileHostRecords.reader(o.state);
       const hosts = (await records.list({ limit: 1000 })).items;
       const live = await liveStats(o.state);
+      const instances = o.stateUrl !== undefined ? (await readInstances(o.stateUrl)).filter((r) => r.alive) : null;
+      const agreement = instances ? hostSetAgreement(instances) : null;
       if (o.json) {
         const full = await Promise.all(hosts.map(async (h) => ({ name: h.name, last: h.last, boots: (await records.get(h.name))?.boots ?? [], inventory: h.inventory })));
-        out(JSON.stringify({ hosts: full, live: live === null ? null : { ...live, metrics: Object.fromEntries(live.metrics.map((m) => [m.name, m.value])) } }, null, 2));
+        out(JSON.stringify({ hosts: full, ...(instances ? { instances, hostSets: agreement } : {}), live: live === null ? null : { ...live, metrics: Object.fromEntries(live.metrics.map((m) => [m.name, m.value])) } }, null, 2));
         return;
       }
-      if (hosts.length === 0) out(`no host has booted from bootd with state ${o.state}`);
+      if (hosts.length === 0) out(`no host has booted from bootd with state ${o.stateUrl !== undefined ? 'in the database' : o.state}`);
       else table([['HOST', 'IMAGE', 'IP', 'LAST BOOT', 'PHASE', 'SMOKE'], ...hosts.map((h) => statusRow(h.name, h.last ?? undefined))]);
+      if (instances && agreement) {
+        out();
+        table([['INSTANCE', 'SEGMENT', 'ADDRESS', 'DHCP', 'HOSTS', 'HOST SET'], ...instances.map((r) => [r.id, r.segment ?? '-', r.serverIp ?? '-', r.leading ? 'leading' : 'standby', String(r.hostsCount ?? '-'), (r.hostsDigest ?? '-').slice(0, 12)])]);
+        if (!agreement.agree) out(`warning: the instances serve ${agreement.groups.length} different host sets: ${agreement.groups.map((g) => `${(g.digest ?? 'none').slice(0, 12)} (${g.hosts ?? '?'} hosts) on ${g.instances.join(', ')}`).join('; ')}; check that every instance's hosts/ checkout is the same`);
+      }
       if (live) printStats(live);
     });
 }

@@ -148,8 +148,20 @@ export interface AdminActionEvent {
   readonly detail?: string;
 }
 
+/**
+ * Another instance sharing this one's database changed a host's record or
+ * inventory (a boot it served, a smoke result): re-read it. Published by the
+ * PostgreSQL host store on its notification (src/state/pg/host-records.ts).
+ */
+export interface RemoteHostChangeEvent {
+  readonly type: 'host.remote';
+  readonly host: string;
+  readonly instance: string;
+}
+
 export type BootEvent =
   | AdminActionEvent
+  | RemoteHostChangeEvent
   | DhcpMessageEvent
   | TransferStartedEvent
   | TransferFinishedEvent

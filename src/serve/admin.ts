@@ -44,7 +44,7 @@ export interface AdminWiringDeps {
 }
 
 /** What the API reads (the stores, the catalog, the actions), and what the fleet view and the metrics need. */
-export interface AdminParts extends Pick<AdminApiDeps, 'records' | 'stateDir' | 'uploadsDir' | 'images' | 'smoke' | 'machines'> {
+export interface AdminParts extends Pick<AdminApiDeps, 'records' | 'stateDir' | 'uploadsDir' | 'images' | 'smoke' | 'machines' | 'instances'> {
   readonly hosts: () => readonly ConfiguredHost[];
   readonly isKnown: (mac: string) => boolean;
   readonly leaseOf: (mac: string) => string | undefined;
@@ -84,6 +84,7 @@ export async function startAdmin(c: AdminWiring, deps: AdminWiringDeps, p: Admin
     {
       fleet,
       records: p.records,
+      instances: p.instances,
       stateDir: p.stateDir,
       uploadsDir: p.uploadsDir,
       images: p.images,

@@ -7,7 +7,8 @@ import os from 'node:os';
 import type { HostDirectory } from '../hosts/loader.js';
 import type { Logger } from '../log.js';
 import type { Clock } from '../net/clock.js';
-import { InstanceRegistry } from '../state/pg/instances.js';
+import type { InstancesView } from '../admin/api.js';
+import { InstanceRegistry, hostSetAgreement } from '../state/pg/instances.js';
 import type { StatsRegistry } from '../stats/registry.js';
 
 export interface FleetWiring {
@@ -46,4 +47,12 @@ export async function startFleet(c: FleetWiring, deps: FleetDeps, hosts: HostDir
 export async function peerAddresses(registry: InstanceRegistry, self: string | undefined, segment: string | undefined): Promise<ReadonlySet<string>> {
   const rows = await registry.list();
   return new Set(rows.filter((r) => r.id !== self && r.segment === segment && r.serverIp !== null).map((r) => r.serverIp as string));
+}
+
+/** The dashboard's view of the instances (as of the last beat; live ones only). */
+export function instancesView(registry: InstanceRegistry, self: string): () => InstancesView {
+  return () => {
+    const live = registry.instances.filter((r) => r.alive);
+    return { self, instances: live, ...hostSetAgreement(live) };
+  };
 }

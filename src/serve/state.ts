@@ -7,7 +7,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { runSmoke, tcpAnswers } from '../afterboot/smoke.js';
 import { smokePlanner } from '../afterboot/smoke-plan.js';
-import type { HostRecordReader } from '../afterboot/host-records.js';
+import type { HostRecordReader, HostRecordStore } from '../afterboot/host-records.js';
 import { AfterBoot } from '../afterboot/tracker.js';
 import { ControlError, startControl, type Route } from '../control/socket.js';
 import type { EventBus } from '../events/bus.js';
@@ -27,6 +27,8 @@ import type { UdpSocketFactory } from '../net/udp.js';
 import type { StatsRegistry } from '../stats/registry.js';
 import { FileHostRecords } from '../state/host-records.js';
 import { FileMachineStore } from '../state/machine-store.js';
+import { PgHostRecords } from '../state/pg/host-records.js';
+import { PgMachineStore } from '../state/pg/machine-store.js';
 import type { TimingConfig } from '../tftp/session.js';
 import { sweepPartials } from '../uploads/file-sink.js';
 
@@ -39,6 +41,12 @@ export interface StateWiring {
   readonly upTimeoutMs?: number;
   /** The appliance's smoke settings, for hosts whose file does not say (then HOST_DEFAULTS). */
   readonly smokeDefaults?: { readonly user?: string; readonly port?: number; readonly identityFile?: string; readonly timeoutSeconds?: number };
+  /**
+   * Host records, inventory and build machines in a PostgreSQL database
+   * shared with other instances (--state-url); this instance's name there.
+   * Absent: the state directory's files.
+   */
+  readonly db?: { readonly url: string; readonly instance: string };
 }
 
 export interface StateWiringDeps {
@@ -78,7 +86,11 @@ export async function startState(sc: StateWiring, deps: StateWiringDeps, p: Stat
   const { log, clock } = deps;
   const dir = sc.dir;
   await fs.mkdir(dir, { recursive: true });
-  const store = await FileHostRecords.open(dir, clock);
+  // records another instance changed: the tracker learns the names, the dashboard re-reads them
+  let onRemote: (hosts: readonly string[], instance: string) => void = () => {};
+  const store: HostRecordStore = sc.db
+    ? await PgHostRecords.open(sc.db.url, { instance: sc.db.instance, clock, onRemote: (hosts, from) => onRemote(hosts, from) })
+    : await FileHostRecords.open(dir, clock);
   const ad = sc.smokeDefaults ?? {};
   const smokePlan = smokePlanner({
     host: (name) => {
@@ -107,6 +119,10 @@ export async function startState(sc: StateWiring, deps: StateWiringDeps, p: Stat
     ...(sc.upTimeoutMs !== undefined ? { upTimeoutMs: sc.upTimeoutMs } : {}),
   });
   await after.loadKnown();
+  onRemote = (hosts, instance) => {
+    after.learned(hosts);
+    for (const host of hosts) deps.bus.publish({ type: 'host.remote', host, instance });
+  };
   const unsubscribe = deps.bus.subscribe('afterboot', (e) => after.onEvent(e), ['dhcp', 'transfer.finished']);
   deps.stats.register('afterboot', () => after.counters);
 
@@ -116,8 +132,9 @@ export async function startState(sc: StateWiring, deps: StateWiringDeps, p: Stat
   if (sweptMachines > 0) log.info({ svc: 'machines', dir: machinesDir, removed: sweptMachines }, 'removed partial uploads left by a crash');
   const ownerAddress = (m: Machine): string | undefined => m.owner.ip ?? (m.owner.mac ? p.lease(m.owner.mac) : undefined);
   const ports = new MachinePorts({ udp: deps.udp, clock, mtu: cachedMtu(deps.mtu), log, listen: p.tftp.listen, dir: machinesDir, maxBlksize: p.tftp.maxBlksize, maxWindowsize: p.tftp.maxWindowsize, timing: p.tftp.timing, ownerAddress, events: deps.bus });
+  const machineStore = sc.db ? await PgMachineStore.open(sc.db.url, sc.db.instance) : await FileMachineStore.open(dir);
   const reconciler = await MachineReconciler.start({
-    store: await FileMachineStore.open(dir),
+    store: machineStore,
     apply: (ms) => ports.apply(ms),
     buildHosts: () => (p.hosts?.current.hosts ?? []).flatMap((h) => (h.build ? [{ name: h.name, ...(h.macs[0] !== undefined ? { mac: h.macs[0] } : {}), ...(h.ip !== undefined ? { ip: h.ip } : {}), quotaBytes: h.build.quotaBytes, overwrite: h.build.overwrite }] : [])),
     range: sc.machinePorts,
@@ -162,6 +179,7 @@ export async function startState(sc: StateWiring, deps: StateWiringDeps, p: Stat
       await reconciler.close();
       await ports.close();
       await store.close();
+      if (machineStore instanceof PgMachineStore) await machineStore.close();
     },
   };
 }

@@ -15,7 +15,9 @@ import { FileHostRecords } from '../../src/state/host-records.js';
 import { FileLeaseStore } from '../../src/state/lease-store.js';
 import { FileMachineStore } from '../../src/state/machine-store.js';
 import { MemoryHostRecords, MemoryLeaseStore, MemoryMachineStore } from '../../src/state/memory.js';
+import { PgHostRecords } from '../../src/state/pg/host-records.js';
 import { PgLeaseStore } from '../../src/state/pg/lease-store.js';
+import { PgMachineStore } from '../../src/state/pg/machine-store.js';
 import { postgresUnavailable, startCluster, type TestCluster } from '../helpers/postgres.js';
 import { hostRecordsContract, leaseStoreContract, machineStoreContract, type StoreMaker } from './contract.js';
 
@@ -84,5 +86,26 @@ describe.skipIf(noPg !== null)('on PostgreSQL 15', () => {
       return s;
     },
     reopen: async (s) => PgLeaseStore.open(urls.get(s) as string),
+  });
+  hostRecordsContract('PostgreSQL (host_record, host_inventory)', {
+    make: async () => {
+      const url = await cluster.createDb(`hosts_${dbs++}`);
+      const s = await PgHostRecords.open(url, { instance: 'contract', clock: systemClock });
+      urls.set(s, url);
+      return s;
+    },
+    reopen: async (s) => PgHostRecords.open(urls.get(s) as string, { instance: 'contract', clock: systemClock }),
+  });
+  machineStoreContract<PgMachineStore>('PostgreSQL (machine_set)', {
+    make: async () => {
+      const url = await cluster.createDb(`machines_${dbs++}`);
+      const s = await PgMachineStore.open(url, 'contract');
+      urls.set(s, url);
+      return s;
+    },
+    reopen: async (s) => {
+      await s.close();
+      return PgMachineStore.open(urls.get(s) as string, 'contract');
+    },
   });
 });

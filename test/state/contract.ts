@@ -173,7 +173,7 @@ export function hostRecordsContract(name: string, m: StoreMaker<HostRecordStore>
 
 const machine = (name: string, port: number): Machine => ({ name, port, owner: { ip: '198.18.0.9' }, quotaBytes: 1 << 20, overwrite: true, openedAt: at(0), expiresAt: null, source: 'cli' });
 
-export function machineStoreContract(name: string, m: StoreMaker<MachineStore>): void {
+export function machineStoreContract<S extends MachineStore = MachineStore>(name: string, m: StoreMaker<S>): void {
   describe(`MachineStore contract: ${name}`, () => {
     it('starts empty; the last saved assignment is what a reopen loads', async () => {
       const s = await m.make();

@@ -101,7 +101,7 @@ describe.skipIf(skip !== null)('the PostgreSQL schema (a cluster of the test\'s 
     const url = await cluster.createDb('cli');
     const first = await runCli(['db', 'migrate', '--state-url', url]);
     expect(first.code, first.stderr).toBe(0);
-    expect(first.stdout).toMatch(/^applied 1 \(lease4\), 2 \(instances and segment leaders\); schema is at version \d+/);
+    expect(first.stdout).toMatch(/^applied 1 \(lease4\), 2 \(instances and segment leaders\), 3 \(host records, inventory, build machines\); schema is at version \d+/);
     const again = await runCli(['db', 'migrate', '--state-url', url]);
     expect(again.stdout).toMatch(/nothing to do/);
     const bad = await runCli(['db', 'migrate', '--state-url', cluster.url('no_such_db')]);

@@ -65,6 +65,38 @@ interface Row {
   alive: boolean;
 }
 
+function rowOf(x: Row): InstanceRow {
+  return {
+    id: x.id,
+    hostname: x.hostname,
+    segment: x.segment,
+    serverIp: x.server_ip,
+    version: x.version,
+    hostsDigest: x.hosts_digest,
+    hostsCount: x.hosts_count,
+    leading: x.is_leader,
+    startedAt: x.started_at.getTime(),
+    seenAt: x.seen_at.getTime(),
+    alive: x.alive,
+  };
+}
+
+const LIST_SQL = `SELECT id, hostname, segment, host(server_ip) AS server_ip, version, hosts_digest, hosts_count, is_leader, started_at, seen_at,
+         seen_at > now() - ($1::int * interval '1 millisecond') AS alive
+  FROM bootd_instance ORDER BY id`;
+
+/** Every instance with a row, read once (`bootd status --state-url`); `everyMs`: the instances' beat. */
+export async function readInstances(url: string, everyMs = 5000): Promise<InstanceRow[]> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000, application_name: 'bootd status' });
+  await client.connect();
+  try {
+    const have = (await client.query<{ t: string | null }>("SELECT to_regclass('bootd_instance')::text AS t")).rows[0]?.t;
+    return have ? (await client.query<Row>(LIST_SQL, [everyMs * 3])).rows.map(rowOf) : [];
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
 export class InstanceRegistry {
   private timer: TimerHandle | null = null;
   private closed = false;
@@ -142,25 +174,7 @@ export class InstanceRegistry {
 
   /** Every instance with a row, alive or not, by id. */
   async list(): Promise<InstanceRow[]> {
-    const r = await this.pool.query<Row>(
-      `SELECT id, hostname, segment, host(server_ip) AS server_ip, version, hosts_digest, hosts_count, is_leader, started_at, seen_at,
-              seen_at > now() - ($1::int * interval '1 millisecond') AS alive
-       FROM bootd_instance ORDER BY id`,
-      [this.everyMs * 3],
-    );
-    return r.rows.map((x) => ({
-      id: x.id,
-      hostname: x.hostname,
-      segment: x.segment,
-      serverIp: x.server_ip,
-      version: x.version,
-      hostsDigest: x.hosts_digest,
-      hostsCount: x.hosts_count,
-      leading: x.is_leader,
-      startedAt: x.started_at.getTime(),
-      seenAt: x.seen_at.getTime(),
-      alive: x.alive,
-    }));
+    return (await this.pool.query<Row>(LIST_SQL, [this.everyMs * 3])).rows.map(rowOf);
   }
 
   /** Stops beating and removes this instance's row (it is not running any more). */

@@ -67,6 +67,32 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: 'host records, inventory, build machines',
+    sql: `
+      -- each host's recent boots with their timelines and smoke results (./host-records.ts); the
+      -- record is the after-boot code's own document, kept whole as jsonb
+      CREATE TABLE host_record (
+        name        text PRIMARY KEY,
+        record      jsonb NOT NULL,
+        updated_by  text NOT NULL,
+        updated_at  timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE TABLE host_inventory (
+        name        text PRIMARY KEY,
+        entry       jsonb NOT NULL,
+        updated_by  text NOT NULL,
+        updated_at  timestamptz NOT NULL DEFAULT now()
+      );
+      -- build-machine port assignments: ports on one instance's machine, so one set per instance (./machine-store.ts)
+      CREATE TABLE machine_set (
+        instance    text PRIMARY KEY,
+        machines    jsonb NOT NULL,
+        updated_at  timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
 ];
 
 /** Applies the migrations this database lacks; returns the versions applied. */

@@ -1,0 +1,49 @@
+/**
+ * Build-machine assignments in PostgreSQL (table machine_set), as
+ * src/machines/ declares them (MachineStore). The ports are this instance's
+ * own (UDP ports on its machine), so each instance keeps its own set under
+ * its name; save() resolves after COMMIT.
+ */
+import pg from 'pg';
+import type { Machine, MachineStore } from '../../machines/registry.js';
+import { migrate } from './schema.js';
+
+export class PgMachineStore implements MachineStore {
+  private constructor(
+    private readonly pool: pg.Pool,
+    private readonly instance: string,
+  ) {}
+
+  static async open(url: string, instance: string): Promise<PgMachineStore> {
+    const pool = new pg.Pool({ connectionString: url, max: 1, connectionTimeoutMillis: 5000, application_name: `bootd ${instance} machines` });
+    pool.on('error', () => {});
+    try {
+      const c = await pool.connect();
+      try {
+        await migrate(c);
+      } finally {
+        c.release();
+      }
+    } catch (err) {
+      await pool.end().catch(() => {});
+      throw err;
+    }
+    return new PgMachineStore(pool, instance);
+  }
+
+  async load(): Promise<Machine[]> {
+    const r = await this.pool.query<{ machines: Machine[] }>('SELECT machines FROM machine_set WHERE instance = $1', [this.instance]);
+    return r.rows[0]?.machines ?? [];
+  }
+
+  async save(machines: readonly Machine[]): Promise<void> {
+    await this.pool.query(
+      'INSERT INTO machine_set (instance, machines, updated_at) VALUES ($1, $2::jsonb, now()) ON CONFLICT (instance) DO UPDATE SET machines = EXCLUDED.machines, updated_at = now()',
+      [this.instance, JSON.stringify(machines)],
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end().catch(() => {});
+  }
+}
