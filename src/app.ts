@@ -284,6 +284,14 @@ function unknownImageOf(cfg: AppConfig): ImageRef | undefined {
   return cfg.dhcp?.server.unknownHosts === 'boot' ? cfg.boot?.unknownImage : undefined;
 }
 
+const ISSUES_LOGGED = 100;
+const NAMES_LOGGED = 20;
+
+/** `added: [first 20 names]`, and `addedCount` when there are more (the first load of 100,000 hosts is one short line). */
+function namesOf(key: string, names: readonly string[]): Record<string, unknown> {
+  return names.length > NAMES_LOGGED ? { [key]: names.slice(0, NAMES_LOGGED), [`${key}Count`]: names.length } : { [key]: names };
+}
+
 /** hosts/*.yaml, watched; reloads are logged, published, and handed to whoever registered (DHCP reservations, machine ports, image builds). */
 async function openHosts(cfg: AppConfig, log: Logger, clock: Clock, catalog: ImageCatalog, bus: EventBus, signal: AbortSignal): Promise<{ dir: HostDirectory | null; onChanged: (fn: () => void) => void }> {
   const listeners: (() => void)[] = [];
@@ -297,9 +305,15 @@ async function openHosts(cfg: AppConfig, log: Logger, clock: Clock, catalog: Ima
     images: catalog,
     onReload: (a, changed) => {
       autoBuild?.request([...a.set.hosts.filter((h) => h.netboot).map((h) => h.image.name), ...(unknownImage ? [unknownImage.name] : [])]);
-      for (const i of a.issues) log.warn({ svc: 'hosts', file: i.file, line: i.line, col: i.col, key: i.path }, formatIssue(i));
-      log.info({ svc: 'hosts', hosts: a.set.size, errors: a.issues.length, stale: a.files.filter((f) => f.stale).map((f) => f.file), ...changed }, 'hosts loaded');
-      bus.publish({ type: 'hosts.reload', ok: a.issues.length === 0, hosts: a.set.size, issues: a.issues.map(formatIssue), filesInError: new Set(a.issues.map((i) => i.file)).size });
+      // a fleet's worth of broken files is a few lines, not 100,000 (bootd hosts check lists them all)
+      for (const i of a.issues.slice(0, ISSUES_LOGGED)) log.warn({ svc: 'hosts', file: i.file, line: i.line, col: i.col, key: i.path }, formatIssue(i));
+      if (a.issues.length > ISSUES_LOGGED) log.warn({ svc: 'hosts', more: a.issues.length - ISSUES_LOGGED }, `and ${a.issues.length - ISSUES_LOGGED} more issues in hosts files (bootd hosts check lists them all)`);
+      const stale = a.files.filter((f) => f.stale).map((f) => f.file);
+      log.info(
+        { svc: 'hosts', hosts: a.set.size, errors: a.issues.length, stale: stale.slice(0, NAMES_LOGGED), ms: changed.ms, ...namesOf('added', changed.added), ...namesOf('removed', changed.removed), ...namesOf('updated', changed.updated) },
+        'hosts loaded',
+      );
+      bus.publish({ type: 'hosts.reload', ok: a.issues.length === 0, hosts: a.set.size, issues: a.issues.slice(0, ISSUES_LOGGED).map(formatIssue), filesInError: new Set(a.issues.map((i) => i.file)).size });
       for (const fn of listeners) fn();
       failure = '';
     },

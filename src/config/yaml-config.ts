@@ -9,6 +9,7 @@
  */
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
+import { parseSimpleYaml } from './simple-yaml.js';
 
 export interface ConfigIssue {
   readonly file: string;
@@ -37,11 +38,39 @@ export type Parsed<T> = { readonly ok: true; readonly value: T; readonly doc: Ya
 
 /** A parsed document and a way back from key paths to positions in it. */
 export class YamlSource {
+  private parsed: { readonly doc: Document; readonly lines: LineCounter } | null;
+  private readonly text: string | null;
+
   constructor(
     readonly file: string,
-    private readonly doc: Document,
-    private readonly lines: LineCounter,
-  ) {}
+    doc: Document | null,
+    lines: LineCounter | null,
+    text: string | null = null,
+  ) {
+    this.parsed = doc && lines ? { doc, lines } : null;
+    this.text = text;
+  }
+
+  /** A source parsed only when a position or a value is asked for (a valid file usually never is). */
+  static lazy(file: string, text: string): YamlSource {
+    return new YamlSource(file, null, null, text);
+  }
+
+  private get doc(): Document {
+    return this.tree().doc;
+  }
+
+  private get lines(): LineCounter {
+    return this.tree().lines;
+  }
+
+  private tree(): { readonly doc: Document; readonly lines: LineCounter } {
+    if (this.parsed === null) {
+      const lines = new LineCounter();
+      this.parsed = { doc: parseDocument(this.text ?? '', { lineCounter: lines, prettyErrors: false, uniqueKeys: false }), lines };
+    }
+    return this.parsed;
+  }
 
   /** Position of the deepest node on `path` that exists; the key itself when `atKey`. */
   position(path: readonly PropertyKey[], atKey = false): { line: number; col: number } {
@@ -105,6 +134,12 @@ export function describeValue(v: unknown): string {
  * was found.
  */
 export function parseYaml<S extends z.ZodType>(file: string, text: string, schema: S): Parsed<z.output<S>> {
+  // the common simple file: no document tree unless an issue needs a position (./simple-yaml.ts)
+  const simple = parseSimpleYaml(text);
+  if (simple !== null) {
+    const r = schema.safeParse(simple);
+    if (r.success) return { ok: true, value: r.data, doc: YamlSource.lazy(file, text) };
+  }
   const lines = new LineCounter();
   // uniqueKeys off: the library compares every key with every other (quadratic; a file of
   // 20,000 keys took seconds); duplicateKeys() below does it with one set per map

@@ -120,6 +120,35 @@ describe('HostDirectory on a real folder', () => {
     expect(reloads.length).toBeGreaterThanOrEqual(3);
   });
 
+  it('after one edit among many reads that file alone, and a full reload reads only files that changed', async () => {
+    for (let i = 0; i < 200; i++) await writeFile(path.join(dir, `h${i}.yaml`), `mac: 52:54:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}\nimage: bee\n`);
+    const changes: { updated: string[]; added: string[]; removed: string[] }[] = [];
+    const d = new HostDirectory(dir, { clock: systemClock, images, debounceMs: 20, onReload: (_a, c) => changes.push(c) });
+    await d.reload();
+    d.watch(abort.signal);
+    expect(d.filesParsed).toBe(200);
+    await writeFile(path.join(dir, 'h7.yaml'), 'mac: 52:54:00:00:00:07\nimage: buildos\n');
+    await until(() => d.current.byName('h7')?.image.name === 'buildos', 5000, 'the edit live');
+    expect(d.filesParsed).toBe(201);
+    expect(changes.at(-1)).toMatchObject({ updated: ['h7'], added: [], removed: [] });
+    // a MAC taken from another file by an edit: the edited file is refused, and settled when it is edited back
+    await writeFile(path.join(dir, 'h8.yaml'), 'mac: 52:54:00:00:00:07\nimage: bee\n');
+    await until(() => d.issues.length === 1, 5000, 'the duplicate reported');
+    expect(d.current.byMac('52:54:00:00:00:07')?.name).toBe('h7');
+    expect(d.current.byName('h8')?.macs).toEqual(['52:54:00:00:00:08']); // its last good version serves, stale
+    await writeFile(path.join(dir, 'h8.yaml'), 'mac: 52:54:00:00:0a:08\nimage: bee\n');
+    await until(() => d.issues.length === 0 && d.current.byMac('52:54:00:00:0a:08')?.name === 'h8', 5000, 'the duplicate settled');
+    expect(d.current.byMac('52:54:00:00:00:08')).toBeUndefined();
+    // a new file and a removed one
+    await writeFile(path.join(dir, 'new.yaml'), 'mac: 52:54:00:00:09:99\nimage: bee\n');
+    await rm(path.join(dir, 'h0.yaml'));
+    await until(() => d.current.byName('new') !== undefined && d.current.byName('h0') === undefined, 5000, 'added and removed');
+    expect(d.current.size).toBe(200);
+    const before = d.filesParsed;
+    await d.reload(); // SIGHUP: reads the folder, parses nothing that did not change
+    expect(d.filesParsed).toBe(before);
+  });
+
   it('refuses a YAML alias bomb with an issue and keeps serving the other files', async () => {
     await writeFile(path.join(dir, 'a.yaml'), 'mac: 52:54:00:00:00:01\nimage: bee\n');
     const lol = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
