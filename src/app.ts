@@ -9,7 +9,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { AfterBoot } from './afterboot/tracker.js';
-import { BootFiles } from './bootconfig/files.js';
+import { BootFiles, type BootFilesDeps } from './bootconfig/files.js';
 import { BootTemplates } from './bootconfig/render.js';
 import { formatIssue } from './config/yaml-config.js';
 import type { DhcpServer } from './dhcp/server.js';
@@ -35,6 +35,7 @@ import type { AdminServer } from './admin/server.js';
 import { startAdmin, type AdminWiring } from './serve/admin.js';
 import type { SubnetUsage } from './admin/metrics.js';
 import { startDhcp, type DhcpWiring } from './serve/dhcp.js';
+import { startOrigin, type OriginWiring } from './serve/images.js';
 import { instancesView, peerAddresses, startFleet } from './serve/fleet.js';
 import type { InstanceRegistry } from './state/pg/instances.js';
 import { startHttp, startTftp, startUploads, type TftpWiring } from './serve/files.js';
@@ -59,6 +60,8 @@ export interface AppConfig {
     readonly dir: string;
     /** Build images that hosts reference but that were never built (--build-missing). */
     readonly buildMissing?: { readonly stateDir: string; readonly authorizedKeys?: string };
+    /** Versions this instance lacks come from here, verified, into a bounded cache (--image-origin). */
+    readonly origin?: OriginWiring;
   };
   /** What goes into generated boot configs; default: the listen address, nothing extra. */
   readonly boot?: {
@@ -136,6 +139,7 @@ interface Started {
   stopState: () => Promise<void>;
   stopAdmin: () => Promise<void>;
   stopFleet: () => Promise<void>;
+  stopOrigin: () => Promise<void>;
 }
 
 export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSignal): Promise<App> {
@@ -145,7 +149,7 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
   stats.register('process', processStats, ['rssBytes', 'heapUsedBytes', 'maxRssBytes', 'uptimeSeconds']);
   stats.register('events', () => bus.totals(), ['queued']);
   const catalog = new ImageCatalog(cfg.images?.dir ?? 'images');
-  const parts: Started = { tftp: null, uploads: null, http: null, dhcp: null, stopDhcpStore: async () => {}, stopState: async () => {}, stopAdmin: async () => {}, stopFleet: async () => {} };
+  const parts: Started = { tftp: null, uploads: null, http: null, dhcp: null, stopDhcpStore: async () => {}, stopState: async () => {}, stopAdmin: async () => {}, stopFleet: async () => {}, stopOrigin: async () => {} };
   const stopAll = async (): Promise<void> => {
     await parts.stopAdmin();
     parts.dhcp?.close();
@@ -153,6 +157,7 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
     await parts.stopDhcpStore();
     await parts.stopState();
     await parts.stopFleet();
+    await parts.stopOrigin();
   };
   // a listener that fails while running stops everything (decided in docs/architecture.md: a boot
   // server with one protocol gone boots nothing right; a supervisor restarts the whole process)
@@ -169,7 +174,12 @@ export async function startApp(cfg: AppConfig, deps: AppDeps, signal: AbortSigna
     const hostsHalf = await openHosts(cfg, log, deps.clock, catalog, bus, signal);
     const hosts = hostsHalf.dir;
     const virtualFiles = new VirtualFileTable();
-    const root = await openRoot(cfg, hosts, catalog, virtualFiles);
+    const origin = cfg.images?.origin ? startOrigin(cfg.images.origin, { log, clock: deps.clock, events: bus, stats }, catalog, hosts, unknownImageOf(cfg)) : null;
+    if (origin) {
+      parts.stopOrigin = origin.stop;
+      hostsHalf.onChanged(origin.sync);
+    }
+    const root = await openRoot(cfg, hosts, origin?.resolver ?? catalog, virtualFiles, bus);
     let leases: LeaseTable | null = null;
     let dhcpUsage: (() => readonly SubnetUsage[]) | null = null;
     const locator = new HostLocator({ hosts: () => hosts?.current, macAt: (ip) => leases?.macOf(ip, deps.clock.wallNow()) });
@@ -302,7 +312,8 @@ async function openHosts(cfg: AppConfig, log: Logger, clock: Clock, catalog: Ima
   let failure = '';
   const dir = new HostDirectory(cfg.hosts.dir, {
     clock,
-    images: catalog,
+    // with an image origin, an image this catalog lacks is fetched when a host needs it: not an error in the host file
+    ...(cfg.images?.origin ? {} : { images: catalog }),
     onReload: (a, changed) => {
       autoBuild?.request([...a.set.hosts.filter((h) => h.netboot).map((h) => h.image.name), ...(unknownImage ? [unknownImage.name] : [])]);
       // a fleet's worth of broken files is a few lines, not 100,000 (bootd hosts check lists them all)
@@ -331,7 +342,7 @@ async function openHosts(cfg: AppConfig, log: Logger, clock: Clock, catalog: Ima
 }
 
 /** The file tree: generated boot configs, the state directory's read-only views, then the TFTP root. */
-async function openRoot(cfg: AppConfig, hosts: HostDirectory | null, catalog: ImageCatalog, virtualFiles: VirtualFileTable): Promise<FileRoot> {
+async function openRoot(cfg: AppConfig, hosts: HostDirectory | null, catalog: BootFilesDeps['images'], virtualFiles: VirtualFileTable, bus: EventBus): Promise<FileRoot> {
   const boot = cfg.boot ?? { serverAddress: cfg.tftp.listen, kernelArgs: [], ipxeBootFile: 'boot.ipxe' };
   const unknownImage = unknownImageOf(cfg);
   const bootPolicy = {
@@ -348,6 +359,7 @@ async function openRoot(cfg: AppConfig, hosts: HostDirectory | null, catalog: Im
     ipxeBootFile: boot.ipxeBootFile,
     hasRootFile: (rel) => fs.stat(path.join(cfg.tftp.root, rel)).then((st) => st.isFile(), () => false),
     ...(cfg.http ? { httpBase: `http://${boot.serverAddress}:${cfg.http.port}` } : {}),
+    onWait: (host, mac, reason) => bus.publish({ type: 'host.wait', host, mac: mac ?? null, reason }),
   });
   const st = cfg.state?.dir;
   const mounts = st === undefined ? [] : [new MountedDirs(new Map([['logs', path.join(st, 'logs')], ['machines', path.join(st, 'machines')], ...(cfg.uploads ? [['uploads', cfg.uploads.dir] as [string, string]] : [])]))];

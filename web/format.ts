@@ -50,6 +50,10 @@ export function describeEvent(e: BootEvent): string {
       return `${e.protocol} ${e.file} ${e.outcome} ${bytes(e.bytes)} in ${duration(e.durationMs)} (${e.peer})`;
     case 'host.phase':
       return `${e.host}: ${e.phase}${e.ip ? ` (${e.ip})` : ''}`;
+    case 'host.wait':
+      return `${e.host}: waits: ${e.reason}`;
+    case 'image.fetch':
+      return `image ${e.image}${e.version ? `@${e.version}` : ''}: fetch from the origin ${e.state}${e.bytes ? ` (${bytes(e.bytes)})` : ''}${e.error ? `: ${e.error}` : ''}`;
     case 'host.remote':
       return `${e.host}: changed by instance ${e.instance}`;
     case 'host.ssh':

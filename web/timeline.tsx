@@ -6,8 +6,8 @@
 import type { BootRecord } from './api.js';
 import { bytes, duration } from './format.js';
 
-const LANES = ['dhcp', 'file', 'os-dhcp', 'upload', 'ssh', 'audit', 'smoke'] as const;
-const LANE_TEXT: Record<string, string> = { dhcp: 'DHCP', file: 'files', 'os-dhcp': 'OS DHCP', upload: 'uploads', ssh: 'SSH', audit: 'audit', smoke: 'smoke' };
+const LANES = ['dhcp', 'wait', 'file', 'os-dhcp', 'upload', 'ssh', 'audit', 'smoke'] as const;
+const LANE_TEXT: Record<string, string> = { dhcp: 'DHCP', wait: 'image wait', file: 'files', 'os-dhcp': 'OS DHCP', upload: 'uploads', ssh: 'SSH', audit: 'audit', smoke: 'smoke' };
 const LANE_H = 26;
 const LEFT = 80;
 const WIDTH = 1000;

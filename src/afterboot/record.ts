@@ -36,7 +36,7 @@ export function phaseAtLeast(p: Phase, than: Phase): boolean {
   return ORDER.indexOf(p) >= ORDER.indexOf(than);
 }
 
-export type EventKind = 'dhcp' | 'os-dhcp' | 'file' | 'upload' | 'ssh' | 'smoke' | 'audit';
+export type EventKind = 'dhcp' | 'os-dhcp' | 'file' | 'upload' | 'ssh' | 'smoke' | 'audit' | 'wait';
 
 export interface TimelineEvent {
   /** ISO time. */
@@ -90,7 +90,9 @@ export type Observation =
   | { readonly kind: 'upload'; readonly file: string; readonly bytes: number; readonly outcome: string }
   | { readonly kind: 'ssh'; readonly port: number; readonly afterMs: number }
   | { readonly kind: 'smoke'; readonly result: SmokeResult }
-  | { readonly kind: 'audit'; readonly ok: boolean; readonly text: string };
+  | { readonly kind: 'audit'; readonly ok: boolean; readonly text: string }
+  /** The boot waits (its image is being fetched from the origin). */
+  | { readonly kind: 'wait'; readonly text: string };
 
 /** A kernel or an initrd, by the names images and boot loaders use. */
 export function isOsFile(file: string): boolean {
@@ -125,6 +127,8 @@ function describe(o: Observation): { kind: EventKind; text: string; data: Record
     }
     case 'audit':
       return { kind: 'audit', text: o.text, data: { ok: o.ok } };
+    case 'wait':
+      return { kind: 'wait', text: o.text, data: {} };
   }
 }
 

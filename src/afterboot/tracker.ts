@@ -105,6 +105,8 @@ export class AfterBoot {
         if (this.skip(h)) return;
         this.observeDhcp(h, { type: e.message, mac: e.mac, ip: e.ip, vendorClass: e.vendorClass, arch: e.arch, pxe: e.pxe, userClassIpxe: e.userClassIpxe, bootFile: e.bootFile });
       }
+    } else if (e.type === 'host.wait') {
+      void this.track(this.record(e.host, { kind: 'wait', text: e.reason })).catch((err: unknown) => this.fail('wait', err));
     } else if (e.type === 'transfer.finished') {
       if (e.direction === 'write') {
         if (e.protocol === 'upload' || e.protocol === 'machine') this.onUpload(e.peer, e.file, e.bytes, e.outcome, e.stored);

@@ -17,9 +17,9 @@
  */
 import type { RequestContext, Provided, VirtualFiles } from '../files/root.js';
 import type { HostSet } from '../hosts/directory.js';
-import type { Mac } from '../hosts/types.js';
+import type { Host, Mac } from '../hosts/types.js';
 import { TFTP_PREFIX } from '../images/catalog.js';
-import { targetFor, type BootPolicy, type BootTemplates, type ImageResolver } from './render.js';
+import { targetFor, type BootPolicy, type BootTarget, type BootTemplates, type ImageResolver } from './render.js';
 
 const PXELINUX_MAC = /^pxelinux\.cfg\/01-([0-9a-f]{2}(?:-[0-9a-f]{2}){5})$/i;
 const IPXE_MAC = /^ipxe\/([0-9a-f]{2}(?:-[0-9a-f]{2}){5})\.ipxe$/i;
@@ -36,6 +36,8 @@ export interface BootFilesDeps {
   hasRootFile?(relPath: string): Promise<boolean>;
   /** `http://<server>:<port>` when bootd serves HTTP: http/pxelinux.cfg/* then point there. */
   readonly httpBase?: string;
+  /** A host was told to wait for its image (it is on its way from the image origin): for its timeline. */
+  onWait?(host: string, mac: Mac | undefined, reason: string): void;
 }
 
 /** A PXELINUX target whose kernel and initrds lpxelinux.0 fetches over HTTP. */
@@ -64,18 +66,25 @@ export class BootFiles implements VirtualFiles {
       const mac = toMac(m[1] as string);
       const host = this.d.hosts().byMac(mac);
       if (!host) return undefined;
-      return Buffer.from(this.d.templates.pxelinux(await targetFor(mac, host, this.d.policy(), this.d.images)));
+      return Buffer.from(this.d.templates.pxelinux(await this.target(mac, host)));
     }
     m = IPXE_MAC.exec(relPath);
     if (m) {
       const mac = toMac(m[1] as string);
-      return Buffer.from(this.d.templates.ipxe(await targetFor(mac, this.d.hosts().byMac(mac), this.d.policy(), this.d.images)));
+      return Buffer.from(this.d.templates.ipxe(await this.target(mac, this.d.hosts().byMac(mac))));
     }
     if (relPath.startsWith(`${TFTP_PREFIX}/`)) {
       const file = await this.d.images.servePath(relPath);
       return file === undefined ? undefined : { file };
     }
     return undefined;
+  }
+
+  /** What a host boots; a host told to wait goes on its timeline. */
+  private async target(mac: Mac | undefined, host: Host | undefined): Promise<BootTarget> {
+    const t = await targetFor(mac, host, this.d.policy(), this.d.images);
+    if (t.kind === 'wait' && host) this.d.onWait?.(host.name, mac, t.reason);
+    return t;
   }
 
   private async pxelinuxOverHttp(rel: string): Promise<Provided> {
@@ -85,7 +94,7 @@ export class BootFiles implements VirtualFiles {
     const mac = m ? toMac(m[1] as string) : undefined;
     const host = mac ? this.d.hosts().byMac(mac) : undefined;
     if (!host) return undefined;
-    return Buffer.from(this.d.templates.pxelinux(overHttp(await targetFor(mac, host, this.d.policy(), this.d.images), base)));
+    return Buffer.from(this.d.templates.pxelinux(overHttp(await this.target(mac, host), base)));
   }
 }
 

@@ -42,7 +42,12 @@ export type BootTarget =
       /** PXELINUX should append BOOTIF itself (unknown machine: the MAC is not in the file name). */
       readonly ipappend: boolean;
     })
-  | (Described & { readonly kind: 'local'; readonly reason: string });
+  | (Described & { readonly kind: 'local'; readonly reason: string })
+  /** The image is on its way (fetched from the origin): the loader asks again in `seconds`. */
+  | (Described & { readonly kind: 'wait'; readonly reason: string; readonly seconds: number });
+
+/** How long a host whose image is on its way waits before it asks again. */
+export const WAIT_SECONDS = 10;
 
 /** Linux's x86 COMMAND_LINE_SIZE, including the terminating NUL. */
 export const MAX_CMDLINE = 2047;
@@ -81,15 +86,15 @@ export async function targetFor(mac: Mac | undefined, host: Host | undefined, po
   const ref = host ? host.image : policy.unknownImage;
   if (!ref) return local('machines not in hosts/ do not netboot');
   const r = await images.resolve(ref);
-  if (!r.ok) return local(r.reason);
+  if (!r.ok) return r.wait === true ? { kind: 'wait', subject, source, reason: r.reason, seconds: WAIT_SECONDS } : local(r.reason);
   const args = kernelArgs(r.image, host, mac, policy);
   const line = [`initrd=${r.image.initrdPaths.join(',')}`, ...args].join(' ');
   if (line.length > MAX_CMDLINE) return local(`kernel command line for ${formatImageRef(ref)} is ${line.length} bytes, over Linux's ${MAX_CMDLINE}`);
   return { kind: 'boot', subject, source, image: r.image, args, ipappend: mac === undefined };
 }
 
-export type TemplateName = 'pxelinux-boot.cfg' | 'pxelinux-local.cfg' | 'ipxe-boot.ipxe' | 'ipxe-local.ipxe' | 'ipxe-dispatch.ipxe';
-const TEMPLATE_NAMES: readonly TemplateName[] = ['pxelinux-boot.cfg', 'pxelinux-local.cfg', 'ipxe-boot.ipxe', 'ipxe-local.ipxe', 'ipxe-dispatch.ipxe'];
+export type TemplateName = 'pxelinux-boot.cfg' | 'pxelinux-local.cfg' | 'pxelinux-wait.cfg' | 'ipxe-boot.ipxe' | 'ipxe-local.ipxe' | 'ipxe-wait.ipxe' | 'ipxe-dispatch.ipxe';
+const TEMPLATE_NAMES: readonly TemplateName[] = ['pxelinux-boot.cfg', 'pxelinux-local.cfg', 'pxelinux-wait.cfg', 'ipxe-boot.ipxe', 'ipxe-local.ipxe', 'ipxe-wait.ipxe', 'ipxe-dispatch.ipxe'];
 
 /** boot/templates/ of this checkout (dist/bootconfig/ and src/bootconfig/ are both two levels down). */
 export const DEFAULT_TEMPLATE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../boot/templates');
@@ -110,6 +115,7 @@ export class BootTemplates {
   /** PXELINUX / syslinux.efi config (pxelinux.cfg/01-<mac> or default). */
   pxelinux(target: BootTarget): string {
     if (target.kind === 'local') return this.render('pxelinux-local.cfg', { subject: target.subject, source: target.source, reason: target.reason });
+    if (target.kind === 'wait') return this.render('pxelinux-wait.cfg', { subject: target.subject, source: target.source, reason: target.reason, seconds: String(target.seconds), tenths: String(target.seconds * 10) });
     const img = target.image;
     return this.render('pxelinux-boot.cfg', {
       subject: target.subject,
@@ -128,6 +134,7 @@ export class BootTemplates {
   /** iPXE script for one machine (ipxe/<mac>.ipxe). */
   ipxe(target: BootTarget): string {
     if (target.kind === 'local') return this.render('ipxe-local.ipxe', { subject: target.subject, source: target.source, reason: target.reason });
+    if (target.kind === 'wait') return this.render('ipxe-wait.ipxe', { subject: target.subject, source: target.source, reason: target.reason, seconds: String(target.seconds) });
     const img = target.image;
     const initrds = img.initrdPaths.map((p) => ({ name: path.posix.basename(p), path: p }));
     return this.render('ipxe-boot.ipxe', {

@@ -96,3 +96,24 @@ export function listenAddress(value: string): { address: string; port: number } 
   if (!m || parseIpv4(m[1] as string) === null || port < 1 || port > 65535) throw new InvalidArgumentError(`expected ADDRESS:PORT such as 127.0.0.1:9267, or off, got "${value}"`);
   return { address: m[1] as string, port };
 }
+
+/** A byte size: 20G, 512M, 64K or a number of bytes. */
+export function byteSize(value: string): number {
+  const m = /^(\d+)\s*([KMGT]?)i?B?$/i.exec(value.trim());
+  if (!m) throw new InvalidArgumentError(`expected a size such as 20G, 512M or a number of bytes, got "${value}"`);
+  const n = Number(m[1]) * ({ '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 } as const)[(m[2] ?? '').toUpperCase() as '' | 'K' | 'M' | 'G' | 'T'];
+  if (n < 1 << 20) throw new InvalidArgumentError(`expected at least 1M, got "${value}"`);
+  return n;
+}
+
+/** An image origin: an http:// or https:// URL. */
+export function originUrl(value: string): string {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw new InvalidArgumentError(`expected an http:// or https:// URL, got "${value}"`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new InvalidArgumentError(`expected an http:// or https:// URL, got "${value}"`);
+  return value.replace(/\/+$/, '');
+}

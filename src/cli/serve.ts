@@ -25,7 +25,7 @@ import { nodeUdp, type UdpSocketFactory } from '../net/udp.js';
 import { MAX_BLKSIZE, MAX_WINDOWSIZE, MIN_BLKSIZE } from '../tftp/options.js';
 import { TFTP_DEFAULTS } from '../tftp/server.js';
 import { isLoopback } from '../admin/auth.js';
-import { imageRef, int, ipRange, ipv4, kernelArgList, listenAddress, portRange, relaySubnet, reservation, type RelaySubnetArg } from './args.js';
+import { byteSize, imageRef, int, ipRange, originUrl, ipv4, kernelArgList, listenAddress, portRange, relaySubnet, reservation, type RelaySubnetArg } from './args.js';
 
 /**
  * The IPv4 addresses of `iface`, whatever its link state. Node's
@@ -64,7 +64,7 @@ function mergeConfigFile(opts: ServeOptions, cmd: Command): void {
   const o = opts as unknown as Record<string, unknown>;
   if (o.config === undefined) return;
   const file = String(o.config);
-  const r = loadApplianceConfig(file, readFileSync(file, 'utf8'), { ipRange, relaySubnet: (s) => relaySubnet(s, [])[0], image: imageRef, portRange, listen: listenAddress });
+  const r = loadApplianceConfig(file, readFileSync(file, 'utf8'), { ipRange, relaySubnet: (s) => relaySubnet(s, [])[0], image: imageRef, portRange, listen: listenAddress, originUrl, byteSize });
   if (!r.ok) throw new Error(`invalid config file:\n${r.issues.map(formatIssue).join('\n')}`);
   for (const [k, v] of Object.entries(r.options)) {
     if (cmd.getOptionValueSource(k) === 'cli') continue;
@@ -90,6 +90,8 @@ export function addServeCommand(program: Command): void {
   .option('--config <file>', 'appliance config file (YAML, docs/configuration.md); flags given here win over it')
   .option('--hosts <dir>', 'hosts/*.yaml directory, watched for changes', 'hosts')
   .option('--images <dir>', 'image catalog (recipes and built versions)', 'images')
+  .option('--image-origin <url>', 'fetch image versions this instance lacks from here (another bootd\'s http://HOST:PORT/images, or any HTTP server or bucket serving the catalog layout), verified against their manifests\' sha256; hosts follow the origin\'s current versions', originUrl)
+  .option('--image-cache <size>', 'with --image-origin: how much room fetched versions may take; the least recently used go first (the current versions stay)', byteSize, 20 * 1024 ** 3)
   .option('--server-address <addr>', 'address clients reach bootd at, for generated configs (default: the DHCP interface address)', ipv4)
   .option('--kernel-args <args>', 'kernel arguments for every netbooted host, e.g. "console=ttyS0,115200"', kernelArgList)
   .option('--report-tftp-port <port>', 'write-enabled TFTP port (hosts upload into <state>/uploads/<host>/ only; the audit image sends its report there)', int(1, 65535))
@@ -193,6 +195,8 @@ export interface ServeOptions {
   ipxeBootFile: string;
   state: string;
   stateUrl?: string;
+  imageOrigin?: string;
+  imageCache: number;
   segment?: string;
   instance?: string;
   machinePorts: { first: number; last: number };
@@ -275,6 +279,7 @@ async function serveConfig(o: ServeOptions, cmd: Command, log: Logger): Promise<
     images: {
       dir: path.resolve(o.images),
       ...(o.buildMissing === true ? { buildMissing: { stateDir: state, authorizedKeys: (await ensureKeyPair(state)).publicKey } } : {}),
+      ...(o.imageOrigin !== undefined ? { origin: { url: o.imageOrigin, cacheBytes: o.imageCache } } : {}),
     },
     ...(dhcp ? { dhcp } : {}),
     boot: {

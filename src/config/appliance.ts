@@ -26,6 +26,8 @@ export interface CliParsers {
   image(s: string): unknown;
   portRange(s: string): unknown;
   listen(s: string): unknown;
+  originUrl(s: string): unknown;
+  byteSize(s: string): unknown;
 }
 
 export function applianceSchema(p: CliParsers) {
@@ -35,6 +37,8 @@ export function applianceSchema(p: CliParsers) {
     server_address: ipv4Field.optional(),
     hosts: z.string({ error: 'expected a directory' }).optional(),
     images: z.string({ error: 'expected a directory' }).optional(),
+    image_origin: viaCli(p.originUrl, 'expected an http:// or https:// URL').optional(),
+    image_cache: viaCli(p.byteSize, 'expected a size such as 20G or 512M').optional(),
     state: z.string({ error: 'expected a directory' }).optional(),
     state_url: z.string({ error: 'expected a postgresql:// URL' }).regex(/^postgres(ql)?:\/\//, { error: 'expected a postgresql:// URL' }).optional(),
     instance: z.string({ error: 'expected a name' }).regex(/^[A-Za-z0-9_.:\/-]{1,100}$/, { error: 'expected a name of letters, digits and . _ : / -' }).optional(),
@@ -101,6 +105,8 @@ export function loadApplianceConfig(file: string, text: string, p: CliParsers): 
     serverAddress: v.server_address,
     hosts: v.hosts,
     images: v.images,
+    imageOrigin: v.image_origin,
+    imageCache: v.image_cache,
     state: v.state,
     stateUrl: v.state_url,
     instance: v.instance,

@@ -159,8 +159,29 @@ export interface RemoteHostChangeEvent {
   readonly instance: string;
 }
 
+/** A host asked for its boot config while its image was on its way (fetched from the image origin): it waits and asks again. */
+export interface HostWaitEvent {
+  readonly type: 'host.wait';
+  readonly host: string;
+  readonly mac: string | null;
+  readonly reason: string;
+}
+
+/** An image version fetched from the image origin (--image-origin): started, finished (verified, published) or failed. */
+export interface ImageFetchEvent {
+  readonly type: 'image.fetch';
+  readonly image: string;
+  readonly version: string | null;
+  readonly state: 'started' | 'finished' | 'failed' | 'evicted';
+  readonly bytes?: number;
+  readonly durationMs?: number;
+  readonly error?: string;
+}
+
 export type BootEvent =
   | AdminActionEvent
+  | HostWaitEvent
+  | ImageFetchEvent
   | RemoteHostChangeEvent
   | DhcpMessageEvent
   | TransferStartedEvent

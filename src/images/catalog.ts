@@ -44,7 +44,10 @@ export interface ResolvedImage {
   readonly initrdPaths: readonly string[];
 }
 
-export type Resolve = { readonly ok: true; readonly image: ResolvedImage } | { readonly ok: false; readonly reason: string; readonly issues?: readonly ConfigIssue[] };
+export type Resolve =
+  | { readonly ok: true; readonly image: ResolvedImage }
+  /** `wait`: the version is on its way (fetched from the image origin); the host should ask again shortly. */
+  | { readonly ok: false; readonly reason: string; readonly issues?: readonly ConfigIssue[]; readonly wait?: boolean };
 
 export interface VersionSummary {
   readonly version: string;
@@ -165,12 +168,18 @@ export class ImageCatalog implements ImageIndex {
   async servePath(relPath: string): Promise<string | undefined> {
     const parts = relPath.split('/');
     if (parts.length !== 4 || parts[0] !== TFTP_PREFIX) return undefined;
-    const [, name, version, file] = parts as [string, string, string, string];
-    if (!IMAGE_NAME_RE.test(name) || !VERSION_RE.test(version) || !this.hasVersion(name, version)) return undefined;
+    const [, name, asked, file] = parts as [string, string, string, string];
+    // `current/manifest.json` too: another instance following this one as its image origin reads it (src/images/origin.ts)
+    const version = asked === CURRENT_LINK && file === MANIFEST_FILE ? this.current(name) : asked;
+    if (version === null || !IMAGE_NAME_RE.test(name) || !VERSION_RE.test(version) || !this.hasVersion(name, version)) return undefined;
     const m = await this.manifest(name, version);
-    if (!m.ok || !Object.hasOwn(m.manifest.files, file)) return undefined;
+    if (!m.ok || (file !== MANIFEST_FILE && !Object.hasOwn(m.manifest.files, file))) return undefined;
+    this.onServe?.(name, version);
     return path.join(this.dir, name, version, file);
   }
+
+  /** Told of every version file handed out (the fetched-image cache keeps what hosts use). */
+  onServe: ((name: string, version: string) => void) | null = null;
 
   /**
    * The smoke test of an image version: the copy the builder put beside its

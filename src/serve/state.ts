@@ -123,7 +123,7 @@ export async function startState(sc: StateWiring, deps: StateWiringDeps, p: Stat
     after.learned(hosts);
     for (const host of hosts) deps.bus.publish({ type: 'host.remote', host, instance });
   };
-  const unsubscribe = deps.bus.subscribe('afterboot', (e) => after.onEvent(e), ['dhcp', 'transfer.finished']);
+  const unsubscribe = deps.bus.subscribe('afterboot', (e) => after.onEvent(e), ['dhcp', 'transfer.finished', 'host.wait']);
   deps.stats.register('afterboot', () => after.counters);
 
   // build machines: hosts with build: plus machines opened from the CLI

@@ -75,12 +75,15 @@ describe('the image catalog', () => {
     await expect(cat.setCurrent('bee', '2.0')).rejects.toThrow('invalid manifest');
   });
 
-  it('serves only files the manifest lists, under images/<name>/<version>/', async () => {
+  it('serves only files the manifest lists and the manifest itself (an instance following this one as its image origin reads it), under images/<name>/<version>/', async () => {
     await writeFile(path.join(dir, 'bee', '1.0', 'secret.txt'), 'not listed');
     expect(await cat.servePath('images/bee/1.0/initrd.img')).toBe(path.join(dir, 'bee', '1.0', 'initrd.img'));
     expect(await cat.servePath('images/bee/1.0/secret.txt')).toBeUndefined();
-    expect(await cat.servePath('images/bee/1.0/manifest.json')).toBeUndefined();
+    expect(await cat.servePath('images/bee/1.0/manifest.json')).toBe(path.join(dir, 'bee', '1.0', 'manifest.json'));
+    // current/ only for the manifest, which names the version; files go by their version's own path
+    expect(await cat.servePath('images/bee/current/manifest.json')).toBe(path.join(dir, 'bee', cat.current('bee') as string, 'manifest.json'));
     expect(await cat.servePath('images/bee/current/vmlinuz')).toBeUndefined();
+    expect(await cat.servePath('images/bee/1.0/.origin')).toBeUndefined();
     expect(await cat.servePath('images/bee/9.9/vmlinuz')).toBeUndefined();
     expect(await cat.servePath('images/bee/recipe.yaml')).toBeUndefined();
   });
