@@ -7,10 +7,13 @@
  * leaves before its lease is durable (RFC 2131 section 4.3.2).
  */
 import pg from 'pg';
-import type { CommitSource, LeaseReader, LeaseStore } from '../../dhcp/lease-store.js';
+import type { CommitSource, LeaseChange, LeaseReader, LeaseStore } from '../../dhcp/lease-store.js';
 import type { Lease } from '../../dhcp/leases.js';
-import { MomentWriter } from '../moment-writer.js';
+import { OverlapWriter } from '../overlap-writer.js';
 import { migrate } from './schema.js';
+
+/** Connections: writes in flight side by side, and one more for reads. */
+const POOL_SIZE = 4;
 
 /** Rows per INSERT statement (PostgreSQL takes at most 65,535 parameters; 6 per row). */
 const ROWS_PER_STATEMENT = 5000;
@@ -107,10 +110,21 @@ export interface PgLeaseStoreOptions {
 
 export class PgLeaseStore implements LeaseStore {
   private source: CommitSource | null = null;
-  private readonly writer = new MomentWriter(() => {
-    const src = this.source;
-    return src ? this.write(src) : Promise.resolve();
-  });
+  /**
+   * Moments written side by side on the pool's connections, a moment after
+   * an earlier one only when they share an address (../overlap-writer.ts):
+   * an ACK waits for its own commit, not also for the one before it.
+   */
+  private readonly writer = new OverlapWriter<{ src: CommitSource; changes: LeaseChange[] }>(
+    () => {
+      const src = this.source;
+      if (!src) return null;
+      const changes = src.changes();
+      return changes.length === 0 ? null : { keys: new Set(changes.map((c) => c.ip)), value: { src, changes } };
+    },
+    ({ src, changes }) => this.write(src, changes),
+    POOL_SIZE - 1,
+  );
   /** Transactions committed, and leases they carried (for the stats). */
   readonly counters = { commits: 0, leasesWritten: 0, commitFailures: 0 };
 
@@ -121,7 +135,7 @@ export class PgLeaseStore implements LeaseStore {
 
   /** Connects (a postgresql:// URL; a unix socket directory as host works), applies migrations, checks durability. */
   static async open(url: string, opts: PgLeaseStoreOptions = {}): Promise<PgLeaseStore> {
-    const pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 5000 });
+    const pool = new pg.Pool({ connectionString: url, max: POOL_SIZE, connectionTimeoutMillis: 5000 });
     // an idle connection the server dropped (a restart, a failover) must not end bootd: the pool
     // forgets it, and the next commit opens a new one
     pool.on('error', () => {});
@@ -165,9 +179,7 @@ export class PgLeaseStore implements LeaseStore {
     return this.writer.request();
   }
 
-  private async write(src: CommitSource): Promise<void> {
-    const changes = src.changes();
-    if (changes.length === 0) return;
+  private async write(src: CommitSource, changes: readonly LeaseChange[]): Promise<void> {
     const upserts = changes.flatMap((c) => (c.lease ? [c.lease] : []));
     const deletes = changes.flatMap((c) => (c.lease ? [] : [c.ip]));
     try {
