@@ -21,6 +21,7 @@ import { FileHostRecords } from '../../src/state/host-records.js';
 import { startBootd, type RunningBootd } from '../helpers/bootd.js';
 import { addRecipe, addVersion } from '../helpers/catalog.js';
 import { TestNet, netnsUnavailable } from '../helpers/netns.js';
+import { udhcpcScript } from '../helpers/udhcpc.js';
 import { makeWorkDir, until } from '../helpers/workdir.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -106,8 +107,7 @@ describe.skipIf(skip !== null)('the dashboard in chromium (network namespaces)',
     await writeFile(path.join(dir, 'hosts', 'builder1.yaml'), 'mac: 52:54:00:b1:00:01\nimage: buildos\nbuild: true\n');
     await writeFile(path.join(dir, 'token'), `${TOKEN}\n`);
     await chmod(path.join(dir, 'token'), 0o600);
-    await writeFile(path.join(dir, 'udhcpc.sh'), '#!/bin/sh\ncase "$1" in bound|renew) ip addr replace "$ip/$subnet" dev "$interface";; esac\n');
-    await chmod(path.join(dir, 'udhcpc.sh'), 0o755);
+    await udhcpcScript(dir);
     await seed(path.join(dir, 'state'));
     await net.dhcpClient('h1', H1_MAC);
     await net.limitedBroadcast('server');

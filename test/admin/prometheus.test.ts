@@ -14,6 +14,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO, startBootd, type RunningBootd } from '../helpers/bootd.js';
 import { TestNet, netnsUnavailable } from '../helpers/netns.js';
+import { PXE_BIOS, udhcpcOnce, udhcpcScript } from '../helpers/udhcpc.js';
 import { makeWorkDir, until } from '../helpers/workdir.js';
 
 const skip = netnsUnavailable() ?? (existsSync('/usr/bin/prometheus') ? null : 'needs Debian\'s prometheus package (scripts/setup.sh installs it)');
@@ -56,8 +57,7 @@ describe.skipIf(skip !== null)('Prometheus scrapes bootd (network namespaces)', 
     await writeFile(path.join(dir, 'root', 'pxelinux.0'), Buffer.alloc(40_000, 7));
     await writeFile(path.join(dir, 'token'), `${TOKEN}\n`);
     await chmod(path.join(dir, 'token'), 0o600);
-    await writeFile(path.join(dir, 'udhcpc.sh'), '#!/bin/sh\ncase "$1" in bound|renew) ip addr replace "$ip/$subnet" dev "$interface";; esac\n');
-    await chmod(path.join(dir, 'udhcpc.sh'), 0o755);
+    await udhcpcScript(dir);
     await net.dhcpClient('client', CLIENT_MAC);
     await net.limitedBroadcast('server');
     bootd = await startBootd(
@@ -85,7 +85,7 @@ describe.skipIf(skip !== null)('Prometheus scrapes bootd (network namespaces)', 
   });
 
   it('sees DHCP and TFTP series that real clients caused', async () => {
-    const d = await net.run('client', ['busybox', 'udhcpc', '-i', 'eth0', '-n', '-q', '-t', '5', '-T', '1', '-V', 'PXEClient:Arch:00000:UNDI:002001', '-s', path.join(dir, 'udhcpc.sh')], { timeoutMs: 30_000 });
+    const d = await udhcpcOnce(net, 'client', path.join(dir, 'udhcpc.sh'), { vendorClass: PXE_BIOS });
     expect(d.exitCode, d.stderr).toBe(0);
     const got = await net.run('client', ['tftp', server, '-m', 'binary', '-c', 'get', 'pxelinux.0', path.join(dir, 'got')]);
     expect(got.exitCode, got.stderr).toBe(0);

@@ -6,7 +6,7 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AfterBoot, type AfterBootDeps, type SmokePlan } from '../../src/afterboot/tracker.js';
 import type { SmokeParams, SmokeRun } from '../../src/afterboot/smoke.js';
 import type { DhcpSeen as DhcpEvent } from '../../src/afterboot/record.js';
@@ -163,10 +163,18 @@ describe('after-boot tracker log', () => {
   });
 });
 
+/** State folders of the trackers below, removed after the file's tests. */
+const trackerDirs: string[] = [];
+afterAll(async () => {
+  for (const d of trackerDirs) await rm(d, { recursive: true, force: true });
+});
+
 /** A tracker over `store` whose hosts never answer on SSH (DHCP records only). */
 async function noSshTracker(store: MemoryHostRecords, hostOfMac: AfterBootDeps['hostOfMac']): Promise<AfterBoot> {
+  const stateDir = await mkdtemp(path.join(os.tmpdir(), 'bootd-afterboot-'));
+  trackerDirs.push(stateDir);
   return new AfterBoot({
-    stateDir: await mkdtemp(path.join(os.tmpdir(), 'bootd-afterboot-')),
+    stateDir,
     store,
     log: silentLogger,
     now: () => new Date(),

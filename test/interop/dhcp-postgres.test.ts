@@ -6,12 +6,13 @@
  * first) while TFTP keeps serving; when the database is back clients lease
  * again within seconds; a restarted bootd knows its leases from the database.
  */
-import { chmod, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBootd, type RunningBootd } from '../helpers/bootd.js';
 import { TestNet, netnsUnavailable } from '../helpers/netns.js';
 import { postgresUnavailable, startCluster, type TestCluster } from '../helpers/postgres.js';
+import { udhcpcScript } from '../helpers/udhcpc.js';
 import { makeWorkDir, until } from '../helpers/workdir.js';
 import { MIGRATIONS } from '../../src/state/pg/schema.js';
 
@@ -40,8 +41,7 @@ describe.skipIf(skip !== null)('DHCP with leases in PostgreSQL (network namespac
     net = await TestNet.create({ hosts: ['server', 'c1', 'c2'] });
     server = net.host('server').address;
     await writeFile(path.join(dir, 'root', 'pxelinux.0'), Buffer.alloc(10_000, 3));
-    await writeFile(path.join(dir, 'udhcpc.sh'), '#!/bin/sh\ncase "$1" in bound|renew) ip addr replace "$ip/$subnet" dev "$interface";; esac\n');
-    await chmod(path.join(dir, 'udhcpc.sh'), 0o755);
+    await udhcpcScript(dir);
     await net.dhcpClient('c1', MAC1);
     await net.dhcpClient('c2', MAC2);
     await net.limitedBroadcast('server');

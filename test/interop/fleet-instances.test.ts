@@ -6,13 +6,14 @@
  * when rack B's hosts/ checkout differs from rack A's, the dashboard and
  * `bootd status` warn that the instances serve different host sets.
  */
-import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, startBootd, type RunningBootd } from '../helpers/bootd.js';
 import { addRecipe, addVersion } from '../helpers/catalog.js';
 import { TestNet, netnsUnavailable } from '../helpers/netns.js';
 import { postgresUnavailable, startCluster, type TestCluster } from '../helpers/postgres.js';
+import { PXE_BIOS, udhcpcOnce, udhcpcScript } from '../helpers/udhcpc.js';
 import { makeWorkDir, until } from '../helpers/workdir.js';
 
 const skip = netnsUnavailable() ?? postgresUnavailable();
@@ -55,8 +56,7 @@ describe.skipIf(skip !== null)('instances on two segments sharing one database (
       await mkdir(hostsOf(rack));
       await writeFile(path.join(hostsOf(rack), 'web-1.yaml'), `mac: ${WEB1}\nimage: bee\n`);
     }
-    await writeFile(path.join(dir, 'udhcpc.sh'), '#!/bin/sh\ncase "$1" in bound|renew) ip addr replace "$ip/$subnet" dev "$interface";; esac\n');
-    await chmod(path.join(dir, 'udhcpc.sh'), 0o755);
+    await udhcpcScript(dir);
     rackA = await TestNet.create({ hosts: ['server', 'web1'] });
     rackB = await TestNet.create({ hosts: ['server'] });
     await rackA.dhcpClient('web1', WEB1);
@@ -83,7 +83,7 @@ describe.skipIf(skip !== null)('instances on two segments sharing one database (
 
     // web-1 boots in rack A: its PXE ROM's DHCP, answered by instance a
     const t0 = Date.now();
-    const d = await rackA.run('web1', ['busybox', 'udhcpc', '-i', 'eth0', '-n', '-q', '-t', '5', '-T', '1', '-V', 'PXEClient:Arch:00000:UNDI:002001', '-s', path.join(dir, 'udhcpc.sh')], { timeoutMs: 30_000 });
+    const d = await udhcpcOnce(rackA, 'web1', path.join(dir, 'udhcpc.sh'), { vendorClass: PXE_BIOS });
     expect(d.exitCode, d.stderr).toBe(0);
     // the fleet page's row (what the page shows, and what its live stream sends) and the host's page
     type Fleet = { items: { name: string; phase: string | null; boots: number }[] };

@@ -7,12 +7,13 @@
  * origin lacks gets a config that waits and asks again, with the reason,
  * and the wait is on its timeline.
  */
-import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBootd, type RunningBootd } from '../helpers/bootd.js';
 import { addRecipe, addVersion } from '../helpers/catalog.js';
 import { TestNet, netnsUnavailable } from '../helpers/netns.js';
+import { PXE_BIOS, udhcpcOnce, udhcpcScript } from '../helpers/udhcpc.js';
 import { makeWorkDir, until } from '../helpers/workdir.js';
 
 const skip = netnsUnavailable();
@@ -37,8 +38,7 @@ describe.skipIf(skip !== null)('an instance that takes its images from another (
     await mkdir(path.join(dir, 'hosts-b'));
     await writeFile(path.join(dir, 'hosts-b', 'web-1.yaml'), `mac: ${WEB}\nimage: bee\n`);
     await writeFile(path.join(dir, 'hosts-b', 'old-1.yaml'), `mac: ${OLD}\nimage: bee@2025.01.01\n`);
-    await writeFile(path.join(dir, 'udhcpc.sh'), '#!/bin/sh\ncase "$1" in bound|renew) ip addr replace "$ip/$subnet" dev "$interface";; esac\n');
-    await chmod(path.join(dir, 'udhcpc.sh'), 0o755);
+    await udhcpcScript(dir);
     net = await TestNet.create({ hosts: ['a', 'b', 'client'] });
     await net.limitedBroadcast('b');
     running.push(await startBootd(net, 'a', ['--listen', net.host('a').address, '--tftp-root', path.join(dir, 'root'), '--http-port', '8080', '--images', path.join(dir, 'images-a'), '--hosts', path.join(dir, 'hosts-a'), '--admin-listen', 'off'], 'http listening'));
@@ -70,7 +70,7 @@ describe.skipIf(skip !== null)('an instance that takes its images from another (
 
     // pinned to a version the origin does not have: its PXE ROM's DHCP, then a config that waits and asks again, with the reason
     await net.dhcpClient('client', OLD);
-    const d = await net.run('client', ['busybox', 'udhcpc', '-i', 'eth0', '-n', '-q', '-t', '5', '-T', '1', '-V', 'PXEClient:Arch:00000:UNDI:002001', '-s', path.join(dir, 'udhcpc.sh')], { timeoutMs: 30_000 });
+    const d = await udhcpcOnce(net, 'client', path.join(dir, 'udhcpc.sh'), { vendorClass: PXE_BIOS });
     expect(d.exitCode, d.stderr).toBe(0);
     const wait = (await tftp(`pxelinux.cfg/01-${OLD.replaceAll(':', '-')}`))?.toString() ?? '';
     expect(wait).toMatch(/^# image bee@2025\.01\.01 is not here yet, it is being fetched from the image origin http:\/\/198\.18\.0\.\d+:8080\/images/m);
