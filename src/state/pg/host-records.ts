@@ -25,7 +25,7 @@ import { queryBoots, queryEvents, queryHosts, type HostEvent, type HostQuery, ty
 import type { BootRecord, HostRecord } from '../../afterboot/record.js';
 import type { Clock, TimerHandle } from '../../net/clock.js';
 import { MomentWriter } from '../moment-writer.js';
-import { migrate } from './schema.js';
+import { openPool } from './pool.js';
 
 const CHANNEL = 'bootd_host';
 /** How long timeline events may wait to be gathered into one write (as the file store). */
@@ -88,18 +88,9 @@ export class PgHostRecords implements HostRecordStore {
   ) {}
 
   static async open(url: string, o: PgHostRecordsOptions): Promise<PgHostRecords> {
-    const pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 5000, application_name: `bootd ${o.instance} hosts` });
-    pool.on('error', () => {});
+    const pool = await openPool(url, { max: 2, name: `bootd ${o.instance} hosts`, durableFor: 'a smoke result could be reported before it is durable' });
     const s = new PgHostRecords(pool, url, o);
     try {
-      const c = await pool.connect();
-      try {
-        const sc = (await c.query<{ synchronous_commit: string }>('SHOW synchronous_commit')).rows[0]?.synchronous_commit;
-        if (sc === 'off') throw new Error('synchronous_commit is off for this role or database: a smoke result could be reported before it is durable; turn it on');
-        await migrate(c);
-      } finally {
-        c.release();
-      }
       // listening first, then reading everything: a change committed in between is read twice, never missed
       await s.listen();
       await s.readAll();

@@ -9,7 +9,7 @@
  */
 import pg from 'pg';
 import type { Clock, TimerHandle } from '../../net/clock.js';
-import { migrate } from './schema.js';
+import { openPool } from './pool.js';
 
 export interface InstanceInfo {
   readonly id: string;
@@ -114,20 +114,8 @@ export class InstanceRegistry {
 
   /** Registers this instance (the row replaces one a killed instance of the same id left) and starts beating. */
   static async open(url: string, self: InstanceInfo, state: () => InstanceState, clock: Clock, everyMs = 5000): Promise<InstanceRegistry> {
-    const pool = new pg.Pool({ connectionString: url, max: 1, connectionTimeoutMillis: 5000, application_name: `bootd ${self.id} registry` });
-    pool.on('error', () => {});
-    try {
-      // the first of bootd's parts to reach the database brings the schema up to date
-      const c = await pool.connect();
-      try {
-        await migrate(c);
-      } finally {
-        c.release();
-      }
-    } catch (err) {
-      await pool.end().catch(() => {});
-      throw err;
-    }
+    // the first of bootd's parts to reach the database brings the schema up to date
+    const pool = await openPool(url, { max: 1, name: `bootd ${self.id} registry` });
     const r = new InstanceRegistry(pool, self, state, clock, everyMs);
     await r.write(true);
     r.schedule();

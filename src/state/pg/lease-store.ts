@@ -10,7 +10,7 @@ import pg from 'pg';
 import type { CommitSource, LeaseChange, LeaseReader, LeaseStore } from '../../dhcp/lease-store.js';
 import type { Lease } from '../../dhcp/leases.js';
 import { OverlapWriter } from '../overlap-writer.js';
-import { migrate } from './schema.js';
+import { openPool } from './pool.js';
 
 /** Connections: writes in flight side by side, and one more for reads. */
 const POOL_SIZE = 4;
@@ -135,23 +135,7 @@ export class PgLeaseStore implements LeaseStore {
 
   /** Connects (a postgresql:// URL; a unix socket directory as host works), applies migrations, checks durability. */
   static async open(url: string, opts: PgLeaseStoreOptions = {}): Promise<PgLeaseStore> {
-    const pool = new pg.Pool({ connectionString: url, max: POOL_SIZE, connectionTimeoutMillis: 5000 });
-    // an idle connection the server dropped (a restart, a failover) must not end bootd: the pool
-    // forgets it, and the next commit opens a new one
-    pool.on('error', () => {});
-    try {
-      const c = await pool.connect();
-      try {
-        const sc = (await c.query<{ synchronous_commit: string }>('SHOW synchronous_commit')).rows[0]?.synchronous_commit;
-        if (sc === 'off') throw new Error('synchronous_commit is off for this role or database: an ACK could leave before its lease is durable; turn it on');
-        await migrate(c);
-      } finally {
-        c.release();
-      }
-    } catch (err) {
-      await pool.end().catch(() => {});
-      throw err;
-    }
+    const pool = await openPool(url, { max: POOL_SIZE, name: 'bootd leases', durableFor: 'an ACK could leave before its lease is durable' });
     return new PgLeaseStore(pool, opts);
   }
 

@@ -6,7 +6,7 @@
  */
 import pg from 'pg';
 import type { Machine, MachineStore } from '../../machines/registry.js';
-import { migrate } from './schema.js';
+import { openPool } from './pool.js';
 
 export class PgMachineStore implements MachineStore {
   private constructor(
@@ -15,19 +15,7 @@ export class PgMachineStore implements MachineStore {
   ) {}
 
   static async open(url: string, instance: string): Promise<PgMachineStore> {
-    const pool = new pg.Pool({ connectionString: url, max: 1, connectionTimeoutMillis: 5000, application_name: `bootd ${instance} machines` });
-    pool.on('error', () => {});
-    try {
-      const c = await pool.connect();
-      try {
-        await migrate(c);
-      } finally {
-        c.release();
-      }
-    } catch (err) {
-      await pool.end().catch(() => {});
-      throw err;
-    }
+    const pool = await openPool(url, { max: 1, name: `bootd ${instance} machines` });
     return new PgMachineStore(pool, instance);
   }
 
