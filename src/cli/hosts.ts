@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { BootRecord } from '../afterboot/record.js';
 import { formatSummary, type InventoryEntry } from '../afterboot/inventory.js';
 import { FileHostRecords } from '../state/host-records.js';
+import { readHostRecords } from '../state/pg/host-records.js';
 import type { Command } from 'commander';
 import { BootTemplates, targetFor } from '../bootconfig/render.js';
 import { macHyphen } from '../hosts/types.js';
@@ -103,14 +104,15 @@ function addShowCommand(hosts: Command): void {
     .option('--hosts <dir>', 'hosts directory', 'hosts')
     .option('--images <dir>', 'image catalog', 'images')
     .option('--state <dir>', 'bootd state directory (boots, smoke results, inventory)', '/var/lib/bootd')
+    .option('--state-url <url>', 'the PostgreSQL database bootd keeps its records in (bootd serve --state-url); the audit report itself is read from --state')
     .option('--server-address <addr>', 'bootd address to render configs with', '0.0.0.0')
     .option('--json', 'print JSON, with the whole audit report')
-    .action(async (name: string, o: { hosts: string; images: string; state: string; serverAddress: string; json?: boolean }) => {
+    .action(async (name: string, o: { hosts: string; images: string; state: string; stateUrl?: string; serverAddress: string; json?: boolean }) => {
       const a = await load(o.hosts, o.images);
       const h = a.set.byName(name);
       const issues = a.issues.filter((i) => i.file.endsWith(`/${name}.yaml`) || i.file.endsWith(`/${name}.yml`));
       for (const i of issues) process.stderr.write(`${formatIssue(i)}\n`);
-      const records = await FileHostRecords.reader(o.state);
+      const records = o.stateUrl !== undefined ? await readHostRecords(o.stateUrl) : await FileHostRecords.reader(o.state);
       const inv = await records.inventory(name);
       const lastBoot = (await records.boots(name, { limit: 1 })).items[0] ?? null;
       const report = inv ? await readFile(path.join(o.state, inv.file), 'utf8').then((t) => JSON.parse(t) as unknown, () => null) : null;

@@ -100,6 +100,10 @@ describe.skipIf(skip !== null)('instances on two segments sharing one database (
     expect(status.stdout).toMatch(/^a\s+a\s+198\.18\.0\.1\s+leading/m);
     expect(status.stdout).not.toMatch(/warning/);
 
+    const show = await runCli(['hosts', 'show', 'web-1', '--hosts', hostsOf('b'), '--images', path.join(dir, 'images'), '--state', path.join(dir, 'state-b'), '--state-url', url, '--json']);
+    expect(show.code, show.stderr).toBe(0);
+    expect((JSON.parse(show.stdout) as { lastBoot: { phase: string } | null }).lastBoot).not.toBeNull();
+
     // rack B's checkout gains a host rack A's lacks: both warn
     await writeFile(path.join(hostsOf('b'), 'db-9.yaml'), 'mac: 52:54:00:7c:00:09\nimage: bee\n');
     await until(async () => (await api<Instances>(rackB, '/api/instances')).agree === false, 10_000, 'the dashboard API to warn');
