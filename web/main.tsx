@@ -556,10 +556,15 @@ function MachinesPage() {
 function InstancesBar() {
   const [view, setView] = useState<InstancesView | null>(null);
   useEffect(() => {
-    const load = (): void => void get<InstancesView | null>('/api/instances').then(setView, () => {});
+    // every 5 s while bootd shares a database; once, when it runs alone (null)
+    let t: number | undefined;
+    const load = (): void =>
+      void get<InstancesView | null>('/api/instances').then((v) => {
+        setView(v);
+        if (v !== null) t = window.setTimeout(load, 5000);
+      }, () => {});
     load();
-    const t = window.setInterval(load, 5000);
-    return () => window.clearInterval(t);
+    return () => window.clearTimeout(t);
   }, []);
   if (!view) return null;
   return (

@@ -82,6 +82,21 @@ export function pageOf<T>(all: readonly T[], q: PageQuery = {}): Page<T> {
   return { items: all.slice(offset, offset + limit), total: all.length, offset };
 }
 
+/**
+ * A reader over records and inventories held in memory (the file store's
+ * document, the PostgreSQL store's copy): it reads the objects as they are
+ * when asked, so a store that changes them in place keeps one view.
+ */
+export function readerOver(hosts: Readonly<Record<string, HostRecord>>, inventory: Readonly<Record<string, InventoryEntry>>): HostRecordReader {
+  return {
+    get: (name) => Promise.resolve(hosts[name]),
+    inventory: (name) => Promise.resolve(inventory[name]),
+    list: (q) => Promise.resolve(queryHosts(hosts, inventory, q)),
+    boots: (name, q) => Promise.resolve(queryBoots(hosts[name], q)),
+    events: (q) => Promise.resolve(queryEvents(hosts, q)),
+  };
+}
+
 /** The queries over a whole set of records held in memory: shared by the file and memory stores. */
 export function queryHosts(hosts: Readonly<Record<string, HostRecord>>, inventory: Readonly<Record<string, InventoryEntry>>, q: HostQuery = {}): Page<HostSummary> {
   const rows: HostSummary[] = [];

@@ -17,6 +17,18 @@ export interface ImageIndex {
   hasVersion(name: string, version: string): boolean;
 }
 
+/** A host as served, without where its file lies, as JSON; a Host is immutable and kept across reloads, so each is written once. */
+const servedJsonOf = new WeakMap<Host, string>();
+function servedJson(host: Host): string {
+  let j = servedJsonOf.get(host);
+  if (j === undefined) {
+    const { file: _file, ...served } = host;
+    j = JSON.stringify(served);
+    servedJsonOf.set(host, j);
+  }
+  return j;
+}
+
 /** What a HostSet looks hosts up in: a Map, or a LayeredMap after a watcher's pass. */
 interface Lookup {
   get(key: string): Host | undefined;
@@ -89,8 +101,7 @@ export class HostSet {
     if (this.digestMemo === undefined) {
       const h = createHash('sha256');
       for (const host of [...this.hosts].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
-        const { file: _file, ...served } = host;
-        h.update(JSON.stringify(served));
+        h.update(servedJson(host));
         h.update('\n');
       }
       this.digestMemo = h.digest('hex');

@@ -18,7 +18,7 @@ import path from 'node:path';
 import { Low } from 'lowdb';
 import type { BootRecord, HostRecord } from '../afterboot/record.js';
 import type { InventoryEntry } from '../afterboot/inventory.js';
-import { queryBoots, queryEvents, queryHosts, type HostEvent, type HostQuery, type HostRecordReader, type HostRecordStore, type HostSummary, type Page, type PageQuery } from '../afterboot/host-records.js';
+import { readerOver, type HostEvent, type HostQuery, type HostRecordReader, type HostRecordStore, type HostSummary, type Page, type PageQuery } from '../afterboot/host-records.js';
 import type { Clock } from '../net/clock.js';
 import { DurableJsonFile } from './durable-json-file.js';
 import { MomentWriter } from './moment-writer.js';
@@ -38,13 +38,7 @@ function empty(): HostDoc {
 }
 
 function readerOf(doc: HostDoc): HostRecordReader {
-  return {
-    get: (name) => Promise.resolve(doc.hosts[name]),
-    inventory: (name) => Promise.resolve(doc.inventory[name]),
-    list: (q) => Promise.resolve(queryHosts(doc.hosts, doc.inventory, q)),
-    boots: (name, q) => Promise.resolve(queryBoots(doc.hosts[name], q)),
-    events: (q) => Promise.resolve(queryEvents(doc.hosts, q)),
-  };
+  return readerOver(doc.hosts, doc.inventory);
 }
 
 export class FileHostRecords implements HostRecordStore {

@@ -21,7 +21,7 @@
  */
 import pg from 'pg';
 import type { InventoryEntry } from '../../afterboot/inventory.js';
-import { queryBoots, queryEvents, queryHosts, type HostEvent, type HostQuery, type HostRecordReader, type HostRecordStore, type HostSummary, type Page, type PageQuery } from '../../afterboot/host-records.js';
+import { readerOver, type HostEvent, type HostQuery, type HostRecordReader, type HostRecordStore, type HostSummary, type Page, type PageQuery } from '../../afterboot/host-records.js';
 import type { BootRecord, HostRecord } from '../../afterboot/record.js';
 import type { Clock, TimerHandle } from '../../net/clock.js';
 import { MomentWriter } from '../moment-writer.js';
@@ -54,13 +54,7 @@ export async function readHostRecords(url: string): Promise<HostRecordReader> {
       for (const r of (await client.query<{ name: string; record: HostRecord }>('SELECT name, record FROM host_record')).rows) hosts[r.name] = r.record;
       for (const r of (await client.query<{ name: string; entry: InventoryEntry }>('SELECT name, entry FROM host_inventory')).rows) inv[r.name] = r.entry;
     }
-    return {
-      get: (name) => Promise.resolve(hosts[name]),
-      inventory: (name) => Promise.resolve(inv[name]),
-      list: (q) => Promise.resolve(queryHosts(hosts, inv, q)),
-      boots: (name, q) => Promise.resolve(queryBoots(hosts[name], q)),
-      events: (q) => Promise.resolve(queryEvents(hosts, q)),
-    };
+    return readerOver(hosts, inv);
   } finally {
     await client.end().catch(() => {});
   }
@@ -184,24 +178,27 @@ export class PgHostRecords implements HostRecordStore {
     if (tell && changed.length > 0) this.o.onRemote?.(changed, '?');
   }
 
+  // reads go to memory, kept current by this instance's puts and others' notifications
+  private readonly view = readerOver(this.hosts, this.inv);
+
   get(name: string): Promise<HostRecord | undefined> {
-    return Promise.resolve(this.hosts[name]);
+    return this.view.get(name);
   }
 
   inventory(name: string): Promise<InventoryEntry | undefined> {
-    return Promise.resolve(this.inv[name]);
+    return this.view.inventory(name);
   }
 
   list(q?: HostQuery): Promise<Page<HostSummary>> {
-    return Promise.resolve(queryHosts(this.hosts, this.inv, q));
+    return this.view.list(q);
   }
 
   boots(name: string, q?: PageQuery): Promise<Page<BootRecord>> {
-    return Promise.resolve(queryBoots(this.hosts[name], q));
+    return this.view.boots(name, q);
   }
 
   events(q?: PageQuery): Promise<Page<HostEvent>> {
-    return Promise.resolve(queryEvents(this.hosts, q));
+    return this.view.events(q);
   }
 
   put(rec: HostRecord, durable: boolean): Promise<void> {

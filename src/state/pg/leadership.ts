@@ -76,7 +76,14 @@ export class SegmentLeadership {
 
   private async tick(): Promise<void> {
     try {
-      if (this.session === null) this.session = await this.o.connect();
+      if (this.session === null) {
+        try {
+          this.session = await this.o.connect();
+        } catch (err) {
+          this.counters.connectFailures++;
+          throw err;
+        }
+      }
       if (this.epochNow !== null) {
         await this.ping(this.session);
       } else {
@@ -96,7 +103,6 @@ export class SegmentLeadership {
         }
       }
     } catch (err) {
-      if (this.session === null) this.counters.connectFailures++;
       this.lose(`leadership session failed: ${(err as Error).message}`);
     } finally {
       this.schedule();
