@@ -287,7 +287,7 @@ export async function runLab(o: LabOptions, io: LabIo): Promise<LabResult> {
 }
 
 /** The image's current version, built first when it has none, its recipe changed or it lacks the lab's SSH key (with --build). */
-async function ensureImage(o: LabOptions, io: LabIo): Promise<{ key: { publicKey: string; privateKey: string }; imageVersion: string }> {
+export async function ensureImage(o: Pick<LabOptions, 'imagesDir' | 'image' | 'stateDir' | 'cacheDir' | 'build'>, io: LabIo): Promise<{ key: { publicKey: string; privateKey: string }; imageVersion: string }> {
   const catalog = new ImageCatalog(o.imagesDir);
   let resolved = await catalog.resolve({ name: o.image });
   const key = await ensureKeyPair(o.stateDir);

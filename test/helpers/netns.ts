@@ -140,6 +140,21 @@ export class TestNet {
     return h;
   }
 
+  /**
+   * A tap on the test bridge, in the switch namespace, for a QEMU VM that
+   * `spawnOnSwitch` starts there (it opens the tap by name).
+   */
+  async addTap(tap: string): Promise<void> {
+    await ip('-n', this.switchNs, 'tuntap', 'add', 'dev', tap, 'mode', 'tap');
+    await ip('-n', this.switchNs, 'link', 'set', tap, 'master', 'br0');
+    await ip('-n', this.switchNs, 'link', 'set', tap, 'up');
+  }
+
+  /** Starts a long-running process in the switch namespace (a QEMU VM on a tap); destroy() ends it. */
+  spawnOnSwitch(argv: readonly string[]): ChildProcess {
+    return this.spawnIn(this.switchNs, argv);
+  }
+
   host(name: string): TestHost {
     const h = this.hosts[name];
     if (!h) throw new Error(`no host ${name} in ${this.id}`);
