@@ -82,6 +82,30 @@ if [ "${SETUP_SKIP_APT:-0}" != 1 ]; then
   fi
 fi
 
+# The Secure Boot chain (bootd setup places shimx64.efi and grubx64.efi): Debian's signed shim and
+# netboot GRUB. Unpacked from their .debs into $SIGNED_DIR, not installed: shim-signed's postinst runs
+# grub-install on a UEFI machine with /boot/efi/EFI/debian, and a boot server's own boot loader is not
+# ours to touch. An installed shim-signed / grub-efi-amd64-signed is used as it is (src/bootconfig/bootloaders.ts).
+SIGNED_DIR=/usr/local/lib/bootd/signed
+SIGNED_PACKAGES=(shim-signed grub-efi-amd64-signed)
+if [ "${SETUP_SKIP_APT:-0}" != 1 ] && [ "$(id -u)" = 0 ]; then
+  for p in "${SIGNED_PACKAGES[@]}"; do
+    candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2}'; }
+    want_v=$(candidate "$p")
+    if [ -z "$want_v" ] || [ "$want_v" = "(none)" ]; then apt-get update -qq; want_v=$(candidate "$p"); fi
+    if [ "$(cat "$SIGNED_DIR/$p.version" 2>/dev/null)" != "$want_v" ]; then
+      log "unpacking $p $want_v into $SIGNED_DIR (not installed: see setup.sh)"
+      tmp=$(mktemp -d)
+      chmod 755 "$tmp"
+      (cd "$tmp" && apt-get download -qq "$p=$want_v" 2>/dev/null)
+      mkdir -p "$SIGNED_DIR"
+      dpkg-deb -x "$tmp"/"$p"_*.deb "$SIGNED_DIR"
+      echo "$want_v" >"$SIGNED_DIR/$p.version"
+      rm -rf "$tmp"
+    fi
+  done
+fi
+
 node_major=$(node -p 'process.versions.node.split(".")[0]')
 if [ "$node_major" -lt 18 ]; then log "Node.js >= 18.19 is required (found $(node --version))"; exit 1; fi
 

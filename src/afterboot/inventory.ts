@@ -30,6 +30,8 @@ export interface InventorySummary {
   readonly disks: readonly { readonly name: string; readonly sizeBytes: number | null; readonly model: string | null }[];
   readonly pcieDevices: number | null;
   readonly gpus: readonly string[];
+  /** How it booted (bee's firmware collector): UEFI or BIOS, and whether Secure Boot was on. Absent in summaries stored before it existed. */
+  readonly firmware?: { readonly mode: 'uefi' | 'bios' | null; readonly secureBoot: boolean | null };
   /** Collector name -> its status (ok, skipped: ..., error: ...). */
   readonly collectors: Readonly<Record<string, string>>;
 }
@@ -72,6 +74,7 @@ export function summarize(collectors: Rec): InventorySummary {
   const sto = data(collectors, 'storage');
   const pci = data(collectors, 'pcie');
   const gpu = data(collectors, 'gpu');
+  const fw = data(collectors, 'firmware');
   const dimms = isRec(mem) && Array.isArray(mem.devices) ? (mem.devices as unknown[]).filter((d) => isRec(d) && isRec(d.fields) && !/no module/i.test(String((d.fields as Rec).Size ?? ''))).length : null;
   const disks = isRec(sto) && Array.isArray(sto.block_devices)
     ? (sto.block_devices as unknown[]).filter((d): d is Rec => isRec(d) && d.type === 'disk').map((d) => ({ name: str(d.name) ?? '?', sizeBytes: num(d.size), model: str(d.model) }))
@@ -88,6 +91,10 @@ export function summarize(collectors: Rec): InventorySummary {
     disks,
     pcieDevices: Array.isArray(pci) ? pci.length : null,
     gpus: Array.isArray(gpu) ? gpu.flatMap((g) => (isRec(g) && str(g.name) ? [str(g.name) as string] : [])) : [],
+    firmware: {
+      mode: isRec(fw) && (fw.mode === 'uefi' || fw.mode === 'bios') ? fw.mode : null,
+      secureBoot: isRec(fw) && typeof fw.secure_boot === 'boolean' ? fw.secure_boot : null,
+    },
     collectors: Object.fromEntries(Object.entries(collectors).map(([k, v]) => [k, isRec(v) ? String(v.status) : 'missing'])),
   };
 }
@@ -119,6 +126,13 @@ export function formatSummary(s: InventorySummary): string[] {
     `disks:   ${s.disks.length === 0 ? 'none' : s.disks.map((d) => `${d.name} ${gib(d.sizeBytes)}${d.model ? ` (${d.model})` : ''}`).join(', ')}`,
     `pcie:    ${s.pcieDevices ?? 'unknown'} device(s)`,
     `gpus:    ${s.gpus.length === 0 ? 'none' : s.gpus.join(', ')}`,
+    `boot:    ${bootText(s.firmware)}`,
     `collectors: ${Object.entries(s.collectors).map(([k, v]) => `${k}=${v.split(':')[0]}`).join(' ')}`,
   ];
+}
+
+function bootText(f: InventorySummary['firmware']): string {
+  if (!f || f.mode === null) return 'unknown';
+  if (f.mode === 'bios') return 'legacy BIOS (no Secure Boot)';
+  return `UEFI, Secure Boot ${f.secureBoot === true ? 'on' : f.secureBoot === false ? 'off' : 'unknown'}`;
 }

@@ -20,9 +20,14 @@ export interface BootLoaderFile {
   /** Name in the TFTP root. */
   readonly name: string;
   readonly source: string;
+  /** Where else it may be: the package unpacked by scripts/setup.sh instead of installed. */
+  readonly alternates?: readonly string[];
   readonly pkg: string;
   readonly what: string;
 }
+
+/** Where scripts/setup.sh unpacks shim-signed and grub-efi-amd64-signed (not installed: see there). */
+export const SIGNED_DIR = '/usr/local/lib/bootd/signed';
 
 /** Debian 12 package paths. */
 export const BOOT_LOADERS: readonly BootLoaderFile[] = [
@@ -34,6 +39,10 @@ export const BOOT_LOADERS: readonly BootLoaderFile[] = [
   { name: 'http/ldlinux.c32', source: '/usr/lib/syslinux/modules/bios/ldlinux.c32', pkg: 'syslinux-common', what: "lpxelinux.0's core module" },
   { name: 'undionly.kpxe', source: '/usr/lib/ipxe/undionly.kpxe', pkg: 'ipxe', what: 'iPXE for BIOS, on the PXE ROM (--bios-boot-file undionly.kpxe)' },
   { name: 'snponly.efi', source: '/usr/lib/ipxe/snponly.efi', pkg: 'ipxe', what: 'iPXE for UEFI, on the firmware NIC driver (--efi-boot-file snponly.efi)' },
+  // The Secure Boot chain (loader grub): shim, signed with Microsoft's UEFI CA, loads grubx64.efi
+  // from its own folder; Debian's signed netboot GRUB then reads grub/grub.cfg (src/bootconfig/files.ts)
+  { name: 'shimx64.efi', source: '/usr/lib/shim/shimx64.efi.signed', alternates: [`${SIGNED_DIR}/usr/lib/shim/shimx64.efi.signed`], pkg: 'shim-signed', what: 'x64 UEFI NBP under Secure Boot (loader grub; also UEFI HTTP Boot)' },
+  { name: 'grubx64.efi', source: '/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed', alternates: [`${SIGNED_DIR}/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed`], pkg: 'grub-efi-amd64-signed', what: "shim's second stage: Debian's signed netboot GRUB" },
 ];
 
 export interface SetupResult {
@@ -56,7 +65,13 @@ export async function placeBootLoaders(root: string, files: readonly BootLoaderF
   await fs.mkdir(root, { recursive: true });
   const r: SetupResult = { placed: [], unchanged: [], missing: [] };
   for (const f of files) {
-    const src = await digest(f.source);
+    let source = f.source;
+    let src = await digest(source);
+    for (const alt of f.alternates ?? []) {
+      if (src !== null) break;
+      source = alt;
+      src = await digest(alt);
+    }
     if (src === null) {
       r.missing.push({ name: f.name, source: f.source, pkg: f.pkg });
       continue;
@@ -68,7 +83,7 @@ export async function placeBootLoaders(root: string, files: readonly BootLoaderF
       continue;
     }
     const tmp = `${dest}.tmp-${process.pid}`;
-    await fs.copyFile(f.source, tmp);
+    await fs.copyFile(source, tmp);
     await fs.chmod(tmp, 0o644);
     await fs.rename(tmp, dest);
     r.placed.push(f.name);

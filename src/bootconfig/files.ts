@@ -14,6 +14,10 @@
  *
  *   http/pxelinux.cfg/...    the same configs with kernel and initrds as
  *                            http:// URLs, for http/lpxelinux.0 (--http-port)
+ *   grub/grub.cfg            GRUB's entry (Debian's signed netboot GRUB reads
+ *                            only this or grub/x86_64-efi/grub.cfg): picks
+ *   grub/mac-<mac>.cfg       any MAC (colons, as GRUB's ${net_default_mac}):
+ *                            the host's config, or the unknown policy
  */
 import type { RequestContext, Provided, VirtualFiles } from '../files/root.js';
 import type { HostSet } from '../hosts/directory.js';
@@ -23,6 +27,8 @@ import { targetFor, type BootPolicy, type BootTarget, type BootTemplates, type I
 
 const PXELINUX_MAC = /^pxelinux\.cfg\/01-([0-9a-f]{2}(?:-[0-9a-f]{2}){5})$/i;
 const IPXE_MAC = /^ipxe\/([0-9a-f]{2}(?:-[0-9a-f]{2}){5})\.ipxe$/i;
+const GRUB_MAC = /^grub\/mac-([0-9a-f]{2}(?::[0-9a-f]{2}){5})\.cfg$/i;
+export const GRUB_CONFIG = 'grub/grub.cfg';
 
 export interface BootFilesDeps {
   /** The hosts of this moment (hot reload swaps the set). */
@@ -50,6 +56,7 @@ export class BootFiles implements VirtualFiles {
   constructor(private readonly d: BootFilesDeps) {}
 
   async get(relPath: string, _ctx?: RequestContext): Promise<Provided> {
+    let m: RegExpExecArray | null;
     if (this.d.httpBase !== undefined && relPath.startsWith(HTTP_PREFIX) && relPath.slice(HTTP_PREFIX.length).startsWith('pxelinux.cfg/')) {
       return this.pxelinuxOverHttp(relPath.slice(HTTP_PREFIX.length));
     }
@@ -57,11 +64,20 @@ export class BootFiles implements VirtualFiles {
       if (await this.d.hasRootFile?.(relPath)) return undefined;
       return Buffer.from(this.d.templates.ipxeDispatch());
     }
+    if (relPath === GRUB_CONFIG) {
+      if (await this.d.hasRootFile?.(relPath)) return undefined;
+      return Buffer.from(this.d.templates.grubDispatch());
+    }
+    m = GRUB_MAC.exec(relPath);
+    if (m) {
+      const mac = (m[1] as string).toLowerCase() as Mac;
+      return Buffer.from(this.d.templates.grub(await this.target(mac, this.d.hosts().byMac(mac)), this.grubDevice()));
+    }
     if (relPath === 'pxelinux.cfg/default') {
       const t = await targetFor(undefined, undefined, this.d.policy(), this.d.images);
       return Buffer.from(this.d.templates.pxelinux(t));
     }
-    let m = PXELINUX_MAC.exec(relPath);
+    m = PXELINUX_MAC.exec(relPath);
     if (m) {
       const mac = toMac(m[1] as string);
       const host = this.d.hosts().byMac(mac);
@@ -85,6 +101,16 @@ export class BootFiles implements VirtualFiles {
     const t = await targetFor(mac, host, this.d.policy(), this.d.images);
     if (t.kind === 'wait' && host) this.d.onWait?.(host.name, mac, t.reason);
     return t;
+  }
+
+  /**
+   * Where GRUB loads kernels and initrds from: TFTP, always. Debian 12's
+   * signed netboot GRUB is built with tftp but without the http module
+   * (asked for `(http,<server>)`, it looks for grub/x86_64-efi/http.mod,
+   * and under Secure Boot it may load no module at all): seen in the lab.
+   */
+  private grubDevice(): string {
+    return `(tftp,${this.d.policy().serverIp})`;
   }
 
   private async pxelinuxOverHttp(rel: string): Promise<Provided> {

@@ -93,8 +93,27 @@ export async function targetFor(mac: Mac | undefined, host: Host | undefined, po
   return { kind: 'boot', subject, source, image: r.image, args, ipappend: mac === undefined };
 }
 
-export type TemplateName = 'pxelinux-boot.cfg' | 'pxelinux-local.cfg' | 'pxelinux-wait.cfg' | 'ipxe-boot.ipxe' | 'ipxe-local.ipxe' | 'ipxe-wait.ipxe' | 'ipxe-dispatch.ipxe';
-const TEMPLATE_NAMES: readonly TemplateName[] = ['pxelinux-boot.cfg', 'pxelinux-local.cfg', 'pxelinux-wait.cfg', 'ipxe-boot.ipxe', 'ipxe-local.ipxe', 'ipxe-wait.ipxe', 'ipxe-dispatch.ipxe'];
+export type TemplateName =
+  | 'pxelinux-boot.cfg' | 'pxelinux-local.cfg' | 'pxelinux-wait.cfg'
+  | 'ipxe-boot.ipxe' | 'ipxe-local.ipxe' | 'ipxe-wait.ipxe' | 'ipxe-dispatch.ipxe'
+  | 'grub-boot.cfg' | 'grub-local.cfg' | 'grub-wait.cfg' | 'grub-dispatch.cfg';
+const TEMPLATE_NAMES: readonly TemplateName[] = [
+  'pxelinux-boot.cfg', 'pxelinux-local.cfg', 'pxelinux-wait.cfg',
+  'ipxe-boot.ipxe', 'ipxe-local.ipxe', 'ipxe-wait.ipxe', 'ipxe-dispatch.ipxe',
+  'grub-boot.cfg', 'grub-local.cfg', 'grub-wait.cfg', 'grub-dispatch.cfg',
+];
+
+/**
+ * One word of GRUB's script language: bare when it holds only characters
+ * GRUB takes literally, else single-quoted (no expansion of `$`, `;`,
+ * spaces or double quotes inside), a `'` written as `'\''` as in sh.
+ * Kernel arguments come from hosts/*.yaml: `$x` must reach the kernel as
+ * typed, not as a GRUB variable.
+ */
+export function grubWord(s: string): string {
+  if (/^[A-Za-z0-9_=,./:@%+()-]+$/.test(s)) return s;
+  return `'${s.replace(/'/g, "'\\''")}'`;
+}
 
 /** boot/templates/ of this checkout (dist/bootconfig/ and src/bootconfig/ are both two levels down). */
 export const DEFAULT_TEMPLATE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../boot/templates');
@@ -146,6 +165,32 @@ export class BootTemplates {
       append: target.args.join(' '),
       initrds,
     });
+  }
+
+  /**
+   * GRUB config for one machine (grub/mac-<mac>.cfg). `device` is where GRUB
+   * fetches the kernel and initrds: `(http,<server>)` or `(tftp,<server>)`.
+   */
+  grub(target: BootTarget, device: string): string {
+    if (target.kind === 'local') return this.render('grub-local.cfg', { subject: target.subject, source: target.source, reason: target.reason, message: grubWord(`bootd: ${target.reason}; booting from the local disk`) });
+    if (target.kind === 'wait') return this.render('grub-wait.cfg', { subject: target.subject, source: target.source, reason: target.reason, seconds: String(target.seconds), message: grubWord(`bootd: ${target.reason}; asking again in ${target.seconds} s`) });
+    const img = target.image;
+    const on = (p: string): string => grubWord(/^[a-z]+:\/\//.test(p) ? p : `${device}${p.startsWith('/') ? '' : '/'}${p}`);
+    return this.render('grub-boot.cfg', {
+      subject: target.subject,
+      source: target.source,
+      image: `${img.name}@${img.version}`,
+      menuLabel: grubWord(`${img.name} ${img.version}`),
+      loading: grubWord(`bootd: loading ${img.name}@${img.version}`),
+      kernel: on(img.kernelPath),
+      initrdList: img.initrdPaths.map(on).join(' '),
+      append: target.args.map(grubWord).join(' '),
+    });
+  }
+
+  /** grub/grub.cfg: picks grub/mac-<mac>.cfg by the boot NIC's MAC. */
+  grubDispatch(): string {
+    return this.render('grub-dispatch.cfg', {});
   }
 
   /** The script every iPXE client gets first (DHCP boot file for user class iPXE). */

@@ -169,11 +169,12 @@ function addImageListCommand(program: Command): Command {
       const list = catalog.list().map((i) => ({ ...i, usedBy: usedBy(i.name) }));
       if (o.json) return out(JSON.stringify(list, null, 2));
       table([
-        ['IMAGE', 'VERSION', 'CURRENT', 'SIZE', 'KERNEL', 'BUILT', 'USED BY'],
+        ['IMAGE', 'VERSION', 'CURRENT', 'SIZE', 'KERNEL', 'SIGNED', 'BUILT', 'USED BY'],
         ...list.flatMap((i) =>
           i.versions.length === 0
-            ? [[i.name, '(not built)', '-', '-', '-', '-', i.usedBy.join(',') || '-']]
-            : i.versions.map((v) => [i.name, v.version, v.version === i.current ? '*' : '', v.valid ? bytes(v.bytes) : 'invalid manifest', v.kernelVersion ?? '-', v.builtAt ?? '-', i.usedBy.join(',') || '-']),
+            ? [[i.name, '(not built)', '-', '-', '-', '-', '-', i.usedBy.join(',') || '-']]
+            // SIGNED: the kernel carries a Secure Boot signature (hosts with secure_boot: true need one)
+            : i.versions.map((v) => [i.name, v.version, v.version === i.current ? '*' : '', v.valid ? bytes(v.bytes) : 'invalid manifest', v.kernelVersion ?? '-', v.kernelSigned === null ? '-' : v.kernelSigned ? 'yes' : 'no', v.builtAt ?? '-', i.usedBy.join(',') || '-']),
         ),
       ]);
     });

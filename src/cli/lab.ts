@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { MODES, runLab, type LabResult, type Loader, type PxelinuxHttp } from '../lab/lab.js';
+import { MODES, runLab, type LabResult, type Loader, type NetBoot, type PxelinuxHttp } from '../lab/lab.js';
 import type { Accel, Firmware, NicRom } from '../lab/qemu.js';
 
 function wholeNumber(min: number, max: number) {
@@ -23,6 +23,8 @@ interface LabCliOptions {
   firmware: Firmware;
   rom?: NicRom;
   loader: Loader;
+  secureBoot?: boolean;
+  netBoot: NetBoot;
   image: string;
   vms: number;
   once?: boolean;
@@ -53,10 +55,12 @@ export function addLabCommand(program: Command): void {
   program
     .command('lab')
     .description('boot QEMU VMs from bootd in an isolated network namespace and show each host\'s timeline (root)')
-    .addOption(new Option('--mode <n>', `firmware path 1-5: ${Object.entries(MODES).map(([n, m]) => `${n} = ${m.what}`).join('; ')}`).argParser(posInt(5)))
+    .addOption(new Option('--mode <n>', `firmware path 1-${Object.keys(MODES).length}: ${Object.entries(MODES).map(([n, m]) => `${n} = ${m.what}`).join('; ')}`).argParser(posInt(Object.keys(MODES).length)))
     .addOption(new Option('--firmware <fw>', 'VM firmware').choices(['bios', 'uefi']).default('bios'))
     .addOption(new Option('--rom <rom>', 'NIC option ROM: QEMU\'s iPXE, or none (OVMF\'s own PXE; uefi only)').choices(['ipxe', 'none']))
-    .addOption(new Option('--loader <loader>', 'what the hosts boot through').choices(['pxelinux', 'ipxe']).default('pxelinux'))
+    .addOption(new Option('--loader <loader>', 'what the hosts boot through').choices(['pxelinux', 'ipxe', 'grub']).default('pxelinux'))
+    .option('--secure-boot', 'uefi: OVMF with Secure Boot enforced (Microsoft\'s keys); hosts with loader grub get secure_boot: true')
+    .addOption(new Option('--net-boot <how>', 'uefi: PXE, or UEFI HTTP Boot alone (OVMF\'s PXE off; --rom none)').choices(['pxe', 'http']).default('pxe'))
     .option('--image <name>', 'image the VMs boot (built first if it has no current version)', 'bee')
     .option('--vms <n>', 'number of VMs', posInt(16), 1)
     .option('--once', 'exit when every VM is up (and for bee, its audit arrived); exit status 0 only then')
@@ -92,6 +96,8 @@ export function addLabCommand(program: Command): void {
             firmware,
             rom: m?.rom ?? o.rom ?? 'ipxe',
             loader: m?.loader ?? o.loader,
+            secureBoot: o.secureBoot === true || (m?.secureBoot ?? false),
+            netBoot: m?.netBoot ?? o.netBoot,
             image: o.image,
             vms: o.vms,
             imagesDir: path.resolve(o.images),

@@ -128,7 +128,7 @@ export function addServeCommand(program: Command): void {
   .option('--bios-boot-file <name>', 'boot file for BIOS PXE clients (option 93 = 0)', 'pxelinux.0')
   .option('--efi-boot-file <name>', 'boot file for x64 UEFI PXE clients (option 93 = 7 or 9)', 'syslinux.efi')
   .option('--arm64-efi-boot-file <name>', 'boot file for ARM64 UEFI PXE clients (option 93 = 11)')
-  .addOption(new Option('--default-loader <loader>', 'boot loader for hosts without loader: and for unknown machines: pxelinux (PXELINUX / syslinux.efi, also under iPXE) or ipxe (undionly.kpxe / snponly.efi, then the iPXE script); default: the boot files below, iPXE clients the script').choices(['pxelinux', 'ipxe']))
+  .addOption(new Option('--default-loader <loader>', 'boot loader for hosts without loader: and for unknown machines: pxelinux (PXELINUX / syslinux.efi, also under iPXE), ipxe (undionly.kpxe / snponly.efi, then the iPXE script) or grub (UEFI: shim and Debian\'s signed GRUB, for Secure Boot); default: the boot files below, iPXE clients the script').choices(['pxelinux', 'ipxe', 'grub']))
   .option('--ipxe-boot-file <name>', 'what clients already running iPXE get (user class iPXE)', 'boot.ipxe')
   .option('--state <dir>', 'directory for leases, host records, inventory, machine directories and the control socket', '/var/lib/bootd')
   .option('--state-url <url>', 'keep the DHCP leases in PostgreSQL (postgresql://user@host/db, or postgresql:///db?host=/run/postgresql); the schema is applied at start. Several instances may share one database: on one segment one leads and the others stand by')
@@ -191,7 +191,7 @@ export interface ServeOptions {
   biosBootFile: string;
   efiBootFile: string;
   arm64EfiBootFile?: string;
-  defaultLoader?: 'pxelinux' | 'ipxe';
+  defaultLoader?: 'pxelinux' | 'ipxe' | 'grub';
   ipxeBootFile: string;
   state: string;
   stateUrl?: string;
@@ -406,6 +406,8 @@ function bootFiles(o: ServeOptions, dhcpAddress: string): NonNullable<AppConfig[
     efi: { 'efi-x64': o.efiBootFile, ...(arm64 ? { 'efi-arm64': arm64 } : {}) },
     // iPXE follows a URL in option 67; relative names in its scripts then resolve over HTTP too
     ipxe: httpBase !== undefined && !/^[a-z]+:\/\//.test(o.ipxeBootFile) ? `${httpBase}/${o.ipxeBootFile}` : o.ipxeBootFile,
+    // UEFI HTTP Boot clients (option 60 HTTPClient) get URLs on this server: without it, no boot file
+    ...(httpBase !== undefined ? { httpBase } : {}),
     // PXELINUX over HTTP: under an iPXE ROM pxelinux.0 with option 210 = our HTTP URL loads everything
     // after the NBP through iPXE's HTTP; on a plain PXE ROM, lpxelinux.0 under http/ reads
     // http/pxelinux.cfg/*, where kernel and initrds are URLs (hosts in hosts/ only)

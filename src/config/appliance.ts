@@ -73,7 +73,7 @@ export function applianceSchema(p: CliParsers) {
       next_server: ipv4Field.optional(),
       lease_time: intField(10, 365 * 86400, 'seconds').optional(),
       unknown_hosts: z.enum(['ignore', 'lease', 'boot'], { error: 'expected ignore, lease or boot' }).optional(),
-      default_loader: z.enum(['pxelinux', 'ipxe'], { error: 'expected pxelinux or ipxe' }).optional(),
+      default_loader: z.enum(['pxelinux', 'ipxe', 'grub'], { error: 'expected pxelinux, ipxe or grub' }).optional(),
       unknown_image: viaCli(p.image, 'expected an image like bee or bee@<version>').optional(),
       segment: z.string({ error: 'expected a name' }).regex(/^[A-Za-z0-9_.:\/-]{1,100}$/, { error: 'expected a name of letters, digits and . _ : / -' }).optional(),
     }).optional(),

@@ -33,24 +33,59 @@ export const ARCH_TABLE: ReadonlyMap<number, { readonly firmware: Firmware; read
  *   do not send user class iPXE.
  * - ipxe: iPXE clients get bootd's script; plain PXE clients get an iPXE
  *   binary (undionly.kpxe, snponly.efi) that comes back as an iPXE client.
+ * - grub: the chain every distribution uses under Secure Boot: Debian's
+ *   shim (signed with Microsoft's UEFI CA), which loads grubx64.efi (Debian's
+ *   signed netboot GRUB) from beside it, which reads grub/grub.cfg and
+ *   verifies the kernel through shim. BIOS has no Secure Boot and Debian
+ *   ships no BIOS netboot GRUB: BIOS clients of a grub host get PXELINUX.
  * Absent: the configured boot files (`bios`, `efi`), and iPXE clients the script.
  */
-export type Loader = 'pxelinux' | 'ipxe';
+export type Loader = 'pxelinux' | 'ipxe' | 'grub';
+export const LOADERS: readonly Loader[] = ['pxelinux', 'ipxe', 'grub'];
+
+export type EfiFirmware = Exclude<Firmware, 'bios' | 'other'>;
 
 /** Boot files per loader and firmware; `bootd setup` places these names. */
 export interface LoaderFiles {
   readonly bios?: string;
-  readonly efi: Partial<Record<Exclude<Firmware, 'bios' | 'other'>, string>>;
+  readonly efi: Partial<Record<EfiFirmware, string>>;
+  /**
+   * UEFI HTTP Boot clients (option 93 = 15, 16, 18, 19...): a file of the
+   * TFTP root, handed as a URL on bootd's HTTP server. iPXE (snponly.efi,
+   * on the firmware's NIC driver) is the loader that boots on from there:
+   * it asks DHCP again as an iPXE client and follows the host's loader.
+   */
+  readonly http?: Partial<Record<EfiFirmware, string>>;
+  /** Why this loader has no HTTP Boot file (the client then gets none, and its firmware tries its next boot option). */
+  readonly noHttp?: string;
 }
 
+/**
+ * Debian 12's signed GRUB images (grub-efi-amd64-signed 2.06: grubnetx64,
+ * grubx64, gcdx64) are built with tftp but without the http module. Started
+ * by UEFI HTTP Boot (through shim, which fetches grubx64.efi over HTTP
+ * itself), GRUB's prefix is an (http,...) device it cannot open: it reads no
+ * config, sends nothing and stops at its prompt (seen in the lab, mode 7 on
+ * shim; docs/secure-boot.md). Under Secure Boot nothing else Debian signs
+ * can boot a kernel and initrd from HTTP, so a grub host gets no HTTP Boot
+ * file, and its firmware goes on to PXE, where the signed chain works.
+ */
+export const GRUB_NO_HTTP = "Debian's signed GRUB has no HTTP support, so UEFI HTTP Boot cannot go on past shim; this host boots by PXE (TFTP)";
+
+/** The arch and loader policy, in one table (docs/configuration.md "Loaders"). */
 export const DEFAULT_LOADER_FILES: Readonly<Record<Loader, LoaderFiles>> = {
-  pxelinux: { bios: 'pxelinux.0', efi: { 'efi-x64': 'syslinux.efi' } },
-  ipxe: { bios: 'undionly.kpxe', efi: { 'efi-x64': 'snponly.efi' } },
+  // HTTP Boot: syslinux.efi reads its server from the PXE base code, which HTTP Boot never starts;
+  // iPXE does, and then hands the host PXELINUX as it would under QEMU's iPXE ROM (lab mode 3)
+  pxelinux: { bios: 'pxelinux.0', efi: { 'efi-x64': 'syslinux.efi' }, http: { 'efi-x64': 'snponly.efi' } },
+  ipxe: { bios: 'undionly.kpxe', efi: { 'efi-x64': 'snponly.efi' }, http: { 'efi-x64': 'snponly.efi' } },
+  grub: { bios: 'pxelinux.0', efi: { 'efi-x64': 'shimx64.efi' }, noHttp: GRUB_NO_HTTP },
 };
 
 export interface BootFileNames {
   readonly bios: string;
-  readonly efi: Partial<Record<Exclude<Firmware, 'bios' | 'other'>, string>>;
+  readonly efi: Partial<Record<EfiFirmware, string>>;
+  /** UEFI HTTP Boot clients without a loader of their own: files handed as URLs under httpBase (default: the GRUB chain). */
+  readonly http?: Partial<Record<EfiFirmware, string>>;
   /** What a client that already runs iPXE gets: bootd's script, never another iPXE binary. */
   readonly ipxe: string;
   /** Boot files for hosts that name a loader; default DEFAULT_LOADER_FILES. */
@@ -61,7 +96,7 @@ export interface BootFileNames {
    * (an operator's own pxelinux.cfg/ files) do not have.
    */
   readonly knownHostLoaders?: Readonly<Record<Loader, LoaderFiles>>;
-  /** Base URL for UEFI HTTP boot clients (arch 15, 16, 18, 19, 20, 28); none: they get no boot file. */
+  /** bootd's HTTP server for UEFI HTTP boot clients (arch 15, 16, 18, 19, 20, 28); none: they get no boot file. */
   readonly httpBase?: string;
   /**
    * `http://<server>:<port>` of bootd's HTTP server when PXELINUX may load
@@ -119,12 +154,7 @@ export function chooseBoot(f: ClientFacts, names: BootFileNames, loader?: Loader
   // A PXEClient without option 93 is a legacy BIOS PXE ROM (RFC 4578 predates it).
   const entry = f.arch === null ? ARCH_TABLE.get(0) : ARCH_TABLE.get(f.arch);
   if (!entry) return { kind: 'none', reason: `unknown architecture ${f.arch}` };
-  if (entry.http) {
-    if (!names.httpBase) return { kind: 'none', reason: `${entry.name} needs an HTTP boot URL` };
-    const efi = entry.firmware === 'bios' || entry.firmware === 'other' ? undefined : names.efi[entry.firmware];
-    if (!efi) return { kind: 'none', reason: `no boot file for ${entry.name}` };
-    return { kind: 'file', file: `${names.httpBase.replace(/\/$/, '')}/${efi}`, ipxe: false, http: true, firmware: entry.firmware };
-  }
+  if (entry.http) return httpBoot(entry, names, { efi: {}, http: names.http ?? DEFAULT_LOADER_FILES.ipxe.http ?? {} }, 'x');
   const file = entry.firmware === 'bios' ? names.bios : entry.firmware === 'other' ? undefined : names.efi[entry.firmware];
   if (!file) return { kind: 'none', reason: `no boot file for ${entry.name}` };
   return { kind: 'file', file, ipxe: false, http: false, firmware: entry.firmware };
@@ -161,9 +191,22 @@ function chooseByLoader(f: ClientFacts, names: BootFileNames, loader: Loader): B
   if (!f.ipxe && f.arch === null && !f.pxe) return { kind: 'none', reason: 'not a PXE client' };
   const entry = f.arch === null ? undefined : ARCH_TABLE.get(f.arch);
   if (f.arch !== null && !entry) return { kind: 'none', reason: `unknown architecture ${f.arch}` };
-  if (entry?.http) return { kind: 'none', reason: `${entry.name}: HTTP boot clients are not served by loader ${loader}` };
   const files = (names.loaders ?? DEFAULT_LOADER_FILES)[loader];
+  if (entry?.http) return httpBoot(entry, names, files, loader);
   const file = firmware === 'bios' ? files.bios : firmware === 'other' ? undefined : files.efi[firmware];
   if (!file) return { kind: 'none', reason: `loader ${loader} has no boot file for ${entry?.name ?? 'x86 BIOS'}` };
   return { kind: 'file', file, ipxe: false, http: false, firmware };
+}
+
+/**
+ * A UEFI HTTP Boot client: option 67 is an http:// URL (UEFI 2.x section
+ * 24.7: the client takes only an offer whose option 60 is "HTTPClient" and
+ * whose boot file is a URI; the server echoes 60, see DhcpServer.reply).
+ */
+function httpBoot(entry: { readonly firmware: Firmware; readonly name: string }, names: BootFileNames, files: LoaderFiles, loader: Loader | 'x'): BootDecision {
+  if (files.noHttp !== undefined) return { kind: 'none', reason: `${entry.name}: ${files.noHttp}` };
+  if (!names.httpBase) return { kind: 'none', reason: `${entry.name} needs bootd's HTTP server (--http-port)` };
+  const file = entry.firmware === 'bios' || entry.firmware === 'other' ? undefined : files.http?.[entry.firmware];
+  if (!file) return { kind: 'none', reason: `${loader === 'x' ? 'no boot file' : `loader ${loader} has no boot file`} for ${entry.name}` };
+  return { kind: 'file', file: /^[a-z]+:\/\//i.test(file) ? file : `${names.httpBase.replace(/\/+$/, '')}/${file}`, ipxe: false, http: true, firmware: entry.firmware };
 }

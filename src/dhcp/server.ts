@@ -432,7 +432,8 @@ export class DhcpServer {
 
   /**
    * A proxyDHCP offer (PXE spec 2.1, section 2.2.5): no address, only boot
-   * information. Option 60 "PXEClient" marks it as PXE; it always goes with
+   * information. Option 60 "PXEClient" marks it as PXE (for a UEFI HTTP Boot
+   * client "HTTPClient", with the URL and no option 43); it always goes with
    * option 43 sub-option 6 = 8 ("use the boot file in this offer, no boot
    * server discovery"): EDK2 given 60 without 43 asks port 4011 and fails with
    * PXE-E16 when that does not answer (shared/WIRE.md).
@@ -453,8 +454,9 @@ export class DhcpServer {
     const options: DhcpOption[] = [
       opt(Opt.MESSAGE_TYPE, type),
       opt(Opt.SERVER_ID, c.serverIp),
-      opt(Opt.VENDOR_CLASS, 'PXEClient'),
-      opt(Opt.VENDOR_SPECIFIC, [{ code: 6, data: Buffer.from([8]) }]),
+      // UEFI HTTP Boot (UEFI 2.x section 24.7.2) keeps a proxy offer only when its option 60 is
+      // "HTTPClient" with a URI boot file; option 43's PXE boot-server discovery is PXE's alone
+      ...(boot.http ? [opt(Opt.VENDOR_CLASS, 'HTTPClient')] : [opt(Opt.VENDOR_CLASS, 'PXEClient'), opt(Opt.VENDOR_SPECIFIC, [{ code: 6, data: Buffer.from([8]) }])]),
       opt(Opt.TFTP_SERVER, next),
       opt(Opt.BOOTFILE, boot.file),
     ];

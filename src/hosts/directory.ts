@@ -15,6 +15,8 @@ export interface ImageIndex {
   /** Is there a recipe or any built version of this image? */
   knows(name: string): boolean;
   hasVersion(name: string, version: string): boolean;
+  /** The kernel of name@version (current when none) carries a Secure Boot signature; null: not known yet (not built). */
+  kernelSigned?(name: string, version?: string): boolean | null;
 }
 
 /** A host as served, without where its file lies, as JSON; a Host is immutable and kept across reloads, so each is written once. */
@@ -262,8 +264,13 @@ function conflicts(claims: Claims, h: Host, single: boolean): { path: PropertyKe
 function imageProblem(images: ImageIndex | undefined, h: Host): string | null {
   if (!images || !h.netboot) return null;
   const { name, version } = h.image;
-  if (version !== undefined) return images.hasVersion(name, version) ? null : `image ${formatImageRef(h.image)} does not exist${images.knows(name) ? ` (image ${name} has no version ${version})` : ''}`;
-  return images.knows(name) ? null : `image ${name} does not exist (no recipe and no built version)`;
+  if (version !== undefined && !images.hasVersion(name, version)) return `image ${formatImageRef(h.image)} does not exist${images.knows(name) ? ` (image ${name} has no version ${version})` : ''}`;
+  if (version === undefined && !images.knows(name)) return `image ${name} does not exist (no recipe and no built version)`;
+  // shim verifies the kernel GRUB hands it (shim_lock): an unsigned one stops the boot there
+  if (h.secureBoot === true && images.kernelSigned?.(name, version) === false) {
+    return `image ${version !== undefined ? formatImageRef(h.image) : `${name} (current version)`} has an unsigned kernel, and this host boots under Secure Boot (secure_boot: true), where shim refuses it; build the image with a signed kernel (Debian's linux-image-* packages, not -unsigned)`;
+  }
+  return null;
 }
 
 function finish(claims: KeptClaims, files: readonly string[]): Assembly {

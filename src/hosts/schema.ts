@@ -59,7 +59,8 @@ export const hostFileSchema = strictObject({
   hostname: hostnameField.optional(),
   image: imageField.optional(),
   netboot: z.boolean({ error: 'expected true or false' }).optional(),
-  loader: z.enum(['pxelinux', 'ipxe'], { error: 'expected pxelinux or ipxe' }).optional(),
+  loader: z.enum(['pxelinux', 'ipxe', 'grub'], { error: 'expected pxelinux, ipxe or grub' }).optional(),
+  secure_boot: z.boolean({ error: 'expected true or false' }).optional(),
   kernel_args: kernelArgsField.optional(),
   params: z
     .record(
@@ -113,6 +114,10 @@ export function parseHostFile(file: string, name: string, text: string): HostFil
   if (v.hostname === undefined && !hostnameField.safeParse(hostname).success) {
     issues.push(r.doc.issue([], `the file name ${JSON.stringify(name)} is not a valid host name; add hostname: <name>`));
   }
+  // Secure Boot: the firmware runs only signed loaders; Debian signs shim and GRUB, not syslinux.efi nor iPXE
+  if (v.secure_boot === true && v.loader !== undefined && v.loader !== 'grub') {
+    issues.push(r.doc.issue(['loader'], `loader ${v.loader} cannot boot under Secure Boot (secure_boot: true): Debian ships no signed ${v.loader === 'ipxe' ? 'iPXE' : 'syslinux.efi'}, and the firmware refuses an unsigned loader; use loader: grub (shim, then Debian's signed GRUB)`));
+  }
   if (issues.length > 0) return { ok: false, issues };
   const build = v.build === undefined || v.build === null ? null : { quotaBytes: v.build.quota ?? HOST_DEFAULTS.buildQuotaBytes, overwrite: v.build.overwrite ?? true };
   const q = v.quirks ?? {};
@@ -126,7 +131,9 @@ export function parseHostFile(file: string, name: string, text: string): HostFil
     // a host that never netboots needs no image; `none` is never looked up
     image: v.image ?? { name: 'none' },
     netboot,
-    ...(v.loader !== undefined ? { loader: v.loader } : {}),
+    // secure_boot without a loader: the signed chain
+    ...(v.loader !== undefined ? { loader: v.loader } : v.secure_boot === true ? { loader: 'grub' as const } : {}),
+    ...(v.secure_boot !== undefined ? { secureBoot: v.secure_boot } : {}),
     kernelArgs: v.kernel_args ?? NO_ARGS,
     params: v.params === undefined ? NO_PARAMS : Object.fromEntries(Object.entries(v.params).map(([k, val]) => [k, String(val)])),
     build,

@@ -61,10 +61,17 @@ export interface Host {
   readonly netboot: boolean;
   /**
    * pxelinux: PXELINUX / syslinux.efi even under iPXE; ipxe: bootd's iPXE
-   * script (plain PXE gets undionly.kpxe / snponly.efi first). Absent: the
-   * appliance's boot files (src/dhcp/boot-policy.ts).
+   * script (plain PXE gets undionly.kpxe / snponly.efi first); grub: shim and
+   * Debian's signed GRUB (UEFI; BIOS gets PXELINUX). Absent: the appliance's
+   * boot files (src/dhcp/boot-policy.ts).
    */
-  readonly loader?: 'pxelinux' | 'ipxe';
+  readonly loader?: 'pxelinux' | 'ipxe' | 'grub';
+  /**
+   * The host's firmware enforces Secure Boot (secure_boot: true): it boots
+   * the signed chain (loader grub) and an image whose kernel is signed;
+   * `bootd hosts check` says so when the image's kernel is not.
+   */
+  readonly secureBoot?: boolean;
   /** Appended to the kernel command line after everything bootd puts there. */
   readonly kernelArgs: readonly string[];
   /** Image parameters, rendered as `<image>.<key>=<value>` (`buildos.toolchain_url=...`). */

@@ -22,6 +22,7 @@ import { ImageCatalog, isRecipeEntry } from './catalog.js';
 import { CopyExec, realInside } from './copy-exec.js';
 import { MANIFEST_FILE, SMOKE_TEST_FILE, parseManifest, type Manifest } from './manifest.js';
 import { parseModulesDep, selectModules } from './modules.js';
+import { peSignatureOfFile } from './pe-signature.js';
 import { AptSource, fetchPackages, hashFile, type DebRef, type FetchReport, type PackageSource } from './packages.js';
 import { silentProgress, type BuildProgress } from './progress.js';
 import { loadRecipe, type LoadedRecipe, type Recipe } from './recipe.js';
@@ -413,6 +414,8 @@ const STEPS: readonly Step[] = [
         files[f] = { sha256: await hashFile(p, 'sha256'), size: (await fs.stat(p)).size };
       }
       const r = c.recipe.root;
+      // whether shim will take this kernel under Secure Boot: Debian's signed linux-image packages are
+      const sig = peSignatureOfFile(path.join(c.out, KERNEL_FILE));
       const manifest = {
         name: c.loaded.name,
         version: c.version,
@@ -422,6 +425,7 @@ const STEPS: readonly Step[] = [
         built_at: c.builtAt.toISOString(),
         recipe_commit: c.recipeCommit,
         ...(c.recipe.cmdline.length > 0 ? { cmdline: c.recipe.cmdline } : {}),
+        ...(sig.pe ? { kernel_signature: { signed: sig.signed, signers: sig.signers } } : {}),
         files,
         inputs: {
           recipe_sha256: await recipeDigest(c.loaded.dir),

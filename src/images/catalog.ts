@@ -18,6 +18,7 @@ import type { ImageIndex } from '../hosts/directory.js';
 import { IMAGE_NAME_RE, VERSION_RE } from '../hosts/schema.js';
 import type { ImageRef } from '../hosts/types.js';
 import { MANIFEST_FILE, SMOKE_TEST_FILE, parseManifest, type Manifest } from './manifest.js';
+import { peSignatureOfFile } from './pe-signature.js';
 import { loadRecipe } from './recipe.js';
 
 export const RECIPE_FILE = 'recipe.yaml';
@@ -55,6 +56,8 @@ export interface VersionSummary {
   readonly kernelVersion: string | null;
   readonly builtAt: string | null;
   readonly valid: boolean;
+  /** The kernel carries a Secure Boot signature; null: not known (no kernel, not a PE file). */
+  readonly kernelSigned: boolean | null;
 }
 
 export interface ImageSummary {
@@ -66,6 +69,8 @@ export interface ImageSummary {
 
 export class ImageCatalog implements ImageIndex {
   private readonly manifests = new Map<string, { mtimeMs: number; result: ReturnType<typeof parseManifest> }>();
+  /** Per version folder (a built version never changes). */
+  private readonly signatures = new Map<string, boolean | null>();
 
   constructor(readonly dir: string) {}
 
@@ -213,11 +218,41 @@ export class ImageCatalog implements ImageIndex {
     const file = path.join(this.dir, name, version, MANIFEST_FILE);
     try {
       const r = parseManifest(file, readFileSync(file, 'utf8'), { name, version });
-      if (!r.ok) return { version, bytes: 0, kernelVersion: null, builtAt: null, valid: false };
+      if (!r.ok) return { version, bytes: 0, kernelVersion: null, builtAt: null, valid: false, kernelSigned: null };
       const bytes = Object.values(r.manifest.files).reduce((a, f) => a + f.size, 0);
-      return { version, bytes, kernelVersion: r.manifest.kernel_version, builtAt: r.manifest.built_at, valid: true };
+      return { version, bytes, kernelVersion: r.manifest.kernel_version, builtAt: r.manifest.built_at, valid: true, kernelSigned: this.kernelSigned(name, version) };
     } catch {
-      return { version, bytes: 0, kernelVersion: null, builtAt: null, valid: false };
+      return { version, bytes: 0, kernelVersion: null, builtAt: null, valid: false, kernelSigned: null };
     }
+  }
+
+  /**
+   * Whether the kernel of `name@version` (the current version when none is
+   * given) is signed for Secure Boot: the manifest's kernel_signature, or,
+   * for versions built before it was recorded, read from the kernel's PE
+   * header once. null: no such version, or the kernel is not a PE file.
+   */
+  kernelSigned(name: string, version?: string): boolean | null {
+    const v = version ?? this.current(name);
+    if (v === null || !this.hasVersion(name, v)) return null;
+    const dir = path.join(this.dir, name, v);
+    const hit = this.signatures.get(dir);
+    if (hit !== undefined) return hit;
+    let signed: boolean | null = null;
+    try {
+      const file = path.join(dir, MANIFEST_FILE);
+      const r = parseManifest(file, readFileSync(file, 'utf8'), { name, version: v });
+      if (r.ok) {
+        if (r.manifest.kernel_signature) signed = r.manifest.kernel_signature.signed;
+        else {
+          const sig = peSignatureOfFile(path.join(dir, r.manifest.kernel));
+          signed = sig.pe ? sig.signed : null;
+        }
+      }
+    } catch {
+      signed = null;
+    }
+    this.signatures.set(dir, signed);
+    return signed;
   }
 }

@@ -32,6 +32,11 @@ const manifestSchema = strictObject({
     }),
     { error: 'expected a mapping from file name to {sha256, size}' },
   ),
+  /** The kernel's Secure Boot signature (src/images/pe-signature.ts): present or not, and whose. */
+  kernel_signature: strictObject({
+    signed: z.boolean({ error: 'expected true or false' }),
+    signers: z.array(z.string(), { error: 'expected a list of signer names' }),
+  }).optional(),
   /** What went in (package versions and the like); recorded, not interpreted. */
   inputs: z.record(z.string(), z.unknown()).optional(),
 });

@@ -31,21 +31,36 @@ import { LabNetwork } from './network.js';
 import { QEMU, prepareFirmwareFile, probeAccel, qemuArgs, type Accel, type Firmware, type NicRom } from './qemu.js';
 import { Timeline, type LabEvent, type PastAttempt, type ServedFile, type VmTrack } from './timeline.js';
 
-export type Loader = 'pxelinux' | 'ipxe';
+export type Loader = 'pxelinux' | 'ipxe' | 'grub';
+/** How a UEFI VM's NIC boots: PXE (TFTP) or UEFI HTTP Boot (OVMF's PXE turned off). */
+export type NetBoot = 'pxe' | 'http';
 /** How PXELINUX on BIOS loads after the NBP (bootd serve --pxelinux-http). */
 export type PxelinuxHttp = 'auto' | 'lpxelinux' | 'off';
 
-/** The five firmware paths of issue 5, by number. */
-export const MODES: Readonly<Record<number, { firmware: Firmware; rom: NicRom; loader: Loader; what: string }>> = {
-  1: { firmware: 'bios', rom: 'ipxe', loader: 'pxelinux', what: 'SeaBIOS, QEMU iPXE ROM, PXELINUX' },
-  2: { firmware: 'bios', rom: 'ipxe', loader: 'ipxe', what: 'SeaBIOS, QEMU iPXE ROM, bootd iPXE script over HTTP' },
-  3: { firmware: 'uefi', rom: 'ipxe', loader: 'pxelinux', what: 'OVMF, QEMU iPXE EFI ROM, syslinux.efi' },
-  4: { firmware: 'uefi', rom: 'none', loader: 'pxelinux', what: 'OVMF PXE (PxeBcDxe), syslinux.efi' },
-  5: { firmware: 'uefi', rom: 'none', loader: 'ipxe', what: 'OVMF PXE, snponly.efi, bootd iPXE script over HTTP' },
+export interface LabMode {
+  readonly firmware: Firmware;
+  readonly rom: NicRom;
+  readonly loader: Loader;
+  readonly secureBoot: boolean;
+  readonly netBoot: NetBoot;
+  readonly what: string;
+}
+
+/** The firmware paths by number: issue 5's five, then Secure Boot and UEFI HTTP Boot (issue 24). */
+export const MODES: Readonly<Record<number, LabMode>> = {
+  1: { firmware: 'bios', rom: 'ipxe', loader: 'pxelinux', secureBoot: false, netBoot: 'pxe', what: 'SeaBIOS, QEMU iPXE ROM, PXELINUX' },
+  2: { firmware: 'bios', rom: 'ipxe', loader: 'ipxe', secureBoot: false, netBoot: 'pxe', what: 'SeaBIOS, QEMU iPXE ROM, bootd iPXE script over HTTP' },
+  3: { firmware: 'uefi', rom: 'ipxe', loader: 'pxelinux', secureBoot: false, netBoot: 'pxe', what: 'OVMF, QEMU iPXE EFI ROM, syslinux.efi' },
+  4: { firmware: 'uefi', rom: 'none', loader: 'pxelinux', secureBoot: false, netBoot: 'pxe', what: 'OVMF PXE (PxeBcDxe), syslinux.efi' },
+  5: { firmware: 'uefi', rom: 'none', loader: 'ipxe', secureBoot: false, netBoot: 'pxe', what: 'OVMF PXE, snponly.efi, bootd iPXE script over HTTP' },
+  6: { firmware: 'uefi', rom: 'none', loader: 'grub', secureBoot: true, netBoot: 'pxe', what: 'OVMF Secure Boot, PXE, shim, signed GRUB, signed kernel' },
+  // HTTP Boot goes on through iPXE: Debian 12's signed GRUB has no HTTP (src/dhcp/boot-policy.ts GRUB_NO_HTTP),
+  // so HTTP Boot under Secure Boot cannot boot with what Debian signs (docs/secure-boot.md)
+  7: { firmware: 'uefi', rom: 'none', loader: 'ipxe', secureBoot: false, netBoot: 'http', what: 'OVMF UEFI HTTP Boot (PXE off), snponly.efi over HTTP, bootd iPXE script' },
 };
 
-export function modeOf(firmware: Firmware, rom: NicRom, loader: Loader): number | undefined {
-  for (const [n, m] of Object.entries(MODES)) if (m.firmware === firmware && m.rom === rom && m.loader === loader) return Number(n);
+export function modeOf(firmware: Firmware, rom: NicRom, loader: Loader, secureBoot = false, netBoot: NetBoot = 'pxe'): number | undefined {
+  for (const [n, m] of Object.entries(MODES)) if (m.firmware === firmware && m.rom === rom && m.loader === loader && m.secureBoot === secureBoot && m.netBoot === netBoot) return Number(n);
   return undefined;
 }
 
@@ -53,6 +68,10 @@ export interface LabOptions {
   readonly firmware: Firmware;
   readonly rom: NicRom;
   readonly loader: Loader;
+  /** uefi: OVMF with Secure Boot enforced; the hosts get secure_boot: true. */
+  readonly secureBoot?: boolean;
+  /** uefi: PXE (default) or UEFI HTTP Boot alone. */
+  readonly netBoot?: NetBoot;
   readonly image: string;
   readonly vms: number;
   readonly imagesDir: string;
@@ -105,6 +124,8 @@ export interface LabResult {
   readonly firmware: Firmware;
   readonly rom: NicRom;
   readonly loader: Loader;
+  readonly secureBoot: boolean;
+  readonly netBoot: NetBoot;
   readonly image: string;
   readonly imageVersion?: string;
   readonly accel: Accel;
@@ -202,8 +223,10 @@ class FileFollower {
 }
 
 export async function runLab(o: LabOptions, io: LabIo): Promise<LabResult> {
-  const mode = modeOf(o.firmware, o.rom, o.loader);
+  const mode = modeOf(o.firmware, o.rom, o.loader, o.secureBoot, o.netBoot);
   if (o.firmware === 'bios' && o.rom === 'none') throw new Error('--rom none needs --firmware uefi: SeaBIOS has no network boot of its own');
+  if (o.firmware === 'bios' && (o.secureBoot === true || o.netBoot === 'http')) throw new Error('Secure Boot and UEFI HTTP Boot need --firmware uefi');
+  if (o.netBoot === 'http' && o.rom !== 'none') throw new Error('UEFI HTTP Boot is OVMF\'s own: use --rom none');
   if (o.vms < 1 || o.vms > 16) throw new Error('--vms must be 1 to 16');
   const staleNs = await LabNetwork.removeStale();
   if (staleNs.length > 0) io.line(`removed namespaces of dead lab runs: ${staleNs.join(', ')}`);
@@ -215,7 +238,7 @@ export async function runLab(o: LabOptions, io: LabIo): Promise<LabResult> {
   const { runDir, tftpRoot, hostsDir, labState, bootdLog, memoryMiB, tracks } = await prepareRun(o, key);
 
   const accel = await probeAccel(runDir, o.accel);
-  io.line(`bootd lab: mode ${mode ?? '-'} (${mode ? MODES[mode]?.what : `${o.firmware}, rom ${o.rom}, loader ${o.loader}`}), image ${o.image}@${imageVersion}, ${o.vms} VM(s), ${accel.accel.toUpperCase()} (${accel.reason})`);
+  io.line(`bootd lab: mode ${mode ?? '-'} (${mode ? MODES[mode]?.what : `${o.firmware}, rom ${o.rom}, loader ${o.loader}${o.secureBoot === true ? ', Secure Boot' : ''}${o.netBoot === 'http' ? ', HTTP Boot' : ''}`}), image ${o.image}@${imageVersion}, ${o.vms} VM(s), ${accel.accel.toUpperCase()} (${accel.reason})`);
 
   let net: LabNetwork | undefined;
   let bootd: Child | undefined;
@@ -274,6 +297,8 @@ export async function runLab(o: LabOptions, io: LabIo): Promise<LabResult> {
     firmware: o.firmware,
     rom: o.rom,
     loader: o.loader,
+    secureBoot: o.secureBoot === true,
+    netBoot: o.netBoot ?? 'pxe',
     image: o.image,
     imageVersion,
     accel: accel.accel,
@@ -328,7 +353,7 @@ async function prepareRun(o: LabOptions, key: { privateKey: string }): Promise<{
     // one host file per VM, the way an operator writes them (docs/hosts.md)
     // the smoke test logs in with the key the image was built with (<stateDir>/ssh), not the run's own state
     const smoke = [`identity_file: ${key.privateKey}`, ...(o.smokeScript !== undefined ? [`script: ${path.resolve(o.smokeScript)}`] : [])];
-    await fs.writeFile(path.join(hostsDir, `${name}.yaml`), `# bootd lab VM ${i + 1}\nmac: ${mac}\nimage: ${o.image}\nloader: ${o.loader}\nsmoke:\n${smoke.map((l) => `  ${l}\n`).join('')}`);
+    await fs.writeFile(path.join(hostsDir, `${name}.yaml`), `# bootd lab VM ${i + 1}\nmac: ${mac}\nimage: ${o.image}\nloader: ${o.loader}\n${o.secureBoot === true && o.loader === 'grub' ? 'secure_boot: true\n' : ''}smoke:\n${smoke.map((l) => `  ${l}\n`).join('')}`);
     tracks.push({ name, mac, startedAt: 0, uploads: [], files: [], acks: [] });
   }
 
@@ -435,9 +460,9 @@ async function runVms({ o, io, net, runDir, tracks, memoryMiB, accel, timeline, 
     const t = tracks[i] as VmTrack;
     const serialLog = path.join(runDir, `${t.name}.serial.log`);
     const firmwareFile = path.join(runDir, `${t.name}.${o.firmware === 'uefi' ? 'OVMF_VARS.fd' : 'sercon-port'}`);
-    await prepareFirmwareFile({ firmware: o.firmware, firmwareFile });
+    await prepareFirmwareFile({ firmware: o.firmware, firmwareFile, secureBoot: o.secureBoot === true });
     await fs.writeFile(serialLog, '');
-    const spec = { name: t.name, mac: t.mac, uuid: `b0070000-0000-4000-8000-${t.mac.replace(/:/g, '')}`, tap: lnet.taps[i] as string, firmware: o.firmware, rom: o.rom, memoryMiB, accel, serialLog, firmwareFile };
+    const spec = { name: t.name, mac: t.mac, uuid: `b0070000-0000-4000-8000-${t.mac.replace(/:/g, '')}`, tap: lnet.taps[i] as string, firmware: o.firmware, rom: o.rom, memoryMiB, accel, serialLog, firmwareFile, secureBoot: o.secureBoot === true, netBoot: o.netBoot ?? 'pxe' };
     const qargv = lnet.exec([QEMU, ...qemuArgs(spec)]);
     await fs.writeFile(path.join(runDir, `${t.name}.qemu.cmd`), `${qargv.join(' ')}\n`);
     qemus[i] = execa(qargv[0] as string, qargv.slice(1), { reject: false, stdin: 'ignore', stdout: { file: path.join(runDir, `${t.name}.qemu.log`) }, stderr: { file: path.join(runDir, `${t.name}.qemu.err`) } });
@@ -478,6 +503,10 @@ async function runVms({ o, io, net, runDir, tracks, memoryMiB, accel, timeline, 
       io.line('every VM is up; Ctrl-C ends the lab');
     }
     if (o.once && performance.now() > deadline) throw new Error(`timed out after ${o.timeoutSeconds} s waiting for ${tracks.filter((t) => !done(t)).map((t) => t.name).join(', ')}`);
+    for (const t of tracks) {
+      // a signature check fails the same way every time: no power cycle
+      if (t.refused !== undefined && !done(t)) throw new Error(`the firmware of ${t.name} refused ${t.files.filter((f) => f.outcome === 'complete').at(-1)?.file ?? 'the boot file'} ("${t.refused}")`);
+    }
     for (const [i, t] of tracks.entries()) {
       if (t.gaveUp === undefined || done(t)) continue;
       const cycles = t.attempts?.length ?? 0;

@@ -20,6 +20,13 @@ export type Accel = 'kvm' | 'tcg';
 
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
 export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
+/**
+ * Secure Boot: the code built with SMM (the variable store only writable
+ * from SMM, so q35 with smm=on and a secure pflash), and variables with
+ * Microsoft's keys enrolled and Secure Boot enforced (Debian's ovmf).
+ */
+export const OVMF_CODE_SECBOOT = '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd';
+export const OVMF_VARS_MS = '/usr/share/OVMF/OVMF_VARS_4M.ms.fd';
 export const QEMU = 'qemu-system-x86_64';
 
 export interface VmSpec {
@@ -35,6 +42,10 @@ export interface VmSpec {
   readonly serialLog: string;
   /** bios: the 2-byte sercon-port file; uefi: this VM's copy of the OVMF variable store. */
   readonly firmwareFile: string;
+  /** uefi: OVMF with Secure Boot enforced (Microsoft's keys enrolled). */
+  readonly secureBoot?: boolean;
+  /** uefi: 'http' turns OVMF's PXE off, so the NIC boots by UEFI HTTP Boot alone. */
+  readonly netBoot?: 'pxe' | 'http';
 }
 
 export function qemuArgs(v: VmSpec): string[] {
@@ -47,7 +58,14 @@ export function qemuArgs(v: VmSpec): string[] {
     ...(v.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg']),
   ];
   if (v.firmware === 'uefi') {
-    a.push('-machine', 'q35', '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,unit=1,file=${v.firmwareFile}`);
+    if (v.secureBoot === true) {
+      a.push('-machine', 'q35,smm=on', '-global', 'driver=cfi.pflash01,property=secure,value=on', '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE_SECBOOT}`);
+    } else {
+      a.push('-machine', 'q35', '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`);
+    }
+    a.push('-drive', `if=pflash,format=raw,unit=1,file=${v.firmwareFile}`);
+    // OVMF reads these fw_cfg knobs (OvmfPkg PlatformDxe): no PXE, so the boot manager's next NIC entry is HTTP Boot
+    if (v.netBoot === 'http') a.push('-fw_cfg', 'name=opt/org.tianocore/IPv4PXESupport,string=no', '-fw_cfg', 'name=opt/org.tianocore/IPv6PXESupport,string=no');
   } else {
     a.push('-machine', 'pc', '-boot', 'order=n', '-fw_cfg', `name=etc/sercon-port,file=${v.firmwareFile}`);
   }
@@ -55,8 +73,8 @@ export function qemuArgs(v: VmSpec): string[] {
 }
 
 /** Writes what qemuArgs() points at: the sercon-port file or the VM's own OVMF_VARS copy. */
-export async function prepareFirmwareFile(v: Pick<VmSpec, 'firmware' | 'firmwareFile'>): Promise<void> {
-  if (v.firmware === 'uefi') await fs.copyFile(OVMF_VARS, v.firmwareFile);
+export async function prepareFirmwareFile(v: Pick<VmSpec, 'firmware' | 'firmwareFile' | 'secureBoot'>): Promise<void> {
+  if (v.firmware === 'uefi') await fs.copyFile(v.secureBoot === true ? OVMF_VARS_MS : OVMF_VARS, v.firmwareFile);
   else await fs.writeFile(v.firmwareFile, Buffer.from([0xf8, 0x03])); // 0x3f8, little-endian
 }
 

@@ -4,7 +4,7 @@
  * VM prints on its serial console. Pure: lines in, events out.
  */
 
-export type EventKind = 'qemu' | 'dhcp-offer' | 'dhcp-ack' | 'file' | 'refused' | 'kernel' | 'up' | 'os-lease' | 'ssh' | 'upload' | 'audit' | 'smoke' | 'gave-up' | 'power-cycle' | 'error';
+export type EventKind = 'qemu' | 'dhcp-offer' | 'dhcp-ack' | 'file' | 'refused' | 'firmware-refused' | 'kernel' | 'up' | 'os-lease' | 'ssh' | 'upload' | 'audit' | 'smoke' | 'gave-up' | 'power-cycle' | 'error';
 
 export interface LabEvent {
   /** Seconds since this VM's QEMU started. */
@@ -38,6 +38,8 @@ export interface VmTrack {
   acks: { vendorClass: string | null; bootFile: string | null; ip: string }[];
   /** The boot loader's give-up line (GAVE_UP_MARKER) in this attempt, once seen. */
   gaveUp?: string;
+  /** The firmware would not run what it loaded (FIRMWARE_REFUSED: Secure Boot), once seen. */
+  refused?: string;
   /** Attempts that ended in a power cycle, oldest first (the fields above are the current attempt's). */
   attempts?: PastAttempt[];
 }
@@ -58,7 +60,16 @@ export interface PastAttempt {
  * message before it) when lpxelinux's own TCP/IP stack dies mid-download:
  * docs/lab.md, "Power cycles".
  */
-export const GAVE_UP_MARKER = /Boot failed: press a key to retry/;
+export const GAVE_UP_MARKER = /Boot failed: press a key to retry|Failed to boot both default and fallback entries/;
+
+/**
+ * OVMF's boot manager could not start what it loaded: under Secure Boot an
+ * image whose signature no key in db accepts fails LoadImage with "Access
+ * Denied" (edk2 BdsDxe: `failed to load Boot0001 "UEFI PXEv4 (...)" from
+ * ...: Access Denied`); shim prints "Verification failed" for a second
+ * stage or kernel that is not signed by a key it trusts.
+ */
+export const FIRMWARE_REFUSED = /failed to load Boot\S* .*: Access Denied|Verification failed: \(0x1A\) Security Violation|bad shim signature/;
 
 /** The marker images print once userland runs and holds a lease (docs/lab.md). */
 export const UP_MARKER = /BOOTD-UP image=(\S+) ip=(\S+)/;
@@ -188,6 +199,11 @@ export class Timeline {
     if (vm.kernelAt === undefined && KERNEL_MARKER.test(line)) {
       vm.kernelAt = this.now();
       this.add(vm, 'kernel', 'kernel started');
+      return;
+    }
+    if (vm.refused === undefined && vm.upAt === undefined && FIRMWARE_REFUSED.test(line)) {
+      vm.refused = line.trim();
+      this.add(vm, 'firmware-refused', `the firmware refused to run what it loaded (Secure Boot): "${vm.refused}"`, { line: vm.refused, lastFile: vm.files.at(-1)?.file ?? null });
       return;
     }
     if (vm.gaveUp === undefined && vm.upAt === undefined && GAVE_UP_MARKER.test(line)) {

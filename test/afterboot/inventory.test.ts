@@ -33,6 +33,7 @@ describe('audit report as inventory', () => {
       disks: [{ name: 'vda', sizeBytes: 10737418240, model: null }],
       pcieDevices: 3,
       gpus: ['NVIDIA A100-SXM4-80GB'],
+      firmware: { mode: null, secureBoot: null },
       collectors: { board: 'ok', cpu: 'ok', memory: 'ok', storage: 'ok', pcie: 'ok', psu: 'skipped: no /dev/ipmi0', gpu: 'ok' },
     });
     expect(formatSummary(r.summary)).toContain('disks:   vda 10.0 GiB');

@@ -16,7 +16,7 @@ describe('boot policy', () => {
     ['BIOS PXE ROM (arch 0)', { [Opt.CLIENT_ARCH]: arch(0), [Opt.VENDOR_CLASS]: Buffer.from('PXEClient:Arch:00000:UNDI:002001') }, 'pxelinux.0'],
     ['legacy PXEClient without option 93', { [Opt.VENDOR_CLASS]: Buffer.from('PXEClient') }, 'pxelinux.0'],
     ['ARM64 UEFI', { [Opt.CLIENT_ARCH]: arch(11), [Opt.VENDOR_CLASS]: Buffer.from('PXEClient') }, 'grubaa64.efi'],
-    ['x64 UEFI HTTP boot (16)', { [Opt.CLIENT_ARCH]: arch(16), [Opt.VENDOR_CLASS]: Buffer.from('HTTPClient:Arch:00016') }, 'http://198.18.0.1:8080/syslinux.efi'],
+    ['x64 UEFI HTTP boot (16)', { [Opt.CLIENT_ARCH]: arch(16), [Opt.VENDOR_CLASS]: Buffer.from('HTTPClient:Arch:00016') }, 'http://198.18.0.1:8080/snponly.efi'],
     ['syslinux.efi second exchange (no 60, 93, 77)', {}, null],
     ['udhcpc in Linux (vendor class, not PXE)', { [Opt.VENDOR_CLASS]: Buffer.from('e2e-initramfs') }, null],
     ['ARM32 UEFI with no file configured', { [Opt.CLIENT_ARCH]: arch(10), [Opt.VENDOR_CLASS]: Buffer.from('PXEClient') }, null],

@@ -120,7 +120,7 @@ describe('DhcpServer (full mode) over an in-memory network', () => {
   });
 
   it('gives http/lpxelinux.0 (knownHostLoaders) to a known pxelinux host only; an unknown machine keeps pxelinux.0', async () => {
-    const lp = { pxelinux: { bios: 'http/lpxelinux.0', efi: { 'efi-x64': 'syslinux.efi' } }, ipxe: { bios: 'undionly.kpxe', efi: { 'efi-x64': 'snponly.efi' } } } as const;
+    const lp = { pxelinux: { bios: 'http/lpxelinux.0', efi: { 'efi-x64': 'syslinux.efi' } }, ipxe: { bios: 'undionly.kpxe', efi: { 'efi-x64': 'snponly.efi' } }, grub: { bios: 'pxelinux.0', efi: { 'efi-x64': 'shimx64.efi' } } } as const;
     const r = await rig(
       { unknownHosts: 'boot', defaultLoader: 'pxelinux', bootFiles: { bios: 'pxelinux.0', efi: { 'efi-x64': 'syslinux.efi' }, ipxe: 'boot.ipxe', knownHostLoaders: lp } },
       { isKnown: (mac) => mac === KNOWN, loader: (mac) => (mac === KNOWN ? 'pxelinux' : undefined) },
@@ -138,7 +138,7 @@ describe('DhcpServer (full mode) over an in-memory network', () => {
   });
 
   it('with pxelinuxHttpBase: an iPXE client handed PXELINUX gets pxelinux.0 and option 210 at the HTTP server, known or not; a plain PXE ROM keeps http/lpxelinux.0 (known) or pxelinux.0 (unknown) without 210', async () => {
-    const lp = { pxelinux: { bios: 'http/lpxelinux.0', efi: { 'efi-x64': 'syslinux.efi' } }, ipxe: { bios: 'undionly.kpxe', efi: { 'efi-x64': 'snponly.efi' } } } as const;
+    const lp = { pxelinux: { bios: 'http/lpxelinux.0', efi: { 'efi-x64': 'syslinux.efi' } }, ipxe: { bios: 'undionly.kpxe', efi: { 'efi-x64': 'snponly.efi' } }, grub: { bios: 'pxelinux.0', efi: { 'efi-x64': 'shimx64.efi' } } } as const;
     const r = await rig(
       { unknownHosts: 'boot', defaultLoader: 'pxelinux', bootFiles: { bios: 'pxelinux.0', efi: { 'efi-x64': 'syslinux.efi' }, ipxe: 'boot.ipxe', knownHostLoaders: lp, pxelinuxHttpBase: 'http://198.18.0.1:80' } },
       { isKnown: (mac) => mac === KNOWN, loader: (mac) => (mac === KNOWN ? 'pxelinux' : undefined) },
@@ -417,6 +417,60 @@ describe('DhcpServer (proxy mode)', () => {
     expect(ack?.to).toBe('198.18.0.100:4011');
     expect(type(ack?.p as DhcpPacket)).toBe(MessageType.ACK);
     expect(ack?.p.file).toBe('syslinux.efi');
+  });
+});
+
+describe('DhcpServer and UEFI HTTP Boot clients (UEFI 2.x section 24.7; edk2 HttpBootDxe)', () => {
+  // what OVMF's HTTP Boot client sends (bootd's log, issue 24)
+  const http = [o(Opt.CLIENT_ARCH, [16]), o(Opt.VENDOR_CLASS, 'HTTPClient:Arch:00016:UNDI:003000')];
+  const httpFiles = { bios: 'pxelinux.0', efi: { 'efi-x64': 'syslinux.efi' }, ipxe: 'http://198.18.0.1:80/boot.ipxe', httpBase: 'http://198.18.0.1:80' } as const;
+  const loaderOf = (loader: 'pxelinux' | 'ipxe' | 'grub'): HostLookup => ({ isKnown: (mac) => mac === KNOWN, loader: (mac) => (mac === KNOWN ? loader : undefined) });
+  const bootFile = (p: DhcpPacket): unknown => (getOption(p, Opt.BOOTFILE) ? decodeValue(Opt.BOOTFILE, getOption(p, Opt.BOOTFILE) as Buffer) : undefined);
+  const vendor = (p: DhcpPacket): unknown => (getOption(p, Opt.VENDOR_CLASS) ? decodeValue(Opt.VENDOR_CLASS, getOption(p, Opt.VENDOR_CLASS) as Buffer) : undefined);
+
+  it('full mode: the offer echoes 60 HTTPClient and carries an http:// URL to iPXE (snponly.efi) in 67 and the file field', async () => {
+    const r = await rig({ unknownHosts: 'boot', bootFiles: httpFiles });
+    r.client.send(request(MessageType.DISCOVER, http), SERVER);
+    await r.settle(() => r.replies().length === 1);
+    const p = r.replies()[0]?.p as DhcpPacket;
+    expect(type(p)).toBe(MessageType.OFFER);
+    expect(vendor(p)).toBe('HTTPClient');
+    expect(bootFile(p)).toBe('http://198.18.0.1:80/snponly.efi');
+    expect(p.file).toBe('http://198.18.0.1:80/snponly.efi');
+  });
+
+  it('proxy mode: 60 HTTPClient with the URL and no option 43 (PXE boot-server discovery is not HTTP Boot\'s)', async () => {
+    const r = await rig({ mode: 'proxy', unknownHosts: 'boot', bootFiles: httpFiles });
+    r.client.send(request(MessageType.DISCOVER, http, { flags: FLAG_BROADCAST }), SERVER);
+    await r.settle(() => r.replies().length === 1);
+    const p = r.replies()[0]?.p as DhcpPacket;
+    expect(p.yiaddr).toBe('0.0.0.0');
+    expect(vendor(p)).toBe('HTTPClient');
+    expect(getOption(p, Opt.VENDOR_SPECIFIC)).toBeUndefined();
+    expect(bootFile(p)).toBe('http://198.18.0.1:80/snponly.efi');
+  });
+
+  it('per loader: pxelinux and ipxe hosts get iPXE over HTTP; a grub host (Secure Boot) none, so its firmware goes on to PXE, where it gets shim', async () => {
+    for (const [loader, want] of [['pxelinux', 'http://198.18.0.1:80/snponly.efi'], ['ipxe', 'http://198.18.0.1:80/snponly.efi'], ['grub', undefined]] as const) {
+      const r = await rig({ bootFiles: httpFiles }, loaderOf(loader));
+      r.client.send(request(MessageType.DISCOVER, http, {}, KNOWN), SERVER);
+      await r.settle(() => r.replies().length === 1);
+      const p = r.replies()[0]?.p as DhcpPacket;
+      expect(bootFile(p), loader).toBe(want);
+      expect(vendor(p), loader).toBe(want === undefined ? undefined : 'HTTPClient');
+    }
+    const r = await rig({ bootFiles: httpFiles }, loaderOf('grub'));
+    r.client.send(request(MessageType.DISCOVER, [o(Opt.CLIENT_ARCH, [7]), o(Opt.VENDOR_CLASS, 'PXEClient:Arch:00007:UNDI:003000')], {}, KNOWN), SERVER);
+    await r.settle(() => r.replies().length === 1);
+    expect(bootFile(r.replies()[0]?.p as DhcpPacket)).toBe('shimx64.efi');
+  });
+
+  it('without bootd\'s HTTP server an HTTP Boot client gets no boot file (a plain lease)', async () => {
+    const { httpBase: _h, ...noHttp } = httpFiles;
+    const r = await rig({ unknownHosts: 'boot', bootFiles: noHttp });
+    r.client.send(request(MessageType.DISCOVER, http), SERVER);
+    await r.settle(() => r.replies().length === 1);
+    expect(bootFile(r.replies()[0]?.p as DhcpPacket)).toBeUndefined();
   });
 });
 

@@ -35,8 +35,8 @@ describe('the image catalog', () => {
         recipe: true,
         current: '1.0',
         versions: [
-          { version: '1.0', bytes: 6, kernelVersion: '6.1.0-27-cloud-amd64', builtAt: '2026-11-22T10:00:00Z', valid: true },
-          { version: '2.0', bytes: 6, kernelVersion: '6.1.0-27-cloud-amd64', builtAt: '2026-11-22T10:00:00Z', valid: true },
+          { version: '1.0', bytes: 6, kernelVersion: '6.1.0-27-cloud-amd64', builtAt: '2026-11-22T10:00:00Z', valid: true, kernelSigned: null },
+          { version: '2.0', bytes: 6, kernelVersion: '6.1.0-27-cloud-amd64', builtAt: '2026-11-22T10:00:00Z', valid: true, kernelSigned: null },
         ],
       },
       { name: 'buildos', recipe: true, current: null, versions: [] },

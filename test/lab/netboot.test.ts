@@ -15,11 +15,11 @@
  * working tree's images/ (gitignored), downloads cached in .cache/.
  */
 import { execa } from 'execa';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { LabResult } from '../../src/lab/lab.js';
+import { MODES, type LabResult } from '../../src/lab/lab.js';
 import { BOOTD_BIN, REPO } from '../helpers/bootd.js';
 
 const skip = process.getuid?.() !== 0 ? 'the netboot lab needs root (network namespaces, taps); CI runs as root' : null;
@@ -39,6 +39,8 @@ interface Case {
   readonly bootFiles: readonly RegExp[];
   /** Extra `bootd lab` arguments. */
   readonly args?: readonly string[];
+  /** What bee's firmware collector must report: UEFI with Secure Boot on or off, or BIOS. */
+  readonly firmware?: { readonly mode: 'uefi' | 'bios'; readonly secureBoot: boolean };
 }
 
 const KERNEL = /^images\/[a-z]+\/[0-9][^/]*\/vmlinuz$/;
@@ -46,6 +48,7 @@ const INITRD = /^images\/[a-z]+\/[0-9][^/]*\/initrd\.img$/;
 const PXECFG = /^pxelinux\.cfg\/01-52-54-00-b0-07-01$/;
 const HTTP_PXECFG = /^http\/pxelinux\.cfg\/01-52-54-00-b0-07-01$/;
 const HTTP_SCRIPT = /^http:\/\/198\.18\.77\.1:80\/boot\.ipxe$/;
+const GRUB_CFG = /^grub\/mac-52:54:00:b0:07:01\.cfg$/;
 
 const CASES: readonly Case[] = [
   // with --http-port (the lab has it) QEMU's iPXE ROM gets pxelinux.0 and option 210 = bootd's HTTP URL:
@@ -55,6 +58,10 @@ const CASES: readonly Case[] = [
   { mode: 3, image: 'bee', bootFiles: [/^syslinux\.efi$/], served: [[/^syslinux\.efi$/, 'tftp'], [/^ldlinux\.e64$/, 'tftp'], [PXECFG, 'tftp'], [KERNEL, 'tftp'], [INITRD, 'tftp']] },
   { mode: 4, image: 'bee', bootFiles: [/^syslinux\.efi$/], probe: /^syslinux\.efi$/, served: [[/^syslinux\.efi$/, 'tftp'], [/^ldlinux\.e64$/, 'tftp'], [PXECFG, 'tftp'], [KERNEL, 'tftp'], [INITRD, 'tftp']] },
   { mode: 5, image: 'bee', bootFiles: [/^snponly\.efi$/, HTTP_SCRIPT], probe: /^snponly\.efi$/, served: [[/^snponly\.efi$/, 'tftp'], [/^boot\.ipxe$/, 'http'], [KERNEL, 'http'], [INITRD, 'http']] },
+  // Secure Boot enforced (OVMF secboot code, Microsoft's keys): shim, Debian's signed GRUB and kernel, all over TFTP
+  { mode: 6, image: 'bee', firmware: { mode: 'uefi', secureBoot: true }, bootFiles: [/^shimx64\.efi$/], probe: /^shimx64\.efi$/, served: [[/^shimx64\.efi$/, 'tftp'], [/^grubx64\.efi$/, 'tftp'], [/^grub\/grub\.cfg$/, 'tftp'], [GRUB_CFG, 'tftp'], [KERNEL, 'tftp'], [INITRD, 'tftp']] },
+  // UEFI HTTP Boot alone (OVMF's PXE off): snponly.efi by URL, then bootd's script; nothing over TFTP
+  { mode: 7, image: 'bee', firmware: { mode: 'uefi', secureBoot: false }, bootFiles: [/^http:\/\/198\.18\.77\.1:80\/snponly\.efi$/, HTTP_SCRIPT], served: [[/^snponly\.efi$/, 'http'], [/^boot\.ipxe$/, 'http'], [/^ipxe\/52-54-00-b0-07-01\.ipxe$/, 'http'], [KERNEL, 'http'], [INITRD, 'http']] },
   // the path of plain PXE ROMs (no iPXE file API): http/lpxelinux.0, config over TFTP, kernel and initrd over lpxelinux's own HTTP
   { mode: 1, image: 'buildos', args: ['--pxelinux-http', 'lpxelinux'], bootFiles: [/^http\/lpxelinux\.0$/], served: [[/^http\/lpxelinux\.0$/, 'tftp'], [/^http\/ldlinux\.c32$/, 'tftp'], [HTTP_PXECFG, 'tftp'], [KERNEL, 'http'], [INITRD, 'http']] },
   { mode: 4, image: 'buildos', bootFiles: [/^syslinux\.efi$/], probe: /^syslinux\.efi$/, served: [[/^syslinux\.efi$/, 'tftp'], [PXECFG, 'tftp'], [KERNEL, 'tftp'], [INITRD, 'tftp']] },
@@ -118,7 +125,12 @@ describe.skipIf(skip !== null)('netboot lab: real firmware booted by bootd', () 
         expect(vm.audit?.schema).toBe('bee-audit/1');
         expect(vm.audit?.collectors.cpu).toBe('ok');
         expect(vm.audit?.collectors.memory).toBe('ok');
-        expect(Object.keys(vm.audit?.collectors ?? {}).sort()).toEqual(['board', 'cpu', 'gpu', 'memory', 'pcie', 'psu', 'storage']);
+        expect(Object.keys(vm.audit?.collectors ?? {}).sort()).toEqual(['board', 'cpu', 'firmware', 'gpu', 'memory', 'pcie', 'psu', 'storage']);
+        // how it booted, from the stored report itself, and in the inventory
+        const report = JSON.parse(await readFile(vm.audit?.file as string, 'utf8')) as { collectors: { firmware: { status: string; data: { mode: string; secure_boot: boolean | null } } } };
+        const want = c.firmware ?? { mode: MODES[c.mode]?.firmware === 'bios' ? 'bios' : 'uefi', secureBoot: false };
+        expect(report.collectors.firmware).toMatchObject({ status: 'ok', data: { mode: want.mode, secure_boot: want.secureBoot } });
+        expect(vm.record?.inventory?.summary.firmware).toEqual({ mode: want.mode, secureBoot: want.secureBoot });
         // ... and bootd validated it and keeps it as the host's inventory
         expect(vm.record?.inventory?.summary.cpu.model).toMatch(/QEMU|Intel|AMD/);
         expect(vm.record?.inventory?.summary.memoryMiB).toBeGreaterThan(500);
@@ -172,6 +184,21 @@ describe.skipIf(skip !== null)('netboot lab: real firmware booted by bootd', () 
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it('under Secure Boot the firmware refuses an unsigned loader (syslinux.efi): the lab stops there and says so, bootd\'s record ends at loading', { timeout: 1_600_000 }, async () => {
+    const { r, stderr, exitCode } = await lab({ mode: 4, image: 'bee' }, ['--secure-boot']);
+    const why = `exit ${exitCode}; lab output tail:\n${stderr.split('\n').slice(-30).join('\n')}`;
+    expect(exitCode, why).toBe(1);
+    expect(r?.secureBoot).toBe(true);
+    expect(r?.error, why).toMatch(/^the firmware of vm1 refused syslinux\.efi \(".*Access Denied"\)$/);
+    const refused = r?.events.find((e) => e.kind === 'firmware-refused');
+    expect(refused?.data?.lastFile).toBe('syslinux.efi');
+    const vm = r?.vms[0];
+    expect(vm?.files.some((f) => f.file === 'syslinux.efi' && f.outcome === 'complete')).toBe(true);
+    expect(vm?.upSeconds).toBeUndefined();
+    expect(vm?.record?.boot?.phase).toBe('loading');
+    if (r?.runDir) await rm(r.runDir, { recursive: true, force: true });
   });
 
   it('leaves no namespace, tap or process behind', async () => {

@@ -85,6 +85,23 @@ describe('lab timeline', () => {
   });
 });
 
+describe('the lab timeline under Secure Boot', () => {
+  it('sees the firmware refuse what it loaded (OVMF under Secure Boot, lab serial log), naming the last file served; GRUB giving up counts as giving up', () => {
+    const seen: LabEvent[] = [];
+    const vm = track('vm1', '52:54:00:b0:07:01');
+    const t = new Timeline([vm], () => 3000, (e) => seen.push(e));
+    t.onBootdLine(log({ msg: 'dhcp ack', mac: vm.mac, ip: '198.18.77.100', vendorClass: 'PXEClient:Arch:00007:UNDI:003000', bootFile: 'syslinux.efi' }));
+    t.onBootdLine(log({ msg: 'tftp transfer', peer: '198.18.77.100:1547', file: 'syslinux.efi', bytes: 171456, durationMs: 34, outcome: 'complete', direction: 'read' }));
+    t.onSerialLine('vm1', 'BdsDxe: failed to load Boot0001 "UEFI PXEv4 (MAC:525400B00701)" from PciRoot(0x0)/Pci(0x1,0x0)/MAC(525400B00701,0x1)/IPv4(0.0.0.0,0x0,DHCP,0.0.0.0,0.0.0.0,0.0.0.0): Access Denied');
+    expect(vm.refused).toMatch(/: Access Denied$/);
+    expect(seen.at(-1)).toMatchObject({ kind: 'firmware-refused', data: { lastFile: 'syslinux.efi' } });
+    expect(vm.gaveUp).toBeUndefined();
+    const g = track('vm2', '52:54:00:b0:07:02');
+    new Timeline([g], () => 0).onSerialLine('vm2', '  Failed to boot both default and fallback entries.');
+    expect(g.gaveUp).toBe('Failed to boot both default and fallback entries.');
+  });
+});
+
 describe('lab QEMU command lines', () => {
   const base = { name: 'vm1', mac: '52:54:00:b0:07:01', uuid: 'u', tap: 'tap0', memoryMiB: 1024, serialLog: '/r/s.log' };
 
@@ -107,9 +124,25 @@ describe('lab QEMU command lines', () => {
     expect(a).toContain('-accel kvm -cpu host');
   });
 
-  it('numbers the five firmware paths of issue 5', () => {
-    expect(Object.keys(MODES)).toEqual(['1', '2', '3', '4', '5']);
+  it('uefi with Secure Boot: the SMM build of OVMF on q35 with smm=on and a secure pflash, Microsoft\'s keys in the variables', () => {
+    const a = qemuArgs({ ...base, firmware: 'uefi', rom: 'none', accel: 'tcg', firmwareFile: '/r/vars.fd', secureBoot: true }).join(' ');
+    expect(a).toContain('-machine q35,smm=on -global driver=cfi.pflash01,property=secure,value=on');
+    expect(a).toContain('if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd');
+    expect(a).not.toContain('IPv4PXESupport');
+  });
+
+  it('uefi HTTP Boot: OVMF\'s PXE turned off through fw_cfg, so the NIC\'s next boot option is HTTP', () => {
+    const a = qemuArgs({ ...base, firmware: 'uefi', rom: 'none', accel: 'tcg', firmwareFile: '/r/vars.fd', netBoot: 'http' }).join(' ');
+    expect(a).toContain('-fw_cfg name=opt/org.tianocore/IPv4PXESupport,string=no -fw_cfg name=opt/org.tianocore/IPv6PXESupport,string=no');
+    expect(a).toContain('file=/usr/share/OVMF/OVMF_CODE_4M.fd');
+  });
+
+  it('numbers the firmware paths: issue 5\'s five, Secure Boot (6), UEFI HTTP Boot (7)', () => {
+    expect(Object.keys(MODES)).toEqual(['1', '2', '3', '4', '5', '6', '7']);
     expect(modeOf('uefi', 'none', 'ipxe')).toBe(5);
+    expect(modeOf('uefi', 'none', 'grub', true, 'pxe')).toBe(6);
+    expect(modeOf('uefi', 'none', 'ipxe', false, 'http')).toBe(7);
+    expect(modeOf('uefi', 'none', 'pxelinux', true)).toBeUndefined();
     expect(modeOf('bios', 'none', 'pxelinux')).toBeUndefined();
   });
 });
