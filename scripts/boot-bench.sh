@@ -5,6 +5,9 @@
 # guest's marker and the ratio bootd/dnsmasq (below 1: bootd faster).
 #   sudo bash scripts/boot-bench.sh            # all modes, RUNS=3
 #   MODES="1 4" RUNS=1 sudo bash scripts/boot-bench.sh
+#   MODES="6 7" ...    # Secure Boot (lab mode 6) and UEFI HTTP Boot (7), with mode 5 as the same
+#                      # firmware's PXE path: the shared bench drives neither, so these go to
+#                      # scripts/boot-bench-uefi.mjs (bee, shim/GRUB or iPXE; dnsmasq set up by hand)
 #   SERVERS=bootd KEEP=1 VERBOSE=1 ...       # one server only; the bench keeps its run dirs
 #   INTERLEAVE=1 ...   # alternate the servers boot by boot (RUNS rounds of one boot each, the first
 #                      # server changing every round), so that a drift in the shared machine's speed
@@ -19,6 +22,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BENCH=${BENCH:-$PWD/../shared/bench/boot-bench.sh}
 RUNS=${RUNS:-3}
 MODES=${MODES:-1 2 3 4 5}
+uefi=""
+for m in $MODES; do
+  case $m in 6) uefi="$uefi sb" ;; 7) uefi="$uefi http pxe" ;; esac
+done
+MODES=$(echo " $MODES " | sed 's/ 6 / /g; s/ 7 / /g')
 OUT=${OUT:-/tmp/bootd-boot-bench}
 mkdir -p "$OUT"
 [ -f dist/cli/main.js ] || npm run --silent build
@@ -75,4 +83,5 @@ for m in $MODES; do
   r=$(awk -v a="$b" -v b="$d" 'BEGIN{ if (a=="-"||b=="-"||b==0) print "-"; else printf "x%.2f", a/b }')
   printf '%-5s %-44s %9ss %9ss %7s\n' "$m" "${ENV[$m]}" "$d" "$b" "$r" | tee -a "$OUT/summary.txt"
 done
-echo "logs: $OUT (boots passed per log: $(grep -c 'result=PASS' "$OUT"/mode*.log | tr '\n' ' '))"
+[ -z "$(echo $MODES)" ] || echo "logs: $OUT (boots passed per log: $(grep -c 'result=PASS' "$OUT"/mode*.log | tr '\n' ' '))"
+[ -z "$uefi" ] || MODES="$uefi" RUNS="$RUNS" node scripts/boot-bench-uefi.mjs | tee -a "$OUT/summary.txt"

@@ -39,7 +39,8 @@ APT_PACKAGES=(
   # The netboot lab (bootd lab; test/lab/netboot.test.ts):
   qemu-system-x86 # the VMs (-boot n)
   ipxe-qemu       # QEMU's NIC option ROMs: iPXE for SeaBIOS and OVMF
-  ovmf            # UEFI firmware (OVMF_CODE_4M.fd, OVMF_VARS_4M.fd)
+  ovmf            # UEFI firmware (OVMF_CODE_4M.fd, OVMF_VARS_4M.fd; .secboot and .ms for Secure Boot)
+  mtools          # the UEFI HTTP Boot disk of the signed chain (src/bootconfig/efi-disk.ts: mformat, mcopy)
   # The shipped service (test/packaging/systemd-unit.test.ts: systemd-analyze verify; nothing is started):
   systemd
   # The admin listener's tests: a real Prometheus and promtool (test/admin/prometheus.test.ts starts its

@@ -17,6 +17,7 @@ import type { LeaseTable } from './dhcp/leases.js';
 import { EventBus } from './events/bus.js';
 import { FileCache } from './files/source.js';
 import { FileRoot, VirtualFileTable } from './files/root.js';
+import { EfiDisks } from './bootconfig/efi-disk.js';
 import { HostSet } from './hosts/directory.js';
 import { HostLocator } from './hosts/locate.js';
 import { HostDirectory } from './hosts/loader.js';
@@ -360,6 +361,7 @@ async function openRoot(cfg: AppConfig, hosts: HostDirectory | null, catalog: Bo
     hasRootFile: (rel) => fs.stat(path.join(cfg.tftp.root, rel)).then((st) => st.isFile(), () => false),
     ...(cfg.http ? { httpBase: `http://${boot.serverAddress}:${cfg.http.port}` } : {}),
     onWait: (host, mac, reason) => bus.publish({ type: 'host.wait', host, mac: mac ?? null, reason }),
+    efiDisks: new EfiDisks({ root: cfg.tftp.root, serverIp: () => boot.serverAddress }),
   });
   const st = cfg.state?.dir;
   const mounts = st === undefined ? [] : [new MountedDirs(new Map([['logs', path.join(st, 'logs')], ['machines', path.join(st, 'machines')], ...(cfg.uploads ? [['uploads', cfg.uploads.dir] as [string, string]] : [])]))];

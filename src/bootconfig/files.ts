@@ -18,11 +18,15 @@
  *                            only this or grub/x86_64-efi/grub.cfg): picks
  *   grub/mac-<mac>.cfg       any MAC (colons, as GRUB's ${net_default_mac}):
  *                            the host's config, or the unknown policy
+ *   efi/http-boot-x64.img    UEFI HTTP Boot of the signed chain: a RAM disk
+ *                            with shim and GRUB (src/bootconfig/efi-disk.ts)
  */
 import type { RequestContext, Provided, VirtualFiles } from '../files/root.js';
 import type { HostSet } from '../hosts/directory.js';
 import type { Host, Mac } from '../hosts/types.js';
 import { TFTP_PREFIX } from '../images/catalog.js';
+import { IMAGE_ARCHES, type ImageArch } from '../images/arch.js';
+import { efiDiskPath } from './efi-disk.js';
 import { targetFor, type BootPolicy, type BootTarget, type BootTemplates, type ImageResolver } from './render.js';
 
 const PXELINUX_MAC = /^pxelinux\.cfg\/01-([0-9a-f]{2}(?:-[0-9a-f]{2}){5})$/i;
@@ -44,6 +48,8 @@ export interface BootFilesDeps {
   readonly httpBase?: string;
   /** A host was told to wait for its image (it is on its way from the image origin): for its timeline. */
   onWait?(host: string, mac: Mac | undefined, reason: string): void;
+  /** UEFI HTTP Boot disks of the signed chain (src/bootconfig/efi-disk.ts), by architecture. */
+  readonly efiDisks?: { get(arch: ImageArch): Promise<Buffer | undefined> };
 }
 
 /** A PXELINUX target whose kernel and initrds lpxelinux.0 fetches over HTTP. */
@@ -64,6 +70,7 @@ export class BootFiles implements VirtualFiles {
       if (await this.d.hasRootFile?.(relPath)) return undefined;
       return Buffer.from(this.d.templates.ipxeDispatch());
     }
+    for (const arch of IMAGE_ARCHES) if (relPath === efiDiskPath(arch)) return this.d.efiDisks?.get(arch);
     if (relPath === GRUB_CONFIG) {
       if (await this.d.hasRootFile?.(relPath)) return undefined;
       return Buffer.from(this.d.templates.grubDispatch());

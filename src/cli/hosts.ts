@@ -132,24 +132,31 @@ function addShowCommand(hosts: Command): void {
       const templates = BootTemplates.load();
       const mac = h.macs[0] as Host['macs'][number];
       const target = await targetFor(mac, h, { serverIp: o.serverAddress, kernelArgs: [] }, catalog);
-      const files = h.macs.map((m) => ({ pxelinux: `pxelinux.cfg/01-${macHyphen(m)}`, ipxe: `ipxe/${macHyphen(m)}.ipxe` }));
+      const files = h.macs.map((m) => ({ pxelinux: `pxelinux.cfg/01-${macHyphen(m)}`, ipxe: `ipxe/${macHyphen(m)}.ipxe`, grub: `grub/mac-${m}.cfg` }));
       const boots = target.kind === 'boot' ? `${target.image.name}@${target.image.version}` : `local disk (${target.reason})`;
-      if (o.json) return out(JSON.stringify({ host: hostJson(h), boots, files, pxelinux: templates.pxelinux(target), ipxe: templates.ipxe(target), lastBoot, inventory: inv ?? null, report }, null, 2));
+      const grub = templates.grub(target, `(tftp,${o.serverAddress})`);
+      if (o.json) return out(JSON.stringify({ host: hostJson(h), boots, files, pxelinux: templates.pxelinux(target), ipxe: templates.ipxe(target), grub, lastBoot, inventory: inv ?? null, report }, null, 2));
       out(`name:      ${h.name} (${h.file})`);
       out(`macs:      ${h.macs.join(', ')}`);
       out(`ip:        ${h.ip ?? 'from the pool'}`);
       out(`hostname:  ${h.hostname}`);
       out(`image:     ${h.netboot ? formatImageRef(h.image) : '(netboot off)'}`);
       out(`boots:     ${boots}`);
+      out(`loader:    ${h.loader ?? 'the appliance default'}${h.secureBoot === true ? ', Secure Boot (signed chain, signed kernel)' : ''}`);
       out(`build:     ${h.build ? `yes, quota ${bytes(h.build.quotaBytes)}` : 'no'}`);
       const sm = h.smoke;
       out(`smoke:     ${sm.enabled === false ? 'off' : `${sm.user ?? '(appliance user, default root)'}@:${sm.port ?? 22}${sm.identityFile ? ` key ${sm.identityFile}` : ''}${sm.timeoutSeconds !== undefined ? `, timeout ${sm.timeoutSeconds} s` : ''}${sm.script ? `, script ${sm.script}` : ''}`}`);
       out(`quirks:    ${JSON.stringify(h.quirks)}`);
-      out(`files:     ${files.flatMap((f) => [f.pxelinux, f.ipxe]).join(', ')}`);
+      out(`files:     ${files.flatMap((f) => [f.pxelinux, f.ipxe, f.grub]).join(', ')}`);
       printRecords(lastBoot, inv);
       out();
-      out(`--- ${files[0]?.pxelinux ?? ''}`);
-      process.stdout.write(templates.pxelinux(target));
+      if (h.loader === 'grub') {
+        out(`--- ${files[0]?.grub ?? ''}`);
+        process.stdout.write(grub);
+      } else {
+        out(`--- ${files[0]?.pxelinux ?? ''}`);
+        process.stdout.write(templates.pxelinux(target));
+      }
     });
 }
 

@@ -5,7 +5,7 @@
  * `current` moves: both read the same catalog folder.
  */
 import path from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { bytes } from './hosts.js';
 import { BuildError, buildImage, type BuildResult } from '../images/builder.js';
 import { LineProgress, TtyProgress } from '../images/progress.js';
@@ -32,11 +32,12 @@ export function addImageBuildCommand(images: Command): void {
     .option('--state <dir>', 'state directory (build logs, work tree, download cache, SSH key)', '/var/lib/bootd')
     .option('--cache <dir>', 'download cache (default <state>/cache)')
     .option('--kernel-flavour <flavour>', 'Debian kernel flavour instead of the recipe\'s (amd64 for real NICs)')
+    .addOption(new Option('--arch <arch>', 'build for this architecture (default: the recipe\'s arch, else amd64); nothing of the image is run on the build host').choices(['amd64', 'arm64']))
     .option('--mirror <url>', 'Debian mirror for debootstrap', undefined)
     .option('--authorized-keys <file>', 'public keys for root in the image (default: bootd\'s own key, <state>/ssh/bootd_ed25519.pub)')
     .option('--keep-work', 'keep the work tree after a successful build')
     .option('--json', 'print the result as JSON (progress still goes to stderr)')
-    .action(async (name: string, o: { images: string; state: string; cache?: string; kernelFlavour?: string; mirror?: string; authorizedKeys?: string; keepWork?: boolean; json?: boolean }) => {
+    .action(async (name: string, o: { images: string; state: string; cache?: string; kernelFlavour?: string; arch?: 'amd64' | 'arm64'; mirror?: string; authorizedKeys?: string; keepWork?: boolean; json?: boolean }) => {
       const stateDir = path.resolve(o.state);
       const keys = o.authorizedKeys ?? (await ensureKeyPair(stateDir)).publicKey;
       const progress = process.stderr.isTTY ? new TtyProgress(process.stderr) : new LineProgress((l) => process.stderr.write(`${l}\n`));
@@ -49,6 +50,7 @@ export function addImageBuildCommand(images: Command): void {
           authorizedKeys: path.resolve(keys),
           ...(o.cache !== undefined ? { cacheDir: path.resolve(o.cache) } : {}),
           ...(o.kernelFlavour !== undefined ? { kernelFlavour: o.kernelFlavour } : {}),
+          ...(o.arch !== undefined ? { arch: o.arch } : {}),
           ...(o.mirror !== undefined ? { mirror: o.mirror } : {}),
           ...(o.keepWork ? { keepWork: true } : {}),
         });

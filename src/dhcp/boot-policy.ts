@@ -56,29 +56,26 @@ export interface LoaderFiles {
    * it asks DHCP again as an iPXE client and follows the host's loader.
    */
   readonly http?: Partial<Record<EfiFirmware, string>>;
-  /** Why this loader has no HTTP Boot file (the client then gets none, and its firmware tries its next boot option). */
-  readonly noHttp?: string;
 }
 
 /**
- * Debian 12's signed GRUB images (grub-efi-amd64-signed 2.06: grubnetx64,
- * grubx64, gcdx64) are built with tftp but without the http module. Started
- * by UEFI HTTP Boot (through shim, which fetches grubx64.efi over HTTP
- * itself), GRUB's prefix is an (http,...) device it cannot open: it reads no
- * config, sends nothing and stops at its prompt (seen in the lab, mode 7 on
- * shim; docs/secure-boot.md). Under Secure Boot nothing else Debian signs
- * can boot a kernel and initrd from HTTP, so a grub host gets no HTTP Boot
- * file, and its firmware goes on to PXE, where the signed chain works.
+ * UEFI HTTP Boot of the signed chain: Debian 12's signed GRUB images
+ * (grub-efi-amd64-signed and -arm64-signed 2.06) are built with tftp but
+ * without the http module, so shim and GRUB fetched by URL could read no
+ * config (seen in the lab: GRUB stops at its prompt). They come instead in a
+ * disk image HTTP Boot mounts as a RAM disk (src/bootconfig/efi-disk.ts);
+ * GRUB reads its config from the disk and goes on over TFTP.
  */
-export const GRUB_NO_HTTP = "Debian's signed GRUB has no HTTP support, so UEFI HTTP Boot cannot go on past shim; this host boots by PXE (TFTP)";
+const HTTP_BOOT_DISK = { 'efi-x64': 'efi/http-boot-x64.img', 'efi-arm64': 'efi/http-boot-aa64.img' } as const;
 
 /** The arch and loader policy, in one table (docs/configuration.md "Loaders"). */
 export const DEFAULT_LOADER_FILES: Readonly<Record<Loader, LoaderFiles>> = {
   // HTTP Boot: syslinux.efi reads its server from the PXE base code, which HTTP Boot never starts;
-  // iPXE does, and then hands the host PXELINUX as it would under QEMU's iPXE ROM (lab mode 3)
-  pxelinux: { bios: 'pxelinux.0', efi: { 'efi-x64': 'syslinux.efi' }, http: { 'efi-x64': 'snponly.efi' } },
-  ipxe: { bios: 'undionly.kpxe', efi: { 'efi-x64': 'snponly.efi' }, http: { 'efi-x64': 'snponly.efi' } },
-  grub: { bios: 'pxelinux.0', efi: { 'efi-x64': 'shimx64.efi' }, noHttp: GRUB_NO_HTTP },
+  // iPXE does, and then hands the host PXELINUX as it would under QEMU's iPXE ROM (lab mode 3).
+  // arm64: Debian ships neither syslinux nor iPXE for it, so every loader is GRUB there.
+  pxelinux: { bios: 'pxelinux.0', efi: { 'efi-x64': 'syslinux.efi', 'efi-arm64': 'shimaa64.efi' }, http: { 'efi-x64': 'snponly.efi', 'efi-arm64': HTTP_BOOT_DISK['efi-arm64'] } },
+  ipxe: { bios: 'undionly.kpxe', efi: { 'efi-x64': 'snponly.efi', 'efi-arm64': 'shimaa64.efi' }, http: { 'efi-x64': 'snponly.efi', 'efi-arm64': HTTP_BOOT_DISK['efi-arm64'] } },
+  grub: { bios: 'pxelinux.0', efi: { 'efi-x64': 'shimx64.efi', 'efi-arm64': 'shimaa64.efi' }, http: HTTP_BOOT_DISK },
 };
 
 export interface BootFileNames {
@@ -204,7 +201,6 @@ function chooseByLoader(f: ClientFacts, names: BootFileNames, loader: Loader): B
  * whose boot file is a URI; the server echoes 60, see DhcpServer.reply).
  */
 function httpBoot(entry: { readonly firmware: Firmware; readonly name: string }, names: BootFileNames, files: LoaderFiles, loader: Loader | 'x'): BootDecision {
-  if (files.noHttp !== undefined) return { kind: 'none', reason: `${entry.name}: ${files.noHttp}` };
   if (!names.httpBase) return { kind: 'none', reason: `${entry.name} needs bootd's HTTP server (--http-port)` };
   const file = entry.firmware === 'bios' || entry.firmware === 'other' ? undefined : files.http?.[entry.firmware];
   if (!file) return { kind: 'none', reason: `${loader === 'x' ? 'no boot file' : `loader ${loader} has no boot file`} for ${entry.name}` };

@@ -94,6 +94,20 @@ const HTTP_SLICE_BYTES = 1 << 20;
 const WARM_UP_HEADER = 'x-bootd-warm-up';
 const TEXT = /\.(ipxe|cfg|txt|json|log)$|^pxelinux\.cfg\//;
 
+/**
+ * UEFI HTTP Boot decides what it downloaded by the Content-Type first, the
+ * name's extension second (edk2 HttpBootDxe, UEFI 2.x section 24.7.5): an
+ * EFI program, or a disk image it mounts as a RAM disk and boots from
+ * (src/bootconfig/efi-disk.ts).
+ */
+function contentType(p: string): string {
+  if (TEXT.test(p)) return 'text/plain; charset=utf-8';
+  if (p.endsWith('.efi')) return 'application/efi';
+  if (p.endsWith('.img')) return 'application/vnd.efi-img';
+  if (p.endsWith('.iso')) return 'application/vnd.efi-iso';
+  return 'application/octet-stream';
+}
+
 export class HttpFileServer {
   private readonly server: http.Server;
   readonly counters: HttpStats = { requests: 0, completed: 0, aborted: 0, refused: 0, bytesSent: 0, active: 0, refusedConnections: 0, idleTimeouts: 0 };
@@ -263,7 +277,7 @@ export class HttpFileServer {
     x.size = r.kind === 'virtual' ? r.content.length : r.stat.size;
     const range = decideRange(typeof x.req.headers.range === 'string' ? x.req.headers.range : undefined, x.size);
     const headers: Record<string, string | number> = {
-      'Content-Type': TEXT.test(r.path) ? 'text/plain; charset=utf-8' : 'application/octet-stream',
+      'Content-Type': contentType(r.path),
       'Accept-Ranges': 'bytes',
     };
     // generated files change with hosts/*.yaml: never cache them

@@ -23,6 +23,7 @@ import { CopyExec, realInside } from './copy-exec.js';
 import { MANIFEST_FILE, SMOKE_TEST_FILE, parseManifest, type Manifest } from './manifest.js';
 import { parseModulesDep, selectModules } from './modules.js';
 import { peSignatureOfFile } from './pe-signature.js';
+import { flavourFor, hostArch, type ImageArch } from './arch.js';
 import { AptSource, fetchPackages, hashFile, type DebRef, type FetchReport, type PackageSource } from './packages.js';
 import { silentProgress, type BuildProgress } from './progress.js';
 import { loadRecipe, type LoadedRecipe, type Recipe } from './recipe.js';
@@ -49,6 +50,8 @@ export interface BuildOptions {
   readonly authorizedKeys?: string;
   /** Overrides the recipe's kernel flavour (`amd64` for real NICs). */
   readonly kernelFlavour?: string;
+  /** The architecture to build for; default the recipe's `arch`, else amd64. Programs are never run for it (src/images/copy-exec.ts). */
+  readonly arch?: ImageArch;
   /** Debian mirror for debootstrap. */
   readonly mirror?: string;
   /** Keep the work tree after a successful build (it is always kept after a failure). */
@@ -104,6 +107,7 @@ interface Ctx {
   readonly progress: BuildProgress;
   readonly builtAt: Date;
   readonly flavour: string;
+  readonly arch: ImageArch;
   /** The recipe's git commit, read once in prepare for /etc/bootd-release and the manifest. */
   recipeCommit: string;
   kernelRef?: DebRef | undefined;
@@ -199,11 +203,12 @@ const STEPS: readonly Step[] = [
       for (const t of need) if (!(await which(t))) missing.push(t);
       if (missing.length > 0) throw new Error(`missing programs on the build host: ${missing.join(', ')} (bash scripts/setup.sh installs them)`);
       if (c.recipe.root.base === 'debootstrap' && !isRoot()) throw new Error('a debootstrap root needs root (device nodes, chroot, file owners)');
+      if (c.recipe.root.base === 'debootstrap' && c.arch !== hostArch()) throw new Error(`a debootstrap root for ${c.arch} would run ${c.arch} programs on this ${hostArch()} host (debootstrap's second stage, apt in the chroot): build it on a ${c.arch} machine, or use base: packages`);
       await removeTree(c.work);
       await fs.mkdir(c.root, { recursive: true });
       await fs.mkdir(c.out, { recursive: true });
       c.recipeCommit = await recipeCommit(c.loaded.dir);
-      c.log.write(`image ${c.loaded.name} version ${c.version}; recipe ${c.loaded.file} at ${c.recipeCommit}; kernel flavour ${c.flavour}`);
+      c.log.write(`image ${c.loaded.name} version ${c.version} for ${c.arch}; recipe ${c.loaded.file} at ${c.recipeCommit}; kernel flavour ${c.flavour}`);
     },
   },
   {
@@ -358,6 +363,9 @@ const STEPS: readonly Step[] = [
         IMAGE: c.loaded.name,
         VERSION: c.version,
         KERNEL_VERSION: c.kernelVersion as string,
+        // the image's architecture; FOREIGN=1 when the build host cannot run its programs
+        ARCH: c.arch,
+        FOREIGN: c.arch === hostArch() ? '0' : '1',
         RECIPE_DIR: c.loaded.dir,
         AUTHORIZED_KEYS: c.opts.authorizedKeys === undefined ? '' : path.join(c.work, 'authorized_keys'),
       };
@@ -422,6 +430,7 @@ const STEPS: readonly Step[] = [
         kernel: KERNEL_FILE,
         initrds: [INITRD_FILE],
         kernel_version: c.kernelVersion,
+        ...(c.arch !== 'amd64' ? { arch: c.arch } : {}),
         built_at: c.builtAt.toISOString(),
         recipe_commit: c.recipeCommit,
         ...(c.recipe.cmdline.length > 0 ? { cmdline: c.recipe.cmdline } : {}),
@@ -495,6 +504,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   } catch (err) {
     throw new BuildRefused((err as Error).message);
   }
+  const arch: ImageArch = opts.arch ?? loaded.recipe.arch ?? 'amd64';
   const unlock = await lock(path.join(loaded.dir, '.build.lock'));
   try {
     const builtAt = (opts.now ?? (() => new Date()))();
@@ -511,10 +521,12 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
       root: path.join(work, 'root'),
       out: path.join(loaded.dir, `.${version}.partial`),
       cacheDir: opts.cacheDir ?? path.join(opts.stateDir, 'cache'),
-      source: opts.source ?? new AptSource(path.join(opts.stateDir, 'build', '.apt')),
+      source: opts.source ?? new AptSource(path.join(opts.stateDir, 'build', '.apt'), arch === hostArch() ? undefined : arch),
       progress: opts.progress ?? silentProgress,
       builtAt,
-      flavour: opts.kernelFlavour ?? loaded.recipe.kernel.flavour,
+      arch,
+      // the recipe names its flavour for its own architecture (cloud-amd64): another one swaps the suffix
+      flavour: opts.kernelFlavour ?? (arch === (loaded.recipe.arch ?? 'amd64') ? loaded.recipe.kernel.flavour : flavourFor(loaded.recipe.kernel.flavour, arch)),
       recipeCommit: '',
       rootRefs: [],
       packages: {},

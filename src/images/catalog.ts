@@ -18,18 +18,29 @@ import type { ImageIndex } from '../hosts/directory.js';
 import { IMAGE_NAME_RE, VERSION_RE } from '../hosts/schema.js';
 import type { ImageRef } from '../hosts/types.js';
 import { MANIFEST_FILE, SMOKE_TEST_FILE, parseManifest, type Manifest } from './manifest.js';
+import { IMAGE_ARCHES, type ImageArch } from './arch.js';
 import { peSignatureOfFile } from './pe-signature.js';
 import { loadRecipe } from './recipe.js';
 
 export const RECIPE_FILE = 'recipe.yaml';
 export const CURRENT_LINK = 'current';
+
+/**
+ * The `current` link of an architecture: `current` for amd64 (as before
+ * there were others), `current-arm64` for arm64. Versions of every
+ * architecture share the image's folder; each manifest says its `arch`.
+ */
+export function currentLink(arch: ImageArch = 'amd64'): string {
+  return arch === 'amd64' ? CURRENT_LINK : `${CURRENT_LINK}-${arch}`;
+}
+
 /**
  * Whether a top-level entry of an image folder belongs to the recipe (recipe.yaml,
  * overlay/, hooks/) rather than to the builds: versions start with a digit,
- * `current` and hidden entries (.build.lock, .<version>.partial) are the builder's.
+ * `current`, `current-<arch>` and hidden entries (.build.lock, .<version>.partial) are the builder's.
  */
 export function isRecipeEntry(name: string): boolean {
-  return !VERSION_RE.test(name) && name !== CURRENT_LINK && !name.startsWith('.');
+  return !VERSION_RE.test(name) && !IMAGE_ARCHES.some((a) => name === currentLink(a)) && !name.startsWith('.');
 }
 
 /** TFTP prefix under which versions are served. */
@@ -105,25 +116,27 @@ export class ImageCatalog implements ImageIndex {
     return entries.filter((v) => VERSION_RE.test(v) && this.hasVersion(name, v)).sort();
   }
 
-  /** The version `current` points at, or null when there is none (or it points nowhere valid). */
-  current(name: string): string | null {
+  /** The version `current` (of `arch`) points at, or null when there is none (or it points nowhere valid). */
+  current(name: string, arch: ImageArch = 'amd64'): string | null {
     let target: string;
     try {
-      target = readlinkSync(path.join(this.dir, name, CURRENT_LINK));
+      target = readlinkSync(path.join(this.dir, name, currentLink(arch)));
     } catch {
       return null;
     }
     return VERSION_RE.test(target) && this.hasVersion(name, target) ? target : null;
   }
 
-  /** A reference to a complete, validated version; `current` is read once. */
-  async resolve(ref: ImageRef): Promise<Resolve> {
+  /** A reference to a complete, validated version for `arch`; `current` (of that architecture) is read once. */
+  async resolve(ref: ImageRef, arch: ImageArch = 'amd64'): Promise<Resolve> {
     if (!IMAGE_NAME_RE.test(ref.name)) return { ok: false, reason: `invalid image name ${ref.name}` };
-    const version = ref.version ?? this.current(ref.name);
-    if (version === null) return { ok: false, reason: this.knows(ref.name) ? `image ${ref.name} has no current version (not built yet?)` : `image ${ref.name} does not exist` };
+    const version = ref.version ?? this.current(ref.name, arch);
+    if (version === null) return { ok: false, reason: this.knows(ref.name) ? (arch === 'amd64' ? `image ${ref.name} has no current version (not built yet?)` : `image ${ref.name} has no current ${arch} version (not built yet? bootd images build ${ref.name} --arch ${arch})`) : `image ${ref.name} does not exist` };
     const dir = path.join(this.dir, ref.name, version);
     const m = await this.manifest(ref.name, version);
     if (!m.ok) return { ok: false, reason: `image ${ref.name}@${version}: invalid manifest`, issues: m.issues };
+    const built = m.manifest.arch ?? 'amd64';
+    if (built !== arch) return { ok: false, reason: `image ${ref.name}@${version} is built for ${built}, and this machine is ${arch}` };
     const base = `/${TFTP_PREFIX}/${ref.name}/${version}`;
     return {
       ok: true,
@@ -156,10 +169,12 @@ export class ImageCatalog implements ImageIndex {
     if (!this.hasVersion(name, version)) throw new Error(`image ${name} has no version ${version}`);
     const m = await this.manifest(name, version);
     if (!m.ok) throw new Error(`image ${name}@${version} has an invalid manifest`);
-    const tmp = path.join(this.dir, name, `.${CURRENT_LINK}.${process.pid}.${randomBytes(4).toString('hex')}`);
+    // the link of the version's own architecture
+    const link = currentLink(m.manifest.arch ?? 'amd64');
+    const tmp = path.join(this.dir, name, `.${link}.${process.pid}.${randomBytes(4).toString('hex')}`);
     await fs.symlink(version, tmp);
     try {
-      await fs.rename(tmp, path.join(this.dir, name, CURRENT_LINK));
+      await fs.rename(tmp, path.join(this.dir, name, link));
     } catch (err) {
       await fs.rm(tmp, { force: true });
       throw err;
@@ -175,7 +190,8 @@ export class ImageCatalog implements ImageIndex {
     if (parts.length !== 4 || parts[0] !== TFTP_PREFIX) return undefined;
     const [, name, asked, file] = parts as [string, string, string, string];
     // `current/manifest.json` too: another instance following this one as its image origin reads it (src/images/origin.ts)
-    const version = asked === CURRENT_LINK && file === MANIFEST_FILE ? this.current(name) : asked;
+    const linkArch = IMAGE_ARCHES.find((a) => asked === currentLink(a));
+    const version = linkArch !== undefined && file === MANIFEST_FILE ? this.current(name, linkArch) : asked;
     if (version === null || !IMAGE_NAME_RE.test(name) || !VERSION_RE.test(version) || !this.hasVersion(name, version)) return undefined;
     const m = await this.manifest(name, version);
     if (!m.ok || (file !== MANIFEST_FILE && !Object.hasOwn(m.manifest.files, file))) return undefined;

@@ -4,20 +4,44 @@
  * image root at the same path, with the shared libraries it needs, as
  * initramfs-tools' copy_exec does for the running system.
  *
- * Libraries are found by the sysroot's own dynamic loader (`ld.so --list`,
- * which loads but does not run the program) restricted to the sysroot's
- * library folders. A library resolved outside the sysroot or not at all
- * is an error naming the program: silently taking the build host's copy
- * would make the image depend on what the build machine has installed.
+ * Libraries are found the way the dynamic loader would find them, from the
+ * ELF files themselves (src/images/elf.ts: DT_NEEDED, DT_RUNPATH), in the
+ * sysroot's library folders for the program's own architecture (x86-64 or
+ * AArch64): nothing of the image is run, so a build host can assemble an
+ * image of another architecture. A library found nowhere in the sysroot,
+ * or only for another architecture, is an error naming the program and the
+ * library: silently taking the build host's copy would make the image depend
+ * on what the build machine has installed.
  * Symlinks (lsmod -> kmod, libz.so.1 -> libz.so.1.2.13) are kept as links.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { run, type BuildLog } from './build-log.js';
+import type { BuildLog } from './build-log.js';
+import { EM_AARCH64, EM_X86_64, readElf, type ElfInfo } from './elf.js';
 
-const MULTIARCH = 'x86_64-linux-gnu';
-const LIB_DIRS = [`lib/${MULTIARCH}`, `usr/lib/${MULTIARCH}`, 'lib', 'usr/lib', 'lib64', 'usr/lib64'];
-const LOADER = 'ld-linux-x86-64.so.2';
+/** Debian's multiarch triplet per ELF machine: where its libraries live. */
+const MULTIARCH: ReadonlyMap<number, string> = new Map([
+  [EM_X86_64, 'x86_64-linux-gnu'],
+  [EM_AARCH64, 'aarch64-linux-gnu'],
+]);
+
+/** The loader's default search path for a triplet (ld.so(8), Debian's ld.so.conf.d for multiarch). */
+function libDirs(triplet: string): string[] {
+  return [`/lib/${triplet}`, `/usr/lib/${triplet}`, '/lib', '/usr/lib', '/lib64', '/usr/lib64'];
+}
+
+async function elfOf(file: string): Promise<ElfInfo | null> {
+  const h = await fs.open(file, 'r');
+  try {
+    return await readElf(async (offset, length) => {
+      const b = Buffer.alloc(length);
+      const { bytesRead } = await h.read(b, 0, length, offset);
+      return b.subarray(0, bytesRead);
+    }, file);
+  } finally {
+    await h.close();
+  }
+}
 
 /** Resolves a path inside the sysroot through its symlinks, as the image will see it. */
 export async function realInside(sysroot: string, imagePath: string, depth = 0): Promise<string> {
@@ -44,7 +68,6 @@ export async function realInside(sysroot: string, imagePath: string, depth = 0):
 
 export class CopyExec {
   private readonly done = new Set<string>();
-  private loader: string | undefined;
 
   constructor(
     private readonly sysroot: string,
@@ -83,14 +106,13 @@ export class CopyExec {
     if (!st.isFile()) throw new Error(`${imagePath} is not a file`);
     await fs.copyFile(src, dst);
     await fs.chmod(dst, st.mode & 0o7777);
-    // Only a program with an interpreter (PT_INTERP) loads libraries; its
-    // list is already transitive, and static(-pie) programs such as
-    // busybox-static have none (ld.so --list even crashes on those).
-    const interp = await interpreterOf(src);
-    if (interp !== null) {
+    // Only a program with an interpreter (PT_INTERP) loads libraries;
+    // static(-pie) programs such as busybox-static have none.
+    const elf = await elfOf(src);
+    if (elf?.interpreter) {
       // The path the kernel opens (/lib64/ld-linux-x86-64.so.2), link chain and all.
-      await this.copy(interp);
-      for (const lib of await this.libraries(imagePath)) await this.copy(lib);
+      await this.copy(elf.interpreter);
+      for (const lib of await this.libraries(imagePath, elf)) await this.copy(lib);
     }
   }
 
@@ -101,78 +123,50 @@ export class CopyExec {
     await fs.symlink(to, dst);
   }
 
-  /** Image paths of the libraries (and loader) a program needs. */
-  private async libraries(imagePath: string): Promise<string[]> {
-    const loader = await this.findLoader();
-    const libPath = LIB_DIRS.map((d) => path.join(this.sysroot, d)).join(':');
-    let out: string;
-    try {
-      out = await run(this.log, path.join(this.sysroot, loader), ['--library-path', libPath, '--list', path.join(this.sysroot, imagePath)], { capture: true });
-    } catch (err) {
-      const msg = (err as Error).message;
-      if (/not a dynamic executable|statically linked/.test(msg)) return [];
-      throw new Error(`cannot list the libraries of ${imagePath}: ${msg}`);
-    }
-    if (/statically linked/.test(out)) return [];
-    const libs: string[] = [];
-    for (const line of out.split('\n')) {
-      const t = line.trim();
-      if (t === '' || t.startsWith('linux-vdso')) continue;
-      const found = /^(\S+) => (.+?) \(0x[0-9a-f]+\)$/.exec(t);
-      if (found) {
-        const where = found[2] as string;
-        if (!where.startsWith(`${this.sysroot}/`)) throw new Error(`${imagePath} needs ${found[1]}, which no package of the recipe provides (found ${where === 'not found' ? 'nowhere' : `only on the build host at ${where}`}); add its package`);
-        libs.push(where.slice(this.sysroot.length));
-        continue;
+  /**
+   * Image paths of the libraries a program needs, transitively: each
+   * DT_NEEDED name looked up in the needing file's DT_RUNPATH ($ORIGIN
+   * expanded), then in the library folders of the program's architecture.
+   */
+  private async libraries(imagePath: string, elf: ElfInfo): Promise<string[]> {
+    const triplet = MULTIARCH.get(elf.machine);
+    if (triplet === undefined) throw new Error(`${imagePath}: ELF machine ${elf.machine} is neither x86-64 nor AArch64`);
+    const found: string[] = [];
+    const seen = new Set<string>();
+    const queue: { from: string; info: ElfInfo }[] = [{ from: imagePath, info: elf }];
+    while (queue.length > 0) {
+      const { from, info } = queue.shift() as { from: string; info: ElfInfo };
+      for (const name of info.needed) {
+        if (seen.has(name)) continue;
+        seen.add(name);
+        const origin = path.posix.dirname(from);
+        const dirs = [...info.runpath.map((d) => d.replace(/\$ORIGIN|\$\{ORIGIN\}/g, origin)), ...libDirs(triplet)];
+        let hit: { at: string; info: ElfInfo } | null = null;
+        let otherArch: string | null = null;
+        for (const d of dirs) {
+          const at = path.posix.join(d, name);
+          const real = await realInside(this.sysroot, at);
+          let lib: ElfInfo | null;
+          try {
+            if (!(await fs.stat(path.join(this.sysroot, real))).isFile()) continue;
+            lib = await elfOf(path.join(this.sysroot, real));
+          } catch {
+            continue;
+          }
+          if (lib === null) continue;
+          if (lib.machine !== elf.machine) {
+            otherArch ??= at;
+            continue;
+          }
+          hit = { at, info: lib };
+          break;
+        }
+        if (!hit) throw new Error(`${imagePath} needs ${name}${from !== imagePath ? ` (through ${from})` : ''}, which no package of the recipe provides${otherArch !== null ? ` for ${triplet} (${otherArch} is another architecture's)` : ''}; add its package`);
+        this.log.write(`copy_exec: ${from} needs ${name}: ${hit.at}`);
+        found.push(hit.at);
+        queue.push({ from: hit.at, info: hit.info });
       }
-      if (/=> not found/.test(t)) throw new Error(`${imagePath} needs ${t.split(' ')[0]}, which no package of the recipe provides; add its package`);
-      const interp = /^(\/\S+) \(0x[0-9a-f]+\)$/.exec(t);
-      if (interp) {
-        const p = interp[1] as string;
-        libs.push(p.startsWith(`${this.sysroot}/`) ? p.slice(this.sysroot.length) : p);
-      }
     }
-    return libs;
-  }
-
-  private async findLoader(): Promise<string> {
-    if (this.loader !== undefined) return this.loader;
-    for (const d of [`lib/${MULTIARCH}`, `usr/lib/${MULTIARCH}`, 'lib64']) {
-      const real = await realInside(this.sysroot, `/${d}/${LOADER}`);
-      try {
-        if ((await fs.stat(path.join(this.sysroot, real))).isFile()) return (this.loader = real);
-      } catch {
-        // try the next folder
-      }
-    }
-    throw new Error(`no ${LOADER} in the unpacked packages: dynamic programs need libc6 in the recipe's packages`);
-  }
-}
-
-/** The PT_INTERP path of an ELF64 little-endian file (its dynamic loader), or null: not ELF, or static. */
-export async function interpreterOf(file: string): Promise<string | null> {
-  const h = await fs.open(file, 'r');
-  try {
-    const eh = Buffer.alloc(64);
-    const { bytesRead } = await h.read(eh, 0, 64, 0);
-    if (bytesRead < 64 || !eh.subarray(0, 4).equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46]))) return null;
-    if (eh[4] !== 2 || eh[5] !== 1) throw new Error(`${file}: only 64-bit little-endian ELF (x86_64) is supported`);
-    const phoff = Number(eh.readBigUInt64LE(0x20));
-    const phentsize = eh.readUInt16LE(0x36);
-    const phnum = eh.readUInt16LE(0x38);
-    const ph = Buffer.alloc(phentsize * phnum);
-    await h.read(ph, 0, ph.length, phoff);
-    for (let i = 0; i < phnum; i++) {
-      const o = i * phentsize;
-      if (ph.readUInt32LE(o) !== 3) continue; // PT_INTERP
-      const off = Number(ph.readBigUInt64LE(o + 8));
-      const size = Number(ph.readBigUInt64LE(o + 32));
-      const b = Buffer.alloc(Math.min(size, 4096));
-      await h.read(b, 0, b.length, off);
-      return b.toString('latin1').replace(/\0.*$/s, '');
-    }
-    return null;
-  } finally {
-    await h.close();
+    return found;
   }
 }

@@ -20,6 +20,8 @@ const manifestSchema = strictObject({
   kernel: fileName,
   initrds: z.array(fileName, { error: 'expected a list of initrd file names' }).min(1, { error: 'expected at least one initrd' }),
   kernel_version: z.string({ error: 'expected the kernel version like 6.1.0-27-cloud-amd64' }),
+  /** The architecture it runs on; absent: amd64 (versions built before there were others). */
+  arch: z.enum(['amd64', 'arm64'], { error: 'expected amd64 or arm64' }).optional(),
   built_at: z.string({ error: 'expected an ISO 8601 time' }).refine((s) => !Number.isNaN(Date.parse(s)), { error: 'expected an ISO 8601 time' }),
   recipe_commit: z.string({ error: 'expected the recipe commit' }),
   /** Kernel arguments the image always needs, before bootd's and the host's. */

@@ -45,11 +45,42 @@ export function parsePrintUris(text: string): DebRef[] {
   return refs;
 }
 
+/**
+ * Packages from the host's apt sources, for the host's architecture or,
+ * given `arch`, for another one: then apt runs with that architecture alone
+ * and package lists of its own (`apt-get update` into workDir/lists-<arch>,
+ * once per process and again after 12 hours), so the host's dpkg
+ * configuration is never changed (no `dpkg --add-architecture`).
+ */
 export class AptSource implements PackageSource {
-  constructor(private readonly workDir: string) {}
+  private updated = false;
+
+  constructor(
+    private readonly workDir: string,
+    private readonly arch?: string,
+  ) {}
+
+  /** apt options for the foreign architecture; none for the host's own. */
+  private async foreign(log: BuildLog): Promise<string[]> {
+    if (this.arch === undefined) return [];
+    const lists = path.join(this.workDir, `lists-${this.arch}`);
+    const o = ['-o', `APT::Architecture=${this.arch}`, '-o', `APT::Architectures=${this.arch}`, '-o', `Dir::State::Lists=${lists}`, '-o', 'Debug::NoLocking=1'];
+    if (!this.updated) {
+      await fs.mkdir(path.join(lists, 'partial'), { recursive: true });
+      const stamp = path.join(lists, '.updated');
+      const age = await fs.stat(stamp).then((st) => Date.now() - st.mtimeMs, () => Infinity);
+      if (age > 12 * 3600_000) {
+        await run(log, 'apt-get', [...o, '-qq', 'update']);
+        await fs.writeFile(stamp, '');
+      }
+      this.updated = true;
+    }
+    return o;
+  }
 
   async resolve(log: BuildLog, packages: readonly string[]): Promise<DebRef[]> {
     await fs.mkdir(this.workDir, { recursive: true });
+    const foreign = await this.foreign(log);
     const status = path.join(this.workDir, 'empty-dpkg-status');
     await fs.writeFile(status, '');
     // An empty archive folder too: apt leaves out of --print-uris every
@@ -59,7 +90,7 @@ export class AptSource implements PackageSource {
     const out = await run(
       log,
       'apt-get',
-      ['-o', `Dir::State::status=${status}`, '-o', `Dir::Cache::archives=${archives}`, '-o', 'Debug::NoLocking=1', '-o', 'APT::Install-Recommends=0', 'install', '--print-uris', '-qq', '-y', ...packages],
+      [...foreign, '-o', `Dir::State::status=${status}`, '-o', `Dir::Cache::archives=${archives}`, '-o', 'Debug::NoLocking=1', '-o', 'APT::Install-Recommends=0', 'install', '--print-uris', '-qq', '-y', ...packages],
       { capture: true },
     );
     const refs = parsePrintUris(out);
@@ -70,7 +101,8 @@ export class AptSource implements PackageSource {
   async download(log: BuildLog, refs: readonly DebRef[], dir: string): Promise<void> {
     // apt-get download writes into the working directory; run as root it
     // cannot drop to _apt for a folder _apt cannot write, so say so.
-    await run(log, 'apt-get', ['-o', 'APT::Sandbox::User=root', '-qq', 'download', ...refs.map((r) => `${r.name}:${r.arch}=${r.version}`)], { cwd: dir });
+    const foreign = await this.foreign(log);
+    await run(log, 'apt-get', [...foreign, '-o', 'APT::Sandbox::User=root', '-qq', 'download', ...refs.map((r) => `${r.name}:${r.arch}=${r.version}`)], { cwd: dir });
   }
 }
 

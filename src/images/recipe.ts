@@ -36,6 +36,8 @@ export const KERNEL_FLAVOUR_RE = /^[a-z0-9][a-z0-9-]*$/;
 
 const recipeSchema = strictObject({
   description: z.string({ error: 'expected a one-line description' }),
+  /** The architecture the image is built for unless `bootd images build --arch` says otherwise (default amd64). */
+  arch: z.enum(['amd64', 'arm64'], { error: 'expected amd64 or arm64' }).optional(),
   kernel: strictObject({
     /**
      * Debian linux-image flavour: `cloud-amd64` (small; virtio as modules,

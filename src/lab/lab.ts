@@ -54,9 +54,9 @@ export const MODES: Readonly<Record<number, LabMode>> = {
   4: { firmware: 'uefi', rom: 'none', loader: 'pxelinux', secureBoot: false, netBoot: 'pxe', what: 'OVMF PXE (PxeBcDxe), syslinux.efi' },
   5: { firmware: 'uefi', rom: 'none', loader: 'ipxe', secureBoot: false, netBoot: 'pxe', what: 'OVMF PXE, snponly.efi, bootd iPXE script over HTTP' },
   6: { firmware: 'uefi', rom: 'none', loader: 'grub', secureBoot: true, netBoot: 'pxe', what: 'OVMF Secure Boot, PXE, shim, signed GRUB, signed kernel' },
-  // HTTP Boot goes on through iPXE: Debian 12's signed GRUB has no HTTP (src/dhcp/boot-policy.ts GRUB_NO_HTTP),
-  // so HTTP Boot under Secure Boot cannot boot with what Debian signs (docs/secure-boot.md)
   7: { firmware: 'uefi', rom: 'none', loader: 'ipxe', secureBoot: false, netBoot: 'http', what: 'OVMF UEFI HTTP Boot (PXE off), snponly.efi over HTTP, bootd iPXE script' },
+  // Debian 12's signed GRUB has no HTTP: shim and GRUB come in a RAM disk HTTP Boot mounts (src/bootconfig/efi-disk.ts)
+  8: { firmware: 'uefi', rom: 'none', loader: 'grub', secureBoot: true, netBoot: 'http', what: 'OVMF Secure Boot, UEFI HTTP Boot of a RAM disk with shim and signed GRUB, then TFTP' },
 };
 
 export function modeOf(firmware: Firmware, rom: NicRom, loader: Loader, secureBoot = false, netBoot: NetBoot = 'pxe'): number | undefined {

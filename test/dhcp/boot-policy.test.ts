@@ -49,7 +49,9 @@ describe('boot policy', () => {
       // no boot file for stages that are not PXE clients (syslinux.efi's own DHCP, the OS)
       ['no 60, 93, 77', {}, 'pxelinux', null, false],
       ['Linux udhcpc', { [Opt.VENDOR_CLASS]: Buffer.from('udhcp 1.35.0') }, 'ipxe', null, false],
-      ['ARM64 UEFI (no file for this loader)', { [Opt.CLIENT_ARCH]: arch(11), [Opt.VENDOR_CLASS]: Buffer.from('PXEClient') }, 'pxelinux', null, false],
+      // Debian ships no arm64 syslinux or iPXE: arm64 boots the signed GRUB chain whatever the loader
+      ['ARM64 UEFI', { [Opt.CLIENT_ARCH]: arch(11), [Opt.VENDOR_CLASS]: Buffer.from('PXEClient') }, 'pxelinux', 'shimaa64.efi', false],
+      ['x86 UEFI 32-bit (no file for this loader)', { [Opt.CLIENT_ARCH]: arch(6), [Opt.VENDOR_CLASS]: Buffer.from('PXEClient') }, 'pxelinux', null, false],
     ])('%s with loader %s gets %s', (_n, options, loader, want, ipxe) => {
       const d = chooseBoot(clientFacts(opts(options)), names, loader);
       if (want === null) expect(d.kind).toBe('none');

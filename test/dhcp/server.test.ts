@@ -450,19 +450,31 @@ describe('DhcpServer and UEFI HTTP Boot clients (UEFI 2.x section 24.7; edk2 Htt
     expect(bootFile(p)).toBe('http://198.18.0.1:80/snponly.efi');
   });
 
-  it('per loader: pxelinux and ipxe hosts get iPXE over HTTP; a grub host (Secure Boot) none, so its firmware goes on to PXE, where it gets shim', async () => {
-    for (const [loader, want] of [['pxelinux', 'http://198.18.0.1:80/snponly.efi'], ['ipxe', 'http://198.18.0.1:80/snponly.efi'], ['grub', undefined]] as const) {
+  it('per loader: pxelinux and ipxe hosts get iPXE over HTTP; a grub host (Secure Boot) the RAM disk with shim and GRUB; over PXE a grub host gets shim', async () => {
+    for (const [loader, want] of [['pxelinux', 'http://198.18.0.1:80/snponly.efi'], ['ipxe', 'http://198.18.0.1:80/snponly.efi'], ['grub', 'http://198.18.0.1:80/efi/http-boot-x64.img']] as const) {
       const r = await rig({ bootFiles: httpFiles }, loaderOf(loader));
       r.client.send(request(MessageType.DISCOVER, http, {}, KNOWN), SERVER);
       await r.settle(() => r.replies().length === 1);
       const p = r.replies()[0]?.p as DhcpPacket;
       expect(bootFile(p), loader).toBe(want);
-      expect(vendor(p), loader).toBe(want === undefined ? undefined : 'HTTPClient');
+      expect(vendor(p), loader).toBe('HTTPClient');
     }
     const r = await rig({ bootFiles: httpFiles }, loaderOf('grub'));
     r.client.send(request(MessageType.DISCOVER, [o(Opt.CLIENT_ARCH, [7]), o(Opt.VENDOR_CLASS, 'PXEClient:Arch:00007:UNDI:003000')], {}, KNOWN), SERVER);
     await r.settle(() => r.replies().length === 1);
     expect(bootFile(r.replies()[0]?.p as DhcpPacket)).toBe('shimx64.efi');
+  });
+
+  it('arm64 (option 93 = 11, 19): shimaa64.efi over PXE and the arm64 RAM disk over HTTP Boot, whatever the loader (Debian ships no arm64 syslinux or iPXE)', async () => {
+    for (const loader of ['pxelinux', 'ipxe', 'grub'] as const) {
+      const r = await rig({ bootFiles: httpFiles }, loaderOf(loader));
+      r.client.send(request(MessageType.DISCOVER, [o(Opt.CLIENT_ARCH, [11]), o(Opt.VENDOR_CLASS, 'PXEClient:Arch:00011:UNDI:003000')], {}, KNOWN), SERVER);
+      r.client.send(request(MessageType.DISCOVER, [o(Opt.CLIENT_ARCH, [19]), o(Opt.VENDOR_CLASS, 'HTTPClient:Arch:00019:UNDI:003000')], { xid: 0x4321 }, KNOWN), SERVER);
+      await r.settle(() => r.replies().length === 2);
+      const by = (xid: number): DhcpPacket => r.replies().find((x) => x.p.xid === xid)?.p as DhcpPacket;
+      expect(bootFile(by(0x1234)), loader).toBe('shimaa64.efi');
+      expect(bootFile(by(0x4321)), loader).toBe('http://198.18.0.1:80/efi/http-boot-aa64.img');
+    }
   });
 
   it('without bootd\'s HTTP server an HTTP Boot client gets no boot file (a plain lease)', async () => {

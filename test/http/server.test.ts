@@ -43,6 +43,8 @@ describe.each([
     symlinkSync(path.join(dir, 'secret'), path.join(dir, 'root/escape'));
     const v = new VirtualFileTable();
     v.set('boot.ipxe', '#!ipxe\nchain /ipxe/${mac:hexhyp}.ipxe\n');
+    v.set('snponly.efi', 'MZ');
+    v.set('efi/http-boot-x64.img', 'FAT');
     server = await HttpFileServer.start({ root: await FileRoot.open(path.join(dir, 'root'), [v]), ...(cache ? { cache } : {}), clock: systemClock, log: silentLogger, events: transfersInto(done) }, '127.0.0.1', 0);
     base = `http://127.0.0.1:${server.address.port}`;
   });
@@ -115,6 +117,14 @@ describe.each([
     const r = await curl([`${base}/boot.ipxe`]);
     expect(r.code).toBe('200');
     expect(r.body.toString()).toContain('#!ipxe');
+  });
+
+  it('says what UEFI HTTP Boot needs to know in Content-Type: an EFI program, a disk image to mount, text, bytes', async () => {
+    const type = async (p: string): Promise<string> => (await run('curl', ['-sI', `${base}/${p}`], { encoding: 'utf8' })).stdout.match(/^Content-Type: (.+)\r$/m)?.[1] ?? '';
+    expect(await type('snponly.efi')).toBe('application/efi');
+    expect(await type('efi/http-boot-x64.img')).toBe('application/vnd.efi-img');
+    expect(await type('boot.ipxe')).toBe('text/plain; charset=utf-8');
+    expect(await type('images/vmlinuz')).toBe('application/octet-stream');
   });
 
   it('refuses what TFTP refuses, and anything but GET and HEAD', async () => {

@@ -96,7 +96,9 @@ describe.skipIf(skip !== null)('real image builds (Debian packages)', () => {
     const audit = JSON.parse(readFileSync(path.join(root, 'var/log/bee-audit.json'), 'utf8')) as { schema: string; image: Record<string, string>; collectors: Record<string, { status: string; data: unknown }> };
     expect(audit.schema).toBe('bee-audit/1');
     expect(audit.image.image).toBe('bee');
-    expect(Object.keys(audit.collectors).sort()).toEqual(['board', 'cpu', 'gpu', 'memory', 'pcie', 'psu', 'storage']);
+    expect(Object.keys(audit.collectors).sort()).toEqual(['board', 'cpu', 'firmware', 'gpu', 'memory', 'pcie', 'psu', 'storage']);
+    // how this build machine booted, as the firmware collector sees it through the same /sys
+    expect(audit.collectors.firmware).toMatchObject({ status: 'ok', data: { mode: existsSync('/sys/firmware/efi') ? 'uefi' : 'bios' } });
     for (const [name, c] of Object.entries(audit.collectors)) expect(c.status, name).toMatch(/^(ok|skipped: .+)$/);
     expect(audit.collectors.pcie?.status).toBe('ok');
     expect(audit.collectors.storage?.status).toBe('ok');

@@ -18,7 +18,7 @@ import { execa } from 'execa';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { MODES, type LabResult } from '../../src/lab/lab.js';
 import { BOOTD_BIN, REPO } from '../helpers/bootd.js';
 
@@ -60,6 +60,8 @@ const CASES: readonly Case[] = [
   { mode: 5, image: 'bee', bootFiles: [/^snponly\.efi$/, HTTP_SCRIPT], probe: /^snponly\.efi$/, served: [[/^snponly\.efi$/, 'tftp'], [/^boot\.ipxe$/, 'http'], [KERNEL, 'http'], [INITRD, 'http']] },
   // Secure Boot enforced (OVMF secboot code, Microsoft's keys): shim, Debian's signed GRUB and kernel, all over TFTP
   { mode: 6, image: 'bee', firmware: { mode: 'uefi', secureBoot: true }, bootFiles: [/^shimx64\.efi$/], probe: /^shimx64\.efi$/, served: [[/^shimx64\.efi$/, 'tftp'], [/^grubx64\.efi$/, 'tftp'], [/^grub\/grub\.cfg$/, 'tftp'], [GRUB_CFG, 'tftp'], [KERNEL, 'tftp'], [INITRD, 'tftp']] },
+  // Secure Boot and UEFI HTTP Boot: a RAM disk with shim and GRUB by URL, then GRUB's config, kernel and initrd over TFTP
+  { mode: 8, image: 'bee', firmware: { mode: 'uefi', secureBoot: true }, bootFiles: [/^http:\/\/198\.18\.77\.1:80\/efi\/http-boot-x64\.img$/], served: [[/^efi\/http-boot-x64\.img$/, 'http'], [GRUB_CFG, 'tftp'], [KERNEL, 'tftp'], [INITRD, 'tftp']] },
   // UEFI HTTP Boot alone (OVMF's PXE off): snponly.efi by URL, then bootd's script; nothing over TFTP
   { mode: 7, image: 'bee', firmware: { mode: 'uefi', secureBoot: false }, bootFiles: [/^http:\/\/198\.18\.77\.1:80\/snponly\.efi$/, HTTP_SCRIPT], served: [[/^snponly\.efi$/, 'http'], [/^boot\.ipxe$/, 'http'], [/^ipxe\/52-54-00-b0-07-01\.ipxe$/, 'http'], [KERNEL, 'http'], [INITRD, 'http']] },
   // the path of plain PXE ROMs (no iPXE file API): http/lpxelinux.0, config over TFTP, kernel and initrd over lpxelinux's own HTTP
@@ -85,9 +87,13 @@ async function lab(c: Pick<Case, 'mode' | 'image' | 'args'>, extra: readonly str
 describe.skipIf(skip !== null)('netboot lab: real firmware booted by bootd', () => {
   for (const c of CASES) {
     it(`mode ${c.mode} boots ${c.image}${c.args ? ` (${c.args.join(' ')})` : ''}`, { timeout: 1_600_000 }, async () => {
-      // mode 2 keeps its run directory so that `bootd status` can read bootd's state afterwards
+      // every run keeps its directory (the stored audit report is read below; mode 2's state answers
+      // `bootd status`), removed at the end of the case
       const keep = c.mode === 2 && c.image === 'bee';
-      const { r, stderr, exitCode } = await lab(c, keep ? ['--keep'] : []);
+      const { r, stderr, exitCode } = await lab(c, ['--keep']);
+      onTestFinished(async () => {
+        if (r?.runDir) await rm(r.runDir, { recursive: true, force: true });
+      });
       // on failure the lab printed the serial log tail and bootd's log tail to stderr
       const why = `exit ${exitCode}; lab output tail:\n${stderr.split('\n').slice(-60).join('\n')}`;
       expect(r, why).not.toBeNull();
@@ -131,6 +137,12 @@ describe.skipIf(skip !== null)('netboot lab: real firmware booted by bootd', () 
         const want = c.firmware ?? { mode: MODES[c.mode]?.firmware === 'bios' ? 'bios' : 'uefi', secureBoot: false };
         expect(report.collectors.firmware).toMatchObject({ status: 'ok', data: { mode: want.mode, secure_boot: want.secureBoot } });
         expect(vm.record?.inventory?.summary.firmware).toEqual({ mode: want.mode, secureBoot: want.secureBoot });
+        if (want.secureBoot) {
+          const show = await execa(process.execPath, [BOOTD_BIN, 'hosts', 'show', 'vm1', '--hosts', path.join(res.runDir, 'hosts'), '--images', path.join(REPO, 'images'), '--state', path.join(res.runDir, 'state')]);
+          expect(show.stdout).toMatch(/^loader:\s+grub, Secure Boot/m);
+          expect(show.stdout).toMatch(/^\s*boot:\s+UEFI, Secure Boot on$/m);
+          expect(show.stdout).toMatch(/^--- grub\/mac-52:54:00:b0:07:01\.cfg$/m);
+        }
         // ... and bootd validated it and keeps it as the host's inventory
         expect(vm.record?.inventory?.summary.cpu.model).toMatch(/QEMU|Intel|AMD/);
         expect(vm.record?.inventory?.summary.memoryMiB).toBeGreaterThan(500);

@@ -137,8 +137,9 @@ describe('lab QEMU command lines', () => {
     expect(a).toContain('file=/usr/share/OVMF/OVMF_CODE_4M.fd');
   });
 
-  it('numbers the firmware paths: issue 5\'s five, Secure Boot (6), UEFI HTTP Boot (7)', () => {
-    expect(Object.keys(MODES)).toEqual(['1', '2', '3', '4', '5', '6', '7']);
+  it('numbers the firmware paths: issue 5\'s five, Secure Boot (6), UEFI HTTP Boot (7), both (8)', () => {
+    expect(Object.keys(MODES)).toEqual(['1', '2', '3', '4', '5', '6', '7', '8']);
+    expect(modeOf('uefi', 'none', 'grub', true, 'http')).toBe(8);
     expect(modeOf('uefi', 'none', 'ipxe')).toBe(5);
     expect(modeOf('uefi', 'none', 'grub', true, 'pxe')).toBe(6);
     expect(modeOf('uefi', 'none', 'ipxe', false, 'http')).toBe(7);
