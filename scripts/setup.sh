@@ -40,6 +40,8 @@ APT_PACKAGES=(
   qemu-system-x86 # the VMs (-boot n)
   ipxe-qemu       # QEMU's NIC option ROMs: iPXE for SeaBIOS and OVMF
   ovmf            # UEFI firmware (OVMF_CODE_4M.fd, OVMF_VARS_4M.fd; .secboot and .ms for Secure Boot)
+  qemu-system-arm # the arm64 lab mode: qemu-system-aarch64 -M virt (TCG)
+  qemu-efi-aarch64 # its UEFI firmware (AAVMF)
   mtools          # the UEFI HTTP Boot disk of the signed chain (src/bootconfig/efi-disk.ts: mformat, mcopy)
   # The shipped service (test/packaging/systemd-unit.test.ts: systemd-analyze verify; nothing is started):
   systemd
@@ -89,22 +91,32 @@ fi
 # ours to touch. An installed shim-signed / grub-efi-amd64-signed is used as it is (src/bootconfig/bootloaders.ts).
 SIGNED_DIR=/usr/local/lib/bootd/signed
 SIGNED_PACKAGES=(shim-signed grub-efi-amd64-signed)
+# arm64's (issue 25) come through apt with arm64 as its only architecture and package lists of their own
+# (the same as the image builder's AptSource): the host's dpkg configuration is not changed.
+SIGNED_ARM64=(shim-signed grub-efi-arm64-signed)
+ARM64_LISTS=/var/cache/bootd/apt-lists-arm64
+ARM64_APT=(-o APT::Architecture=arm64 -o APT::Architectures=arm64 -o Dir::State::Lists=$ARM64_LISTS -o Debug::NoLocking=1)
+unpack_signed() { # <apt options...> -- <package> <tag>
+  local opts=() p tag want_v tmp
+  while [ "$1" != -- ]; do opts+=("$1"); shift; done
+  shift; p=$1; tag=$2
+  want_v=$(apt-cache "${opts[@]}" policy "$p" 2>/dev/null | awk '/Candidate:/ {print $2}')
+  if [ -z "$want_v" ] || [ "$want_v" = "(none)" ]; then apt-get "${opts[@]}" update -qq; want_v=$(apt-cache "${opts[@]}" policy "$p" | awk '/Candidate:/ {print $2}'); fi
+  if [ "$(cat "$SIGNED_DIR/$tag.version" 2>/dev/null)" != "$want_v" ]; then
+    log "unpacking $tag $want_v into $SIGNED_DIR (not installed: see setup.sh)"
+    tmp=$(mktemp -d)
+    chmod 755 "$tmp"
+    (cd "$tmp" && apt-get "${opts[@]}" -o APT::Sandbox::User=root download -qq "$p=$want_v" 2>/dev/null)
+    mkdir -p "$SIGNED_DIR"
+    dpkg-deb -x "$tmp"/"$p"_*.deb "$SIGNED_DIR"
+    echo "$want_v" >"$SIGNED_DIR/$tag.version"
+    rm -rf "$tmp"
+  fi
+}
 if [ "${SETUP_SKIP_APT:-0}" != 1 ] && [ "$(id -u)" = 0 ]; then
-  for p in "${SIGNED_PACKAGES[@]}"; do
-    candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2}'; }
-    want_v=$(candidate "$p")
-    if [ -z "$want_v" ] || [ "$want_v" = "(none)" ]; then apt-get update -qq; want_v=$(candidate "$p"); fi
-    if [ "$(cat "$SIGNED_DIR/$p.version" 2>/dev/null)" != "$want_v" ]; then
-      log "unpacking $p $want_v into $SIGNED_DIR (not installed: see setup.sh)"
-      tmp=$(mktemp -d)
-      chmod 755 "$tmp"
-      (cd "$tmp" && apt-get download -qq "$p=$want_v" 2>/dev/null)
-      mkdir -p "$SIGNED_DIR"
-      dpkg-deb -x "$tmp"/"$p"_*.deb "$SIGNED_DIR"
-      echo "$want_v" >"$SIGNED_DIR/$p.version"
-      rm -rf "$tmp"
-    fi
-  done
+  for p in "${SIGNED_PACKAGES[@]}"; do unpack_signed -- "$p" "$p"; done
+  mkdir -p "$ARM64_LISTS/partial"
+  for p in "${SIGNED_ARM64[@]}"; do unpack_signed "${ARM64_APT[@]}" -- "$p" "$p-arm64"; done
 fi
 
 node_major=$(node -p 'process.versions.node.split(".")[0]')

@@ -68,6 +68,8 @@ export interface BootRecord {
   readonly mac: string;
   ip?: string;
   image?: string;
+  /** The firmware's client architecture (option 93) in its first boot request: what the machine is, learned (RFC 4578). */
+  clientArch?: number;
   phase: Phase;
   updatedAt: string;
   events: TimelineEvent[];
@@ -156,6 +158,7 @@ export function observe(rec: HostRecord, o: Observation, now: Date, newId: () =>
     }
     if (o.type === 'ack') boot.ip = o.ip;
     if (o.image !== undefined) boot.image = o.image;
+    if (pxe && o.arch !== null && boot.clientArch === undefined) boot.clientArch = o.arch;
     if (!pxe && o.type === 'ack' && boot.phase === 'kernel') boot.phase = 'os-dhcp';
   }
   if (boot === undefined) return null;

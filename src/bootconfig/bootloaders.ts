@@ -43,6 +43,9 @@ export const BOOT_LOADERS: readonly BootLoaderFile[] = [
   // from its own folder; Debian's signed netboot GRUB then reads grub/grub.cfg (src/bootconfig/files.ts)
   { name: 'shimx64.efi', source: '/usr/lib/shim/shimx64.efi.signed', alternates: [`${SIGNED_DIR}/usr/lib/shim/shimx64.efi.signed`], pkg: 'shim-signed', what: 'x64 UEFI NBP under Secure Boot (loader grub; also UEFI HTTP Boot)' },
   { name: 'grubx64.efi', source: '/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed', alternates: [`${SIGNED_DIR}/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed`], pkg: 'grub-efi-amd64-signed', what: "shim's second stage: Debian's signed netboot GRUB" },
+  // arm64 (option 93 = 11, 19): Debian ships neither syslinux nor iPXE for it; its signed shim and GRUB, unpacked by setup.sh
+  { name: 'shimaa64.efi', source: '/usr/lib/shim/shimaa64.efi.signed', alternates: [`${SIGNED_DIR}/usr/lib/shim/shimaa64.efi.signed`], pkg: 'shim-signed:arm64', what: 'arm64 UEFI NBP (option 93 = 11; every loader)' },
+  { name: 'grubaa64.efi', source: '/usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed', alternates: [`${SIGNED_DIR}/usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed`], pkg: 'grub-efi-arm64-signed:arm64', what: "arm64 shim's second stage: Debian's signed netboot GRUB" },
 ];
 
 export interface SetupResult {

@@ -18,6 +18,7 @@
  *                            only this or grub/x86_64-efi/grub.cfg): picks
  *   grub/mac-<mac>.cfg       any MAC (colons, as GRUB's ${net_default_mac}):
  *                            the host's config, or the unknown policy
+ *   grub/arm64-efi/...       the same for arm64 GRUB, with the arm64 images
  *   efi/http-boot-x64.img    UEFI HTTP Boot of the signed chain: a RAM disk
  *                            with shim and GRUB (src/bootconfig/efi-disk.ts)
  */
@@ -33,6 +34,14 @@ const PXELINUX_MAC = /^pxelinux\.cfg\/01-([0-9a-f]{2}(?:-[0-9a-f]{2}){5})$/i;
 const IPXE_MAC = /^ipxe\/([0-9a-f]{2}(?:-[0-9a-f]{2}){5})\.ipxe$/i;
 const GRUB_MAC = /^grub\/mac-([0-9a-f]{2}(?::[0-9a-f]{2}){5})\.cfg$/i;
 export const GRUB_CONFIG = 'grub/grub.cfg';
+/**
+ * arm64 GRUB comes to the same grub/grub.cfg as x86's (its `-e` test of
+ * `<prefix>/arm64-efi/grub.cfg` sends nothing over TFTP: seen in the lab),
+ * which sends it by `${grub_cpu}` to its per-MAC configs under
+ * `grub/arm64-efi/`: they boot the image's arm64 version.
+ */
+const GRUB_ARM64 = 'grub/arm64-efi/';
+const GRUB_ARM64_MAC = /^grub\/arm64-efi\/mac-([0-9a-f]{2}(?::[0-9a-f]{2}){5})\.cfg$/i;
 
 export interface BootFilesDeps {
   /** The hosts of this moment (hot reload swaps the set). */
@@ -75,10 +84,11 @@ export class BootFiles implements VirtualFiles {
       if (await this.d.hasRootFile?.(relPath)) return undefined;
       return Buffer.from(this.d.templates.grubDispatch());
     }
-    m = GRUB_MAC.exec(relPath);
+    m = GRUB_MAC.exec(relPath) ?? GRUB_ARM64_MAC.exec(relPath);
     if (m) {
       const mac = (m[1] as string).toLowerCase() as Mac;
-      return Buffer.from(this.d.templates.grub(await this.target(mac, this.d.hosts().byMac(mac)), this.grubDevice()));
+      const arch: ImageArch = relPath.startsWith(GRUB_ARM64) ? 'arm64' : 'amd64';
+      return Buffer.from(this.d.templates.grub(await this.target(mac, this.d.hosts().byMac(mac), arch), this.grubDevice(), relPath));
     }
     if (relPath === 'pxelinux.cfg/default') {
       const t = await targetFor(undefined, undefined, this.d.policy(), this.d.images);
@@ -104,8 +114,8 @@ export class BootFiles implements VirtualFiles {
   }
 
   /** What a host boots; a host told to wait goes on its timeline. */
-  private async target(mac: Mac | undefined, host: Host | undefined): Promise<BootTarget> {
-    const t = await targetFor(mac, host, this.d.policy(), this.d.images);
+  private async target(mac: Mac | undefined, host: Host | undefined, arch: ImageArch = 'amd64'): Promise<BootTarget> {
+    const t = await targetFor(mac, host, this.d.policy(), this.d.images, arch);
     if (t.kind === 'wait' && host) this.d.onWait?.(host.name, mac, t.reason);
     return t;
   }

@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { Resolve, ResolvedImage } from '../images/catalog.js';
 import { formatImageRef, macHyphen, type Host, type ImageRef, type Mac } from '../hosts/types.js';
 import { render, type View } from './template.js';
+import type { ImageArch } from '../images/arch.js';
 
 /** Network-wide settings the configs depend on (from the appliance config). */
 export interface BootPolicy {
@@ -23,7 +24,8 @@ export interface BootPolicy {
 }
 
 export interface ImageResolver {
-  resolve(ref: ImageRef): Promise<Resolve>;
+  /** `arch`: the machine's (amd64 when absent): the image's current version of that architecture. */
+  resolve(ref: ImageRef, arch?: ImageArch): Promise<Resolve>;
 }
 
 interface Described {
@@ -78,14 +80,14 @@ export function kernelArgs(image: ResolvedImage, host: Host | undefined, mac: Ma
  * (pxelinux.cfg/default), where PXELINUX appends BOOTIF itself.
  * Problems never yield a broken config: they yield local boot with a reason.
  */
-export async function targetFor(mac: Mac | undefined, host: Host | undefined, policy: BootPolicy, images: ImageResolver): Promise<BootTarget> {
+export async function targetFor(mac: Mac | undefined, host: Host | undefined, policy: BootPolicy, images: ImageResolver, arch: ImageArch = 'amd64'): Promise<BootTarget> {
   const subject = host ? `host ${host.name} (${mac ?? host.macs[0]})` : mac === undefined ? 'machines not in hosts/' : `unknown machine ${mac}`;
   const source = host ? host.file : 'the appliance config (unknown_hosts)';
   const local = (reason: string): BootTarget => ({ kind: 'local', subject, source, reason });
   if (host && !host.netboot) return local('netboot is off for this host');
   const ref = host ? host.image : policy.unknownImage;
   if (!ref) return local('machines not in hosts/ do not netboot');
-  const r = await images.resolve(ref);
+  const r = await images.resolve(ref, arch);
   if (!r.ok) return r.wait === true ? { kind: 'wait', subject, source, reason: r.reason, seconds: WAIT_SECONDS } : local(r.reason);
   const args = kernelArgs(r.image, host, mac, policy);
   const line = [`initrd=${r.image.initrdPaths.join(',')}`, ...args].join(' ');
@@ -169,11 +171,13 @@ export class BootTemplates {
 
   /**
    * GRUB config for one machine (grub/mac-<mac>.cfg). `device` is where GRUB
-   * fetches the kernel and initrds: `(http,<server>)` or `(tftp,<server>)`.
+   * fetches the kernel and initrds, `(tftp,<server>)`; `self` the file's own
+   * path there, which a wait reads again.
    */
-  grub(target: BootTarget, device: string): string {
+  grub(target: BootTarget, device: string, self?: string): string {
     if (target.kind === 'local') return this.render('grub-local.cfg', { subject: target.subject, source: target.source, reason: target.reason, message: grubWord(`bootd: ${target.reason}; booting from the local disk`) });
-    if (target.kind === 'wait') return this.render('grub-wait.cfg', { subject: target.subject, source: target.source, reason: target.reason, seconds: String(target.seconds), message: grubWord(`bootd: ${target.reason}; asking again in ${target.seconds} s`) });
+    // the wait reads this very file again, by its full name (GRUB may have come from a RAM disk, where $prefix is not bootd)
+    if (target.kind === 'wait') return this.render('grub-wait.cfg', { subject: target.subject, source: target.source, reason: target.reason, seconds: String(target.seconds), message: grubWord(`bootd: ${target.reason}; asking again in ${target.seconds} s`), self: self === undefined ? '"${prefix}/mac-${net_default_mac}.cfg"' : grubWord(`${device}/${self}`) });
     const img = target.image;
     const on = (p: string): string => grubWord(/^[a-z]+:\/\//.test(p) ? p : `${device}${p.startsWith('/') ? '' : '/'}${p}`);
     return this.render('grub-boot.cfg', {
@@ -188,7 +192,7 @@ export class BootTemplates {
     });
   }
 
-  /** grub/grub.cfg: picks grub/mac-<mac>.cfg by the boot NIC's MAC. */
+  /** grub/grub.cfg: picks grub/mac-<mac>.cfg (arm64: grub/arm64-efi/mac-<mac>.cfg) by the boot NIC's MAC. */
   grubDispatch(): string {
     return this.render('grub-dispatch.cfg', {});
   }

@@ -18,6 +18,7 @@ import type { Assembly } from '../hosts/directory.js';
 import { loadHosts } from '../hosts/loader.js';
 import { formatImageRef, type Host } from '../hosts/types.js';
 import { ImageCatalog } from '../images/catalog.js';
+import { ARCH_TABLE } from '../dhcp/boot-policy.js';
 
 function out(line = ''): void {
   process.stdout.write(`${line}\n`);
@@ -42,7 +43,8 @@ export function bytes(n: number): string {
 }
 
 function printRecords(lastBoot: BootRecord | null, inv: InventoryEntry | undefined): void {
-  out(`last boot: ${lastBoot ? `${lastBoot.startedAt} ${lastBoot.phase}${lastBoot.ip ? ` at ${lastBoot.ip}` : ''}${lastBoot.smoke ? `, smoke ${lastBoot.smoke.ok ? 'passed' : `FAILED: ${lastBoot.smoke.error ?? lastBoot.smoke.failed.join('; ')}`}` : ''}` : 'none recorded'}`);
+  const fw = lastBoot?.clientArch !== undefined ? ARCH_TABLE.get(lastBoot.clientArch) : undefined;
+  out(`last boot: ${lastBoot ? `${lastBoot.startedAt} ${lastBoot.phase}${lastBoot.ip ? ` at ${lastBoot.ip}` : ''}${lastBoot.clientArch !== undefined ? `, firmware ${fw?.name ?? 'architecture'} (option 93 = ${lastBoot.clientArch})` : ''}${lastBoot.smoke ? `, smoke ${lastBoot.smoke.ok ? 'passed' : `FAILED: ${lastBoot.smoke.error ?? lastBoot.smoke.failed.join('; ')}`}` : ''}` : 'none recorded'}`);
   if (!inv) {
     out('inventory: none (no audit report received)');
     return;
@@ -131,10 +133,12 @@ function addShowCommand(hosts: Command): void {
       const catalog = new ImageCatalog(o.images);
       const templates = BootTemplates.load();
       const mac = h.macs[0] as Host['macs'][number];
-      const target = await targetFor(mac, h, { serverIp: o.serverAddress, kernelArgs: [] }, catalog);
-      const files = h.macs.map((m) => ({ pxelinux: `pxelinux.cfg/01-${macHyphen(m)}`, ipxe: `ipxe/${macHyphen(m)}.ipxe`, grub: `grub/mac-${m}.cfg` }));
+      const learned = lastBoot?.clientArch !== undefined ? ARCH_TABLE.get(lastBoot.clientArch)?.firmware : undefined;
+      const arch = h.arch ?? (learned === 'efi-arm64' ? 'arm64' : 'amd64');
+      const target = await targetFor(mac, h, { serverIp: o.serverAddress, kernelArgs: [] }, catalog, arch);
+      const files = h.macs.map((m) => ({ pxelinux: `pxelinux.cfg/01-${macHyphen(m)}`, ipxe: `ipxe/${macHyphen(m)}.ipxe`, grub: `grub/${arch === 'arm64' ? 'arm64-efi/' : ''}mac-${m}.cfg` }));
       const boots = target.kind === 'boot' ? `${target.image.name}@${target.image.version}` : `local disk (${target.reason})`;
-      const grub = templates.grub(target, `(tftp,${o.serverAddress})`);
+      const grub = templates.grub(target, `(tftp,${o.serverAddress})`, files[0]?.grub);
       if (o.json) return out(JSON.stringify({ host: hostJson(h), boots, files, pxelinux: templates.pxelinux(target), ipxe: templates.ipxe(target), grub, lastBoot, inventory: inv ?? null, report }, null, 2));
       out(`name:      ${h.name} (${h.file})`);
       out(`macs:      ${h.macs.join(', ')}`);
@@ -142,7 +146,8 @@ function addShowCommand(hosts: Command): void {
       out(`hostname:  ${h.hostname}`);
       out(`image:     ${h.netboot ? formatImageRef(h.image) : '(netboot off)'}`);
       out(`boots:     ${boots}`);
-      out(`loader:    ${h.loader ?? 'the appliance default'}${h.secureBoot === true ? ', Secure Boot (signed chain, signed kernel)' : ''}`);
+      out(`loader:    ${arch === 'arm64' ? 'grub (arm64)' : (h.loader ?? 'the appliance default')}${h.secureBoot === true ? ', Secure Boot (signed chain, signed kernel)' : ''}`);
+      out(`arch:      ${arch}${h.arch !== undefined ? ' (hosts file)' : learned !== undefined ? ' (learned from the firmware\'s option 93)' : ' (default)'}`);
       out(`build:     ${h.build ? `yes, quota ${bytes(h.build.quotaBytes)}` : 'no'}`);
       const sm = h.smoke;
       out(`smoke:     ${sm.enabled === false ? 'off' : `${sm.user ?? '(appliance user, default root)'}@:${sm.port ?? 22}${sm.identityFile ? ` key ${sm.identityFile}` : ''}${sm.timeoutSeconds !== undefined ? `, timeout ${sm.timeoutSeconds} s` : ''}${sm.script ? `, script ${sm.script}` : ''}`}`);
@@ -150,7 +155,7 @@ function addShowCommand(hosts: Command): void {
       out(`files:     ${files.flatMap((f) => [f.pxelinux, f.ipxe, f.grub]).join(', ')}`);
       printRecords(lastBoot, inv);
       out();
-      if (h.loader === 'grub') {
+      if (h.loader === 'grub' || arch === 'arm64') {
         out(`--- ${files[0]?.grub ?? ''}`);
         process.stdout.write(grub);
       } else {

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { Option, type Command } from 'commander';
 import { bytes } from './hosts.js';
 import { BuildError, buildImage, type BuildResult } from '../images/builder.js';
+import { currentLink } from '../images/catalog.js';
 import { LineProgress, TtyProgress } from '../images/progress.js';
 import { ensureKeyPair } from '../images/ssh-key.js';
 
@@ -15,7 +16,7 @@ import { ensureKeyPair } from '../images/ssh-key.js';
 export function summary(r: BuildResult): string[] {
   const secs = r.steps.reduce((a, s) => a + s.ms, 0) / 1000;
   return [
-    `built ${r.name}@${r.version} in ${secs.toFixed(1)} s (current -> ${r.version})`,
+    `built ${r.name}@${r.version} for ${r.manifest.arch ?? 'amd64'} in ${secs.toFixed(1)} s (${currentLink(r.manifest.arch ?? 'amd64')} -> ${r.version})`,
     ...Object.entries(r.manifest.files).map(([f, x]) => `  ${f.padEnd(12)} ${bytes(x.size).padStart(10)}  sha256 ${x.sha256.slice(0, 16)}…`),
     `  kernel ${r.manifest.kernel_version}; ${String(r.manifest.inputs?.modules ?? 0)} modules; ${Object.keys((r.manifest.inputs?.packages as object | undefined) ?? {}).length} packages`,
     `  downloads: ${r.downloads.downloaded} packages (${bytes(r.downloads.bytes)}), ${r.downloads.cached} from the cache`,

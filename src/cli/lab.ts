@@ -25,6 +25,7 @@ interface LabCliOptions {
   loader: Loader;
   secureBoot?: boolean;
   netBoot: NetBoot;
+  arch: 'amd64' | 'arm64';
   image: string;
   vms: number;
   once?: boolean;
@@ -61,6 +62,7 @@ export function addLabCommand(program: Command): void {
     .addOption(new Option('--loader <loader>', 'what the hosts boot through').choices(['pxelinux', 'ipxe', 'grub']).default('pxelinux'))
     .option('--secure-boot', 'uefi: OVMF with Secure Boot enforced (Microsoft\'s keys); hosts with loader grub get secure_boot: true')
     .addOption(new Option('--net-boot <how>', 'uefi: PXE, or UEFI HTTP Boot alone (OVMF\'s PXE off; --rom none)').choices(['pxe', 'http']).default('pxe'))
+    .addOption(new Option('--arch <arch>', 'the VMs\' architecture: arm64 is QEMU\'s virt machine with AAVMF (--firmware uefi --rom none), booting the image\'s arm64 version (built first when there is none)').choices(['amd64', 'arm64']).default('amd64'))
     .option('--image <name>', 'image the VMs boot (built first if it has no current version)', 'bee')
     .option('--vms <n>', 'number of VMs', posInt(16), 1)
     .option('--once', 'exit when every VM is up (and for bee, its audit arrived); exit status 0 only then')
@@ -98,6 +100,7 @@ export function addLabCommand(program: Command): void {
             loader: m?.loader ?? o.loader,
             secureBoot: o.secureBoot === true || (m?.secureBoot ?? false),
             netBoot: m?.netBoot ?? o.netBoot,
+            arch: m?.arch ?? o.arch,
             image: o.image,
             vms: o.vms,
             imagesDir: path.resolve(o.images),

@@ -61,6 +61,7 @@ export const hostFileSchema = strictObject({
   netboot: z.boolean({ error: 'expected true or false' }).optional(),
   loader: z.enum(['pxelinux', 'ipxe', 'grub'], { error: 'expected pxelinux, ipxe or grub' }).optional(),
   secure_boot: z.boolean({ error: 'expected true or false' }).optional(),
+  arch: z.enum(['amd64', 'arm64'], { error: 'expected amd64 or arm64' }).optional(),
   kernel_args: kernelArgsField.optional(),
   params: z
     .record(
@@ -134,6 +135,7 @@ export function parseHostFile(file: string, name: string, text: string): HostFil
     // secure_boot without a loader: the signed chain
     ...(v.loader !== undefined ? { loader: v.loader } : v.secure_boot === true ? { loader: 'grub' as const } : {}),
     ...(v.secure_boot !== undefined ? { secureBoot: v.secure_boot } : {}),
+    ...(v.arch !== undefined ? { arch: v.arch } : {}),
     kernelArgs: v.kernel_args ?? NO_ARGS,
     params: v.params === undefined ? NO_PARAMS : Object.fromEntries(Object.entries(v.params).map(([k, val]) => [k, String(val)])),
     build,

@@ -72,6 +72,12 @@ export interface Host {
    * `bootd hosts check` says so when the image's kernel is not.
    */
   readonly secureBoot?: boolean;
+  /**
+   * What the machine is (arch: arm64), for `bootd hosts show`; absent: bootd
+   * learns it from the firmware's option 93 (the boot record's clientArch).
+   * What it boots follows the firmware's own request either way.
+   */
+  readonly arch?: 'amd64' | 'arm64';
   /** Appended to the kernel command line after everything bootd puts there. */
   readonly kernelArgs: readonly string[];
   /** Image parameters, rendered as `<image>.<key>=<value>` (`buildos.toolchain_url=...`). */

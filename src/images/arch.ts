@@ -1,8 +1,8 @@
 /**
  * The architectures bootd builds images for and boots (issue 25), in one
- * table: Debian's name, the multiarch triplet, the ELF machine, the
- * firmware's client architecture codes (RFC 4578 option 93, IANA), the
- * names of the signed UEFI loaders, and the serial console QEMU's machine has.
+ * table: Debian's name, the multiarch triplet, the ELF machine, the names
+ * of the signed UEFI loaders, and the serial console QEMU's machine has.
+ * (Option 93's codes are the DHCP policy's: src/dhcp/boot-policy.ts.)
  */
 import { EM_AARCH64, EM_X86_64 } from './elf.js';
 
@@ -12,9 +12,6 @@ export const IMAGE_ARCHES: readonly ImageArch[] = ['amd64', 'arm64'];
 export interface ArchFacts {
   readonly triplet: string;
   readonly elfMachine: number;
-  /** Option 93 values: UEFI PXE, UEFI HTTP Boot. */
-  readonly efiPxe: readonly number[];
-  readonly efiHttp: readonly number[];
   /** shim and GRUB as shim looks for it beside itself (shim-signed, grub-efi-<arch>-signed). */
   readonly shim: string;
   readonly grub: string;
@@ -25,8 +22,8 @@ export interface ArchFacts {
 }
 
 export const ARCH: Readonly<Record<ImageArch, ArchFacts>> = {
-  amd64: { triplet: 'x86_64-linux-gnu', elfMachine: EM_X86_64, efiPxe: [7, 9], efiHttp: [16], shim: 'shimx64.efi', grub: 'grubx64.efi', grubPlatform: 'x86_64-efi', console: 'ttyS0' },
-  arm64: { triplet: 'aarch64-linux-gnu', elfMachine: EM_AARCH64, efiPxe: [11], efiHttp: [19], shim: 'shimaa64.efi', grub: 'grubaa64.efi', grubPlatform: 'arm64-efi', console: 'ttyAMA0' },
+  amd64: { triplet: 'x86_64-linux-gnu', elfMachine: EM_X86_64, shim: 'shimx64.efi', grub: 'grubx64.efi', grubPlatform: 'x86_64-efi', console: 'ttyS0' },
+  arm64: { triplet: 'aarch64-linux-gnu', elfMachine: EM_AARCH64, shim: 'shimaa64.efi', grub: 'grubaa64.efi', grubPlatform: 'arm64-efi', console: 'ttyAMA0' },
 };
 
 /** The machine bootd runs on, in Debian's words. */

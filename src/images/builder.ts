@@ -18,7 +18,7 @@ import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { BuildLog, run } from './build-log.js';
-import { ImageCatalog, isRecipeEntry } from './catalog.js';
+import { ImageCatalog, currentLink, isRecipeEntry } from './catalog.js';
 import { CopyExec, realInside } from './copy-exec.js';
 import { MANIFEST_FILE, SMOKE_TEST_FILE, parseManifest, type Manifest } from './manifest.js';
 import { parseModulesDep, selectModules } from './modules.js';
@@ -461,7 +461,7 @@ const STEPS: readonly Step[] = [
       const dir = path.join(c.opts.imagesDir, c.loaded.name, c.version);
       await fs.rename(c.out, dir);
       await new ImageCatalog(c.opts.imagesDir).setCurrent(c.loaded.name, c.version);
-      c.log.write(`published ${dir}; current -> ${c.version}`);
+      c.log.write(`published ${dir}; ${currentLink(c.arch)} -> ${c.version}`);
     },
   },
 ];

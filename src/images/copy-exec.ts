@@ -17,13 +17,11 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { BuildLog } from './build-log.js';
-import { EM_AARCH64, EM_X86_64, readElf, type ElfInfo } from './elf.js';
+import { ARCH } from './arch.js';
+import { readElf, type ElfInfo } from './elf.js';
 
 /** Debian's multiarch triplet per ELF machine: where its libraries live. */
-const MULTIARCH: ReadonlyMap<number, string> = new Map([
-  [EM_X86_64, 'x86_64-linux-gnu'],
-  [EM_AARCH64, 'aarch64-linux-gnu'],
-]);
+const MULTIARCH: ReadonlyMap<number, string> = new Map(Object.values(ARCH).map((a) => [a.elfMachine, a.triplet]));
 
 /** The loader's default search path for a triplet (ld.so(8), Debian's ld.so.conf.d for multiarch). */
 function libDirs(triplet: string): string[] {

@@ -28,7 +28,8 @@ import { FileHostRecords } from '../state/host-records.js';
 import type { BootRecord, SmokeResult } from '../afterboot/record.js';
 import type { InventoryEntry } from '../afterboot/inventory.js';
 import { LabNetwork } from './network.js';
-import { QEMU, prepareFirmwareFile, probeAccel, qemuArgs, type Accel, type Firmware, type NicRom } from './qemu.js';
+import { prepareFirmwareFile, probeAccel, qemuArgs, qemuFor, type Accel, type Firmware, type NicRom } from './qemu.js';
+import { ARCH, type ImageArch } from '../images/arch.js';
 import { Timeline, type LabEvent, type PastAttempt, type ServedFile, type VmTrack } from './timeline.js';
 
 export type Loader = 'pxelinux' | 'ipxe' | 'grub';
@@ -38,6 +39,8 @@ export type NetBoot = 'pxe' | 'http';
 export type PxelinuxHttp = 'auto' | 'lpxelinux' | 'off';
 
 export interface LabMode {
+  /** amd64 unless said (arm64: QEMU virt and AAVMF, the arm64 image). */
+  readonly arch?: ImageArch;
   readonly firmware: Firmware;
   readonly rom: NicRom;
   readonly loader: Loader;
@@ -57,10 +60,12 @@ export const MODES: Readonly<Record<number, LabMode>> = {
   7: { firmware: 'uefi', rom: 'none', loader: 'ipxe', secureBoot: false, netBoot: 'http', what: 'OVMF UEFI HTTP Boot (PXE off), snponly.efi over HTTP, bootd iPXE script' },
   // Debian 12's signed GRUB has no HTTP: shim and GRUB come in a RAM disk HTTP Boot mounts (src/bootconfig/efi-disk.ts)
   8: { firmware: 'uefi', rom: 'none', loader: 'grub', secureBoot: true, netBoot: 'http', what: 'OVMF Secure Boot, UEFI HTTP Boot of a RAM disk with shim and signed GRUB, then TFTP' },
+  // arm64 (issue 25): Debian ships neither syslinux nor iPXE for it, so GRUB
+  9: { arch: 'arm64', firmware: 'uefi', rom: 'none', loader: 'grub', secureBoot: false, netBoot: 'pxe', what: 'arm64: QEMU virt, AAVMF PXE, shimaa64, signed GRUB, arm64 bee (TCG)' },
 };
 
-export function modeOf(firmware: Firmware, rom: NicRom, loader: Loader, secureBoot = false, netBoot: NetBoot = 'pxe'): number | undefined {
-  for (const [n, m] of Object.entries(MODES)) if (m.firmware === firmware && m.rom === rom && m.loader === loader && m.secureBoot === secureBoot && m.netBoot === netBoot) return Number(n);
+export function modeOf(firmware: Firmware, rom: NicRom, loader: Loader, secureBoot = false, netBoot: NetBoot = 'pxe', arch: ImageArch = 'amd64'): number | undefined {
+  for (const [n, m] of Object.entries(MODES)) if (m.firmware === firmware && m.rom === rom && m.loader === loader && m.secureBoot === secureBoot && m.netBoot === netBoot && (m.arch ?? 'amd64') === arch) return Number(n);
   return undefined;
 }
 
@@ -72,6 +77,8 @@ export interface LabOptions {
   readonly secureBoot?: boolean;
   /** uefi: PXE (default) or UEFI HTTP Boot alone. */
   readonly netBoot?: NetBoot;
+  /** The VMs' architecture (arm64: QEMU virt, AAVMF, the image's arm64 version); default amd64. */
+  readonly arch?: ImageArch;
   readonly image: string;
   readonly vms: number;
   readonly imagesDir: string;
@@ -126,6 +133,7 @@ export interface LabResult {
   readonly loader: Loader;
   readonly secureBoot: boolean;
   readonly netBoot: NetBoot;
+  readonly arch: ImageArch;
   readonly image: string;
   readonly imageVersion?: string;
   readonly accel: Accel;
@@ -223,7 +231,8 @@ class FileFollower {
 }
 
 export async function runLab(o: LabOptions, io: LabIo): Promise<LabResult> {
-  const mode = modeOf(o.firmware, o.rom, o.loader, o.secureBoot, o.netBoot);
+  const mode = modeOf(o.firmware, o.rom, o.loader, o.secureBoot, o.netBoot, o.arch);
+  if (o.arch === 'arm64' && (o.firmware !== 'uefi' || o.rom !== 'none')) throw new Error('arm64 VMs boot UEFI (AAVMF) with its own PXE: --firmware uefi --rom none');
   if (o.firmware === 'bios' && o.rom === 'none') throw new Error('--rom none needs --firmware uefi: SeaBIOS has no network boot of its own');
   if (o.firmware === 'bios' && (o.secureBoot === true || o.netBoot === 'http')) throw new Error('Secure Boot and UEFI HTTP Boot need --firmware uefi');
   if (o.netBoot === 'http' && o.rom !== 'none') throw new Error('UEFI HTTP Boot is OVMF\'s own: use --rom none');
@@ -237,7 +246,8 @@ export async function runLab(o: LabOptions, io: LabIo): Promise<LabResult> {
   // 2. the run directory: TFTP root with the loaders, hosts/, bootd's state, logs
   const { runDir, tftpRoot, hostsDir, labState, bootdLog, memoryMiB, tracks } = await prepareRun(o, key);
 
-  const accel = await probeAccel(runDir, o.accel);
+  // arm64 guests on this x86 host run under TCG whatever KVM can do
+  const accel = o.arch === 'arm64' ? { accel: 'tcg' as const, reason: 'arm64 guest on an x86-64 host' } : await probeAccel(runDir, o.accel);
   io.line(`bootd lab: mode ${mode ?? '-'} (${mode ? MODES[mode]?.what : `${o.firmware}, rom ${o.rom}, loader ${o.loader}${o.secureBoot === true ? ', Secure Boot' : ''}${o.netBoot === 'http' ? ', HTTP Boot' : ''}`}), image ${o.image}@${imageVersion}, ${o.vms} VM(s), ${accel.accel.toUpperCase()} (${accel.reason})`);
 
   let net: LabNetwork | undefined;
@@ -299,6 +309,7 @@ export async function runLab(o: LabOptions, io: LabIo): Promise<LabResult> {
     loader: o.loader,
     secureBoot: o.secureBoot === true,
     netBoot: o.netBoot ?? 'pxe',
+    arch: o.arch ?? 'amd64',
     image: o.image,
     imageVersion,
     accel: accel.accel,
@@ -312,9 +323,10 @@ export async function runLab(o: LabOptions, io: LabIo): Promise<LabResult> {
 }
 
 /** The image's current version, built first when it has none, its recipe changed or it lacks the lab's SSH key (with --build). */
-export async function ensureImage(o: Pick<LabOptions, 'imagesDir' | 'image' | 'stateDir' | 'cacheDir' | 'build'>, io: LabIo): Promise<{ key: { publicKey: string; privateKey: string }; imageVersion: string }> {
+export async function ensureImage(o: Pick<LabOptions, 'imagesDir' | 'image' | 'stateDir' | 'cacheDir' | 'build' | 'arch'>, io: LabIo): Promise<{ key: { publicKey: string; privateKey: string }; imageVersion: string }> {
   const catalog = new ImageCatalog(o.imagesDir);
-  let resolved = await catalog.resolve({ name: o.image });
+  const arch = o.arch ?? 'amd64';
+  let resolved = await catalog.resolve({ name: o.image }, arch);
   const key = await ensureKeyPair(o.stateDir);
   // a current version built from an older recipe would boot yesterday's image
   const recipeDir = path.join(o.imagesDir, o.image);
@@ -325,9 +337,9 @@ export async function ensureImage(o: Pick<LabOptions, 'imagesDir' | 'image' | 's
   const stale = staleRecipe || staleKey;
   if (!resolved.ok || (stale && o.build)) {
     if (!o.build) throw new Error(`image ${o.image}: ${resolved.ok ? 'stale' : resolved.reason}`);
-    io.line(`building image ${o.image} (${!resolved.ok ? 'it has no current version' : staleRecipe ? 'its recipe changed since the current version was built' : `the current version does not hold the SSH key ${key.publicKey}`})`);
-    await buildImage({ imagesDir: o.imagesDir, name: o.image, stateDir: o.stateDir, ...(o.cacheDir !== undefined ? { cacheDir: o.cacheDir } : {}), authorizedKeys: key.publicKey, progress: new LineProgress((l) => io.line(`  ${l}`)) });
-    resolved = await catalog.resolve({ name: o.image });
+    io.line(`building image ${o.image} for ${arch} (${!resolved.ok ? `it has no current ${arch} version` : staleRecipe ? 'its recipe changed since the current version was built' : `the current version does not hold the SSH key ${key.publicKey}`})`);
+    await buildImage({ imagesDir: o.imagesDir, name: o.image, arch, stateDir: o.stateDir, ...(o.cacheDir !== undefined ? { cacheDir: o.cacheDir } : {}), authorizedKeys: key.publicKey, progress: new LineProgress((l) => io.line(`  ${l}`)) });
+    resolved = await catalog.resolve({ name: o.image }, arch);
     if (!resolved.ok) throw new Error(`image ${o.image}: ${resolved.reason}`);
   }
   return { key, imageVersion: resolved.image.version };
@@ -343,7 +355,9 @@ async function prepareRun(o: LabOptions, key: { privateKey: string }): Promise<{
   const bootdLog = path.join(runDir, 'bootd.log');
   await fs.mkdir(hostsDir, { recursive: true });
   const loaders = await placeBootLoaders(tftpRoot);
-  if (loaders.missing.length > 0) throw new Error(`boot loaders missing: ${loaders.missing.map((m) => `${m.source} (apt-get install ${m.pkg})`).join(', ')}`);
+  // an amd64 run does without the arm64 loaders, and the other way round
+  const missing = loaders.missing.filter((m) => (o.arch === 'arm64') === /aa64/.test(m.name));
+  if (missing.length > 0) throw new Error(`boot loaders missing: ${missing.map((m) => `${m.source} (package ${m.pkg}; scripts/setup.sh)`).join(', ')}`);
   // buildos unpacks a 40 MiB zstd initrd into RAM and runs systemd: 1 GiB is tight
   const memoryMiB = o.memoryMiB ?? (o.image === 'buildos' ? 1536 : 1024);
   const tracks: VmTrack[] = [];
@@ -418,7 +432,7 @@ async function startBootd(net: LabNetwork, o: LabOptions, p: { readonly hostsDir
     '--interface', net.bridge, '--listen', net.serverIp, '--dhcp-range', `${range0}-${range1}`,
     '--hosts', p.hostsDir, '--images', path.resolve(o.imagesDir), '--state', p.labState, '--tftp-root', p.tftpRoot,
     '--http-port', String(HTTP_PORT), '--pxelinux-http', o.pxelinuxHttp ?? 'auto', '--report-tftp-port', String(UPLOAD_PORT),
-    '--kernel-args', 'console=ttyS0,115200', '--dhcp-probe-ms', '500', '--log-format', 'json',
+    '--kernel-args', `console=${ARCH[o.arch ?? 'amd64'].console},115200`, '--dhcp-probe-ms', '500', '--log-format', 'json',
   ];
   const argv = net.exec(serveArgs);
   const out = await fs.open(p.bootdLog, 'w');
@@ -460,10 +474,10 @@ async function runVms({ o, io, net, runDir, tracks, memoryMiB, accel, timeline, 
     const t = tracks[i] as VmTrack;
     const serialLog = path.join(runDir, `${t.name}.serial.log`);
     const firmwareFile = path.join(runDir, `${t.name}.${o.firmware === 'uefi' ? 'OVMF_VARS.fd' : 'sercon-port'}`);
-    await prepareFirmwareFile({ firmware: o.firmware, firmwareFile, secureBoot: o.secureBoot === true });
+    await prepareFirmwareFile({ firmware: o.firmware, firmwareFile, secureBoot: o.secureBoot === true, arch: o.arch ?? 'amd64' });
     await fs.writeFile(serialLog, '');
-    const spec = { name: t.name, mac: t.mac, uuid: `b0070000-0000-4000-8000-${t.mac.replace(/:/g, '')}`, tap: lnet.taps[i] as string, firmware: o.firmware, rom: o.rom, memoryMiB, accel, serialLog, firmwareFile, secureBoot: o.secureBoot === true, netBoot: o.netBoot ?? 'pxe' };
-    const qargv = lnet.exec([QEMU, ...qemuArgs(spec)]);
+    const spec = { name: t.name, mac: t.mac, uuid: `b0070000-0000-4000-8000-${t.mac.replace(/:/g, '')}`, tap: lnet.taps[i] as string, firmware: o.firmware, rom: o.rom, memoryMiB, accel, serialLog, firmwareFile, secureBoot: o.secureBoot === true, netBoot: o.netBoot ?? 'pxe', arch: o.arch ?? 'amd64' };
+    const qargv = lnet.exec([qemuFor(o.arch), ...qemuArgs(spec)]);
     await fs.writeFile(path.join(runDir, `${t.name}.qemu.cmd`), `${qargv.join(' ')}\n`);
     qemus[i] = execa(qargv[0] as string, qargv.slice(1), { reject: false, stdin: 'ignore', stdout: { file: path.join(runDir, `${t.name}.qemu.log`) }, stderr: { file: path.join(runDir, `${t.name}.qemu.err`) } });
     followers[i] = new FileFollower(serialLog, (l) => timeline.onSerialLine(t.name, l));

@@ -28,6 +28,16 @@ export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 export const OVMF_CODE_SECBOOT = '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd';
 export const OVMF_VARS_MS = '/usr/share/OVMF/OVMF_VARS_4M.ms.fd';
 export const QEMU = 'qemu-system-x86_64';
+/** arm64 VMs: QEMU's virt machine with AAVMF, Debian's edk2 for it (qemu-efi-aarch64), under TCG. */
+export const QEMU_ARM64 = 'qemu-system-aarch64';
+export const AAVMF_CODE = '/usr/share/AAVMF/AAVMF_CODE.fd';
+export const AAVMF_VARS = '/usr/share/AAVMF/AAVMF_VARS.fd';
+export const AAVMF_VARS_MS = '/usr/share/AAVMF/AAVMF_VARS.ms.fd';
+
+/** The QEMU program for a VM's architecture. */
+export function qemuFor(arch: 'amd64' | 'arm64' | undefined): string {
+  return arch === 'arm64' ? QEMU_ARM64 : QEMU;
+}
 
 export interface VmSpec {
   readonly name: string;
@@ -46,9 +56,12 @@ export interface VmSpec {
   readonly secureBoot?: boolean;
   /** uefi: 'http' turns OVMF's PXE off, so the NIC boots by UEFI HTTP Boot alone. */
   readonly netBoot?: 'pxe' | 'http';
+  /** arm64: QEMU's virt machine with AAVMF (uefi only); default amd64. */
+  readonly arch?: 'amd64' | 'arm64';
 }
 
 export function qemuArgs(v: VmSpec): string[] {
+  if (v.arch === 'arm64') return qemuArgsArm64(v);
   const nic = `virtio-net-pci,netdev=n0,mac=${v.mac},bootindex=1${v.rom === 'none' ? ',romfile=' : ''}`;
   const a = [
     '-name', v.name, '-m', String(v.memoryMiB), '-smp', '1', '-no-reboot', '-nodefaults', '-uuid', v.uuid,
@@ -72,9 +85,29 @@ export function qemuArgs(v: VmSpec): string[] {
   return a;
 }
 
-/** Writes what qemuArgs() points at: the sercon-port file or the VM's own OVMF_VARS copy. */
-export async function prepareFirmwareFile(v: Pick<VmSpec, 'firmware' | 'firmwareFile' | 'secureBoot'>): Promise<void> {
-  if (v.firmware === 'uefi') await fs.copyFile(v.secureBoot === true ? OVMF_VARS_MS : OVMF_VARS, v.firmwareFile);
+/**
+ * arm64: `-M virt` (its serial console is the PL011, ttyAMA0), a Cortex-A57
+ * (`-cpu max` makes TCG emulate pointer authentication, much slower), AAVMF
+ * in two 64 MiB flash banks, the NIC's own ROM off (AAVMF's virtio-net and
+ * PXE do the boot), always TCG on an x86 build host.
+ */
+function qemuArgsArm64(v: VmSpec): string[] {
+  const nic = `virtio-net-pci,netdev=n0,mac=${v.mac},bootindex=1,romfile=`;
+  const a = [
+    '-name', v.name, '-M', 'virt', '-cpu', 'cortex-a57', '-m', String(v.memoryMiB), '-smp', '1', '-no-reboot', '-nodefaults', '-uuid', v.uuid,
+    '-display', 'none', '-monitor', 'none', '-serial', `file:${v.serialLog}`,
+    '-netdev', `tap,id=n0,ifname=${v.tap},script=no,downscript=no`, '-device', nic,
+    '-accel', 'tcg',
+    '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${AAVMF_CODE}`, '-drive', `if=pflash,format=raw,unit=1,file=${v.firmwareFile}`,
+  ];
+  if (v.netBoot === 'http') a.push('-fw_cfg', 'name=opt/org.tianocore/IPv4PXESupport,string=no', '-fw_cfg', 'name=opt/org.tianocore/IPv6PXESupport,string=no');
+  return a;
+}
+
+/** Writes what qemuArgs() points at: the sercon-port file or the VM's own OVMF_VARS (AAVMF_VARS) copy. */
+export async function prepareFirmwareFile(v: Pick<VmSpec, 'firmware' | 'firmwareFile' | 'secureBoot' | 'arch'>): Promise<void> {
+  if (v.arch === 'arm64') await fs.copyFile(v.secureBoot === true ? AAVMF_VARS_MS : AAVMF_VARS, v.firmwareFile);
+  else if (v.firmware === 'uefi') await fs.copyFile(v.secureBoot === true ? OVMF_VARS_MS : OVMF_VARS, v.firmwareFile);
   else await fs.writeFile(v.firmwareFile, Buffer.from([0xf8, 0x03])); // 0x3f8, little-endian
 }
 

@@ -48,6 +48,14 @@ describe('a boot as phases', () => {
     expect(b?.events.map((e) => e.kind)).toEqual(['dhcp', 'dhcp', 'file', 'file', 'file', 'file', 'dhcp', 'os-dhcp', 'ssh', 'smoke']);
     expect(b?.events[7]?.text).toContain('udhcp 1.35.0');
     expect(b?.smoke?.passed).toBe(17);
+    expect(b?.clientArch).toBe(0); // learned from the firmware's option 93 (x86 BIOS); the OS's DHCP has none
+  });
+
+  it('learns the machine\'s architecture from the firmware\'s first boot request (arm64: option 93 = 11), not from later stages', () => {
+    const rec: HostRecord = { name: 'arm1', boots: [] };
+    observe(rec, dhcp('ack', 'PXEClient:Arch:00011:UNDI:003000', { arch: 11 }), t(0), id);
+    observe(rec, dhcp('ack', 'PXEClient:Arch:00007:UNDI:003000', { arch: 7 }), t(1), id);
+    expect(rec.boots.at(-1)?.clientArch).toBe(11);
   });
 
   it("keeps syslinux.efi's plain DHCP before the kernel in loading, not os-dhcp (WIRE.md)", () => {

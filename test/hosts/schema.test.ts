@@ -77,7 +77,7 @@ describe('one host file', () => {
     ['a newline in kernel arguments', 'mac: 52:54:00:12:34:56\nimage: bee\nkernel_args: ["quiet\\nAPPEND evil"]\n', 'hosts/web-01.yaml:3:15: kernel_args[0]: expected one word of printable ASCII without spaces, quotes, backslashes or $, got "quiet\\nAPPEND evil"'],
     ['a stray quote in kernel arguments', "mac: 52:54:00:12:34:56\nimage: bee\nkernel_args: 'root=\"/dev/sda'\n", 'hosts/web-01.yaml:3:14: kernel_args[0]: expected one word of printable ASCII without spaces, quotes, backslashes or $, got "root=\\"/dev/sda"'],
     ['an iPXE expansion in a parameter', 'mac: 52:54:00:12:34:56\nimage: bee\nparams: { url: "${net0/ip}" }\n', 'hosts/web-01.yaml:3:16: params.url: expected one word of printable ASCII without spaces, quotes, backslashes or $, got "${net0/ip}"'],
-    ['an unknown key', 'mac: 52:54:00:12:34:56\nimage: bee\nimgae: buildos\n', 'hosts/web-01.yaml:3:1: imgae: unknown key; expected one of mac, macs, ip, hostname, image, netboot, loader, secure_boot, kernel_args, params, build, smoke, quirks'],
+    ['an unknown key', 'mac: 52:54:00:12:34:56\nimage: bee\nimgae: buildos\n', 'hosts/web-01.yaml:3:1: imgae: unknown key; expected one of mac, macs, ip, hostname, image, netboot, loader, secure_boot, arch, kernel_args, params, build, smoke, quirks'],
     ['an unknown quirk', 'mac: 52:54:00:12:34:56\nimage: bee\nquirks:\n  tftp_max_blksze: 512\n', 'hosts/web-01.yaml:4:3: quirks.tftp_max_blksze: unknown key; expected one of tftp_max_blksize, tftp_no_windowsize, dhcp_reply_delay_ms'],
     ['a blksize quirk out of range', 'mac: 52:54:00:12:34:56\nimage: bee\nquirks: { tftp_max_blksize: 70000 }\n', 'hosts/web-01.yaml:3:29: quirks.tftp_max_blksize: expected a TFTP block size: an integer from 8 to 65464, got 70000'],
     ['netboot that is not a boolean', 'mac: 52:54:00:12:34:56\nimage: bee\nnetboot: maybe\n', 'hosts/web-01.yaml:3:10: netboot: expected true or false, got "maybe"'],
@@ -85,7 +85,7 @@ describe('one host file', () => {
     ['a bad host name', 'mac: 52:54:00:12:34:56\nimage: bee\nhostname: Web_01\n', 'hosts/web-01.yaml:3:11: hostname: expected a host name like build-01 (lower-case letters, digits, dashes; dots between labels), got "Web_01"'],
     ['broken YAML', 'mac: [52:54:00:12:34:56\nimage: bee\n', 'hosts/web-01.yaml:2:1: not valid YAML: Flow sequence in block collection must be sufficiently indented and end with a ]'],
     ['a duplicate key', 'mac: 52:54:00:12:34:56\nmac: 52:54:00:12:34:57\nimage: bee\n', 'hosts/web-01.yaml:2:1: mac: duplicate key "mac"'],
-    ['a list instead of a mapping', '- mac: 52:54:00:12:34:56\n', 'hosts/web-01.yaml:1:1: expected a mapping with keys mac, macs, ip, hostname, image, netboot, loader, secure_boot, kernel_args, params, build, smoke, quirks, got [{"mac":"52:54:00:12:34:56"}]'],
+    ['a list instead of a mapping', '- mac: 52:54:00:12:34:56\n', 'hosts/web-01.yaml:1:1: expected a mapping with keys mac, macs, ip, hostname, image, netboot, loader, secure_boot, arch, kernel_args, params, build, smoke, quirks, got [{"mac":"52:54:00:12:34:56"}]'],
   ])('reports %s with file, line, column, key and value', (_what, text, message) => {
     expect(errors(text)).toEqual([message]);
   });

@@ -12,6 +12,8 @@ import { ImageCatalog } from '../../src/images/catalog.js';
 import { hashFile } from '../../src/images/packages.js';
 import type { BuildProgress } from '../../src/images/progress.js';
 import { FolderSource } from '../helpers/debs.js';
+import { craftElf } from '../helpers/elf.js';
+import { EM_AARCH64 } from '../../src/images/elf.js';
 
 const LIBDIR = '/lib/x86_64-linux-gnu';
 
@@ -219,6 +221,50 @@ describe('image builder (tiny recipe, no network)', () => {
     } finally {
       writeFileSync(recipe, RECIPE);
     }
+  });
+
+  it('builds for arm64 without running anything of it: libraries from the ELF files, arm64 folders only, its own current link', async () => {
+    // an AArch64 program and its loader and libc, made here byte by byte (the build host cannot run them)
+    const elfDir = path.join(dir, 'elf-arm64');
+    mkdirSync(elfDir, { recursive: true });
+    writeFileSync(path.join(elfDir, 'hello'), craftElf(EM_AARCH64, '/lib/ld-linux-aarch64.so.1', ['libhello.so.1', 'libc.so.6']));
+    writeFileSync(path.join(elfDir, 'libhello'), craftElf(EM_AARCH64, null, ['libc.so.6']));
+    writeFileSync(path.join(elfDir, 'libc'), craftElf(EM_AARCH64, null, ['ld-linux-aarch64.so.1']));
+    writeFileSync(path.join(elfDir, 'ld'), craftElf(EM_AARCH64, null, []));
+    writeFileSync(path.join(elfDir, 'lonely'), craftElf(EM_AARCH64, '/lib/ld-linux-aarch64.so.1', ['libz.so.1']));
+    source
+      .add({
+        name: 'libc6-arm',
+        version: '2.36-9',
+        files: {
+          'lib/aarch64-linux-gnu/ld-linux-aarch64.so.1': { from: path.join(elfDir, 'ld') },
+          'lib/aarch64-linux-gnu/libc.so.6': { from: path.join(elfDir, 'libc') },
+          'lib/ld-linux-aarch64.so.1': { link: 'aarch64-linux-gnu/ld-linux-aarch64.so.1' },
+          'usr/lib/aarch64-linux-gnu/libhello.so.1': { from: path.join(elfDir, 'libhello') },
+        },
+      })
+      .add({ name: 'hello-arm', version: '1', deps: ['libc6-arm'], files: { 'usr/bin/hello-arm': { from: path.join(elfDir, 'hello') }, 'usr/bin/lonely': { from: path.join(elfDir, 'lonely') } }, mode: { 'usr/bin/hello-arm': 0o755, 'usr/bin/lonely': 0o755 } })
+      // libz.so.1 exists only for x86-64: not a library for an arm64 program
+      .add({ name: 'zlib-x86', version: '1', files: { 'lib/x86_64-linux-gnu/libz.so.1': { from: '/usr/bin/true' }, 'lib/libz.so.1': { from: '/usr/bin/true' } } });
+    mkdirSync(path.join(imagesDir, 'tinyarm', 'overlay'), { recursive: true });
+    writeFileSync(path.join(imagesDir, 'tinyarm', 'overlay', 'init'), '#!/bin/sh\nexec /usr/bin/hello-arm\n', { mode: 0o755 });
+    const recipe = (programs: string, packages: string): string => RECIPE.replace('packages: [tiny-tools]', `packages: [${packages}]`).replace('programs: [/usr/bin/true, /usr/bin/hello]', `programs: [${programs}]`).replace(/hooks:\n  - hooks\/10-mark.sh\n/, '');
+    writeFileSync(path.join(imagesDir, 'tinyarm', 'recipe.yaml'), recipe('/usr/bin/hello-arm', 'hello-arm'));
+    const r = await buildImage(opts({ name: 'tinyarm', arch: 'arm64' }));
+    expect(r.manifest.arch).toBe('arm64');
+    expect(readlinkSync(path.join(imagesDir, 'tinyarm', 'current-arm64'))).toBe(r.version);
+    expect(existsSync(path.join(imagesDir, 'tinyarm', 'current'))).toBe(false);
+    const files = initrdList(path.join(r.dir, 'initrd.img'));
+    for (const f of ['usr/bin/hello-arm', 'lib/aarch64-linux-gnu/libc.so.6', 'usr/lib/aarch64-linux-gnu/libhello.so.1', 'lib/aarch64-linux-gnu/ld-linux-aarch64.so.1', 'lib/ld-linux-aarch64.so.1']) expect(files, f).toContain(f);
+    const catalog = new ImageCatalog(imagesDir);
+    expect((await catalog.resolve({ name: 'tinyarm' }, 'arm64')).ok).toBe(true);
+    expect(await catalog.resolve({ name: 'tinyarm' })).toMatchObject({ ok: false, reason: 'image tinyarm has no current version (not built yet?)' });
+    expect(await catalog.resolve({ name: 'tinyarm', version: r.version })).toMatchObject({ ok: false, reason: `image tinyarm@${r.version} is built for arm64, and this machine is amd64` });
+    // a library found only for another architecture is named as such
+    writeFileSync(path.join(imagesDir, 'tinyarm', 'recipe.yaml'), recipe('/usr/bin/lonely', 'hello-arm, zlib-x86'));
+    const err = (await buildImage(opts({ name: 'tinyarm', arch: 'arm64' })).catch((e: unknown) => e)) as BuildError;
+    expect(err).toBeInstanceOf(BuildError);
+    expect(err.message).toMatch(/\/usr\/bin\/lonely needs libz\.so\.1, which no package of the recipe provides for aarch64-linux-gnu \(\/lib\/libz\.so\.1 is another architecture's\)/);
   });
 
   it('one build per image: a live lock refuses, a dead one is taken over', async () => {

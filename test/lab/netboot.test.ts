@@ -62,6 +62,8 @@ const CASES: readonly Case[] = [
   { mode: 6, image: 'bee', firmware: { mode: 'uefi', secureBoot: true }, bootFiles: [/^shimx64\.efi$/], probe: /^shimx64\.efi$/, served: [[/^shimx64\.efi$/, 'tftp'], [/^grubx64\.efi$/, 'tftp'], [/^grub\/grub\.cfg$/, 'tftp'], [GRUB_CFG, 'tftp'], [KERNEL, 'tftp'], [INITRD, 'tftp']] },
   // Secure Boot and UEFI HTTP Boot: a RAM disk with shim and GRUB by URL, then GRUB's config, kernel and initrd over TFTP
   { mode: 8, image: 'bee', firmware: { mode: 'uefi', secureBoot: true }, bootFiles: [/^http:\/\/198\.18\.77\.1:80\/efi\/http-boot-x64\.img$/], served: [[/^efi\/http-boot-x64\.img$/, 'http'], [GRUB_CFG, 'tftp'], [KERNEL, 'tftp'], [INITRD, 'tftp']] },
+  // arm64 (QEMU virt, AAVMF, TCG): shimaa64, Debian's signed arm64 GRUB, sent by ${grub_cpu} to grub/arm64-efi/, the arm64 bee
+  { mode: 9, image: 'bee', firmware: { mode: 'uefi', secureBoot: false }, bootFiles: [/^shimaa64\.efi$/], served: [[/^shimaa64\.efi$/, 'tftp'], [/^grubaa64\.efi$/, 'tftp'], [/^grub\/grub\.cfg$/, 'tftp'], [/^grub\/arm64-efi\/mac-52:54:00:b0:07:01\.cfg$/, 'tftp'], [KERNEL, 'tftp'], [INITRD, 'tftp']] },
   // UEFI HTTP Boot alone (OVMF's PXE off): snponly.efi by URL, then bootd's script; nothing over TFTP
   { mode: 7, image: 'bee', firmware: { mode: 'uefi', secureBoot: false }, bootFiles: [/^http:\/\/198\.18\.77\.1:80\/snponly\.efi$/, HTTP_SCRIPT], served: [[/^snponly\.efi$/, 'http'], [/^boot\.ipxe$/, 'http'], [/^ipxe\/52-54-00-b0-07-01\.ipxe$/, 'http'], [KERNEL, 'http'], [INITRD, 'http']] },
   // the path of plain PXE ROMs (no iPXE file API): http/lpxelinux.0, config over TFTP, kernel and initrd over lpxelinux's own HTTP
@@ -144,7 +146,7 @@ describe.skipIf(skip !== null)('netboot lab: real firmware booted by bootd', () 
           expect(show.stdout).toMatch(/^--- grub\/mac-52:54:00:b0:07:01\.cfg$/m);
         }
         // ... and bootd validated it and keeps it as the host's inventory
-        expect(vm.record?.inventory?.summary.cpu.model).toMatch(/QEMU|Intel|AMD/);
+        expect(vm.record?.inventory?.summary.cpu.model).toMatch(MODES[c.mode]?.arch === 'arm64' ? /^Cortex-A57$/ : /QEMU|Intel|AMD/);
         expect(vm.record?.inventory?.summary.memoryMiB).toBeGreaterThan(500);
       }
       // the image's smoke test ran over SSH and passed; bootd's timeline went through every phase

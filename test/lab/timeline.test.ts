@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Timeline, type LabEvent, type VmTrack } from '../../src/lab/timeline.js';
-import { qemuArgs } from '../../src/lab/qemu.js';
+import { qemuArgs, qemuFor } from '../../src/lab/qemu.js';
 import { MODES, modeOf } from '../../src/lab/lab.js';
 
 function track(name: string, mac: string): VmTrack {
@@ -137,8 +137,20 @@ describe('lab QEMU command lines', () => {
     expect(a).toContain('file=/usr/share/OVMF/OVMF_CODE_4M.fd');
   });
 
-  it('numbers the firmware paths: issue 5\'s five, Secure Boot (6), UEFI HTTP Boot (7), both (8)', () => {
-    expect(Object.keys(MODES)).toEqual(['1', '2', '3', '4', '5', '6', '7', '8']);
+  it('arm64: QEMU\'s virt machine, a Cortex-A57 under TCG, AAVMF in two flash banks, the NIC\'s own ROM off', () => {
+    const a = qemuArgs({ ...base, firmware: 'uefi', rom: 'none', accel: 'kvm', firmwareFile: '/r/vars.fd', arch: 'arm64' }).join(' ');
+    expect(a).toContain('-M virt -cpu cortex-a57');
+    expect(a).toContain('-accel tcg');
+    expect(a).not.toContain('kvm');
+    expect(a).toContain('if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/AAVMF/AAVMF_CODE.fd -drive if=pflash,format=raw,unit=1,file=/r/vars.fd');
+    expect(a).toContain('bootindex=1,romfile=');
+    expect(qemuFor('arm64')).toBe('qemu-system-aarch64');
+    expect(qemuFor(undefined)).toBe('qemu-system-x86_64');
+  });
+
+  it('numbers the firmware paths: issue 5\'s five, Secure Boot (6), UEFI HTTP Boot (7), both (8), arm64 (9)', () => {
+    expect(Object.keys(MODES)).toEqual(['1', '2', '3', '4', '5', '6', '7', '8', '9']);
+    expect(modeOf('uefi', 'none', 'grub', false, 'pxe', 'arm64')).toBe(9);
     expect(modeOf('uefi', 'none', 'grub', true, 'http')).toBe(8);
     expect(modeOf('uefi', 'none', 'ipxe')).toBe(5);
     expect(modeOf('uefi', 'none', 'grub', true, 'pxe')).toBe(6);
