@@ -12,6 +12,7 @@
 //   sb    lab mode 6: OVMF with Secure Boot enforced, PXE, shim, Debian's signed GRUB, signed kernel (TFTP)
 //   http  lab mode 7: OVMF UEFI HTTP Boot alone (PXE off), snponly.efi by URL, iPXE script, kernel over HTTP
 //   pxe   lab mode 5: the same firmware's PXE path: snponly.efi over TFTP, then the same iPXE script
+//   arm64 lab mode 9: QEMU virt with AAVMF (TCG), PXE, shimaa64, signed GRUB, the arm64 bee (TFTP)
 // http against pxe is HTTP Boot against PXE on the same firmware.
 //
 // dnsmasq is configured as an operator would for the same chain: dhcp-boot
@@ -31,7 +32,7 @@ import { fileURLToPath } from 'node:url';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { LabNetwork } = await import(path.join(REPO, 'dist/lab/network.js'));
-const { QEMU, prepareFirmwareFile, probeAccel, qemuArgs } = await import(path.join(REPO, 'dist/lab/qemu.js'));
+const { prepareFirmwareFile, probeAccel, qemuArgs, qemuFor } = await import(path.join(REPO, 'dist/lab/qemu.js'));
 const { placeBootLoaders } = await import(path.join(REPO, 'dist/bootconfig/bootloaders.js'));
 const { UP_MARKER } = await import(path.join(REPO, 'dist/lab/timeline.js'));
 
@@ -43,13 +44,14 @@ const SPEC = {
   sb: { secureBoot: true, netBoot: 'pxe', loader: 'grub' },
   http: { secureBoot: false, netBoot: 'http', loader: 'ipxe' },
   pxe: { secureBoot: false, netBoot: 'pxe', loader: 'ipxe' },
+  arm64: { secureBoot: false, netBoot: 'pxe', loader: 'grub', arch: 'arm64' },
 };
 
 if (process.getuid?.() !== 0) {
   console.error('boot-bench-uefi: needs root (network namespaces and taps)');
   process.exit(1);
 }
-for (const m of MODES) if (!SPEC[m]) throw new Error(`unknown mode ${m} (sb, http, pxe)`);
+for (const m of MODES) if (!SPEC[m]) throw new Error(`unknown mode ${m} (sb, http, pxe, arm64)`);
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -88,20 +90,24 @@ async function waitFor(pred, ms, what) {
   throw new Error(`timed out waiting for ${what}`);
 }
 
-const image = await (async () => {
-  const dir = path.join(REPO, 'images/bee/current');
-  if (!existsSync(path.join(dir, 'manifest.json'))) throw new Error('no images/bee/current: run `bootd lab --mode 6 --once` first (it builds bee)');
+async function imageOf(arch) {
+  const dir = path.join(REPO, 'images/bee', arch === 'arm64' ? 'current-arm64' : 'current');
+  if (!existsSync(path.join(dir, 'manifest.json'))) throw new Error(`no ${dir}: run \`bootd lab --mode ${arch === 'arm64' ? 9 : 6} --once\` first (it builds bee)`);
   const m = JSON.parse(await fs.readFile(path.join(dir, 'manifest.json'), 'utf8'));
   return { dir, version: m.version, kernel: m.kernel, initrd: m.initrds[0], cmdline: m.cmdline ?? [] };
-})();
+}
+const images = { amd64: await imageOf('amd64'), ...(MODES.includes('arm64') ? { arm64: await imageOf('arm64') } : {}) };
+const image = images.amd64;
+const consoleOf = (arch) => (arch === 'arm64' ? 'ttyAMA0' : 'ttyS0');
 
 /** The static tree an operator would give dnsmasq: loaders, the image, GRUB's config, the iPXE script. */
-async function dnsmasqRoot(root, ip) {
+async function dnsmasqRoot(root, ip, arch) {
+  const image = images[arch];
   const placed = await placeBootLoaders(root);
   if (placed.missing.length > 0) throw new Error(`boot loaders missing: ${placed.missing.map((m) => m.pkg).join(', ')} (scripts/setup.sh)`);
   await fs.copyFile(path.join(image.dir, image.kernel), path.join(root, 'vmlinuz'));
   await fs.copyFile(path.join(image.dir, image.initrd), path.join(root, 'initrd.img'));
-  const args = [...image.cmdline, 'console=ttyS0,115200', `BOOTIF=01-${MAC.replace(/:/g, '-')}`, `bootd.server=${ip}`].join(' ');
+  const args = [...image.cmdline, `console=${consoleOf(arch)},115200`, `BOOTIF=01-${MAC.replace(/:/g, '-')}`, `bootd.server=${ip}`].join(' ');
   await fs.mkdir(path.join(root, 'grub'), { recursive: true });
   await fs.writeFile(path.join(root, 'grub/grub.cfg'), `set timeout=0\nmenuentry bee {\n  linux (tftp,${ip})/vmlinuz ${args}\n  initrd (tftp,${ip})/initrd.img\n}\n`);
   await fs.writeFile(path.join(root, 'boot.ipxe'), `#!ipxe\nkernel http://${ip}/vmlinuz initrd=initrd.img ${args}\ninitrd http://${ip}/initrd.img\nboot\n`);
@@ -115,7 +121,9 @@ function dnsmasqArgv(net, mode, root, ip) {
     '--enable-ra', `--dhcp-range=${net.addressing.ula}::,ra-only,64,1h`,
     '--dhcp-userclass=set:ipxe,iPXE', `--dhcp-boot=tag:ipxe,http://${ip}/boot.ipxe`, '--dhcp-option-force=tag:ipxe,encap:175,176,1b',
     '--dhcp-match=set:efi64,option:client-arch,7',
+    '--dhcp-match=set:arm64,option:client-arch,11',
   ];
+  if (mode === 'arm64') a.push('--dhcp-boot=tag:arm64,shimaa64.efi');
   if (mode === 'sb') a.push('--dhcp-boot=tag:efi64,tag:!ipxe,shimx64.efi');
   if (mode === 'pxe') a.push('--dhcp-boot=tag:efi64,tag:!ipxe,snponly.efi');
   // UEFI HTTP Boot by hand: match the vendor class, echo 60, an http:// boot file
@@ -132,12 +140,12 @@ async function bootdSetup(run, mode) {
   return hosts;
 }
 
-function bootdArgv(net, run, hosts) {
+function bootdArgv(net, run, hosts, arch) {
   const [lo, hi] = net.range;
   return [
     process.execPath, path.join(REPO, 'dist/cli/main.js'), 'serve', '--interface', net.bridge, '--listen', net.serverIp, '--dhcp-range', `${lo}-${hi}`,
     '--hosts', hosts, '--images', path.join(REPO, 'images'), '--state', path.join(run, 'state'), '--tftp-root', path.join(run, 'tftp'),
-    '--http-port', '80', '--kernel-args', 'console=ttyS0,115200', '--dhcp-probe-ms', '300', '--no-smoke', '--log-format', 'json', '--admin-listen', 'off',
+    '--http-port', '80', '--kernel-args', `console=${consoleOf(arch)},115200`, '--dhcp-probe-ms', '300', '--no-smoke', '--log-format', 'json', '--admin-listen', 'off',
   ];
 }
 
@@ -150,7 +158,7 @@ async function bootOnce(server, mode, accel, n) {
     const ip = net.serverIp;
     if (server === 'dnsmasq') {
       const root = path.join(run, 'tftp');
-      await dnsmasqRoot(root, ip);
+      await dnsmasqRoot(root, ip, SPEC[mode].arch ?? 'amd64');
       kids.push(start(net.exec(dnsmasqArgv(net, mode, root, ip)), path.join(run, 'dnsmasq.log')));
       kids.push(start(net.exec(['busybox', 'httpd', '-f', '-p', `${ip}:80`, '-h', root]), path.join(run, 'httpd.log')));
       await sleep(500);
@@ -159,15 +167,15 @@ async function bootOnce(server, mode, accel, n) {
       // router advertisements are the network's business, as in the lab
       kids.push(start(net.exec(['dnsmasq', '--no-daemon', '--conf-file=/dev/null', '--port=0', '--user=root', '--pid-file=', `--interface=${net.bridge}`, '--bind-interfaces', '--enable-ra', `--dhcp-range=${net.addressing.ula}::,ra-only,64,1h`, '--log-facility=-'])));
       const log = path.join(run, 'bootd.log');
-      kids.push(start(net.exec(bootdArgv(net, run, hosts)), log));
+      kids.push(start(net.exec(bootdArgv(net, run, hosts, SPEC[mode].arch ?? 'amd64')), log));
       await waitFor(async () => (await fs.readFile(log, 'utf8').catch(() => '')).includes('"msg":"dhcp listening"'), 20_000, 'bootd to listen');
     }
     const s = SPEC[mode];
     const serialLog = path.join(run, 'vm1.serial.log');
     const firmwareFile = path.join(run, 'vm1.vars.fd');
-    await prepareFirmwareFile({ firmware: 'uefi', firmwareFile, secureBoot: s.secureBoot });
+    await prepareFirmwareFile({ firmware: 'uefi', firmwareFile, secureBoot: s.secureBoot, arch: s.arch ?? 'amd64' });
     await fs.writeFile(serialLog, '');
-    const argv = net.exec([QEMU, ...qemuArgs({ name: 'vm1', mac: MAC, uuid: 'b0070000-0000-4000-8000-525400b00701', tap: net.taps[0], firmware: 'uefi', rom: 'none', memoryMiB: 1024, accel, serialLog, firmwareFile, secureBoot: s.secureBoot, netBoot: s.netBoot })]);
+    const argv = net.exec([qemuFor(s.arch), ...qemuArgs({ name: 'vm1', mac: MAC, uuid: 'b0070000-0000-4000-8000-525400b00701', tap: net.taps[0], firmware: 'uefi', rom: 'none', memoryMiB: 1024, accel, serialLog, firmwareFile, secureBoot: s.secureBoot, netBoot: s.netBoot, arch: s.arch ?? 'amd64' })]);
     const t0 = performance.now();
     kids.push(start(argv));
     await waitFor(async () => UP_MARKER.test(await fs.readFile(serialLog, 'latin1')), TIMEOUT_MS, `${server} ${mode} boot ${n}: the BOOTD-UP marker (serial log ${serialLog})`);

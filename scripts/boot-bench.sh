@@ -5,7 +5,7 @@
 # guest's marker and the ratio bootd/dnsmasq (below 1: bootd faster).
 #   sudo bash scripts/boot-bench.sh            # all modes, RUNS=3
 #   MODES="1 4" RUNS=1 sudo bash scripts/boot-bench.sh
-#   MODES="6 7" ...    # Secure Boot (lab mode 6) and UEFI HTTP Boot (7), with mode 5 as the same
+#   MODES="6 7 9" ...  # Secure Boot (lab mode 6), UEFI HTTP Boot (7) and arm64 (9), with mode 5 as the same
 #                      # firmware's PXE path: the shared bench drives neither, so these go to
 #                      # scripts/boot-bench-uefi.mjs (bee, shim/GRUB or iPXE; dnsmasq set up by hand)
 #   SERVERS=bootd KEEP=1 VERBOSE=1 ...       # one server only; the bench keeps its run dirs
@@ -24,9 +24,9 @@ RUNS=${RUNS:-3}
 MODES=${MODES:-1 2 3 4 5}
 uefi=""
 for m in $MODES; do
-  case $m in 6) uefi="$uefi sb" ;; 7) uefi="$uefi http pxe" ;; esac
+  case $m in 6) uefi="$uefi sb" ;; 7) uefi="$uefi http pxe" ;; 9) uefi="$uefi arm64" ;; esac
 done
-MODES=$(echo " $MODES " | sed 's/ 6 / /g; s/ 7 / /g')
+MODES=$(echo " $MODES " | sed 's/ 6 / /g; s/ 7 / /g; s/ 9 / /g')
 OUT=${OUT:-/tmp/bootd-boot-bench}
 mkdir -p "$OUT"
 [ -f dist/cli/main.js ] || npm run --silent build

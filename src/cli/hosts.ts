@@ -43,8 +43,7 @@ export function bytes(n: number): string {
 }
 
 function printRecords(lastBoot: BootRecord | null, inv: InventoryEntry | undefined): void {
-  const fw = lastBoot?.clientArch !== undefined ? ARCH_TABLE.get(lastBoot.clientArch) : undefined;
-  out(`last boot: ${lastBoot ? `${lastBoot.startedAt} ${lastBoot.phase}${lastBoot.ip ? ` at ${lastBoot.ip}` : ''}${lastBoot.clientArch !== undefined ? `, firmware ${fw?.name ?? 'architecture'} (option 93 = ${lastBoot.clientArch})` : ''}${lastBoot.smoke ? `, smoke ${lastBoot.smoke.ok ? 'passed' : `FAILED: ${lastBoot.smoke.error ?? lastBoot.smoke.failed.join('; ')}`}` : ''}` : 'none recorded'}`);
+  out(`last boot: ${lastBoot ? `${lastBoot.startedAt} ${lastBoot.phase}${lastBoot.ip ? ` at ${lastBoot.ip}` : ''}${lastBoot.smoke ? `, smoke ${lastBoot.smoke.ok ? 'passed' : `FAILED: ${lastBoot.smoke.error ?? lastBoot.smoke.failed.join('; ')}`}` : ''}` : 'none recorded'}`);
   if (!inv) {
     out('inventory: none (no audit report received)');
     return;
@@ -147,7 +146,8 @@ function addShowCommand(hosts: Command): void {
       out(`image:     ${h.netboot ? formatImageRef(h.image) : '(netboot off)'}`);
       out(`boots:     ${boots}`);
       out(`loader:    ${arch === 'arm64' ? 'grub (arm64)' : (h.loader ?? 'the appliance default')}${h.secureBoot === true ? ', Secure Boot (signed chain, signed kernel)' : ''}`);
-      out(`arch:      ${arch}${h.arch !== undefined ? ' (hosts file)' : learned !== undefined ? ' (learned from the firmware\'s option 93)' : ' (default)'}`);
+      const fw = lastBoot?.clientArch !== undefined ? `${ARCH_TABLE.get(lastBoot.clientArch)?.name ?? 'unknown'} (option 93 = ${lastBoot.clientArch})` : null;
+      out(`arch:      ${arch}${h.arch !== undefined ? ' (hosts file)' : learned !== undefined ? ' (learned)' : ' (default)'}${fw !== null ? `; last boot's firmware: ${fw}` : ''}`);
       out(`build:     ${h.build ? `yes, quota ${bytes(h.build.quotaBytes)}` : 'no'}`);
       const sm = h.smoke;
       out(`smoke:     ${sm.enabled === false ? 'off' : `${sm.user ?? '(appliance user, default root)'}@:${sm.port ?? 22}${sm.identityFile ? ` key ${sm.identityFile}` : ''}${sm.timeoutSeconds !== undefined ? `, timeout ${sm.timeoutSeconds} s` : ''}${sm.script ? `, script ${sm.script}` : ''}`}`);

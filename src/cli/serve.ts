@@ -127,7 +127,7 @@ export function addServeCommand(program: Command): void {
   .option('--next-server <addr>', 'TFTP server for boot files (siaddr, option 66); default: this server', ipv4)
   .option('--bios-boot-file <name>', 'boot file for BIOS PXE clients (option 93 = 0)', 'pxelinux.0')
   .option('--efi-boot-file <name>', 'boot file for x64 UEFI PXE clients (option 93 = 7 or 9)', 'syslinux.efi')
-  .option('--arm64-efi-boot-file <name>', 'boot file for ARM64 UEFI PXE clients (option 93 = 11)')
+  .option('--arm64-efi-boot-file <name>', 'boot file for ARM64 UEFI PXE clients (option 93 = 11) without a loader of their own; default shimaa64.efi (Debian\'s signed shim, then GRUB: docs/arm64.md)')
   .addOption(new Option('--default-loader <loader>', 'boot loader for hosts without loader: and for unknown machines: pxelinux (PXELINUX / syslinux.efi, also under iPXE), ipxe (undionly.kpxe / snponly.efi, then the iPXE script) or grub (UEFI: shim and Debian\'s signed GRUB, for Secure Boot); default: the boot files below, iPXE clients the script').choices(['pxelinux', 'ipxe', 'grub']))
   .option('--ipxe-boot-file <name>', 'what clients already running iPXE get (user class iPXE)', 'boot.ipxe')
   .option('--state <dir>', 'directory for leases, host records, inventory, machine directories and the control socket', '/var/lib/bootd')
@@ -398,7 +398,8 @@ export function instanceName(o: Pick<ServeOptions, 'instance'>, address: string)
 }
 
 function bootFiles(o: ServeOptions, dhcpAddress: string): NonNullable<AppConfig['dhcp']>['server']['bootFiles'] {
-  const arm64 = o.arm64EfiBootFile;
+  // Debian ships no other arm64 boot loader than its signed shim and GRUB
+  const arm64 = o.arm64EfiBootFile ?? 'shimaa64.efi';
   // where boot clients reach bootd's HTTP server: iPXE's script URL and PXELINUX's option 210
   const httpBase = o.httpPort !== undefined ? `http://${serverAddress(o, dhcpAddress)}:${o.httpPort}` : undefined;
   return {

@@ -62,6 +62,7 @@ export const MODES: Readonly<Record<number, LabMode>> = {
   8: { firmware: 'uefi', rom: 'none', loader: 'grub', secureBoot: true, netBoot: 'http', what: 'OVMF Secure Boot, UEFI HTTP Boot of a RAM disk with shim and signed GRUB, then TFTP' },
   // arm64 (issue 25): Debian ships neither syslinux nor iPXE for it, so GRUB
   9: { arch: 'arm64', firmware: 'uefi', rom: 'none', loader: 'grub', secureBoot: false, netBoot: 'pxe', what: 'arm64: QEMU virt, AAVMF PXE, shimaa64, signed GRUB, arm64 bee (TCG)' },
+  10: { arch: 'arm64', firmware: 'uefi', rom: 'none', loader: 'grub', secureBoot: false, netBoot: 'http', what: 'arm64: QEMU virt, AAVMF UEFI HTTP Boot of the arm64 RAM disk (shimaa64, GRUB), then TFTP (TCG)' },
 };
 
 export function modeOf(firmware: Firmware, rom: NicRom, loader: Loader, secureBoot = false, netBoot: NetBoot = 'pxe', arch: ImageArch = 'amd64'): number | undefined {

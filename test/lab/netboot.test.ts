@@ -64,6 +64,8 @@ const CASES: readonly Case[] = [
   { mode: 8, image: 'bee', firmware: { mode: 'uefi', secureBoot: true }, bootFiles: [/^http:\/\/198\.18\.77\.1:80\/efi\/http-boot-x64\.img$/], served: [[/^efi\/http-boot-x64\.img$/, 'http'], [GRUB_CFG, 'tftp'], [KERNEL, 'tftp'], [INITRD, 'tftp']] },
   // arm64 (QEMU virt, AAVMF, TCG): shimaa64, Debian's signed arm64 GRUB, sent by ${grub_cpu} to grub/arm64-efi/, the arm64 bee
   { mode: 9, image: 'bee', firmware: { mode: 'uefi', secureBoot: false }, bootFiles: [/^shimaa64\.efi$/], served: [[/^shimaa64\.efi$/, 'tftp'], [/^grubaa64\.efi$/, 'tftp'], [/^grub\/grub\.cfg$/, 'tftp'], [/^grub\/arm64-efi\/mac-52:54:00:b0:07:01\.cfg$/, 'tftp'], [KERNEL, 'tftp'], [INITRD, 'tftp']] },
+  // arm64 by UEFI HTTP Boot alone (AAVMF's PXE off): the arm64 RAM disk, then GRUB's config, kernel and initrd over TFTP
+  { mode: 10, image: 'bee', firmware: { mode: 'uefi', secureBoot: false }, bootFiles: [/^http:\/\/198\.18\.77\.1:80\/efi\/http-boot-aa64\.img$/], served: [[/^efi\/http-boot-aa64\.img$/, 'http'], [/^grub\/arm64-efi\/mac-52:54:00:b0:07:01\.cfg$/, 'tftp'], [KERNEL, 'tftp'], [INITRD, 'tftp']] },
   // UEFI HTTP Boot alone (OVMF's PXE off): snponly.efi by URL, then bootd's script; nothing over TFTP
   { mode: 7, image: 'bee', firmware: { mode: 'uefi', secureBoot: false }, bootFiles: [/^http:\/\/198\.18\.77\.1:80\/snponly\.efi$/, HTTP_SCRIPT], served: [[/^snponly\.efi$/, 'http'], [/^boot\.ipxe$/, 'http'], [/^ipxe\/52-54-00-b0-07-01\.ipxe$/, 'http'], [KERNEL, 'http'], [INITRD, 'http']] },
   // the path of plain PXE ROMs (no iPXE file API): http/lpxelinux.0, config over TFTP, kernel and initrd over lpxelinux's own HTTP

@@ -148,8 +148,9 @@ describe('lab QEMU command lines', () => {
     expect(qemuFor(undefined)).toBe('qemu-system-x86_64');
   });
 
-  it('numbers the firmware paths: issue 5\'s five, Secure Boot (6), UEFI HTTP Boot (7), both (8), arm64 (9)', () => {
-    expect(Object.keys(MODES)).toEqual(['1', '2', '3', '4', '5', '6', '7', '8', '9']);
+  it('numbers the firmware paths: issue 5\'s five, Secure Boot (6), UEFI HTTP Boot (7), both (8), arm64 by PXE (9) and by HTTP Boot (10)', () => {
+    expect(Object.keys(MODES)).toEqual(['1', '2', '3', '4', '5', '6', '7', '8', '9', '10']);
+    expect(modeOf('uefi', 'none', 'grub', false, 'http', 'arm64')).toBe(10);
     expect(modeOf('uefi', 'none', 'grub', false, 'pxe', 'arm64')).toBe(9);
     expect(modeOf('uefi', 'none', 'grub', true, 'http')).toBe(8);
     expect(modeOf('uefi', 'none', 'ipxe')).toBe(5);

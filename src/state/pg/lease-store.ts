@@ -66,35 +66,46 @@ export class NotLeaderError extends Error {
 const COLUMNS = 'address, hwaddr, client_id, expire, hostname, state, updated_at';
 
 /**
- * The upserts and the deletes as one statement (a data-modifying WITH when
- * both). With a fence, the statement writes only if `dhcp_leader` still holds
- * this instance's epoch, read FOR SHARE (a takeover's bump waits for it, and a
+ * The upserts and the deletes as one statement, always the same text with
+ * the rows as arrays (unnest): a named prepared statement, parsed and
+ * planned once per connection instead of once per moment (the text of a
+ * multi-row VALUES changes with the row count). Data-modifying WITH parts run
+ * exactly once whether read or not (PostgreSQL 15, "WITH Queries"), and each
+ * address is in a moment's changes once, so the delete and the upsert never
+ * touch one row.
+ *
+ * With a fence, the statement writes only if `dhcp_leader` still holds this
+ * instance's epoch, read FOR SHARE (a takeover's bump waits for it, and a
  * write after the bump finds the row changed: READ COMMITTED re-reads a
  * locked row's newest version), and answers whether it held.
  */
-function oneStatement(upserts: readonly Lease[], deletes: readonly string[], fence?: Fence): { text: string; values: unknown[] } {
-  const values: unknown[] = [];
-  const rows = upserts.map((l) => {
-    values.push(l.ip, l.mac, l.clientId !== undefined ? Buffer.from(l.clientId, 'hex') : null, new Date(l.expiresAt), l.hostname ?? null, l.state === 'released' ? 2 : 0);
-    const b = values.length - 6;
-    return `($${b + 1}::inet, $${b + 2}::macaddr, $${b + 3}::bytea, $${b + 4}::timestamptz, $${b + 5}::text, $${b + 6}::smallint, now())`;
-  });
-  if (fence === undefined) {
-    const insert = `INSERT INTO lease4 (${COLUMNS}) VALUES ${rows.join(',')} ${UPSERT_TAIL}`;
-    if (deletes.length === 0) return { text: insert, values };
-    values.push(deletes);
-    const del = `DELETE FROM lease4 WHERE address = ANY($${values.length}::inet[])`;
-    return { text: upserts.length === 0 ? del : `WITH removed AS (${del}) ${insert}`, values };
-  }
-  values.push(fence.segment, fence.epoch);
-  const held = 'EXISTS (SELECT 1 FROM fence)';
-  const parts = [`fence AS (SELECT 1 FROM dhcp_leader WHERE segment = $${values.length - 1} AND epoch = $${values.length} FOR SHARE)`];
-  if (deletes.length > 0) {
-    values.push(deletes);
-    parts.push(`removed AS (DELETE FROM lease4 WHERE address = ANY($${values.length}::inet[]) AND ${held})`);
-  }
-  if (rows.length > 0) parts.push(`written AS (INSERT INTO lease4 (${COLUMNS}) SELECT * FROM (VALUES ${rows.join(',')}) AS v(${COLUMNS}) WHERE ${held} ${UPSERT_TAIL})`);
-  return { text: `WITH ${parts.join(', ')} SELECT count(*)::int AS held FROM fence`, values };
+const ROWS = `unnest($1::inet[], $2::macaddr[], $3::bytea[], $4::timestamptz[], $5::text[], $6::smallint[]) AS v(address, hwaddr, client_id, expire, hostname, state)`;
+const WRITE_UNFENCED = {
+  name: 'bootd_lease_write',
+  text: `WITH removed AS (DELETE FROM lease4 WHERE address = ANY($7::inet[])),
+  written AS (INSERT INTO lease4 (${COLUMNS}) SELECT address, hwaddr, client_id, expire, hostname, state, now() FROM ${ROWS} ${UPSERT_TAIL})
+SELECT 1 AS held`,
+};
+const WRITE_FENCED = {
+  name: 'bootd_lease_write_fenced',
+  text: `WITH fence AS (SELECT 1 FROM dhcp_leader WHERE segment = $8 AND epoch = $9 FOR SHARE),
+  removed AS (DELETE FROM lease4 WHERE address = ANY($7::inet[]) AND EXISTS (SELECT 1 FROM fence)),
+  written AS (INSERT INTO lease4 (${COLUMNS}) SELECT address, hwaddr, client_id, expire, hostname, state, now() FROM ${ROWS} WHERE EXISTS (SELECT 1 FROM fence) ${UPSERT_TAIL})
+SELECT count(*)::int AS held FROM fence`,
+};
+
+function oneStatement(upserts: readonly Lease[], deletes: readonly string[], fence?: Fence): { name: string; text: string; values: unknown[] } {
+  const values: unknown[] = [
+    upserts.map((l) => l.ip),
+    upserts.map((l) => l.mac),
+    upserts.map((l) => (l.clientId !== undefined ? Buffer.from(l.clientId, 'hex') : null)),
+    upserts.map((l) => new Date(l.expiresAt)),
+    upserts.map((l) => l.hostname ?? null),
+    upserts.map((l) => (l.state === 'released' ? 2 : 0)),
+    [...deletes],
+  ];
+  if (fence === undefined) return { ...WRITE_UNFENCED, values };
+  return { ...WRITE_FENCED, values: [...values, fence.segment, fence.epoch] };
 }
 
 export interface PgLeaseStoreOptions {
