@@ -34,6 +34,8 @@ const PXELINUX_MAC = /^pxelinux\.cfg\/01-([0-9a-f]{2}(?:-[0-9a-f]{2}){5})$/i;
 const IPXE_MAC = /^ipxe\/([0-9a-f]{2}(?:-[0-9a-f]{2}){5})\.ipxe$/i;
 const GRUB_MAC = /^grub\/mac-([0-9a-f]{2}(?::[0-9a-f]{2}){5})\.cfg$/i;
 export const GRUB_CONFIG = 'grub/grub.cfg';
+/** The HTTP Boot disks' names, to their architecture. */
+const EFI_DISKS: ReadonlyMap<string, ImageArch> = new Map(IMAGE_ARCHES.map((a) => [efiDiskPath(a), a]));
 /**
  * arm64 GRUB comes to the same grub/grub.cfg as x86's (its `-e` test of
  * `<prefix>/arm64-efi/grub.cfg` sends nothing over TFTP: seen in the lab),
@@ -79,7 +81,8 @@ export class BootFiles implements VirtualFiles {
       if (await this.d.hasRootFile?.(relPath)) return undefined;
       return Buffer.from(this.d.templates.ipxeDispatch());
     }
-    for (const arch of IMAGE_ARCHES) if (relPath === efiDiskPath(arch)) return this.d.efiDisks?.get(arch);
+    const disk = EFI_DISKS.get(relPath);
+    if (disk !== undefined) return this.d.efiDisks?.get(disk);
     if (relPath === GRUB_CONFIG) {
       if (await this.d.hasRootFile?.(relPath)) return undefined;
       return Buffer.from(this.d.templates.grubDispatch());

@@ -30,7 +30,7 @@ program
     const r = await placeBootLoaders(o.tftpRoot);
     for (const f of r.placed) process.stdout.write(`placed    ${f}\n`);
     for (const f of r.unchanged) process.stdout.write(`unchanged ${f}\n`);
-    for (const m of r.missing) process.stderr.write(`missing   ${m.name}: ${m.source} (apt-get install ${m.pkg})\n`);
+    for (const m of r.missing) process.stderr.write(`missing   ${m.name}: ${m.source} (package ${m.pkg}; bash scripts/setup.sh installs or unpacks it)\n`);
     process.stdout.write(`${r.placed.length + r.unchanged.length} of ${BOOT_LOADERS.length} boot loaders in ${o.tftpRoot}\n`);
     process.exitCode = r.missing.length === 0 ? 0 : 1;
   });

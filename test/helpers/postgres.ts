@@ -79,3 +79,15 @@ export async function startCluster(): Promise<TestCluster> {
     stop,
   };
 }
+
+/**
+ * The teardown of a test that runs bootd instances in its own namespaces
+ * against its own cluster: the instances, then the namespaces, the cluster,
+ * the work folder. Whatever was never made is skipped.
+ */
+export async function stopFleet(f: { readonly running: readonly { stop(): Promise<unknown> }[]; readonly nets: readonly ({ destroy(): Promise<void> } | undefined)[]; readonly cluster?: TestCluster | undefined; readonly dir?: string | undefined }): Promise<void> {
+  for (const b of f.running) await b.stop().catch(() => {});
+  for (const n of f.nets) await n?.destroy();
+  await f.cluster?.stop();
+  if (f.dir) await rm(f.dir, { recursive: true, force: true });
+}

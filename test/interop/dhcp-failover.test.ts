@@ -12,13 +12,13 @@
  * identifier): the new leader, which reloaded the leases from the database,
  * acknowledges the same address.
  */
-import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBootd, type RunningBootd } from '../helpers/bootd.js';
 import { TestNet, netnsUnavailable } from '../helpers/netns.js';
-import { postgresUnavailable, startCluster, type TestCluster } from '../helpers/postgres.js';
+import { postgresUnavailable, startCluster, stopFleet, type TestCluster } from '../helpers/postgres.js';
 import { makeWorkDir, until } from '../helpers/workdir.js';
 
 const skip = netnsUnavailable() ?? postgresUnavailable();
@@ -64,12 +64,7 @@ describe.skipIf(skip !== null)('two instances on one segment and one database (n
     await net.limitedBroadcast('s2');
   }, 120_000);
 
-  afterAll(async () => {
-    for (const b of running) await b.stop().catch(() => {});
-    await net?.destroy();
-    await cluster?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => stopFleet({ running, nets: [net], cluster, dir }));
 
   it('one leads, the other stands by; the leader killed with SIGKILL is replaced within 5 s and a running client keeps its address', async () => {
     const s1 = await serve('s1', true);

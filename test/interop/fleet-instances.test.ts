@@ -6,13 +6,13 @@
  * when rack B's hosts/ checkout differs from rack A's, the dashboard and
  * `bootd status` warn that the instances serve different host sets.
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, startBootd, type RunningBootd } from '../helpers/bootd.js';
 import { addRecipe, addVersion } from '../helpers/catalog.js';
 import { TestNet, netnsUnavailable } from '../helpers/netns.js';
-import { postgresUnavailable, startCluster, type TestCluster } from '../helpers/postgres.js';
+import { postgresUnavailable, startCluster, stopFleet, type TestCluster } from '../helpers/postgres.js';
 import { PXE_BIOS, udhcpcOnce, udhcpcScript } from '../helpers/udhcpc.js';
 import { makeWorkDir, until } from '../helpers/workdir.js';
 
@@ -64,13 +64,7 @@ describe.skipIf(skip !== null)('instances on two segments sharing one database (
     await rackB.limitedBroadcast('server');
   }, 120_000);
 
-  afterAll(async () => {
-    for (const b of running) await b.stop().catch(() => {});
-    await rackA?.destroy();
-    await rackB?.destroy();
-    await cluster?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => stopFleet({ running, nets: [rackA, rackB], cluster, dir }));
 
   it('a boot served in rack A shows in rack B\'s dashboard and in bootd status within a second; a different host set is warned about', async () => {
     await serve(rackA, 'a');

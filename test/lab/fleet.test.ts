@@ -15,7 +15,7 @@
  * does, with the lab's SSH key).
  */
 import { execa } from 'execa';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { placeBootLoaders } from '../../src/bootconfig/bootloaders.js';
@@ -24,7 +24,7 @@ import { QEMU, prepareFirmwareFile, probeAccel, qemuArgs } from '../../src/lab/q
 import { UP_MARKER } from '../../src/lab/timeline.js';
 import { BOOTD_BIN, REPO, startBootd, type RunningBootd } from '../helpers/bootd.js';
 import { TestNet, netnsUnavailable } from '../helpers/netns.js';
-import { postgresUnavailable, startCluster, type TestCluster } from '../helpers/postgres.js';
+import { postgresUnavailable, startCluster, stopFleet, type TestCluster } from '../helpers/postgres.js';
 import { makeWorkDir, until } from '../helpers/workdir.js';
 
 const skip = netnsUnavailable() ?? postgresUnavailable() ?? (process.getuid?.() !== 0 ? 'QEMU taps need root; CI runs as root' : null);
@@ -108,12 +108,7 @@ describe.skipIf(skip !== null)('a lab boot against two instances on one database
     await net.limitedBroadcast('s2');
   }, 1_500_000);
 
-  afterAll(async () => {
-    for (const b of running) await b.stop().catch(() => {});
-    await net?.destroy();
-    await cluster?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => stopFleet({ running, nets: [net], cluster, dir }));
 
   it('boots through the leader, and after the leader is killed with SIGKILL through the new leader with the same address; one smoke test per boot', { timeout: 1_600_000 }, async () => {
     const accel = (await probeAccel(dir, 'auto')).accel;

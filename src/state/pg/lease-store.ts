@@ -15,8 +15,6 @@ import { openPool } from './pool.js';
 /** Connections: writes in flight side by side, and one more for reads. */
 const POOL_SIZE = 4;
 
-/** Rows per INSERT statement (PostgreSQL takes at most 65,535 parameters; 6 per row). */
-const ROWS_PER_STATEMENT = 5000;
 
 export class PgLeaseWriteError extends Error {
   constructor(cause: unknown) {
@@ -183,44 +181,16 @@ export class PgLeaseStore implements LeaseStore {
         fence = this.opts.fence() ?? undefined;
         if (fence === undefined) throw new NotLeaderError(this.opts.segment ?? '?');
       }
-      if (upserts.length <= ROWS_PER_STATEMENT) {
-        // one statement is one transaction: one round trip, not BEGIN, the writes and COMMIT
-        // (each address is in the changes once, so the delete and the upsert touch different rows)
-        const r = await this.pool.query<{ held: number }>(oneStatement(upserts, deletes, fence));
-        if (fence && r.rows[0]?.held !== 1) throw new NotLeaderError(fence.segment);
-      } else {
-        await this.inTransaction(upserts, deletes, fence);
-      }
+      // one statement is one transaction: one round trip, not BEGIN, the writes and COMMIT; its rows
+      // are arrays, so a storm's moment of any size fits (no parameter limit to split on)
+      const r = await this.pool.query<{ held: number }>(oneStatement(upserts, deletes, fence));
+      if (fence && r.rows[0]?.held !== 1) throw new NotLeaderError(fence.segment);
       this.counters.commits++;
       this.counters.leasesWritten += changes.length;
     } catch (err) {
       this.counters.commitFailures++;
       src.putBack?.(changes);
       throw err instanceof NotLeaderError ? err : new PgLeaseWriteError(err);
-    }
-  }
-
-  /** A moment too large for one statement: several upserts in one transaction. */
-  private async inTransaction(upserts: readonly Lease[], deletes: readonly string[], fence: Fence | undefined): Promise<void> {
-    const client = await this.pool.connect();
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN');
-      if (fence) {
-        // the row lock holds to COMMIT: no takeover in between
-        const r = await client.query('SELECT 1 FROM dhcp_leader WHERE segment = $1 AND epoch = $2 FOR SHARE', [fence.segment, fence.epoch]);
-        if (r.rowCount !== 1) throw new NotLeaderError(fence.segment);
-      }
-      for (let i = 0; i < upserts.length; i += ROWS_PER_STATEMENT) await client.query(oneStatement(upserts.slice(i, i + ROWS_PER_STATEMENT), []));
-      if (deletes.length > 0) await client.query(oneStatement([], deletes));
-      await client.query('COMMIT');
-    } catch (err) {
-      broken = err as Error;
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      // a connection that failed mid-transaction is dropped, not reused
-      client.release(broken);
     }
   }
 
