@@ -32,7 +32,9 @@ APT_PACKAGES=(
   # The image builder (bootd images build; test/images/real-build.test.ts):
   debootstrap     # buildos root (minbase)
   cpio            # packs initrds (newc)
-  kmod            # depmod at image-build time
+  kmod            # depmod at image-build time; modinfo in the NVIDIA payload test
+  make            # the NVIDIA kernel modules, built at image-build time against the image's kernel (gcc above)
+  jq              # bee's collectors run under test with the image's own tools (test/images/bee-gpu.test.ts)
   zstd xz-utils   # initrd compression
   openssh-client  # ssh-keygen for bootd's own key pair (smoke-test login)
   git             # recipe_commit in manifest.json

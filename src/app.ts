@@ -351,6 +351,7 @@ async function openRoot(cfg: AppConfig, hosts: HostDirectory | null, catalog: Bo
     kernelArgs: boot.kernelArgs,
     ...(boot.reportTftpPort !== undefined ? { reportTftpPort: boot.reportTftpPort } : {}),
     ...(unknownImage !== undefined ? { unknownImage } : {}),
+    imageBase: cfg.http ? `http://${boot.serverAddress}:${cfg.http.port}` : `tftp://${boot.serverAddress}${cfg.tftp.port === 69 ? '' : `:${cfg.tftp.port}`}`,
   };
   const bootFiles = new BootFiles({
     hosts: () => hosts?.current ?? HostSet.empty,

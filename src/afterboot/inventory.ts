@@ -29,7 +29,10 @@ export interface InventorySummary {
   readonly dimms: number | null;
   readonly disks: readonly { readonly name: string; readonly sizeBytes: number | null; readonly model: string | null }[];
   readonly pcieDevices: number | null;
+  /** One line per GPU: name, memory, PCI address, and the driver where none serves it (bee's gpu collector). */
   readonly gpus: readonly string[];
+  /** bee-nvidia's outcome (loaded <version>: n GPU(s) | skipped: … | failed: …); absent where the report says nothing of it. */
+  readonly gpuDriver?: string | null;
   /** How it booted (bee's firmware collector): UEFI or BIOS, and whether Secure Boot was on. Absent in summaries stored before it existed. */
   readonly firmware?: { readonly mode: 'uefi' | 'bios' | null; readonly secureBoot: boolean | null };
   /** Collector name -> its status (ok, skipped: ..., error: ...). */
@@ -90,13 +93,29 @@ export function summarize(collectors: Rec): InventorySummary {
     dimms,
     disks,
     pcieDevices: Array.isArray(pci) ? pci.length : null,
-    gpus: Array.isArray(gpu) ? gpu.flatMap((g) => (isRec(g) && str(g.name) ? [str(g.name) as string] : [])) : [],
+    gpus: gpuLines(gpu),
+    gpuDriver: isRec(gpu) && isRec(gpu.driver) ? str(gpu.driver.status) : null,
     firmware: {
       mode: isRec(fw) && (fw.mode === 'uefi' || fw.mode === 'bios') ? fw.mode : null,
       secureBoot: isRec(fw) && typeof fw.secure_boot === 'boolean' ? fw.secure_boot : null,
     },
     collectors: Object.fromEntries(Object.entries(collectors).map(([k, v]) => [k, isRec(v) ? String(v.status) : 'missing'])),
   };
+}
+
+/**
+ * GPUs as bee's gpu collector lists them: {driver, gpus: [...]}, each from
+ * nvidia-smi (name, memory_total_mib, pci) or from the PCI bus alone
+ * (driver: none); reports from before the driver came were a plain list.
+ */
+function gpuLines(gpu: unknown): string[] {
+  const list = Array.isArray(gpu) ? gpu : isRec(gpu) && Array.isArray(gpu.gpus) ? gpu.gpus : [];
+  return list.flatMap((g) => {
+    if (!isRec(g) || !str(g.name)) return [];
+    const mem = num(g.memory_total_mib);
+    const detail = [mem !== null ? `${(mem / 1024).toFixed(0)} GiB` : null, str(g.pci), g.driver === 'none' ? 'no driver' : null].filter((x) => x !== null);
+    return [`${str(g.name) as string}${detail.length > 0 ? ` (${detail.join(', ')})` : ''}`];
+  });
 }
 
 /** Checks an uploaded report; any failure comes back as a reason, never an exception. */
@@ -125,7 +144,7 @@ export function formatSummary(s: InventorySummary): string[] {
     `memory:  ${s.memoryMiB === null ? 'unknown' : `${s.memoryMiB} MiB`}${s.dimms !== null ? ` in ${s.dimms} DIMM(s)` : ''}`,
     `disks:   ${s.disks.length === 0 ? 'none' : s.disks.map((d) => `${d.name} ${gib(d.sizeBytes)}${d.model ? ` (${d.model})` : ''}`).join(', ')}`,
     `pcie:    ${s.pcieDevices ?? 'unknown'} device(s)`,
-    `gpus:    ${s.gpus.length === 0 ? 'none' : s.gpus.join(', ')}`,
+    `gpus:    ${s.gpus.length === 0 ? 'none' : s.gpus.join(', ')}${s.gpuDriver ? `; driver: ${s.gpuDriver}` : ''}`,
     `boot:    ${bootText(s.firmware)}`,
     `collectors: ${Object.entries(s.collectors).map(([k, v]) => `${k}=${v.split(':')[0]}`).join(' ')}`,
   ];

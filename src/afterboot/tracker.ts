@@ -15,7 +15,7 @@ import type { Logger } from '../log.js';
 import { NO_EVENTS, type BootEvent, type EventSink } from '../events/types.js';
 import { MAX_PAGE, type HostRecordStore } from './host-records.js';
 import { MAX_REPORT_BYTES, parseAuditReport, type InventoryEntry } from './inventory.js';
-import { observe, phaseAtLeast, type BootRecord, type DhcpSeen, type Observation, type SmokeResult } from './record.js';
+import { observe, phaseAtLeast, type BootRecord, type DhcpSeen, type HostRecord, type TimelineEvent, type Observation, type SmokeResult } from './record.js';
 import type { SmokeParams, SmokeRun } from './smoke.js';
 
 /** How to smoke-test one host, or why not. */
@@ -62,6 +62,27 @@ export interface AfterBootDeps {
 
 /** The report file bee uploads (bee.report=, images/bee/overlay/usr/sbin/bee-report). */
 export const AUDIT_FILE = /(^|\/)bee-audit\.json$/;
+
+/** events.log's line for a boot's start (also `bootd logs --state-url`, from the record). */
+export function bootLine(boot: Pick<BootRecord, 'id' | 'mac'>, at: string): string {
+  return `${at} boot ${boot.id} begins (mac ${boot.mac})\n`;
+}
+
+/** events.log's line for one timeline event. */
+export function eventLine(e: Pick<TimelineEvent, 'at' | 'kind' | 'text'>): string {
+  return `${e.at} ${e.kind} ${e.text}\n`;
+}
+
+/** A host's record as events.log has it: every boot it keeps, oldest first, each with its events. */
+export function recordLog(rec: Pick<HostRecord, 'boots'>): string {
+  let out = '';
+  for (const b of rec.boots) {
+    const first = b.events[0];
+    out += bootLine(b, first?.at ?? b.startedAt);
+    for (const e of b.events) out += eventLine(e);
+  }
+  return out;
+}
 
 export class AfterBoot {
   private readonly watching = new Set<string>();
@@ -209,8 +230,8 @@ export class AfterBoot {
         await fs.mkdir(this.logDir(name), { recursive: true });
         this.made.add(name);
       }
-      const newBoot = boot.id !== beforeId ? `${e.at} boot ${boot.id} begins (mac ${boot.mac})\n` : '';
-      await fs.appendFile(path.join(this.logDir(name), 'events.log'), `${newBoot}${e.at} ${e.kind} ${e.text}\n`);
+      const newBoot = boot.id !== beforeId ? bootLine(boot, e.at) : '';
+      await fs.appendFile(path.join(this.logDir(name), 'events.log'), `${newBoot}${eventLine(e)}`);
     }
     // a result someone reads back (smoke, inventory) is durable before we go on; events may gather
     const durable = o.kind === 'smoke' || o.kind === 'audit';

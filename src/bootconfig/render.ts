@@ -21,6 +21,12 @@ export interface BootPolicy {
   readonly reportTftpPort?: number;
   /** What machines that are not in hosts/ boot: an image (with unknown_hosts: boot), or their disk. */
   readonly unknownImage?: ImageRef;
+  /**
+   * Where a booted image reaches its own version's files (`http://ip:port`,
+   * else `tftp://ip[:port]`): images with files beyond kernel and initrds
+   * (bee's nvidia.img) get `bootd.image=<this>/<tftp path of the version>/`.
+   */
+  readonly imageBase?: string;
 }
 
 export interface ImageResolver {
@@ -65,6 +71,11 @@ export function kernelArgs(image: ResolvedImage, host: Host | undefined, mac: Ma
   // pxelinux's IPAPPEND 2 form (01 = Ethernet): which NIC booted, for images that pick it
   if (mac !== undefined) args.push(`BOOTIF=01-${macHyphen(mac)}`);
   args.push(`bootd.server=${policy.serverIp}`);
+  // files the image fetches itself at run time (payloads such as bee's NVIDIA driver), from its own version
+  const m = image.manifest;
+  if (policy.imageBase !== undefined && Object.keys(m.files).some((f) => f !== m.kernel && !m.initrds.includes(f))) {
+    args.push(`bootd.image=${policy.imageBase}${path.posix.dirname(image.kernelPath)}/`);
+  }
   if (image.name === 'bee' && policy.reportTftpPort !== undefined) {
     const who = host?.name ?? (mac !== undefined ? macHyphen(mac) : 'unknown');
     args.push(`bee.report=tftp://${policy.serverIp}:${policy.reportTftpPort}/${who}/bee-audit.json`);

@@ -16,6 +16,9 @@ import type { SubscriberStats } from '../events/bus.js';
 import { FileHostRecords } from '../state/host-records.js';
 import { FileMachineStore } from '../state/machine-store.js';
 import { readHostRecords } from '../state/pg/host-records.js';
+import { readMachineSets } from '../state/pg/machine-store.js';
+import { recordLog, eventLine, bootLine } from '../afterboot/tracker.js';
+import pg from 'pg';
 import { hostSetAgreement, readInstances } from '../state/pg/instances.js';
 import { HOST_NAME_RE } from '../hosts/schema.js';
 import { parseIpv4 } from '../net/ipv4.js';
@@ -158,8 +161,10 @@ function addLogsCommand(program: Command): void {
     .description("a host's event log (logs/<name>/events.log, also readable over TFTP), its last smoke output and the files it uploaded")
     .option('--state <dir>', 'bootd state directory', DEFAULT_STATE)
     .option('-f, --follow', 'keep printing new events')
-    .action(async (name: string, o: { state: string; follow?: boolean }) => {
+    .option('--state-url <url>', "read the host's record from PostgreSQL (bootd serve --state-url): its boots through every instance; smoke outputs and uploads are files of the instance that made them, read from --state where they are")
+    .action(async (name: string, o: { state: string; follow?: boolean; stateUrl?: string }) => {
       if (!HOST_NAME_RE.test(name)) throw new Error(`${JSON.stringify(name)} is not a host name`);
+      if (o.stateUrl !== undefined) return logsFromDatabase(name, { ...o, stateUrl: o.stateUrl });
       const dir = path.join(o.state, 'logs', name);
       const file = path.join(dir, 'events.log');
       const text = await fs.readFile(file, 'utf8').catch(() => null);
@@ -189,6 +194,67 @@ function addLogsCommand(program: Command): void {
       }
     });
 
+}
+
+/**
+ * `bootd logs NAME --state-url`: the host's record as every instance wrote it
+ * (host_record), in events.log's lines; the last smoke result from the record,
+ * its full output where this instance's --state has the file.
+ */
+async function logsFromDatabase(name: string, o: { state: string; follow?: boolean; stateUrl: string }): Promise<void> {
+  const rec = await (await readHostRecords(o.stateUrl)).get(name);
+  if ((rec === undefined || rec.boots.length === 0) && !o.follow) {
+    process.stderr.write(`bootd: no boots of ${name} in the database\n`);
+    process.exitCode = 1;
+    return;
+  }
+  process.stdout.write(rec ? recordLog(rec) : '');
+  if (o.follow) return followRecord(o.stateUrl, name, rec?.boots ?? []);
+  const smoke = [...(rec?.boots ?? [])].reverse().find((b) => b.smoke !== undefined)?.smoke;
+  if (smoke) {
+    out(`--- smoke: ${smokeText(smoke)}`);
+    for (const f of smoke.failed) out(f);
+    const text = smoke.outputFile ? await fs.readFile(path.join(o.state, smoke.outputFile), 'utf8').catch(() => null) : null;
+    if (text !== null) process.stdout.write(text);
+    else if (smoke.outputFile) out(`(the full output is ${smoke.outputFile} in the state directory of the instance that ran it)`);
+  }
+}
+
+/** Prints events as they reach the database, polling the host's row once a second on one connection, until interrupted. */
+async function followRecord(url: string, name: string, seen: readonly BootRecord[]): Promise<void> {
+  const printed = new Set<string>();
+  const key = (b: BootRecord, e: { at: string; kind: string; text: string }): string => `${b.id}\0${e.at}\0${e.kind}\0${e.text}`;
+  for (const b of seen) for (const e of b.events) printed.add(key(b, e));
+  const begun = new Set(seen.map((b) => b.id));
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000, application_name: 'bootd logs' });
+  await client.connect();
+  const stop = new AbortController();
+  process.once('SIGINT', () => stop.abort());
+  try {
+    while (!stop.signal.aborted) {
+      const r = await client.query<{ record: { boots: BootRecord[] } }>('SELECT record FROM host_record WHERE name = $1', [name]);
+      for (const b of r.rows[0]?.record.boots ?? []) {
+        for (const e of b.events) {
+          if (printed.has(key(b, e))) continue;
+          if (!begun.has(b.id)) {
+            begun.add(b.id);
+            process.stdout.write(bootLine(b, e.at));
+          }
+          printed.add(key(b, e));
+          process.stdout.write(eventLine(e));
+        }
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 1000);
+        stop.signal.addEventListener('abort', () => {
+          clearTimeout(t);
+          resolve();
+        }, { once: true });
+      });
+    }
+  } finally {
+    await client.end().catch(() => {});
+  }
 }
 
 function addSmokeCommand(program: Command): void {
@@ -226,7 +292,19 @@ function addMachineCommands(program: Command): void {
     .description('ports, owners, usage and expiry')
     .option('--state <dir>', 'bootd state directory', DEFAULT_STATE)
     .option('--json', 'print JSON')
-    .action(async (o: { state: string; json?: boolean }) => {
+    .option('--state-url <url>', "every instance's build machines from PostgreSQL (bootd serve --state-url): each instance opens its own ports")
+    .action(async (o: { state: string; json?: boolean; stateUrl?: string }) => {
+      if (o.stateUrl !== undefined) {
+        const sets = await readMachineSets(o.stateUrl);
+        const all = sets.flatMap((s) => s.machines.map((m) => ({ instance: s.instance, updatedAt: s.updatedAt, ...m })));
+        if (o.json) return out(JSON.stringify(all, null, 2));
+        if (all.length === 0) return out(`no build machine is open on any of ${sets.length} instance(s) in the database`);
+        table([['INSTANCE', 'MACHINE', 'PORT', 'OWNER', 'QUOTA', 'OVERWRITE', 'EXPIRES'], ...all.map((m) => [
+          m.instance, m.name, String(m.port), m.owner.ip ?? m.owner.mac ?? '-', bytes(m.quotaBytes), m.overwrite ? 'yes' : 'no',
+          m.expiresAt === null ? (m.source === 'hosts' ? 'hosts file' : 'never') : m.expiresAt.replace(/\.\d+Z$/, 'Z'),
+        ])]);
+        return;
+      }
       let list: View[];
       try {
         list = await controlRequest<View[]>(o.state, 'GET', '/machines', undefined, 10_000);

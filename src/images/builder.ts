@@ -27,6 +27,9 @@ import { flavourFor, hostArch, type ImageArch } from './arch.js';
 import { AptSource, fetchPackages, hashFile, type DebRef, type FetchReport, type PackageSource } from './packages.js';
 import { silentProgress, type BuildProgress } from './progress.js';
 import { loadRecipe, type LoadedRecipe, type Recipe } from './recipe.js';
+import { NVIDIA_COMPONENTS } from './nvidia.js';
+import { buildNvidiaPayload, type NvidiaPayload, type NvidiaRecipe } from './nvidia-payload.js';
+import { packTree } from './cpio.js';
 import { formatIssue } from '../config/yaml-config.js';
 
 const execFileP = promisify(execFile);
@@ -117,8 +120,15 @@ interface Ctx {
   packages: Record<string, string>;
   downloads: { downloaded: number; cached: number; bytes: number };
   modules: number;
+  /** What the nvidia step made (recipe key nvidia): the payload beside the initrd. */
+  nvidia?: NvidiaPayload;
+  /** Why a recipe's nvidia: was left out of this build (another architecture than the build host's). */
+  nvidiaSkipped?: string;
+  /** Archive components apt read (main, or more for a recipe's apt: or nvidia:). */
+  components: readonly string[];
   manifest?: Manifest;
 }
+
 
 interface Step {
   readonly name: string;
@@ -332,6 +342,34 @@ const STEPS: readonly Step[] = [
     },
   },
   {
+    name: 'nvidia',
+    async run(c) {
+      const r = await buildNvidiaPayload({
+        nvidia: c.recipe.nvidia as NvidiaRecipe,
+        arch: c.arch,
+        log: c.log,
+        progress: c.progress,
+        source: c.source,
+        cacheDir: c.cacheDir,
+        work: c.work,
+        root: c.root,
+        sysroot: path.join(c.work, 'sysroot'),
+        recipeDir: c.loaded.dir,
+        kernel: { version: c.kernelVersion as string, flavour: c.flavour, packageVersion: (c.kernelRef as DebRef).version, tree: c.kernelTree as string },
+        out: c.out,
+      });
+      if (r.kind === 'skipped') {
+        c.nvidiaSkipped = r.reason;
+        return;
+      }
+      c.nvidia = r.payload;
+      Object.assign(c.packages, r.packages);
+      c.downloads.downloaded += r.downloads.downloaded;
+      c.downloads.cached += r.downloads.cached;
+      c.downloads.bytes += r.downloads.bytes;
+    },
+  },
+  {
     name: 'overlay',
     async run(c) {
       const overlay = path.join(c.loaded.dir, c.recipe.overlay ?? 'overlay');
@@ -351,6 +389,9 @@ const STEPS: readonly Step[] = [
         `KERNEL_VERSION=${c.kernelVersion}`,
         `RECIPE_COMMIT=${c.recipeCommit}`,
         `BUILT_AT=${c.builtAt.toISOString()}`,
+        // the driver payload the image fetches from its own version when it finds a GPU (images/bee: bee-nvidia)
+        ...(c.nvidia ? [`NVIDIA_DRIVER=${c.nvidia.version}`, `NVIDIA_PAYLOAD=${c.nvidia.file}`, `NVIDIA_PAYLOAD_SHA256=${c.nvidia.sha256}`] : []),
+        ...(c.nvidiaSkipped !== undefined ? [`NVIDIA_NONE=${c.nvidiaSkipped}`] : []),
       ];
       await fs.writeFile(await inRoot(c.root, '/etc/bootd-release'), `${release.join('\n')}\n`);
     },
@@ -395,21 +436,12 @@ const STEPS: readonly Step[] = [
     name: 'pack',
     async run(c) {
       const { compression, level } = c.recipe.initrd;
-      // newc is the format the kernel unpacks (Documentation/driver-api/early-userspace).
-      // Sorted names and --reproducible make the archive depend only on the tree;
-      // built as non-root the files belong to the builder, so they are made root's.
-      const owner = isRoot() ? '' : '--owner=0:0';
       const total = Number((await run(c.log, 'bash', ['-c', 'cd "$1" && find . -mindepth 1 | wc -l', 'count', c.root], { capture: true })).trim());
       c.log.write(`packing ${total} files`);
-      // cpio -v names each file on stderr as it goes: the progress counter.
-      const script = `set -o pipefail; cd "$1" && find . -mindepth 1 -print0 | LC_ALL=C sort -z | cpio --null --create --format=newc --reproducible --quiet -v ${owner} | ${COMPRESSORS[compression](level)} > "$2"`;
       let done = 0;
-      await run(c.log, 'bash', ['-c', script, 'pack', c.root, path.join(c.out, INITRD_FILE)], {
-        unlogged: true,
-        onLine: () => {
-          done++;
-          if (done % 200 === 0 || done === total) c.progress.count(done, total, 'files');
-        },
+      await packTree(c.log, c.root, path.join(c.out, INITRD_FILE), COMPRESSORS[compression](level), () => {
+        done++;
+        if (done % 200 === 0 || done === total) c.progress.count(done, total, 'files');
       });
     },
   },
@@ -417,7 +449,7 @@ const STEPS: readonly Step[] = [
     name: 'manifest',
     async run(c) {
       const files: Record<string, { sha256: string; size: number }> = {};
-      for (const f of [KERNEL_FILE, INITRD_FILE]) {
+      for (const f of [KERNEL_FILE, INITRD_FILE, ...(c.nvidia ? [c.nvidia.file] : [])]) {
         const p = path.join(c.out, f);
         files[f] = { sha256: await hashFile(p, 'sha256'), size: (await fs.stat(p)).size };
       }
@@ -435,11 +467,13 @@ const STEPS: readonly Step[] = [
         recipe_commit: c.recipeCommit,
         ...(c.recipe.cmdline.length > 0 ? { cmdline: c.recipe.cmdline } : {}),
         ...(sig.pe ? { kernel_signature: { signed: sig.signed, signers: sig.signers } } : {}),
+        ...(c.nvidia ? { nvidia: { file: c.nvidia.file, driver: c.nvidia.driver, version: c.nvidia.version, modules: c.nvidia.modules, firmware: c.nvidia.firmware, cuda: c.nvidia.cuda, stress: c.nvidia.stress } } : {}),
         files,
         inputs: {
           recipe_sha256: await recipeDigest(c.loaded.dir),
           kernel_package: { name: c.kernelRef?.name, version: c.kernelRef?.version, flavour: c.flavour },
           modules: c.modules,
+          apt_components: c.components,
           ...(r.base === 'debootstrap' ? { debootstrap: { suite: r.suite, variant: r.variant, mirror: c.opts.mirror ?? DEFAULT_MIRROR } } : {}),
           ...(c.opts.authorizedKeys !== undefined ? { authorized_keys_sha256: await hashFile(c.opts.authorizedKeys, 'sha256') } : {}),
           packages: Object.fromEntries(Object.entries(c.packages).sort(([a], [b]) => (a < b ? -1 : 1))),
@@ -505,6 +539,8 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     throw new BuildRefused((err as Error).message);
   }
   const arch: ImageArch = opts.arch ?? loaded.recipe.arch ?? 'amd64';
+  // the recipe's components, and non-free ones for the NVIDIA driver (it asks for them by naming it)
+  const components = [...new Set(['main', ...(loaded.recipe.apt?.components ?? []), ...(loaded.recipe.nvidia !== undefined ? NVIDIA_COMPONENTS : [])])];
   const unlock = await lock(path.join(loaded.dir, '.build.lock'));
   try {
     const builtAt = (opts.now ?? (() => new Date()))();
@@ -521,7 +557,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
       root: path.join(work, 'root'),
       out: path.join(loaded.dir, `.${version}.partial`),
       cacheDir: opts.cacheDir ?? path.join(opts.stateDir, 'cache'),
-      source: opts.source ?? new AptSource(path.join(opts.stateDir, 'build', '.apt'), arch === hostArch() ? undefined : arch),
+      source: opts.source ?? new AptSource(path.join(opts.stateDir, 'build', '.apt'), { arch: arch === hostArch() ? undefined : arch, components }),
       progress: opts.progress ?? silentProgress,
       builtAt,
       arch,
@@ -532,8 +568,9 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
       packages: {},
       downloads: { downloaded: 0, cached: 0, bytes: 0 },
       modules: 0,
+      components,
     };
-    const steps = STEPS.filter((s) => s.name !== 'hooks' || loaded.recipe.hooks.length > 0);
+    const steps = STEPS.filter((s) => (s.name !== 'hooks' || loaded.recipe.hooks.length > 0) && (s.name !== 'nvidia' || loaded.recipe.nvidia !== undefined));
     const timings: StepTiming[] = [];
     for (const [i, s] of steps.entries()) {
       const t0 = performance.now();

@@ -39,6 +39,20 @@ const manifestSchema = strictObject({
     signed: z.boolean({ error: 'expected true or false' }),
     signers: z.array(z.string(), { error: 'expected a list of signer names' }),
   }).optional(),
+  /**
+   * The NVIDIA driver payload (recipe key nvidia): a file of `files` that is
+   * not an initrd; the image fetches it from its own version when it finds a
+   * GPU. The modules with the vermagic they were checked against.
+   */
+  nvidia: strictObject({
+    file: fileName,
+    driver: z.string({ error: 'expected the driver branch' }),
+    version: z.string({ error: 'expected the driver version' }),
+    modules: z.array(strictObject({ name: z.string(), vermagic: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/) }), { error: 'expected a list of modules' }),
+    firmware: z.array(z.string(), { error: 'expected a list of firmware files' }),
+    cuda: z.boolean({ error: 'expected true or false' }),
+    stress: z.string().nullable(),
+  }).optional(),
   /** What went in (package versions and the like); recorded, not interpreted. */
   inputs: z.record(z.string(), z.unknown()).optional(),
 });
@@ -55,7 +69,7 @@ export function parseManifest(file: string, text: string, expect: { name: string
   const issues: ConfigIssue[] = [];
   if (m.name !== expect.name) issues.push(r.doc.issue(['name'], `expected ${JSON.stringify(expect.name)} (the folder it is in), got ${JSON.stringify(m.name)}`));
   if (m.version !== expect.version) issues.push(r.doc.issue(['version'], `expected ${JSON.stringify(expect.version)} (the folder it is in), got ${JSON.stringify(m.version)}`));
-  for (const [key, f] of [['kernel', m.kernel], ...m.initrds.map((x, i) => [['initrds', i], x] as const)] as const) {
+  for (const [key, f] of [['kernel', m.kernel], ...m.initrds.map((x, i) => [['initrds', i], x] as const), ...(m.nvidia ? [[['nvidia', 'file'], m.nvidia.file] as const] : [])] as const) {
     if (!(f in m.files)) issues.push(r.doc.issue(Array.isArray(key) ? key : [key as string], `${f} is not listed in files`));
   }
   return issues.length > 0 ? { ok: false, issues } : { ok: true, manifest: m };

@@ -69,6 +69,37 @@ const recipeSchema = strictObject({
     ],
     { error: 'expected base: packages or base: debootstrap' },
   ),
+  /**
+   * Debian archive components beyond `main` (non-free, contrib,
+   * non-free-firmware): the builder then asks apt through sources of its own
+   * (the build host's Debian sources with these components), never the host's.
+   */
+  apt: strictObject({
+    components: z.array(z.enum(['main', 'contrib', 'non-free', 'non-free-firmware'], { error: 'expected main, contrib, non-free or non-free-firmware' }), { error: 'expected a list of archive components' }).min(1),
+  }).optional(),
+  /**
+   * The NVIDIA driver (src/images/nvidia.ts): kernel modules built at image
+   * time against the image's own kernel from Debian's DKMS sources,
+   * nvidia-smi and libnvidia-ml, the GSP firmware, in a payload of their own
+   * (nvidia.img) that the image fetches when it finds an NVIDIA GPU.
+   */
+  nvidia: strictObject({
+    /** Debian's driver branch: tesla-535 (nvidia-graphics-drivers-tesla-535, the datacenter driver) or current (nvidia-graphics-drivers). */
+    driver: z.enum(['tesla-535', 'current'], { error: 'expected tesla-535 or current' }).default('tesla-535'),
+    /** Modules of the DKMS package to ship, in load order (nvidia-drm needs DRM, nvidia-peermem InfiniBand: not by default). */
+    modules: z.array(z.enum(['nvidia', 'nvidia-modeset', 'nvidia-uvm', 'nvidia-drm', 'nvidia-peermem'], { error: 'expected nvidia, nvidia-modeset, nvidia-uvm, nvidia-drm or nvidia-peermem' }), { error: 'expected a list of module names' }).min(1).default(['nvidia', 'nvidia-modeset', 'nvidia-uvm']),
+    /** GSP firmware (Turing and newer; Hopper cannot run without it). */
+    firmware: z.boolean({ error: 'expected true or false' }).default(true),
+    /** libcuda.so.1 (29 MiB): for CUDA programs such as a stress test; nvidia-smi needs only libnvidia-ml. */
+    cuda: z.boolean({ error: 'expected true or false' }).default(false),
+    /**
+     * A GPU stress program placed by the operator (a file or a folder in the
+     * recipe folder, e.g. gpu_burn with its compare.ptx; never downloaded),
+     * copied to /usr/local/lib/gpu-stress and run by the smoke test only when
+     * the host's kernel arguments ask (bee.gpu_stress=<seconds>). Implies cuda.
+     */
+    stress: recipePathField.optional(),
+  }).optional(),
   /** Recipe folder copied over the root (default `overlay` when it exists). */
   overlay: recipePathField.optional(),
   /** Scripts run on the build host in order, with ROOT, IMAGE, VERSION, KERNEL_VERSION, AUTHORIZED_KEYS set. */

@@ -102,6 +102,8 @@ export interface LabOptions {
   readonly build: boolean;
   /** A smoke script to run instead of the image's (to see a failing check recorded). */
   readonly smokeScript?: string;
+  /** Extra kernel arguments in the VMs' host files (kernel_args). */
+  readonly kernelArgs?: readonly string[];
   /** Power-cycle a VM whose boot loader gave up (GAVE_UP_MARKER) at most this often. */
   readonly powerCycles: number;
 }
@@ -368,7 +370,7 @@ async function prepareRun(o: LabOptions, key: { privateKey: string }): Promise<{
     // one host file per VM, the way an operator writes them (docs/hosts.md)
     // the smoke test logs in with the key the image was built with (<stateDir>/ssh), not the run's own state
     const smoke = [`identity_file: ${key.privateKey}`, ...(o.smokeScript !== undefined ? [`script: ${path.resolve(o.smokeScript)}`] : [])];
-    await fs.writeFile(path.join(hostsDir, `${name}.yaml`), `# bootd lab VM ${i + 1}\nmac: ${mac}\nimage: ${o.image}\nloader: ${o.loader}\n${o.secureBoot === true && o.loader === 'grub' ? 'secure_boot: true\n' : ''}smoke:\n${smoke.map((l) => `  ${l}\n`).join('')}`);
+    await fs.writeFile(path.join(hostsDir, `${name}.yaml`), `# bootd lab VM ${i + 1}\nmac: ${mac}\nimage: ${o.image}\nloader: ${o.loader}\n${o.secureBoot === true && o.loader === 'grub' ? 'secure_boot: true\n' : ''}${o.kernelArgs && o.kernelArgs.length > 0 ? `kernel_args: ${JSON.stringify(o.kernelArgs)}\n` : ''}smoke:\n${smoke.map((l) => `  ${l}\n`).join('')}`);
     tracks.push({ name, mac, startedAt: 0, uploads: [], files: [], acks: [] });
   }
 

@@ -33,10 +33,31 @@ describe('audit report as inventory', () => {
       disks: [{ name: 'vda', sizeBytes: 10737418240, model: null }],
       pcieDevices: 3,
       gpus: ['NVIDIA A100-SXM4-80GB'],
+      gpuDriver: null,
       firmware: { mode: null, secureBoot: null },
       collectors: { board: 'ok', cpu: 'ok', memory: 'ok', storage: 'ok', pcie: 'ok', psu: 'skipped: no /dev/ipmi0', gpu: 'ok' },
     });
     expect(formatSummary(r.summary)).toContain('disks:   vda 10.0 GiB');
+  });
+
+  it('GPUs as the gpu collector lists them: nvidia-smi data, and a GPU on the PCI bus that no driver serves', () => {
+    const gpu = {
+      status: 'ok',
+      data: {
+        driver: { status: 'loaded 535.216.03: 1 GPU(s)', version: '535.216.03' },
+        gpus: [
+          { index: 0, name: 'NVIDIA H100 80GB HBM3', memory_total_mib: 81559, pci: '0000:17:00.0', source: 'nvidia-smi', driver: 'nvidia' },
+          { pci: '0000:2a:00.0', name: 'GH100 [H100 SXM5 80GB]', device_id: '10de:2330', source: 'pci', driver: 'none', status: 'no driver: loaded 535.216.03: 1 GPU(s)' },
+        ],
+      },
+    };
+    const r = parseAuditReport(JSON.stringify({ ...report, collectors: { ...report.collectors, gpu } }));
+    expect(r.ok && r.summary.gpus).toEqual(['NVIDIA H100 80GB HBM3 (80 GiB, 0000:17:00.0)', 'GH100 [H100 SXM5 80GB] (0000:2a:00.0, no driver)']);
+    expect(r.ok && r.summary.gpuDriver).toBe('loaded 535.216.03: 1 GPU(s)');
+    expect(r.ok && formatSummary(r.summary)).toContain('gpus:    NVIDIA H100 80GB HBM3 (80 GiB, 0000:17:00.0), GH100 [H100 SXM5 80GB] (0000:2a:00.0, no driver); driver: loaded 535.216.03: 1 GPU(s)');
+    const skipped = parseAuditReport(JSON.stringify({ ...report, collectors: { ...report.collectors, gpu: { status: 'skipped: no NVIDIA GPU on the PCI bus (vendor 10de, display class 03xx); driver: skipped: no NVIDIA GPU on the PCI bus', data: null } } }));
+    expect(skipped.ok && skipped.summary.gpus).toEqual([]);
+    expect(skipped.ok && formatSummary(skipped.summary)).toContain('gpus:    none');
   });
 
   it('a collector that failed leaves its part unknown, not the whole report', () => {

@@ -74,6 +74,21 @@ describe('rendered boot configs', () => {
     await golden('ipxe-wait.ipxe', templates.ipxe(t));
   });
 
+  it('an image with files of its own beyond kernel and initrds gets bootd.image=, the URL of its version; others do not', async () => {
+    await addVersion(dir, { name: 'gpu', version: '2026.12.02-1', files: { vmlinuz: 'k', 'initrd.img': 'i' }, payloads: { 'nvidia.img': 'n' }, current: true });
+    await addVersion(dir, { name: 'plain', version: '2026.12.02-1', current: true });
+    const withBase = { ...policy, imageBase: 'http://198.18.0.1:8080' };
+    const gpu = host('gpu-01', 'mac: 52:54:00:ee:00:01\nimage: gpu\n');
+    const plain = host('plain-01', 'mac: 52:54:00:ee:00:02\nimage: plain\n');
+    const t = await targetFor(mac(gpu), gpu, withBase, catalog);
+    expect(t.kind === 'boot' && t.args).toContain('bootd.image=http://198.18.0.1:8080/images/gpu/2026.12.02-1/');
+    expect(templates.ipxe(t)).toMatch(/^kernel \S+ .*bootd\.image=http:\/\/198\.18\.0\.1:8080\/images\/gpu\/2026\.12\.02-1\/ /m);
+    const p = await targetFor(mac(plain), plain, withBase, catalog);
+    expect(p.kind === 'boot' && p.args.some((a) => a.startsWith('bootd.image='))).toBe(false);
+    // served like the kernel: the payload is a file of the version
+    expect(await catalog.servePath('images/gpu/2026.12.02-1/nvidia.img')).toBe(path.join(dir, 'gpu', '2026.12.02-1', 'nvidia.img'));
+  });
+
   it('pxelinux.cfg/default boots unknown machines into the unknown image, with IPAPPEND 2 for BOOTIF', async () => {
     await golden('pxelinux-default-boot.cfg', templates.pxelinux(await targetFor(undefined, undefined, policy, catalog)));
   });

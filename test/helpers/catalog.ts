@@ -12,6 +12,8 @@ export interface FakeVersion {
   /** File name to content; the first is the kernel, the rest are initrds. */
   readonly files?: Readonly<Record<string, string | Buffer>>;
   readonly cmdline?: readonly string[];
+  /** Files listed in the manifest that are neither kernel nor initrd (bee's nvidia.img). */
+  readonly payloads?: Readonly<Record<string, string>>;
   /** Point `current` here (a plain symlink; the catalog's switch is tested on its own). */
   readonly current?: boolean;
 }
@@ -32,6 +34,10 @@ export async function addVersion(dir: string, v: FakeVersion): Promise<string> {
     listed[f] = { sha256: createHash('sha256').update(b).digest('hex'), size: b.length };
   }
   const [kernel, ...initrds] = Object.keys(files);
+  for (const [f, content] of Object.entries(v.payloads ?? {})) {
+    await writeFile(path.join(vdir, f), content);
+    listed[f] = { sha256: createHash('sha256').update(content).digest('hex'), size: Buffer.byteLength(content) };
+  }
   const manifest = {
     name: v.name,
     version: v.version,

@@ -65,6 +65,14 @@ export class FolderSource implements PackageSource {
     return [...out.values()];
   }
 
+  async resolveExact(_log: BuildLog, packages: readonly string[]): Promise<DebRef[]> {
+    return packages.map((n) => {
+      const p = this.pkgs.get(n.replace(/=.*$/, ''));
+      if (!p) throw new Error(`E: Unable to locate package ${n}`);
+      return p.ref;
+    });
+  }
+
   async download(_log: BuildLog, refs: readonly DebRef[], dir: string): Promise<void> {
     for (const r of refs) {
       this.downloads.push(r.name);

@@ -13,12 +13,12 @@ import { craftElf as craft } from '../helpers/elf.js';
 describe('ELF facts for copy_exec', () => {
   it('an AArch64 program: machine, its loader, DT_NEEDED in order, DT_RUNPATH', async () => {
     const f = craft(EM_AARCH64, '/lib/ld-linux-aarch64.so.1', ['libjq.so.1', 'libc.so.6'], '$ORIGIN/../lib');
-    expect(await readElf(bufferReader(f))).toEqual({ machine: EM_AARCH64, interpreter: '/lib/ld-linux-aarch64.so.1', needed: ['libjq.so.1', 'libc.so.6'], runpath: ['$ORIGIN/../lib'] });
+    expect(await readElf(bufferReader(f))).toEqual({ machine: EM_AARCH64, interpreter: '/lib/ld-linux-aarch64.so.1', needed: ['libjq.so.1', 'libc.so.6'], runpath: ['$ORIGIN/../lib'], soname: null });
   });
 
   it('a library has no interpreter; a static program has neither interpreter nor DT_NEEDED', async () => {
     expect(await readElf(bufferReader(craft(EM_AARCH64, null, ['libc.so.6'])))).toMatchObject({ interpreter: null, needed: ['libc.so.6'] });
-    expect(await readElf(bufferReader(craft(EM_X86_64, null, [])))).toEqual({ machine: EM_X86_64, interpreter: null, needed: [], runpath: [] });
+    expect(await readElf(bufferReader(craft(EM_X86_64, null, [])))).toEqual({ machine: EM_X86_64, interpreter: null, needed: [], runpath: [], soname: null });
   });
 
   it('not ELF is null; 32-bit or damaged files are errors naming the file', async () => {

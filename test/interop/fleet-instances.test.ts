@@ -94,6 +94,23 @@ describe.skipIf(skip !== null)('instances on two segments sharing one database (
     expect(status.stdout).toMatch(/^a\s+a\s+198\.18\.0\.1\s+leading/m);
     expect(status.stdout).not.toMatch(/warning/);
 
+    // its log, read on rack B's side from the database: the boot instance a served, in events.log's lines
+    const logs = await runCli(['logs', 'web-1', '--state-url', url, '--state', path.join(dir, 'state-b')]);
+    expect(logs.code, logs.stderr).toBe(0);
+    expect(logs.stdout).toMatch(/^\S+ boot \S+ begins \(mac 52:54:00:7c:00:01\)$/m);
+    expect(logs.stdout).toMatch(/^\S+ dhcp /m);
+    const none = await runCli(['logs', 'db-0', '--state-url', url]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/no boots of db-0 in the database/);
+    // build machines of every instance (each opens its own ports): one written as instance c would
+    await (await import('../../src/state/pg/machine-store.js')).PgMachineStore.open(url, 'c').then(async (st) => {
+      await st.save([{ name: 'build-7', port: 1071, owner: { ip: '198.18.0.77' }, quotaBytes: 200 << 20, overwrite: true, openedAt: '2026-12-02T19:00:00Z', expiresAt: null, source: 'cli' }]);
+      await st.close();
+    });
+    const machines = await runCli(['machines', 'list', '--state-url', url]);
+    expect(machines.code, machines.stderr).toBe(0);
+    expect(machines.stdout).toMatch(/^c\s+build-7\s+1071\s+198\.18\.0\.77\s+200(\.0)? MiB\s+yes\s+never$/m);
+
     const show = await runCli(['hosts', 'show', 'web-1', '--hosts', hostsOf('b'), '--images', path.join(dir, 'images'), '--state', path.join(dir, 'state-b'), '--state-url', url, '--json']);
     expect(show.code, show.stderr).toBe(0);
     expect((JSON.parse(show.stdout) as { lastBoot: { phase: string } | null }).lastBoot).not.toBeNull();

@@ -35,3 +35,17 @@ export class PgMachineStore implements MachineStore {
     await this.pool.end().catch(() => {});
   }
 }
+
+/** Every instance's machines as the database has them now, read once (`bootd machines list --state-url`). */
+export async function readMachineSets(url: string): Promise<{ instance: string; updatedAt: string; machines: Machine[] }[]> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000, application_name: 'bootd machines' });
+  await client.connect();
+  try {
+    const have = (await client.query<{ t: string | null }>("SELECT to_regclass('machine_set')::text AS t")).rows[0]?.t;
+    if (!have) return [];
+    const r = await client.query<{ instance: string; updated_at: Date; machines: Machine[] }>('SELECT instance, updated_at, machines FROM machine_set ORDER BY instance');
+    return r.rows.map((x) => ({ instance: x.instance, updatedAt: x.updated_at.toISOString(), machines: x.machines }));
+  } finally {
+    await client.end().catch(() => {});
+  }
+}

@@ -38,6 +38,26 @@ for c in psu gpu; do
   st=$(jq -r ".collectors.$c.status // \"missing\"" "$R" 2>/dev/null)
   case "$st" in ok) pass "collector $c" ;; skipped*) skip "collector $c" "${st#skipped: }" ;; *) fail "collector $c" "$st" ;; esac
 done
+# NVIDIA (seed 000's smoketest): where the image carries the driver and the
+# machine has a GPU, the modules are loaded, nvidia-smi sees every GPU the PCI
+# bus lists, the soname links are there and the audit has nvidia-smi's data.
+if grep -q '^NVIDIA_DRIVER=' /etc/bootd-release 2>/dev/null; then
+  nst=$(cat /run/bee/nvidia.status 2>/dev/null || echo "not run")
+  ngpu=$(bee-gpu-pci 2>/dev/null | jq length 2>/dev/null)
+  if [ "${ngpu:-0}" -gt 0 ]; then
+    req "nvidia module loaded ($nst)" grep -q '^nvidia ' /proc/modules
+    nsmi=$(timeout 60 nvidia-smi -L 2>/dev/null | grep -c '^GPU ')
+    if [ "$nsmi" -eq "$ngpu" ]; then pass "nvidia-smi sees all $ngpu GPU(s)"; else fail "nvidia-smi sees every GPU" "$nsmi of $ngpu on the PCI bus"; fi
+    req "libnvidia-ml.so.1 link" sh -c 'ls /usr/lib/*-linux-gnu/libnvidia-ml.so.1'
+    req "audit has GPU enrichment" jq -e '.collectors.gpu.data.gpus | length > 0 and all(.source == "nvidia-smi")' "$R"
+  else
+    skip "NVIDIA driver" "no NVIDIA GPU on the PCI bus (driver: $nst)"
+  fi
+fi
+# GPU stress only when asked (bee.gpu_stress=<seconds>): bee-gpu-stress prints the line
+line=$(bee-gpu-stress)
+echo "$line"
+case "$line" in FAIL*) fails=$((fails + 1)) ;; esac
 rs=$(cat /run/bee/report.status 2>/dev/null || echo "not yet")
 case "$rs" in uploaded*) pass "report upload" ;; "not configured") skip "report upload" "no bee.report= on the kernel command line" ;; *) warn "report upload" "$rs" ;; esac
 echo "smoketest: $fails required check(s) failed"
