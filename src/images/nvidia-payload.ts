@@ -16,7 +16,7 @@ import { readElf } from './elf.js';
 import { parseModulesDep } from './modules.js';
 import {
   GPU_STRESS_DIR, NVIDIA_DRIVERS, NVIDIA_MODULE_DIR, NVIDIA_PAYLOAD_FILE,
-  buildModules, describeModule, fileReader, kernelHeaderPackages, kernelVermagic, moduleCacheKey, vermagicProblem, type BuiltModule,
+  buildModules, describeModule, fileReader, kernelHeaderPackages, kernelVermagic, missingDepends, moduleCacheKey, vermagicProblem, type BuiltModule,
 } from './nvidia.js';
 import { fetchPackages, hashFile, type DebRef, type FetchReport, type PackageSource } from './packages.js';
 import type { BuildProgress } from './progress.js';
@@ -145,6 +145,13 @@ export async function buildNvidiaPayload(i: NvidiaPayloadInput): Promise<NvidiaP
   await fs.mkdir(modDir, { recursive: true });
   for (const m of modules) await fs.copyFile(m.file, path.join(modDir, `${m.name}.ko`));
   await fs.writeFile(path.join(modDir, 'load-order'), `${modules.map((m) => m.name).join('\n')}\n`);
+  // the kernel's own modules they need (nvidia-drm: drm, drm_kms_helper) must be in the image: bee modprobes them first
+  const ours = new Set(modules.map((m) => m.name.replace(/-/g, '_')));
+  const inTree = [...new Set(modules.flatMap((m) => m.depends).filter((d) => !ours.has(d.replace(/-/g, '_'))))].sort();
+  const imageDep = path.join(i.root, await realInside(i.root, `/lib/modules/${kver}/modules.dep`));
+  const missing = missingDepends(modules, [...parseModulesDep(await fs.readFile(imageDep, 'utf8').catch(() => '')).keys()]);
+  if (missing.length > 0) throw new Error(`the NVIDIA modules need ${missing.join(', ')}, which the image's kernel modules (recipe kernel: modules:) do not include: add them (nvidia-drm needs drivers/gpu/drm/**), or leave those NVIDIA modules out (nvidia: modules:)`);
+  await fs.writeFile(path.join(modDir, 'depends'), inTree.length > 0 ? `${inTree.join('\n')}\n` : '');
   const triplet = ARCH[i.arch].triplet;
   const found = await findFiles(unpacked, (rel) => /(^|\/)nvidia-smi$/.test(rel) || /(^|\/)lib(nvidia-ml|cuda)\.so\.\d+\.\d+/.test(rel));
   const smi = found.find((f) => f.endsWith('/nvidia-smi'));

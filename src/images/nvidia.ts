@@ -182,6 +182,18 @@ export interface BuiltModule {
   readonly file: string;
   readonly vermagic: string;
   readonly sha256: string;
+  /** `.modinfo` depends: the kernel's own modules it needs loaded first (nvidia-drm: drm, drm_kms_helper). */
+  readonly depends: readonly string[];
+}
+
+/**
+ * The kernel modules the built ones need that are neither among them nor in
+ * the image (its modules.dep, by name: `-` and `_` are one), or none. Pure.
+ */
+export function missingDepends(modules: readonly Pick<BuiltModule, 'name' | 'depends'>[], imageModules: readonly string[]): string[] {
+  const norm = (n: string): string => n.replace(/-/g, '_');
+  const have = new Set([...modules.map((m) => norm(m.name)), ...imageModules.map((p) => norm(path.basename(p).replace(/\.ko(\.(xz|zst|gz))?$/, '')))]);
+  return [...new Set(modules.flatMap((m) => m.depends).filter((d) => !have.has(norm(d))))].sort();
 }
 
 export interface ModuleBuildInput {
@@ -247,7 +259,8 @@ export async function describeModule(name: string, file: string): Promise<BuiltM
   const info = await modinfoOfFile(file);
   const h = createHash('sha256');
   h.update(await fs.readFile(file));
-  return { name, file, vermagic: info?.get('vermagic')?.[0] ?? '', sha256: h.digest('hex') };
+  const depends = (info?.get('depends')?.[0] ?? '').split(',').filter((d) => d !== '');
+  return { name, file, vermagic: info?.get('vermagic')?.[0] ?? '', sha256: h.digest('hex'), depends };
 }
 
 /** The cache key of a module build: what went in (packages by file and hash, modules, compiler). */

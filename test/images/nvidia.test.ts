@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { bufferReader, readModinfo } from '../../src/images/elf.js';
-import { DKMS_DUMP, exclusionProblem, kernelHeaderPackages, moduleCacheKey, parseDkmsDump, vermagicProblem } from '../../src/images/nvidia.js';
+import { DKMS_DUMP, exclusionProblem, kernelHeaderPackages, missingDepends, moduleCacheKey, parseDkmsDump, vermagicProblem } from '../../src/images/nvidia.js';
 import { debianArchives, parsePrintUris, sourcesList } from '../../src/images/packages.js';
 import { parseRecipe } from '../../src/images/recipe.js';
 
@@ -110,6 +110,13 @@ describe('NVIDIA driver build decisions', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('names the kernel modules the NVIDIA ones need that the image lacks (nvidia-drm without DRM)', () => {
+    const image = ['kernel/drivers/net/virtio_net.ko', 'kernel/drivers/i2c/i2c-core.ko'];
+    expect(missingDepends([{ name: 'nvidia', depends: [] }, { name: 'nvidia-uvm', depends: ['nvidia'] }, { name: 'nvidia-modeset', depends: ['nvidia'] }], image)).toEqual([]);
+    expect(missingDepends([{ name: 'nvidia', depends: [] }, { name: 'nvidia-drm', depends: ['drm_kms_helper', 'nvidia-modeset', 'drm'] }, { name: 'nvidia-modeset', depends: ['nvidia'] }], image)).toEqual(['drm', 'drm_kms_helper']);
+    expect(missingDepends([{ name: 'nvidia-peermem', depends: ['ib_core', 'i2c_core'] }], image)).toEqual(['ib_core']);
   });
 
   it('keys the module cache on what went in', () => {

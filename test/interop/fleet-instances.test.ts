@@ -6,10 +6,11 @@
  * when rack B's hosts/ checkout differs from rack A's, the dashboard and
  * `bootd status` warn that the instances serve different host sets.
  */
+import { spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, startBootd, type RunningBootd } from '../helpers/bootd.js';
+import { BOOTD_BIN, runCli, startBootd, type RunningBootd } from '../helpers/bootd.js';
 import { addRecipe, addVersion } from '../helpers/catalog.js';
 import { TestNet, netnsUnavailable } from '../helpers/netns.js';
 import { postgresUnavailable, startCluster, stopFleet, type TestCluster } from '../helpers/postgres.js';
@@ -99,6 +100,24 @@ describe.skipIf(skip !== null)('instances on two segments sharing one database (
     expect(logs.code, logs.stderr).toBe(0);
     expect(logs.stdout).toMatch(/^\S+ boot \S+ begins \(mac 52:54:00:7c:00:01\)$/m);
     expect(logs.stdout).toMatch(/^\S+ dhcp /m);
+    // -f: a later DHCP exchange of web-1 (served by instance a) appears on rack B's follower as it reaches the database
+    const follower = spawn(process.execPath, [BOOTD_BIN, 'logs', 'web-1', '-f', '--state-url', url], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let followed = '';
+    follower.stdout.on('data', (b: Buffer) => {
+      followed += b.toString();
+    });
+    try {
+      await until(async () => /^\S+ dhcp /m.test(followed), 10_000, 'the follower to print the boot so far');
+      const before = followed.split('\n').filter((l) => / dhcp /.test(l)).length;
+      const again = await udhcpcOnce(rackA, 'web1', path.join(dir, 'udhcpc.sh'), { vendorClass: PXE_BIOS });
+      expect(again.exitCode, again.stderr).toBe(0);
+      await until(async () => followed.split('\n').filter((l) => / dhcp /.test(l)).length > before, 10_000, 'the follower to print the new exchange');
+    } finally {
+      follower.kill('SIGINT');
+      await new Promise((resolve) => follower.once('exit', resolve));
+    }
+    expect(follower.exitCode === 0 || follower.signalCode === 'SIGINT').toBe(true);
+
     const none = await runCli(['logs', 'db-0', '--state-url', url]);
     expect(none.code).toBe(1);
     expect(none.stderr).toMatch(/no boots of db-0 in the database/);
