@@ -15,10 +15,9 @@ import type { Metric } from '../stats/registry.js';
 import type { SubscriberStats } from '../events/bus.js';
 import { FileHostRecords } from '../state/host-records.js';
 import { FileMachineStore } from '../state/machine-store.js';
-import { readHostRecords } from '../state/pg/host-records.js';
+import { followHostRecord, readHostRecord, readHostRecords } from '../state/pg/host-records.js';
 import { readMachineSets } from '../state/pg/machine-store.js';
 import { recordLog, eventLine, bootLine } from '../afterboot/tracker.js';
-import pg from 'pg';
 import { hostSetAgreement, readInstances } from '../state/pg/instances.js';
 import { HOST_NAME_RE } from '../hosts/schema.js';
 import { parseIpv4 } from '../net/ipv4.js';
@@ -202,7 +201,7 @@ function addLogsCommand(program: Command): void {
  * its full output where this instance's --state has the file.
  */
 async function logsFromDatabase(name: string, o: { state: string; follow?: boolean; stateUrl: string }): Promise<void> {
-  const rec = await (await readHostRecords(o.stateUrl)).get(name);
+  const rec = await readHostRecord(o.stateUrl, name);
   if ((rec === undefined || rec.boots.length === 0) && !o.follow) {
     process.stderr.write(`bootd: no boots of ${name} in the database\n`);
     process.exitCode = 1;
@@ -220,41 +219,27 @@ async function logsFromDatabase(name: string, o: { state: string; follow?: boole
   }
 }
 
-/** Prints events as they reach the database, polling the host's row once a second on one connection, until interrupted. */
+/** Prints events as they reach the database (the host's row, once a second), until interrupted. */
 async function followRecord(url: string, name: string, seen: readonly BootRecord[]): Promise<void> {
   const printed = new Set<string>();
   const key = (b: BootRecord, e: { at: string; kind: string; text: string }): string => `${b.id}\0${e.at}\0${e.kind}\0${e.text}`;
   for (const b of seen) for (const e of b.events) printed.add(key(b, e));
   const begun = new Set(seen.map((b) => b.id));
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000, application_name: 'bootd logs' });
-  await client.connect();
   const stop = new AbortController();
   process.once('SIGINT', () => stop.abort());
-  try {
-    while (!stop.signal.aborted) {
-      const r = await client.query<{ record: { boots: BootRecord[] } }>('SELECT record FROM host_record WHERE name = $1', [name]);
-      for (const b of r.rows[0]?.record.boots ?? []) {
-        for (const e of b.events) {
-          if (printed.has(key(b, e))) continue;
-          if (!begun.has(b.id)) {
-            begun.add(b.id);
-            process.stdout.write(bootLine(b, e.at));
-          }
-          printed.add(key(b, e));
-          process.stdout.write(eventLine(e));
+  await followHostRecord(url, name, (rec) => {
+    for (const b of rec?.boots ?? []) {
+      for (const e of b.events) {
+        if (printed.has(key(b, e))) continue;
+        if (!begun.has(b.id)) {
+          begun.add(b.id);
+          process.stdout.write(bootLine(b, e.at));
         }
+        printed.add(key(b, e));
+        process.stdout.write(eventLine(e));
       }
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, 1000);
-        stop.signal.addEventListener('abort', () => {
-          clearTimeout(t);
-          resolve();
-        }, { once: true });
-      });
     }
-  } finally {
-    await client.end().catch(() => {});
-  }
+  }, stop.signal);
 }
 
 function addSmokeCommand(program: Command): void {

@@ -129,9 +129,10 @@ interface Ctx {
   manifest?: Manifest;
 }
 
-
 interface Step {
   readonly name: string;
+  /** Whether the recipe asks for this step at all (absent: always). */
+  readonly when?: (r: Recipe) => boolean;
   readonly run: (c: Ctx) => Promise<void>;
 }
 
@@ -343,6 +344,7 @@ const STEPS: readonly Step[] = [
   },
   {
     name: 'nvidia',
+    when: (r) => r.nvidia !== undefined,
     async run(c) {
       const r = await buildNvidiaPayload({
         nvidia: c.recipe.nvidia as NvidiaRecipe,
@@ -398,6 +400,7 @@ const STEPS: readonly Step[] = [
   },
   {
     name: 'hooks',
+    when: (r) => r.hooks.length > 0,
     async run(c) {
       const env: Record<string, string> = {
         ROOT: c.root,
@@ -570,7 +573,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
       modules: 0,
       components,
     };
-    const steps = STEPS.filter((s) => (s.name !== 'hooks' || loaded.recipe.hooks.length > 0) && (s.name !== 'nvidia' || loaded.recipe.nvidia !== undefined));
+    const steps = STEPS.filter((s) => s.when?.(loaded.recipe) ?? true);
     const timings: StepTiming[] = [];
     for (const [i, s] of steps.entries()) {
       const t0 = performance.now();

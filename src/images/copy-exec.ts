@@ -18,27 +18,15 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { BuildLog } from './build-log.js';
 import { ARCH } from './arch.js';
-import { readElf, type ElfInfo } from './elf.js';
+import { elfOfFile as elfOf } from './elf-file.js';
+import type { ElfInfo } from './elf.js';
 
 /** Debian's multiarch triplet per ELF machine: where its libraries live. */
 const MULTIARCH: ReadonlyMap<number, string> = new Map(Object.values(ARCH).map((a) => [a.elfMachine, a.triplet]));
 
 /** The loader's default search path for a triplet (ld.so(8), Debian's ld.so.conf.d for multiarch). */
-function libDirs(triplet: string): string[] {
+export function libDirs(triplet: string): string[] {
   return [`/lib/${triplet}`, `/usr/lib/${triplet}`, '/lib', '/usr/lib', '/lib64', '/usr/lib64'];
-}
-
-async function elfOf(file: string): Promise<ElfInfo | null> {
-  const h = await fs.open(file, 'r');
-  try {
-    return await readElf(async (offset, length) => {
-      const b = Buffer.alloc(length);
-      const { bytesRead } = await h.read(b, 0, length, offset);
-      return b.subarray(0, bytesRead);
-    }, file);
-  } finally {
-    await h.close();
-  }
 }
 
 /** Resolves a path inside the sysroot through its symlinks, as the image will see it. */

@@ -10,13 +10,13 @@ import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ARCH, hostArch, type ImageArch } from './arch.js';
 import { run, type BuildLog } from './build-log.js';
-import { realInside } from './copy-exec.js';
+import { libDirs, realInside } from './copy-exec.js';
 import { packTree } from './cpio.js';
-import { readElf } from './elf.js';
+import { elfOfFile } from './elf-file.js';
 import { parseModulesDep } from './modules.js';
 import {
   GPU_STRESS_DIR, NVIDIA_DRIVERS, NVIDIA_MODULE_DIR, NVIDIA_PAYLOAD_FILE,
-  buildModules, describeModule, fileReader, kernelHeaderPackages, kernelVermagic, missingDepends, moduleCacheKey, vermagicProblem, type BuiltModule,
+  buildModules, describeModule, kernelDepends, kernelHeaderPackages, kernelVermagic, missingDepends, moduleCacheKey, vermagicProblem, type BuiltModule,
 } from './nvidia.js';
 import { fetchPackages, hashFile, type DebRef, type FetchReport, type PackageSource } from './packages.js';
 import type { BuildProgress } from './progress.js';
@@ -146,8 +146,7 @@ export async function buildNvidiaPayload(i: NvidiaPayloadInput): Promise<NvidiaP
   for (const m of modules) await fs.copyFile(m.file, path.join(modDir, `${m.name}.ko`));
   await fs.writeFile(path.join(modDir, 'load-order'), `${modules.map((m) => m.name).join('\n')}\n`);
   // the kernel's own modules they need (nvidia-drm: drm, drm_kms_helper) must be in the image: bee modprobes them first
-  const ours = new Set(modules.map((m) => m.name.replace(/-/g, '_')));
-  const inTree = [...new Set(modules.flatMap((m) => m.depends).filter((d) => !ours.has(d.replace(/-/g, '_'))))].sort();
+  const inTree = kernelDepends(modules);
   const imageDep = path.join(i.root, await realInside(i.root, `/lib/modules/${kver}/modules.dep`));
   const missing = missingDepends(modules, [...parseModulesDep(await fs.readFile(imageDep, 'utf8').catch(() => '')).keys()]);
   if (missing.length > 0) throw new Error(`the NVIDIA modules need ${missing.join(', ')}, which the image's kernel modules (recipe kernel: modules:) do not include: add them (nvidia-drm needs drivers/gpu/drm/**), or leave those NVIDIA modules out (nvidia: modules:)`);
@@ -164,7 +163,7 @@ export async function buildNvidiaPayload(i: NvidiaPayloadInput): Promise<NvidiaP
   // (copy_exec took only what the image's programs need); it dlopens libnvidia-ml.so.1 by its soname
   const smiElf = await elfOfFile(path.join(unpacked, smi));
   const sysroot = i.sysroot;
-  const dirs = [`/lib/${triplet}`, `/usr/lib/${triplet}`, '/lib', '/usr/lib', '/lib64'];
+  const dirs = libDirs(triplet);
   for (const lib of smiElf?.needed ?? []) {
     if (await anyExists(i.root, dirs.map((d) => `${d}/${lib}`))) continue;
     let from: string | null = null;
@@ -219,15 +218,6 @@ export async function buildNvidiaPayload(i: NvidiaPayloadInput): Promise<NvidiaP
   const payload = { file: NVIDIA_PAYLOAD_FILE, sha256: await hashFile(file, 'sha256'), driver: nv.driver, version, modules: modules.map(({ name, vermagic, sha256 }) => ({ name, vermagic, sha256 })), firmware, cuda, stress };
   i.log.write(`payload ${NVIDIA_PAYLOAD_FILE}: ${((await fs.stat(file)).size / 1048576).toFixed(1)} MiB, driver ${version}`);
   return { kind: 'built', payload, packages, downloads };
-}
-
-async function elfOfFile(file: string) {
-  const h = await fs.open(file, 'r');
-  try {
-    return await readElf(fileReader(h), file);
-  } finally {
-    await h.close();
-  }
 }
 
 async function anyExists(root: string, paths: readonly string[]): Promise<boolean> {

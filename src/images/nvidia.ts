@@ -26,8 +26,8 @@ import { existsSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { run, type BuildLog } from './build-log.js';
-import { readModinfo, type ReadAt } from './elf.js';
-import type { DebRef } from './packages.js';
+import { modinfoOfFile } from './elf-file.js';
+import { hashFile, type DebRef } from './packages.js';
 
 export type NvidiaDriver = 'tesla-535' | 'current';
 
@@ -149,24 +149,6 @@ export function vermagicProblem(module: string, moduleVermagic: string | undefin
   return `${module} was built for "${moduleVermagic.trim()}" but the image's kernel ${kernelVersion} is "${kernelVermagic.trim()}" (vermagic): the headers it was built against are not that kernel's, and the kernel would refuse it`;
 }
 
-/** Reads part of a file (for the ELF readers). */
-export function fileReader(h: fs.FileHandle): ReadAt {
-  return async (offset, length) => {
-    const b = Buffer.alloc(length);
-    const { bytesRead } = await h.read(b, 0, length, offset);
-    return b.subarray(0, bytesRead);
-  };
-}
-
-export async function modinfoOfFile(file: string): Promise<Map<string, string[]> | null> {
-  const h = await fs.open(file, 'r');
-  try {
-    return await readModinfo(fileReader(h), file);
-  } finally {
-    await h.close();
-  }
-}
-
 /** The vermagic of the image kernel, read from one of its own modules (modules.dep names them). */
 export async function kernelVermagic(moduleTree: string, modulesDep: readonly string[]): Promise<string> {
   const plain = modulesDep.find((m) => m.endsWith('.ko'));
@@ -186,14 +168,18 @@ export interface BuiltModule {
   readonly depends: readonly string[];
 }
 
-/**
- * The kernel modules the built ones need that are neither among them nor in
- * the image (its modules.dep, by name: `-` and `_` are one), or none. Pure.
- */
+const moduleName = (n: string): string => n.replace(/-/g, '_');
+
+/** The kernel's own modules the built ones need (`.modinfo` depends less the NVIDIA modules themselves), sorted. Pure. */
+export function kernelDepends(modules: readonly Pick<BuiltModule, 'name' | 'depends'>[]): string[] {
+  const ours = new Set(modules.map((m) => moduleName(m.name)));
+  return [...new Set(modules.flatMap((m) => m.depends).filter((d) => !ours.has(moduleName(d))))].sort();
+}
+
+/** Of kernelDepends, those the image's modules (paths as modules.dep names them) lack: `-` and `_` are one. Pure. */
 export function missingDepends(modules: readonly Pick<BuiltModule, 'name' | 'depends'>[], imageModules: readonly string[]): string[] {
-  const norm = (n: string): string => n.replace(/-/g, '_');
-  const have = new Set([...modules.map((m) => norm(m.name)), ...imageModules.map((p) => norm(path.basename(p).replace(/\.ko(\.(xz|zst|gz))?$/, '')))]);
-  return [...new Set(modules.flatMap((m) => m.depends).filter((d) => !have.has(norm(d))))].sort();
+  const have = new Set(imageModules.map((p) => moduleName(path.basename(p).replace(/\.ko(\.(xz|zst|gz))?$/, ''))));
+  return kernelDepends(modules).filter((d) => !have.has(moduleName(d)));
 }
 
 export interface ModuleBuildInput {
@@ -257,10 +243,8 @@ export async function buildModules(i: ModuleBuildInput): Promise<BuiltModule[]> 
 
 export async function describeModule(name: string, file: string): Promise<BuiltModule> {
   const info = await modinfoOfFile(file);
-  const h = createHash('sha256');
-  h.update(await fs.readFile(file));
   const depends = (info?.get('depends')?.[0] ?? '').split(',').filter((d) => d !== '');
-  return { name, file, vermagic: info?.get('vermagic')?.[0] ?? '', sha256: h.digest('hex'), depends };
+  return { name, file, vermagic: info?.get('vermagic')?.[0] ?? '', sha256: await hashFile(file, 'sha256'), depends };
 }
 
 /** The cache key of a module build: what went in (packages by file and hash, modules, compiler). */

@@ -109,9 +109,8 @@ export class AptSource implements PackageSource {
 
   constructor(
     private readonly workDir: string,
-    opts: AptSourceOptions | string = {},
+    o: AptSourceOptions = {},
   ) {
-    const o = typeof opts === 'string' ? { arch: opts } : opts;
     this.arch = o.arch;
     this.components = o.components !== undefined && o.components.some((c) => c !== 'main') ? o.components : undefined;
   }

@@ -60,6 +60,44 @@ export async function readHostRecords(url: string): Promise<HostRecordReader> {
   }
 }
 
+const ONE_RECORD = 'SELECT record FROM host_record WHERE name = $1';
+
+/** One host's record as the database has it now (`bootd logs NAME --state-url`); undefined: none. */
+export async function readHostRecord(url: string, name: string): Promise<HostRecord | undefined> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000, application_name: 'bootd logs' });
+  await client.connect();
+  try {
+    const have = (await client.query<{ t: string | null }>("SELECT to_regclass('host_record')::text AS t")).rows[0]?.t;
+    if (!have) return undefined;
+    return (await client.query<{ record: HostRecord }>(ONE_RECORD, [name])).rows[0]?.record;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/**
+ * Hands `onRecord` the host's record once a second, on one connection, until
+ * `signal` aborts (`bootd logs -f --state-url`: the caller prints what is new).
+ */
+export async function followHostRecord(url: string, name: string, onRecord: (rec: HostRecord | undefined) => void, signal: AbortSignal): Promise<void> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000, application_name: 'bootd logs -f' });
+  await client.connect();
+  try {
+    while (!signal.aborted) {
+      onRecord((await client.query<{ record: HostRecord }>(ONE_RECORD, [name])).rows[0]?.record);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 1000);
+        signal.addEventListener('abort', () => {
+          clearTimeout(t);
+          resolve();
+        }, { once: true });
+      });
+    }
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
 export class PgHostRecords implements HostRecordStore {
   private readonly hosts: Record<string, HostRecord> = {};
   private readonly inv: Record<string, InventoryEntry> = {};
