@@ -94,15 +94,21 @@ function cstring(buf: Buffer, start: number, len: number): string {
   return buf.toString('latin1', start, end < 0 || end > start + len ? start + len : end);
 }
 
-/** Decodes a BOOTP/DHCP message. Throws DhcpDecodeError; never returns a partial packet. */
-export function decodeDhcp(buf: Buffer): DhcpPacket {
-  if (buf.length < HEADER_BYTES) throw new DhcpDecodeError('ERR_DHCP_TRUNCATED', `packet of ${buf.length} bytes is shorter than the ${HEADER_BYTES}-byte header`);
-  const op = buf[0] as number;
+/**
+ * Decodes a BOOTP/DHCP message. Throws DhcpDecodeError; never returns a
+ * partial packet. The packet's buffers (option values, chaddr) are views of
+ * one copy of the datagram, made here: the caller's buffer may be reused
+ * (a receive ring), and one copy costs less than one per option.
+ */
+export function decodeDhcp(datagram: Buffer): DhcpPacket {
+  if (datagram.length < HEADER_BYTES) throw new DhcpDecodeError('ERR_DHCP_TRUNCATED', `packet of ${datagram.length} bytes is shorter than the ${HEADER_BYTES}-byte header`);
+  const op = datagram[0] as number;
   if (op !== BOOTREQUEST && op !== BOOTREPLY) throw new DhcpDecodeError('ERR_DHCP_OP', `op ${op} is neither BOOTREQUEST nor BOOTREPLY`);
-  const hlen = buf[2] as number;
+  const hlen = datagram[2] as number;
   if (hlen > 16) throw new DhcpDecodeError('ERR_DHCP_HLEN', `hlen ${hlen} exceeds the 16-byte chaddr field`);
-  if (buf.readUInt32BE(236) !== MAGIC_COOKIE) throw new DhcpDecodeError('ERR_DHCP_COOKIE', 'no DHCP magic cookie (plain BOOTP is not served)');
+  if (datagram.readUInt32BE(236) !== MAGIC_COOKIE) throw new DhcpDecodeError('ERR_DHCP_COOKIE', 'no DHCP magic cookie (plain BOOTP is not served)');
 
+  const buf = Buffer.from(datagram);
   const parts = new Map<number, Buffer[]>();
   readOptionArea(buf, HEADER_BYTES, buf.length, parts, 'options');
   // RFC 2131 section 4.1: with option 52, `file` then `sname` carry more options.
@@ -116,7 +122,7 @@ export function decodeDhcp(buf: Buffer): DhcpPacket {
     if (overload & 2) readOptionArea(buf, SNAME_OFFSET, SNAME_OFFSET + SNAME_BYTES, parts, 'sname');
   }
   const options: DhcpOption[] = [];
-  for (const [code, ps] of parts) options.push({ code, data: ps.length === 1 ? Buffer.from(ps[0] as Buffer) : Buffer.concat(ps) });
+  for (const [code, ps] of parts) options.push({ code, data: ps.length === 1 ? (ps[0] as Buffer) : Buffer.concat(ps) });
 
   return {
     op,
@@ -130,7 +136,7 @@ export function decodeDhcp(buf: Buffer): DhcpPacket {
     yiaddr: readIpv4(buf, 16),
     siaddr: readIpv4(buf, 20),
     giaddr: readIpv4(buf, 24),
-    chaddr: Buffer.from(buf.subarray(28, 44)),
+    chaddr: buf.subarray(28, 44),
     sname: overload & 2 ? '' : cstring(buf, SNAME_OFFSET, SNAME_BYTES),
     file: overload & 1 ? '' : cstring(buf, FILE_OFFSET, FILE_BYTES),
     options,
@@ -183,14 +189,42 @@ export function encodeDhcp(p: DhcpPacket, opts: EncodeOptions = {}): Buffer {
   file.copy(head, FILE_OFFSET);
   head.writeUInt32BE(MAGIC_COOKIE, 236);
 
-  const tlvs = p.options.filter((o) => o.code !== Opt.OVERLOAD).map((o) => Buffer.concat(optionBytes(o)));
-  const all = Buffer.concat(tlvs);
-  // options + END fit in the options field: the common case
-  if (HEADER_BYTES + all.length + 1 <= maxBytes) {
-    const body = Buffer.concat([head, all, Buffer.from([Opt.END])]);
-    return body.length >= MIN_PACKET_BYTES ? body : Buffer.concat([body, Buffer.alloc(MIN_PACKET_BYTES - body.length)]);
+  // options + END fit in the options field: the common case, written straight into one buffer
+  let optionsBytes = 0;
+  for (const o of p.options) if (o.code !== Opt.OVERLOAD) optionsBytes += tlvBytes(o);
+  if (HEADER_BYTES + optionsBytes + 1 <= maxBytes) {
+    const body = Buffer.alloc(Math.max(HEADER_BYTES + optionsBytes + 1, MIN_PACKET_BYTES)); // zeroed: the padding
+    head.copy(body, 0);
+    let at = HEADER_BYTES;
+    for (const o of p.options) if (o.code !== Opt.OVERLOAD) at = writeTlv(o, body, at);
+    body[at] = Opt.END;
+    return body;
   }
+  const tlvs = p.options.filter((o) => o.code !== Opt.OVERLOAD).map((o) => Buffer.concat(optionBytes(o)));
   return encodeOverloaded(head, tlvs, maxBytes, file.length === 0, sname.length === 0);
+}
+
+/** Bytes `optionBytes` makes for an option: 2 per 255-byte instance (RFC 3396), 2 for an empty one. */
+function tlvBytes(o: DhcpOption): number {
+  if (o.code === Opt.PAD || o.code === Opt.END) throw new Error(`option ${o.code} is not a value option`);
+  return o.data.length === 0 ? 2 : o.data.length + 2 * Math.ceil(o.data.length / 255);
+}
+
+/** Writes the bytes `optionBytes` makes for an option at `at`; returns the offset after them. */
+function writeTlv(o: DhcpOption, into: Buffer, at: number): number {
+  if (o.data.length === 0) {
+    into[at] = o.code;
+    into[at + 1] = 0;
+    return at + 2;
+  }
+  for (let off = 0; off < o.data.length; off += 255) {
+    const n = Math.min(255, o.data.length - off);
+    into[at] = o.code;
+    into[at + 1] = n;
+    o.data.copy(into, at + 2, off, off + n);
+    at += 2 + n;
+  }
+  return at;
 }
 
 /** Places whole TLVs into options (after option 52), then `file`, then `sname`. */

@@ -3,18 +3,37 @@
  * Pure.
  */
 
-/** Parses a dotted quad; returns null for anything else (no shorthand, no leading zeros beyond "0"). */
+/**
+ * Parses a dotted quad; returns null for anything else (no shorthand, no
+ * leading zeros beyond "0", no sign or space). By character codes rather than
+ * split and a regular expression: every reply bootd encodes parses four
+ * addresses, and the split form was 4 % of the DHCP server's CPU under load.
+ */
 export function parseIpv4(s: string): number | null {
-  const parts = s.split('.');
-  if (parts.length !== 4) return null;
   let n = 0;
-  for (const p of parts) {
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(p)) return null;
-    const v = Number(p);
-    if (v > 255) return null;
+  let parts = 0;
+  let i = 0;
+  const len = s.length;
+  while (parts < 4) {
+    const start = i;
+    let v = 0;
+    while (i < len) {
+      const c = s.charCodeAt(i);
+      if (c < 48 || c > 57) break;
+      v = v * 10 + (c - 48);
+      i++;
+    }
+    const digits = i - start;
+    // 1 to 3 digits, no leading zero unless the part is "0"
+    if (digits === 0 || digits > 3 || (digits > 1 && s.charCodeAt(start) === 48) || v > 255) return null;
     n = n * 256 + v;
+    parts++;
+    if (parts < 4) {
+      if (i >= len || s.charCodeAt(i) !== 46) return null;
+      i++;
+    }
   }
-  return n >>> 0;
+  return i === len ? n >>> 0 : null;
 }
 
 export function formatIpv4(n: number): string {

@@ -70,6 +70,15 @@ describe('DHCP packet codec', () => {
     expect(decodeDhcp(again)).toEqual(p);
   });
 
+  it('keeps nothing of the caller\'s buffer: a datagram buffer reused after decode leaves the packet as it was', () => {
+    const datagram = Buffer.from(IPXE_DISCOVER);
+    const p = decodeDhcp(datagram);
+    const before = structuredClone({ chaddr: [...p.chaddr], options: p.options.map((o) => ({ code: o.code, data: [...o.data] })) });
+    datagram.fill(0xee); // a receive ring writing the next datagram into the same memory
+    expect({ chaddr: [...p.chaddr], options: p.options.map((o) => ({ code: o.code, data: [...o.data] })) }).toEqual(before);
+    expect(hardwareAddress(p)).toBe(hardwareAddress(decodeDhcp(IPXE_DISCOVER)));
+  });
+
   it('keeps an unknown option byte for byte through decode and encode', () => {
     const p: DhcpPacket = { ...decodeDhcp(IPXE_DISCOVER), options: [{ code: 53, data: Buffer.from([1]) }, { code: 224, data: Buffer.from('0102ff00', 'hex') }] };
     const wire = encodeDhcp(p);

@@ -65,6 +65,20 @@ describe.skipIf(skip !== null)('the PostgreSQL schema (a cluster of the test\'s 
     }
   });
 
+  it('opens every connection of the lease pool at start, each with the ACK\'s write already run once, and writes nothing doing so', async () => {
+    const url = await cluster.createDb('warm');
+    const s = await PgLeaseStore.open(url);
+    try {
+      // the last statement of every backend of the pool: the lease write (a named statement, so
+      // it is parsed and planned there now, not on the first ACK's path)
+      const last = await cluster.psql('warm', "SELECT left(query, 40) FROM pg_stat_activity WHERE application_name = 'bootd leases' AND datname = 'warm' ORDER BY pid");
+      expect(last.split('\n')).toEqual(Array(4).fill('WITH removed AS (DELETE FROM lease4 WHER'));
+      expect(await cluster.psql('warm', 'SELECT count(*) FROM lease4')).toBe('0');
+    } finally {
+      await s.close();
+    }
+  });
+
   it('fences lease writes by the segment\'s epoch: after a takeover the old leader writes nothing, even a write that waited', async () => {
     const url = await cluster.createDb('fence');
     let epoch: number | null = null;

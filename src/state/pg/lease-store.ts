@@ -144,7 +144,9 @@ export class PgLeaseStore implements LeaseStore {
 
   /** Connects (a postgresql:// URL; a unix socket directory as host works), applies migrations, checks durability. */
   static async open(url: string, opts: PgLeaseStoreOptions = {}): Promise<PgLeaseStore> {
-    const pool = await openPool(url, { max: POOL_SIZE, name: 'bootd leases', durableFor: 'an ACK could leave before its lease is durable' });
+    // each connection prepares the write an ACK waits for (no rows, and with a fence nobody holds: nothing written)
+    const warm = (c: pg.ClientBase): Promise<unknown> => c.query(oneStatement([], [], opts.fence ? { segment: '', epoch: -1 } : undefined));
+    const pool = await openPool(url, { max: POOL_SIZE, name: 'bootd leases', durableFor: 'an ACK could leave before its lease is durable', warm });
     return new PgLeaseStore(pool, opts);
   }
 
