@@ -35,6 +35,7 @@ APT_PACKAGES=(
   kmod            # depmod at image-build time; modinfo in the NVIDIA payload test
   make            # the NVIDIA kernel modules, built at image-build time against the image's kernel (gcc above)
   jq              # bee's collectors run under test with the image's own tools (test/images/bee-gpu.test.ts)
+  openssl         # signs the NVIDIA modules with a machine owner key (recipe nvidia: sign:) and checks the signature in tests
   zstd xz-utils   # initrd compression
   openssh-client  # ssh-keygen for bootd's own key pair (smoke-test login)
   git             # recipe_commit in manifest.json

@@ -392,7 +392,7 @@ const STEPS: readonly Step[] = [
         `RECIPE_COMMIT=${c.recipeCommit}`,
         `BUILT_AT=${c.builtAt.toISOString()}`,
         // the driver payload the image fetches from its own version when it finds a GPU (images/bee: bee-nvidia)
-        ...(c.nvidia ? [`NVIDIA_DRIVER=${c.nvidia.version}`, `NVIDIA_PAYLOAD=${c.nvidia.file}`, `NVIDIA_PAYLOAD_SHA256=${c.nvidia.sha256}`] : []),
+        ...(c.nvidia ? [`NVIDIA_DRIVER=${c.nvidia.version}`, `NVIDIA_PAYLOAD=${c.nvidia.file}`, `NVIDIA_PAYLOAD_SHA256=${c.nvidia.sha256}`, ...(c.nvidia.signer ? [`NVIDIA_SIGNER=${c.nvidia.signer.subject.replace(/[^A-Za-z0-9 ,.=_@+-]/g, '_')}`] : [])] : []),
         ...(c.nvidiaSkipped !== undefined ? [`NVIDIA_NONE=${c.nvidiaSkipped}`] : []),
       ];
       await fs.writeFile(await inRoot(c.root, '/etc/bootd-release'), `${release.join('\n')}\n`);
@@ -470,7 +470,7 @@ const STEPS: readonly Step[] = [
         recipe_commit: c.recipeCommit,
         ...(c.recipe.cmdline.length > 0 ? { cmdline: c.recipe.cmdline } : {}),
         ...(sig.pe ? { kernel_signature: { signed: sig.signed, signers: sig.signers } } : {}),
-        ...(c.nvidia ? { nvidia: { file: c.nvidia.file, driver: c.nvidia.driver, version: c.nvidia.version, modules: c.nvidia.modules, firmware: c.nvidia.firmware, cuda: c.nvidia.cuda, stress: c.nvidia.stress } } : {}),
+        ...(c.nvidia ? { nvidia: { file: c.nvidia.file, driver: c.nvidia.driver, version: c.nvidia.version, modules: c.nvidia.modules, firmware: c.nvidia.firmware, cuda: c.nvidia.cuda, stress: c.nvidia.stress, signer: c.nvidia.signer } } : {}),
         files,
         inputs: {
           recipe_sha256: await recipeDigest(c.loaded.dir),

@@ -52,6 +52,8 @@ const manifestSchema = strictObject({
     firmware: z.array(z.string(), { error: 'expected a list of firmware files' }),
     cuda: z.boolean({ error: 'expected true or false' }),
     stress: z.string().nullable(),
+    /** The certificate the modules are signed for (recipe nvidia: sign:); absent or null: not signed. */
+    signer: strictObject({ subject: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/) }).nullable().optional(),
   }).optional(),
   /** What went in (package versions and the like); recorded, not interpreted. */
   inputs: z.record(z.string(), z.unknown()).optional(),

@@ -18,6 +18,7 @@ import {
   GPU_STRESS_DIR, NVIDIA_DRIVERS, NVIDIA_MODULE_DIR, NVIDIA_PAYLOAD_FILE,
   buildModules, describeModule, kernelDepends, kernelHeaderPackages, kernelVermagic, missingDepends, moduleCacheKey, vermagicProblem, type BuiltModule,
 } from './nvidia.js';
+import { keyPlaceProblem, readSigner, signModule, type ModuleSigner } from './module-sign.js';
 import { fetchPackages, hashFile, type DebRef, type FetchReport, type PackageSource } from './packages.js';
 import type { BuildProgress } from './progress.js';
 import type { Recipe } from './recipe.js';
@@ -34,6 +35,8 @@ export interface NvidiaPayload {
   readonly firmware: readonly string[];
   readonly cuda: boolean;
   readonly stress: string | null;
+  /** The certificate the modules are signed for, or null: unsigned (recipe nvidia: sign:). */
+  readonly signer: ModuleSigner | null;
 }
 
 export interface NvidiaPayloadInput {
@@ -144,6 +147,21 @@ export async function buildNvidiaPayload(i: NvidiaPayloadInput): Promise<NvidiaP
   const modDir = await at(NVIDIA_MODULE_DIR);
   await fs.mkdir(modDir, { recursive: true });
   for (const m of modules) await fs.copyFile(m.file, path.join(modDir, `${m.name}.ko`));
+  // signed in the payload, never in the module cache: another key needs no rebuild
+  let signer: ModuleSigner | null = null;
+  if (nv.sign !== undefined) {
+    const catalog = path.dirname(path.resolve(i.recipeDir));
+    for (const [what, p] of [['key', nv.sign.key], ['cert', nv.sign.cert]] as const) {
+      if (!(await fs.stat(p).catch(() => null))?.isFile()) throw new Error(`nvidia: sign: ${what}: ${p} is not a file on this build host`);
+    }
+    const problem = keyPlaceProblem(catalog, nv.sign.key);
+    if (problem !== null) throw new Error(problem);
+    const s = await readSigner(i.log, nv.sign.cert, i.work);
+    for (const m of modules) await signModule(i.log, path.join(modDir, `${m.name}.ko`), nv.sign.key, s.pem);
+    modules = await Promise.all(modules.map(async (m) => ({ ...m, sha256: await hashFile(path.join(modDir, `${m.name}.ko`), 'sha256') })));
+    signer = s.signer;
+    i.log.write(`modules signed for ${signer.subject} (certificate sha256 ${signer.sha256})`);
+  }
   await fs.writeFile(path.join(modDir, 'load-order'), `${modules.map((m) => m.name).join('\n')}\n`);
   // the kernel's own modules they need (nvidia-drm: drm, drm_kms_helper) must be in the image: bee modprobes them first
   const inTree = kernelDepends(modules);
@@ -215,7 +233,7 @@ export async function buildNvidiaPayload(i: NvidiaPayloadInput): Promise<NvidiaP
   const file = path.join(i.out, NVIDIA_PAYLOAD_FILE);
   // gzip: busybox unpacks it in the image (no zstd applet), and fast
   await packTree(i.log, proot, file, 'gzip -n -6 -c');
-  const payload = { file: NVIDIA_PAYLOAD_FILE, sha256: await hashFile(file, 'sha256'), driver: nv.driver, version, modules: modules.map(({ name, vermagic, sha256 }) => ({ name, vermagic, sha256 })), firmware, cuda, stress };
+  const payload = { file: NVIDIA_PAYLOAD_FILE, sha256: await hashFile(file, 'sha256'), driver: nv.driver, version, modules: modules.map(({ name, vermagic, sha256 }) => ({ name, vermagic, sha256 })), firmware, cuda, stress, signer };
   i.log.write(`payload ${NVIDIA_PAYLOAD_FILE}: ${((await fs.stat(file)).size / 1048576).toFixed(1)} MiB, driver ${version}`);
   return { kind: 'built', payload, packages, downloads };
 }

@@ -27,6 +27,12 @@ const recipePathField = z
   .regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/, { error: 'expected a path inside the recipe folder like hooks/10-users.sh' })
   .refine((p) => !p.split('/').includes('..'), { error: 'expected a path without ..' });
 
+/** An absolute path on the build host (a signing key kept outside the catalog). */
+const hostPathField = z
+  .string({ error: 'expected an absolute path on the build host like /etc/bootd/mok/MOK.priv' })
+  .regex(/^(\/[A-Za-z0-9._+@-]+)+$/, { error: 'expected an absolute path on the build host like /etc/bootd/mok/MOK.priv' })
+  .refine((p) => !p.split('/').includes('..'), { error: 'expected a path without ..' });
+
 /** A module pattern relative to /lib/modules/<kver>/kernel/: `drivers/net/virtio_net` or `drivers/net/ethernet/intel/**`. */
 const modulePatternField = z
   .string({ error: 'expected a module path like drivers/net/virtio_net or a folder glob like drivers/ata/**' })
@@ -99,6 +105,18 @@ const recipeSchema = strictObject({
      * the host's kernel arguments ask (bee.gpu_stress=<seconds>). Implies cuda.
      */
     stress: recipePathField.optional(),
+    /**
+     * Sign the modules with a machine owner key (src/images/module-sign.ts),
+     * so that a kernel under Secure Boot loads them once the certificate is
+     * enrolled on the server (`mokutil --import`). Paths on the build host,
+     * outside the image catalog: the private key is never copied anywhere.
+     */
+    sign: strictObject({
+      /** The private key (PEM, not passphrase-protected). */
+      key: hostPathField,
+      /** Its certificate (PEM or DER; DER is what mokutil imports). */
+      cert: hostPathField,
+    }).optional(),
   }).optional(),
   /** Recipe folder copied over the root (default `overlay` when it exists). */
   overlay: recipePathField.optional(),

@@ -173,5 +173,9 @@ describe('apt sources with non-free components', () => {
     expect(() => parseRecipe('recipe.yaml', `${base}nvidia:\n  driver: 999\n`)).toThrow(/recipe\.yaml:9:\d+.*expected tesla-535 or current/s);
     expect(() => parseRecipe('recipe.yaml', `${base}apt:\n  components: [main, universe]\n`)).toThrow(/expected main, contrib, non-free or non-free-firmware/);
     expect(() => parseRecipe('recipe.yaml', `${base}nvidia:\n  stress: ../gpu_burn\n`)).toThrow(/without \.\./);
+    // a machine owner key: paths on the build host, both needed, on their lines when wrong
+    expect(parseRecipe('recipe.yaml', `${base}nvidia:\n  sign:\n    key: /etc/bootd/mok/MOK.priv\n    cert: /etc/bootd/mok/MOK.der\n`).nvidia?.sign).toEqual({ key: '/etc/bootd/mok/MOK.priv', cert: '/etc/bootd/mok/MOK.der' });
+    expect(() => parseRecipe('recipe.yaml', `${base}nvidia:\n  sign:\n    key: mok/MOK.priv\n    cert: /etc/bootd/mok/MOK.der\n`)).toThrow(/recipe\.yaml:10:\d+.*expected an absolute path on the build host/s);
+    expect(() => parseRecipe('recipe.yaml', `${base}nvidia:\n  sign:\n    key: /etc/bootd/mok/MOK.priv\n`)).toThrow(/cert/);
   });
 });

@@ -10,7 +10,8 @@
  * device nodes. CI runs as root, so CI runs these.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -140,14 +141,43 @@ describe.skipIf(skip !== null)('real image builds (Debian packages)', () => {
     expect(smi.status).toBe(9);
   });
 
-  it('bee again with nothing changed: no downloads, a new version, current moves', { timeout: 10 * 60_000 }, async () => {
+  it('bee again, its NVIDIA modules now signed with a machine owner key: no downloads, no module rebuild, a new version, current moves', { timeout: 10 * 60_000 }, async () => {
     const before = new ImageCatalog(imagesDir).current('bee');
+    // the key outside the catalog, as an operator keeps it; the certificate in DER, as mokutil imports it
+    const keys = path.join(dir, 'mok');
+    mkdirSync(keys);
+    execFileSync('openssl', ['req', '-new', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '3650', '-subj', '/CN=bee NVIDIA modules', '-keyout', path.join(keys, 'MOK.priv'), '-outform', 'DER', '-out', path.join(keys, 'MOK.der')], { stdio: 'pipe' });
+    const recipe = path.join(imagesDir, 'bee', 'recipe.yaml');
+    writeFileSync(recipe, readFileSync(recipe, 'utf8').replace(/^nvidia:\n  driver: tesla-535\n/m, `nvidia:\n  driver: tesla-535\n  sign:\n    key: ${keys}/MOK.priv\n    cert: ${keys}/MOK.der\n`));
     const r = await build('bee');
-    report(r, 'bee (warm rebuild)');
+    report(r, 'bee (warm rebuild, modules signed)');
     expect(r.downloads.downloaded).toBe(0);
     expect(r.downloads.cached).toBeGreaterThan(20);
     expect(r.version).not.toBe(before);
     expect(new ImageCatalog(imagesDir).current('bee')).toBe(r.version);
+    const nvidiaStep = r.steps.find((st) => st.name === 'nvidia');
+    expect(nvidiaStep?.ms ?? Infinity, 'the module cache served the modules').toBeLessThan(120_000);
+
+    expect(r.manifest.nvidia?.signer?.subject).toBe('CN=bee NVIDIA modules');
+    const root = path.join(dir, 'bee-signed');
+    mkdirSync(root);
+    execFileSync('bash', ['-c', 'set -o pipefail; cd "$2" && gunzip -c "$1" | cpio -idmu --quiet', '_', path.join(r.dir, 'nvidia.img'), root]);
+    for (const mod of ['nvidia', 'nvidia-modeset', 'nvidia-uvm']) {
+      const file = path.join(root, `usr/local/lib/nvidia/${mod}.ko`);
+      // kmod reads the appended signature as the kernel does: PKCS#7, its signer and hash
+      const info = execFileSync('modinfo', [file], { encoding: 'utf8' });
+      expect(info, mod).toMatch(/^signer:\s+bee NVIDIA modules$/m);
+      expect(info, mod).toMatch(/^sig_hashalgo:\s+sha256$/m);
+      expect(info, mod).toMatch(/^sig_id:\s+PKCS#7$/m);
+      const bytes = readFileSync(file);
+      expect(createHash('sha256').update(bytes).digest('hex'), `${mod}: the manifest hashes the signed file`).toBe(r.manifest.nvidia?.modules.find((x) => x.name === mod)?.sha256);
+    }
+    const release = execFileSync('bash', ['-c', 'set -o pipefail; zstd -dc "$1" | cpio -i --to-stdout --quiet etc/bootd-release', '_', path.join(r.dir, 'initrd.img')], { encoding: 'utf8' });
+    expect(release).toContain('NVIDIA_SIGNER=CN=bee NVIDIA modules');
+    // the private key went nowhere: not into the unpacked payload, nor the version folder's own files
+    const keyBody = readFileSync(path.join(keys, 'MOK.priv'), 'utf8').split('\n')[1] as string;
+    expect(keyBody.length).toBeGreaterThan(40);
+    expect(execFileSync('bash', ['-c', 'grep -rlF "$1" "$2" "$3" || true', '_', keyBody, root, r.dir], { encoding: 'utf8' })).toBe('');
   });
 
   it('buildos: debootstrap root in the initrd with the custom init, systemd, SSH, the build user and the monitor', { timeout: 20 * 60_000 }, async () => {
