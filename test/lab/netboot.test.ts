@@ -228,6 +228,27 @@ describe.skipIf(skip !== null)('netboot lab: real firmware booted by bootd', () 
     }
   });
 
+  it('bee.nvidia=load under Secure Boot: the kernel in lockdown refuses the unsigned NVIDIA module before its init, bee says what Secure Boot needs, the boot goes on', { timeout: 1_600_000 }, async () => {
+    const { r, stderr, exitCode } = await lab({ mode: 6, image: 'bee' }, ['--kernel-arg', 'bee.nvidia=load', '--keep']);
+    const why = `exit ${exitCode}; lab output tail:\n${stderr.split('\n').slice(-40).join('\n')}`;
+    expect(r?.ok, why).toBe(true);
+    const res = r as LabResult;
+    try {
+      expect(res.secureBoot).toBe(true);
+      const vm = res.vms[0] as LabResult['vms'][number];
+      const report = JSON.parse(await readFile(vm.audit?.file as string, 'utf8')) as { collectors: { gpu: { status: string }; firmware: { data: { lockdown: string | null } } } };
+      expect(report.collectors.firmware.data.lockdown).toBe('integrity');
+      // Debian's kernel enforces module signatures under Secure Boot: EKEYREJECTED
+      expect(report.collectors.gpu.status).toMatch(/driver: failed: insmod nvidia\.ko refused: .*Key was rejected by service \(Secure Boot lockdown: the modules are unsigned, see recipe nvidia: sign:\)$/);
+      const serial = await readFile(path.join(res.runDir, 'vm1.serial.log'), 'utf8');
+      // refused on its signature, before its init ran: no NVRM line (without Secure Boot: "NVRM: No NVIDIA GPU found")
+      expect(serial).not.toMatch(/NVRM:/);
+      expect(vm.smoke?.ok, JSON.stringify(vm.smoke)).toBe(true);
+    } finally {
+      await rm(res.runDir, { recursive: true, force: true });
+    }
+  });
+
   it('under Secure Boot the firmware refuses an unsigned loader (syslinux.efi): the lab stops there and says so, bootd\'s record ends at loading', { timeout: 1_600_000 }, async () => {
     const { r, stderr, exitCode } = await lab({ mode: 4, image: 'bee' }, ['--secure-boot']);
     const why = `exit ${exitCode}; lab output tail:\n${stderr.split('\n').slice(-30).join('\n')}`;
