@@ -20,6 +20,7 @@ const posInt = (max: number): ((v: string) => number) => wholeNumber(1, max);
 interface LabCliOptions {
   smokeScript?: string;
   kernelArg?: string[];
+  mok?: string;
   mode?: number;
   firmware: Firmware;
   rom?: NicRom;
@@ -77,6 +78,7 @@ export function addLabCommand(program: Command): void {
     .option('--keep', 'keep the run directory (serial logs, bootd log, uploads) after a passing run')
     .option('--no-build', 'fail instead of building a missing image')
     .option('--smoke-script <file>', "run this script as the VMs' smoke test instead of the image's (PASS/FAIL lines, exit 0 = passed)")
+    .option('--mok <cert.der>', 'enrol this certificate (DER) as a machine owner key in the UEFI VMs, as mokutil --import and MokManager would (to boot modules signed with recipe nvidia: sign: under Secure Boot)')
     .option('--kernel-arg <arg>', "an extra kernel argument in the VMs' host files (kernel_args; repeat for more), e.g. bee.nvidia=load", (v: string, prev: string[] = []) => [...prev, v])
     .option('--images <dir>', 'image catalog', 'images')
     .option('--state <dir>', 'state for image builds and bootd\'s SSH key', '/var/lib/bootd')
@@ -119,6 +121,7 @@ export function addLabCommand(program: Command): void {
             powerCycles: o.powerCycles,
             ...(o.smokeScript !== undefined ? { smokeScript: String(o.smokeScript) } : {}),
             ...(o.kernelArg !== undefined ? { kernelArgs: o.kernelArg } : {}),
+            ...(o.mok !== undefined ? { mokCert: path.resolve(o.mok) } : {}),
           },
           { line: (s) => out.write(`${s}\n`), signal: ac.signal },
         );

@@ -104,6 +104,8 @@ export interface LabOptions {
   readonly smokeScript?: string;
   /** Extra kernel arguments in the VMs' host files (kernel_args). */
   readonly kernelArgs?: readonly string[];
+  /** A certificate (DER) enrolled as a machine owner key in every UEFI VM's variable store, as mokutil --import leaves it. */
+  readonly mokCert?: string;
   /** Power-cycle a VM whose boot loader gave up (GAVE_UP_MARKER) at most this often. */
   readonly powerCycles: number;
 }
@@ -238,6 +240,7 @@ export async function runLab(o: LabOptions, io: LabIo): Promise<LabResult> {
   if (o.arch === 'arm64' && (o.firmware !== 'uefi' || o.rom !== 'none')) throw new Error('arm64 VMs boot UEFI (AAVMF) with its own PXE: --firmware uefi --rom none');
   if (o.firmware === 'bios' && o.rom === 'none') throw new Error('--rom none needs --firmware uefi: SeaBIOS has no network boot of its own');
   if (o.firmware === 'bios' && (o.secureBoot === true || o.netBoot === 'http')) throw new Error('Secure Boot and UEFI HTTP Boot need --firmware uefi');
+  if (o.firmware === 'bios' && o.mokCert !== undefined) throw new Error('--mok needs --firmware uefi (a machine owner key lives in UEFI variables)');
   if (o.netBoot === 'http' && o.rom !== 'none') throw new Error('UEFI HTTP Boot is OVMF\'s own: use --rom none');
   if (o.vms < 1 || o.vms > 16) throw new Error('--vms must be 1 to 16');
   const staleNs = await LabNetwork.removeStale();
@@ -477,7 +480,7 @@ async function runVms({ o, io, net, runDir, tracks, memoryMiB, accel, timeline, 
     const t = tracks[i] as VmTrack;
     const serialLog = path.join(runDir, `${t.name}.serial.log`);
     const firmwareFile = path.join(runDir, `${t.name}.${o.firmware === 'uefi' ? 'OVMF_VARS.fd' : 'sercon-port'}`);
-    await prepareFirmwareFile({ firmware: o.firmware, firmwareFile, secureBoot: o.secureBoot === true, arch: o.arch ?? 'amd64' });
+    await prepareFirmwareFile({ firmware: o.firmware, firmwareFile, secureBoot: o.secureBoot === true, arch: o.arch ?? 'amd64' }, o.mokCert !== undefined ? await fs.readFile(o.mokCert) : undefined);
     await fs.writeFile(serialLog, '');
     const spec = { name: t.name, mac: t.mac, uuid: `b0070000-0000-4000-8000-${t.mac.replace(/:/g, '')}`, tap: lnet.taps[i] as string, firmware: o.firmware, rom: o.rom, memoryMiB, accel, serialLog, firmwareFile, secureBoot: o.secureBoot === true, netBoot: o.netBoot ?? 'pxe', arch: o.arch ?? 'amd64' };
     const qargv = lnet.exec([qemuFor(o.arch), ...qemuArgs(spec)]);

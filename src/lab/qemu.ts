@@ -10,6 +10,7 @@
  * - /dev/kvm may be a nested PVM hypervisor that cannot run firmware code
  *   ("KVM internal error"): probe, fall back to TCG.
  */
+import { withMokList } from './mok.js';
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -104,11 +105,16 @@ function qemuArgsArm64(v: VmSpec): string[] {
   return a;
 }
 
-/** Writes what qemuArgs() points at: the sercon-port file or the VM's own OVMF_VARS (AAVMF_VARS) copy. */
-export async function prepareFirmwareFile(v: Pick<VmSpec, 'firmware' | 'firmwareFile' | 'secureBoot' | 'arch'>): Promise<void> {
+/**
+ * Writes what qemuArgs() points at: the sercon-port file or the VM's own
+ * OVMF_VARS (AAVMF_VARS) copy; with `mokCert` (DER), that certificate
+ * enrolled as a machine owner key (./mok.ts).
+ */
+export async function prepareFirmwareFile(v: Pick<VmSpec, 'firmware' | 'firmwareFile' | 'secureBoot' | 'arch'>, mokCert?: Buffer): Promise<void> {
   if (v.arch === 'arm64') await fs.copyFile(v.secureBoot === true ? AAVMF_VARS_MS : AAVMF_VARS, v.firmwareFile);
   else if (v.firmware === 'uefi') await fs.copyFile(v.secureBoot === true ? OVMF_VARS_MS : OVMF_VARS, v.firmwareFile);
   else await fs.writeFile(v.firmwareFile, Buffer.from([0xf8, 0x03])); // 0x3f8, little-endian
+  if (mokCert !== undefined && v.firmware === 'uefi') await fs.writeFile(v.firmwareFile, withMokList(await fs.readFile(v.firmwareFile), mokCert));
 }
 
 export interface AccelChoice {
