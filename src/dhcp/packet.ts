@@ -143,18 +143,6 @@ export function decodeDhcp(datagram: Buffer): DhcpPacket {
   };
 }
 
-/** TLV bytes for one option, split into 255-byte instances (RFC 3396 section 5). */
-function optionBytes(o: DhcpOption): Buffer[] {
-  if (o.code === Opt.PAD || o.code === Opt.END) throw new Error(`option ${o.code} is not a value option`);
-  const out: Buffer[] = [];
-  if (o.data.length === 0) return [Buffer.from([o.code, 0])];
-  for (let off = 0; off < o.data.length; off += 255) {
-    const chunk = o.data.subarray(off, Math.min(off + 255, o.data.length));
-    out.push(Buffer.from([o.code, chunk.length]), chunk);
-  }
-  return out;
-}
-
 export interface EncodeOptions {
   /** Largest DHCP message the client accepts (RFC 2132 option 57 less IP/UDP headers, at least 548). */
   readonly maxBytes?: number;
@@ -200,17 +188,21 @@ export function encodeDhcp(p: DhcpPacket, opts: EncodeOptions = {}): Buffer {
     body[at] = Opt.END;
     return body;
   }
-  const tlvs = p.options.filter((o) => o.code !== Opt.OVERLOAD).map((o) => Buffer.concat(optionBytes(o)));
+  const tlvs = p.options.filter((o) => o.code !== Opt.OVERLOAD).map((o) => {
+    const t = Buffer.alloc(tlvBytes(o));
+    writeTlv(o, t, 0);
+    return t;
+  });
   return encodeOverloaded(head, tlvs, maxBytes, file.length === 0, sname.length === 0);
 }
 
-/** Bytes `optionBytes` makes for an option: 2 per 255-byte instance (RFC 3396), 2 for an empty one. */
+/** Bytes an option takes on the wire, split into 255-byte instances (RFC 3396 section 5): 2 per instance, 2 for an empty one. */
 function tlvBytes(o: DhcpOption): number {
   if (o.code === Opt.PAD || o.code === Opt.END) throw new Error(`option ${o.code} is not a value option`);
   return o.data.length === 0 ? 2 : o.data.length + 2 * Math.ceil(o.data.length / 255);
 }
 
-/** Writes the bytes `optionBytes` makes for an option at `at`; returns the offset after them. */
+/** Writes an option's instances (code, length, at most 255 bytes each) at `at`; returns the offset after them. */
 function writeTlv(o: DhcpOption, into: Buffer, at: number): number {
   if (o.data.length === 0) {
     into[at] = o.code;

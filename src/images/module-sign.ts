@@ -30,14 +30,23 @@ export function signatureTrailer(signatureBytes: number): Buffer {
   return Buffer.concat([info, Buffer.from(MODULE_SIG_MAGIC, 'latin1')]);
 }
 
+/** Bytes at the end of a signed module after its signature: the info block and the magic. */
+const TRAILER_BYTES = SIG_INFO_BYTES + MODULE_SIG_MAGIC.length;
+
+/** The signature's length from a module's last TRAILER_BYTES (or more), or null when they are no PKCS#7 trailer. Pure. */
+function signatureLength(end: Buffer): number | null {
+  if (end.length < TRAILER_BYTES) return null;
+  const t = end.subarray(end.length - TRAILER_BYTES);
+  if (t.subarray(SIG_INFO_BYTES).toString('latin1') !== MODULE_SIG_MAGIC || t[2] !== PKEY_ID_PKCS7) return null;
+  return t.readUInt32BE(8);
+}
+
 /** Where a module's own bytes end (before any appended signature), or null when it carries none. Pure. */
 export function unsignedLength(module: Buffer): number | null {
-  const magic = Buffer.from(MODULE_SIG_MAGIC, 'latin1');
-  if (module.length < magic.length + SIG_INFO_BYTES || !module.subarray(module.length - magic.length).equals(magic)) return null;
-  const infoAt = module.length - magic.length - SIG_INFO_BYTES;
-  const sigLen = module.readUInt32BE(infoAt + 8);
-  const start = infoAt - sigLen;
-  return module[infoAt + 2] === PKEY_ID_PKCS7 && start >= 0 ? start : null;
+  const sigLen = signatureLength(module);
+  if (sigLen === null) return null;
+  const start = module.length - TRAILER_BYTES - sigLen;
+  return start >= 0 ? start : null;
 }
 
 /**
@@ -80,13 +89,21 @@ export async function readSigner(log: BuildLog, certFile: string, work: string):
  * everything before it, the first signature included).
  */
 export async function signModule(log: BuildLog, file: string, keyFile: string, certPem: string): Promise<void> {
-  const body = await fs.readFile(file);
-  if (unsignedLength(body) !== null) throw new Error(`${path.basename(file)} is signed already`);
+  // only the trailer is read (nvidia.ko is 65 MB)
+  const h = await fs.open(file, 'r');
+  try {
+    const size = (await h.stat()).size;
+    const tail = Buffer.alloc(Math.min(size, TRAILER_BYTES));
+    await h.read(tail, 0, tail.length, size - tail.length);
+    if (signatureLength(tail) !== null) throw new Error(`${path.basename(file)} is signed already`);
+  } finally {
+    await h.close();
+  }
   const sig = `${file}.p7s`;
   try {
     await run(log, 'openssl', ['cms', '-sign', '-binary', '-noattr', '-nocerts', '-nosmimecap', '-md', 'sha256', '-outform', 'DER', '-signer', certPem, '-inkey', keyFile, '-in', file, '-out', sig]);
     const signature = await fs.readFile(sig);
-    await fs.writeFile(file, Buffer.concat([body, signature, signatureTrailer(signature.length)]));
+    await fs.appendFile(file, Buffer.concat([signature, signatureTrailer(signature.length)]));
   } finally {
     await fs.rm(sig, { force: true });
   }
